@@ -1,0 +1,27 @@
+{
+  "target_defaults": {
+    "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17", "-std=c++17"],
+    "cflags!": ["-fno-exceptions"],
+    "cflags_cc": ["-std=c++20", "-fexceptions", "-Wall", "-Wextra", "-Wshadow", "-Wno-unused-parameter", "-Wno-missing-field-initializers"],
+    "include_dirs": ["native/core"],
+    "libraries": ["-llz4", "-lzstd", "-lpthread"],
+    "defines": ["_GNU_SOURCE", "_FILE_OFFSET_BITS=64"],
+    "configurations": {
+      "Release": { "cflags_cc": ["-O2", "-g"] },
+      "Debug": { "cflags_cc": ["-O0", "-g"] }
+    }
+  },
+  "targets": [
+    {
+      "target_name": "nydus_native",
+      "sources": ["<!@(node scripts/gyp-sources.mjs native/core native/binding)"],
+      "cflags_cc+": ["-isystem", "<!(node -p \"require('path').resolve(require('node-addon-api').include_dir)\")"],
+      "defines": ["NAPI_VERSION=9", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"]
+    },
+    {
+      "target_name": "nydus_core_tests",
+      "type": "executable",
+      "sources": ["<!@(node scripts/gyp-sources.mjs native/core native/test)"]
+    }
+  ]
+}

@@ -1,0 +1,29 @@
+// Shared helpers of the Node-API glue. Only files in native/binding include <napi.h>
+// (style rule 4); the core below stays plain C++.
+#pragma once
+
+#include <napi.h>
+
+#include <string>
+
+namespace nydus::binding {
+
+// Each binding file adds its functions and classes to the module's exports.
+void RegisterErrors(Napi::Env env, Napi::Object exports);
+void RegisterCodec(Napi::Env env, Napi::Object exports);
+void RegisterChunkMap(Napi::Env env, Napi::Object exports);
+void RegisterLog(Napi::Env env, Napi::Object exports);
+
+// Builds an error of the TypeScript-defined class passed to `initialize()` (style rule 8), with
+// a stable `code` string and the errno when there is one. Falls back to a plain Error carrying
+// the same properties before initialize() ran.
+Napi::Error MakeError(Napi::Env env, const std::string& code, const std::string& message,
+                      int err = 0);
+
+// Argument checks that throw a TypeError naming the argument.
+uint32_t ArgU32(const Napi::CallbackInfo& info, size_t i, const char* name);
+int32_t ArgI32(const Napi::CallbackInfo& info, size_t i, const char* name);
+std::string ArgString(const Napi::CallbackInfo& info, size_t i, const char* name);
+Napi::Buffer<uint8_t> ArgBuffer(const Napi::CallbackInfo& info, size_t i, const char* name);
+
+}  // namespace nydus::binding

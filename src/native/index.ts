@@ -1,0 +1,34 @@
+/**
+ * The native layer as the rest of the TypeScript code sees it: codecs, BLAKE3, the persistent
+ * chunk map and the log bridge (and, as they land, the vhost-user device and FUSE sessions).
+ * Neighbours: `binding.ts` (the loader) below; storage/, rafs/, daemon/ above.
+ */
+import { loadAddon } from './binding.js';
+import type { NativeBlake3Hasher, NativeChunkMap } from './types.js';
+
+export { CompressAlgo } from './types.js';
+export type { NativeChunkMap, NativeBlake3Hasher, AbiInfo } from './types.js';
+
+export function native(): ReturnType<typeof loadAddon> {
+  return loadAddon();
+}
+
+export function compress(algo: number, src: Buffer, level?: number): Buffer {
+  return loadAddon().compress(algo, src, level);
+}
+
+export function decompress(algo: number, src: Buffer, uncompressedSize: number): Buffer {
+  return loadAddon().decompress(algo, src, uncompressedSize);
+}
+
+export function blake3(data: Buffer): Buffer {
+  return loadAddon().blake3(data);
+}
+
+export function createBlake3Hasher(): NativeBlake3Hasher {
+  return new (loadAddon().Blake3Hasher)();
+}
+
+export function openChunkMap(path: string, chunkCount: number): NativeChunkMap {
+  return new (loadAddon().ChunkMap)(path, chunkCount);
+}
