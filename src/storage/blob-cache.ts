@@ -235,14 +235,17 @@ export class CachedBlob implements BlobSource {
   private _startFetch(missing: ChunkInfo[]): void {
     const ranges = mergeChunks(missing, this._ctx.batchSize);
     if (this._opts.chunkLookup || this._meta) {
-      amplifyRanges(ranges, this._ctx.batchSize, this.info.chunkCount, (i) => {
-        const c = this._amplifyCandidate(i);
-        if (c) {
-          this._inflight.set(i, deferred());
+      const planned = new Set(missing.map((c) => c.chunkIndex));
+      amplifyRanges(ranges, this._ctx.batchSize, this.info.chunkCount, (i) => (planned.has(i) ? undefined : this._amplifyCandidate(i)));
+      // Register only what amplification actually added, so every in-flight entry settles.
+      for (const r of ranges) {
+        for (const c of r.chunks) {
+          if (planned.has(c.chunkIndex)) continue;
+          planned.add(c.chunkIndex);
+          this._inflight.set(c.chunkIndex, deferred());
           this._ctx.counters.chunksAmplified++;
         }
-        return c;
-      });
+      }
     }
     for (const r of ranges) void this._fetchRange(r);
   }
@@ -296,6 +299,11 @@ export class CachedBlob implements BlobSource {
 
   private _throwIfClosed(): void {
     if (this._closed) throw new StorageError('ERR_STORAGE_CLOSED', `blob ${this.info.blobId}: cache closed`);
+  }
+
+  /** Resolves once every fill running now (amplified chunks included) has settled. */
+  async settled(): Promise<void> {
+    await Promise.allSettled([...this._inflight.values()].map((d) => d.promise));
   }
 
   /** Stops fetching, waits for running fills to settle, then closes the files. */

@@ -24,6 +24,7 @@ export type { OpenImageOptions } from './service.js';
 export { storageSettings } from './settings.js';
 export type { StorageSettings, CacheSettings } from './settings.js';
 export type { CacheCounters } from './counters.js';
+export { newCounters } from './counters.js';
 export { BlobMeta, parseBlobMetaHeader, metaFileSize, kCiFlags } from './blob-meta.js';
 export type { BlobMetaHeader, CiEntry } from './blob-meta.js';
 export { mergeChunks, amplifyRanges, effectiveBatch, kMinBatchSize } from './fetch-plan.js';
