@@ -40,6 +40,7 @@ const kKeyHints: Record<string, string> = {
   readahead: 'the localfs readahead log was removed upstream',
   readahead_sec: 'the localfs readahead log was removed upstream',
   metadata_path: 'only blob cache entries use it',
+  metadata_file: 'did you mean metadata_path?',
   prefetch_config: 'v1 configs take prefetch from fs_prefetch',
   compressed: 'did you mean device.cache.compressed?',
 };
@@ -129,7 +130,7 @@ export function parseWithSchema<T extends z.ZodType>(
   for (const issue of unknown) {
     for (const key of issue.keys) {
       const at = formatPath([...issue.path, key]);
-      const hint = kKeyHints[key];
+      const hint = Object.hasOwn(kKeyHints, key) ? kKeyHints[key] : undefined;
       warnings.push(`${source}: unknown key ${at} ignored${hint ? ` (${hint})` : ''}`);
     }
   }
