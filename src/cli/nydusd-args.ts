@@ -91,6 +91,6 @@ export function nydusdParser(argv: string[]): Argv {
         const flags = unknown[1].split(', ').map((f) => (f.length === 1 ? `-${f}` : `--${f}`));
         throw new UsageError(`unknown option ${flags.join(', ')}; see --help`);
       }
-      throw new UsageError(msg);
+      throw new UsageError(msg.replace(/\s*\n\s*/g, ' '));
     });
 }

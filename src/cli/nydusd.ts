@@ -37,19 +37,21 @@ export async function main(argv: string[], deps: Partial<Omit<DaemonDeps, 'log'>
     rotationSizeMb: options.log.rotationSizeMb,
   });
   logger.attachNative();
+  let ran = false;
   try {
     const b = buildInfo();
     logger.info(`nydusd ${b.package_ver} (commit ${b.git_commit}, ${b.rustc}), pid ${process.pid}`);
     for (const w of warnings) logger.warn(w);
-    const code = await runDaemon(options, { ...deps, log: logger });
-    // A handle leaked by a transport must not keep a stopped daemon alive.
-    setTimeout(() => process.exit(code), kExitGraceMs).unref();
-    return code;
+    ran = true;
+    return await runDaemon(options, { ...deps, log: logger });
   } catch (err) {
     // runMain prints the reason on stderr; a log file gets it too.
     if (options.log.file !== undefined) logger.error((err as Error).message);
     throw err;
   } finally {
     await logger.close();
+    // Once a daemon ran, a handle leaked by a transport (or a stop that timed out) must not
+    // keep the process alive: exit with whatever status runMain settles on.
+    if (ran) setTimeout(() => process.exit(process.exitCode ?? 1), kExitGraceMs).unref();
   }
 }

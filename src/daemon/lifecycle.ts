@@ -107,6 +107,7 @@ export class Daemon {
     if (s) {
       try {
         await s.close();
+        this._log.info('storage closed (fills settled, cache files closed)');
       } catch (err) {
         this._log.error(`closing storage failed: ${(err as Error).message}`);
       }
@@ -125,7 +126,7 @@ export interface RunOptions {
 export async function runDaemon(options: DaemonOptions, deps: DaemonDeps, run: RunOptions = {}): Promise<number> {
   const daemon = new Daemon(options, deps);
   const log = deps.log;
-  await daemon.start();
+  // Handlers go in before start so a signal during startup stops cleanly instead of killing.
   const signals = run.signals ?? ['SIGTERM', 'SIGINT'];
   let onSignal: ((sig: NodeJS.Signals) => void) | undefined;
   const signalled = new Promise<string>((resolve) => {
@@ -137,37 +138,48 @@ export async function runDaemon(options: DaemonOptions, deps: DaemonDeps, run: R
     };
     for (const s of signals) process.on(s, onSignal);
   });
-  const done = daemon.service?.done ?? new Promise<void>(() => undefined);
-  let exitCode = 0;
-  const reason = await Promise.race([
-    signalled,
-    done.then(
-      () => 'the service ended',
-      (err: unknown) => {
-        exitCode = 1;
-        log.error(`the service failed: ${(err as Error).message}`);
-        return 'service failure';
-      },
-    ),
-  ]);
+  const removeHandlers = (): void => {
+    if (onSignal) for (const s of signals) process.off(s, onSignal);
+  };
+  // Signal handlers do not keep Node's loop alive, and native transport threads may not either:
+  // the daemon itself holds it until it has stopped.
+  const keepAlive = setInterval(() => undefined, 1 << 30);
   let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<'timeout'>((resolve) => {
-    timer = setTimeout(() => resolve('timeout'), options.stopTimeoutMs);
-  });
   try {
-    const r = await Promise.race([daemon.stop(reason).then(() => 'stopped' as const), timeout]);
+    await daemon.start();
+    const done = daemon.service?.done ?? new Promise<void>(() => undefined);
+    let exitCode = 0;
+    const reason = await Promise.race([
+      signalled,
+      done.then(
+        () => 'the service ended',
+        (err: unknown) => {
+          exitCode = 1;
+          log.error(`the service failed: ${(err as Error).message}`);
+          return 'service failure';
+        },
+      ),
+    ]);
+    const timeout = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), options.stopTimeoutMs);
+    });
+    let r: 'stopped' | 'timeout';
+    try {
+      r = await Promise.race([daemon.stop(reason).then(() => 'stopped' as const), timeout]);
+    } catch (err) {
+      log.error(`stop failed: ${(err as Error).message}`);
+      r = 'stopped';
+      exitCode = 1;
+    }
     if (r === 'timeout') {
       log.error(`stop did not finish within ${options.stopTimeoutMs} ms; exiting anyway`);
       throw new NydusError('ERR_STOP_TIMEOUT', `stop did not finish within ${options.stopTimeoutMs} ms`);
     }
-  } catch (err) {
-    if (NydusError.is(err, 'ERR_STOP_TIMEOUT')) throw err;
-    log.error(`stop failed: ${(err as Error).message}`);
-    exitCode = 1;
+    log.info(`stopped (state ${daemon.state})`);
+    return exitCode;
   } finally {
     clearTimeout(timer);
-    if (onSignal) for (const s of signals) process.off(s, onSignal);
+    clearInterval(keepAlive);
+    removeHandlers();
   }
-  log.info(`stopped (state ${daemon.state})`);
-  return exitCode;
 }

@@ -5,7 +5,6 @@
  */
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { test } from 'node:test';
 
 import { configIssues, parseBlobCacheEntry, parseConfigText, validateConfig } from '../../src/config/index.js';

@@ -32,7 +32,7 @@ test('text lines: time, level, module, message, fields', async () => {
   logger.child('storage').info('blob opened', { blob: 'abc', chunks: 3, path: '/a b' });
   await flush();
   assert.equal(lines.length, 1);
-  assert.match(lines[0] ?? '', /^\[\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\] INFO  \[storage\] blob opened blob=abc chunks=3 path="\/a b"$/);
+  assert.match(lines[0] ?? '', /^\[\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\] INFO {2}\[storage\] blob opened blob=abc chunks=3 path="\/a b"$/);
 });
 
 test('json lines carry the same record', async () => {
@@ -113,7 +113,7 @@ test('native log records arrive through the same logger, filtered by level', asy
     native().nativeLog(1, 'cache', 'debug from C++ is filtered in the core');
     for (let i = 0; i < 50 && lines.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
     assert.equal(lines.length, 1);
-    assert.match(lines[0] ?? '', /INFO  \[native:cache\] from C\+\+$/);
+    assert.match(lines[0] ?? '', /INFO {2}\[native:cache\] from C\+\+$/);
   } finally {
     await logger.close();
   }
