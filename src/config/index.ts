@@ -22,3 +22,4 @@ export type { NydusConfig, BackendConfigV2, CacheConfigV2, RafsConfigV2, Resolve
 export { kConfigV1Schema } from './schema-v1.js';
 export { kBackendTypes, kCacheTypes, kMaxBatchSize, kDefaultBatchSize } from './schema-common.js';
 export type * from './schema-common.js';
+export { configReferenceMarkdown, configReferenceRows } from './reference.js';
