@@ -14,6 +14,7 @@ import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import type { NativeChunkMap } from '../native/index.js';
+import { kBlobFeatures, kMaxChunksPerBlob } from '../rafs/layout/constants.js';
 import { openChunkMap } from '../native/index.js';
 import type { Logger } from '../util/logger.js';
 import type { BlobBackend } from './backend.js';
@@ -64,6 +65,8 @@ function deferred(): Deferred {
 }
 
 const kZeroDigest = Buffer.alloc(32);
+/** rafs-format.md: blob table uncompressed_size <= 2^44. */
+const kMaxUncompressedBlob = 2 ** 44;
 
 /** What the native READ fast path needs to register this blob on a session. */
 export interface NativeBlobRegistration {
@@ -93,8 +96,11 @@ export class CachedBlob implements BlobSource {
 
   static async open(info: BlobInfo, ctx: BlobCacheContext, opts: CachedBlobOptions = {}): Promise<CachedBlob> {
     checkBlobId(info.blobId);
-    if (!Number.isSafeInteger(info.uncompressedSize) || info.uncompressedSize <= 0) {
+    if (!Number.isSafeInteger(info.uncompressedSize) || info.uncompressedSize <= 0 || info.uncompressedSize > kMaxUncompressedBlob) {
       throw new StorageError('ERR_BAD_CHUNK', `blob ${info.blobId}: invalid uncompressed size ${info.uncompressedSize}`);
+    }
+    if (!Number.isInteger(info.chunkCount) || info.chunkCount <= 0 || info.chunkCount > kMaxChunksPerBlob) {
+      throw new StorageError('ERR_BAD_CHUNK', `blob ${info.blobId}: invalid chunk count ${info.chunkCount}`);
     }
     const dataPath = join(ctx.workDir, `${info.blobId}.blob.data`);
     let fh: FileHandle;
@@ -118,7 +124,10 @@ export class CachedBlob implements BlobSource {
       } catch (err) {
         throw new StorageError('ERR_CACHE_FILE', `blob ${info.blobId}: ${(err as Error).message}`, { cause: err });
       }
-      const meta = info.metaCiUncompressedSize > 0 ? await CachedBlob._loadMeta(info, ctx) : undefined;
+      // SEPARATE: the CI lives in a separate meta blob, not at ci_offset of this one; the
+      // blob is still served, without amplification from the CI.
+      const separate = (info.features & kBlobFeatures.SEPARATE) !== 0;
+      const meta = info.metaCiUncompressedSize > 0 && !separate ? await CachedBlob._loadMeta(info, ctx) : undefined;
       return new CachedBlob(info, dataPath, fh, map, meta, ctx, opts);
     } catch (err) {
       map?.close();

@@ -232,6 +232,21 @@ test('amplify_io extends a miss with the following chunks from the blob meta (on
   }
 });
 
+test('a blob whose CI lives in a separate meta blob is served without fetching a CI from it', async () => {
+  const sb = buildBlob({ withCi: true });
+  const info = { ...sb.info, features: sb.info.features | 0x10 };
+  const { raw, ctx } = ctxFor({ ...sb, info });
+  const blob = await CachedBlob.open(info, ctx);
+  try {
+    assert.equal(raw.reads.length, 0);
+    assert.equal(blob.metaPath, undefined);
+    const image = new ImageStorage([blob]);
+    assert.ok((await image.read(sb.chunks, 0, sb.file.length)).equals(sb.file));
+  } finally {
+    await blob.close();
+  }
+});
+
 test('amplification respects the batch window and never adds unverifiable chunks when validating', async () => {
   const sizes = Array.from({ length: 64 }, () => 65536);
   const sb = buildBlob({ sizes, withCi: true, compressor: 'none' });
