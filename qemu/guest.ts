@@ -79,7 +79,7 @@ export interface GuestResult {
 export const kQemuBinary = 'qemu-system-x86_64';
 const kSetpriv = '/usr/bin/setpriv';
 const kMaxStderr = 256 * 1024;
-// Per boot: 1 second of init work plus margin; too small to matter, large enough for TCG.
+// A boot takes about 2 s under TCG; the default leaves room for slow scripts and a loaded host.
 const kDefaultTimeoutMs = 120_000;
 
 /** Kernel parameters: quiet console, reboot on panic (QEMU then exits under -no-reboot). */
