@@ -98,6 +98,8 @@ export function configNotes(cfg: NydusConfig): string[] {
 /** Upstream keeps this many descriptors for the rest of the system, and caps at one million. */
 const kNofileReserved = 16384;
 const kNofileMax = 1_000_000;
+/** `--rlimit-nofile` default, as upstream. */
+export const kDefaultRlimitNofile = 1_000_000;
 
 /**
  * `--rlimit-nofile`, as upstream: min(requested, fs.file-max - 16384, 1e6), never below the
@@ -126,6 +128,9 @@ export function applyRlimitNofile(requested: number, log: Logger): void {
     if ((err as { errno?: number }).errno !== 1) throw err;
     const soft = Math.min(target, cur.hard);
     if (soft > cur.soft) setRlimitNofile(soft, cur.hard);
-    log.warn(`rlimit-nofile: cannot raise the hard limit to ${target} (EPERM); using ${Math.max(soft, cur.soft)}`);
+    // Only an explicit request is worth a warning; the default is best effort.
+    const msg = `rlimit-nofile: cannot raise the hard limit to ${target} (EPERM); using ${Math.max(soft, cur.soft)}`;
+    if (requested === kDefaultRlimitNofile) log.info(msg);
+    else log.warn(msg);
   }
 }

@@ -193,3 +193,29 @@ test('runDaemon: a stop that does not finish in time fails with ERR_STOP_TIMEOUT
   setTimeout(() => svc.end(), 10);
   await assert.rejects(p, { code: 'ERR_STOP_TIMEOUT', message: 'stop did not finish within 50 ms' });
 });
+
+test('--rlimit-nofile: 0 leaves the limit alone; a value is applied; an unraisable hard limit degrades with a warning', async () => {
+  const { applyRlimitNofile } = await import('../../src/daemon/index.js');
+  const { getRlimitNofile } = await import('../../src/native/index.js');
+  const { createLogger } = await import('../../src/util/logger.js');
+  const { Writable } = await import('node:stream');
+  const lines: string[] = [];
+  const log = createLogger({ level: 'info', stream: new Writable({ write: (c: Buffer, _e, cb) => (lines.push(c.toString()), cb()) }) });
+  const before = getRlimitNofile();
+  applyRlimitNofile(0, log);
+  assert.deepEqual(getRlimitNofile(), before);
+  // This test file runs in its own process, so lowering its limits is harmless.
+  const lower = Math.min(before.soft, 4096) - 1;
+  applyRlimitNofile(lower, log);
+  assert.deepEqual(getRlimitNofile(), { soft: lower, hard: lower });
+  applyRlimitNofile(lower + 100, log);
+  const after1 = getRlimitNofile();
+  await new Promise((r) => setImmediate(r));
+  if (after1.soft === lower + 100) {
+    assert.equal(after1.hard, lower + 100, 'privileged: raised');
+  } else {
+    assert.deepEqual(after1, { soft: lower, hard: lower });
+    assert.ok(lines.some((l) => /WARN .*cannot raise the hard limit to \d+ \(EPERM\); using \d+/.test(l)), lines.join(''));
+  }
+  await log.close();
+});
