@@ -27,6 +27,12 @@ export interface NativeBlake3Hasher {
   digest(): Buffer;
 }
 
+/** RLIMIT_NOFILE; RLIM_INFINITY is reported as Infinity. */
+export interface NofileLimit {
+  soft: number;
+  hard: number;
+}
+
 export interface AbiInfo {
   napiVersion: number;
   chunkMapHeaderSize: number;
@@ -47,4 +53,8 @@ export interface NativeAddon {
   Blake3Hasher: new () => NativeBlake3Hasher;
 
   ChunkMap: new (path: string, chunkCount: number) => NativeChunkMap;
+
+  getRlimitNofile(): NofileLimit;
+  /** Throws a NativeError (code ERR_RLIMIT, errno EPERM/EINVAL) when the kernel refuses. */
+  setRlimitNofile(soft: number, hard: number): void;
 }
