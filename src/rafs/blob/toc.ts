@@ -117,10 +117,11 @@ export function parseToc(buf: Buffer, location?: TocLocation, file = 'blob'): To
   if (h.name !== kTocNames.toc || !isRegular(h)) {
     throw corrupt(file, 'blob TOC', base + hdrOff, `tar header is ${JSON.stringify(h.name)}, not a regular ${kTocNames.toc}`);
   }
-  if (h.size > hdrOff || h.size % kTocEntrySize !== 0) {
-    throw corrupt(file, 'blob TOC', base + hdrOff, `TOC size ${h.size} does not fit ${hdrOff} bytes in 128-byte entries`);
+  // The location must frame exactly the TOC content and its header (blob_toc_size = TOC + 512).
+  if (h.size !== hdrOff) {
+    throw corrupt(file, 'blob TOC', base + hdrOff, `tar header says ${h.size} bytes of TOC, the location holds ${hdrOff}`);
   }
-  const start = hdrOff - h.size;
+  const start = 0;
   if (location?.digest && !isZero(location.digest)) {
     const got = tocDigest(buf.subarray(start));
     if (!got.equals(location.digest)) {
