@@ -11,6 +11,7 @@ import {
   DT_DIR,
   DT_REG,
   loadBlobMetaFromBlob,
+  flipByte,
   NydusErrorIs,
   openBootstrap,
   openBootstrapBuffer,
@@ -194,6 +195,6 @@ test('v6 blob TOC at the blob-table location must match blob_toc_digest', { skip
   const img = openBootstrap(kBoot, { blobDir: dirname(kBlobPath) });
   const c = img.chunks(133)[0] as ChunkInfo;
   const forged = Buffer.from(raw);
-  forged[c.compressedOffset + 100] ^= 0xff;
+  flipByte(forged, c.compressedOffset + 100, 0xff);
   assert.throws(() => readFileBytes(img, 133, oneBlob(forged)), (e: unknown) => NydusErrorIs(e, 'ERR_RAFS_CORRUPT_CHUNK') || NydusErrorIs(e, 'ERR_RAFS_DIGEST_MISMATCH'));
 });
