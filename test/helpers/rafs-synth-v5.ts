@@ -59,8 +59,8 @@ export function buildV5(root: SynthNode, opts: SynthV5Options = {}): SynthV5Outp
   const pending: { rec: Rec; link?: string }[] = [];
   // BFS: a directory's children get consecutive numbers, sorted by name.
   const queue: Rec[] = [mk('/', root, '/', 0)];
-  while (queue.length > 0) {
-    const d = queue.shift() as Rec;
+  for (let qi = 0; qi < queue.length; qi++) {
+    const d = queue[qi] as Rec;
     if (d.node.type !== 'dir') continue;
     const names = Object.keys(d.node.children).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
     for (const name of names) {
@@ -72,9 +72,10 @@ export function buildV5(root: SynthNode, opts: SynthV5Options = {}): SynthV5Outp
       else queue.push(r);
     }
   }
+  const linkRecs = new Set(pending.map((p) => p.rec));
   for (const r of recs) {
     const n = r.node;
-    if (n.type === 'file' && !pending.some((p) => p.rec === r)) {
+    if (n.type === 'file' && !linkRecs.has(r)) {
       const size = n.data?.length ?? n.size ?? 0;
       r.size = size;
       for (let i = 0, off = 0; off < size; i++, off += chunkSize) {
@@ -98,8 +99,10 @@ export function buildV5(root: SynthNode, opts: SynthV5Options = {}): SynthV5Outp
     if (!t || t.node.type !== 'file') throw new Error(`synth: bad hardlink target ${p.link}`);
     Object.assign(p.rec, { node: t.node, ino: t.ino, size: t.size, chunks: t.chunks, hasHole: t.hasHole, hardlink: true });
   }
+  const links = new Map<number, number>();
+  for (const r of recs) links.set(r.ino, (links.get(r.ino) ?? 0) + 1);
   for (const r of recs) {
-    if (r.node.type === 'file') r.nlink = recs.filter((x) => x.ino === r.ino).length;
+    if (r.node.type === 'file') r.nlink = links.get(r.ino) ?? 1;
   }
   // Digests bottom-up (children have higher numbers than their parent).
   for (let i = recs.length - 1; i >= 0; i--) {
@@ -147,7 +150,7 @@ export function buildV5(root: SynthNode, opts: SynthV5Options = {}): SynthV5Outp
   buf.writeUInt32LE(blob.chunks.length, extOff);
   buf.writeBigUInt64LE(BigInt(blobOut.uncompressedSize), extOff + 8);
   buf.writeBigUInt64LE(BigInt(blobOut.blob.length), extOff + 16);
-  records.forEach((rec, i) => rec.copy(buf, offsets[i] as number));
+  records.forEach((rec, i) => rec.copy(buf, offsets[i]));
   const refs = new Map<string, number>();
   for (const r of recs) refs.set(r.path, r.index);
   return { bootstrap: buf, blob: blobOut, refs };

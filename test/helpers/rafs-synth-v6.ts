@@ -264,10 +264,7 @@ export function buildV6(root: SynthNode, opts: SynthV6Options = {}): SynthV6Outp
     const o = r.off;
     const icount = r.xattr.length > 0 ? 1 + (r.xattr.length - 12) / 4 : 0;
     const mode = kTypeBits[n.type] | (n.mode ?? (n.type === 'dir' ? 0o755 : n.type === 'symlink' ? 0o777 : 0o644));
-    let iu = 0;
-    if (n.type === 'file') iu = 0x20 | (Math.log2(chunkSize) - 12);
-    else if (n.type === 'dir' || n.type === 'symlink') iu = r.blkaddr;
-    else iu = n.rdev ?? 0;
+    const iu = n.type === 'file' ? 0x20 | (Math.log2(chunkSize) - 12) : n.type === 'dir' || n.type === 'symlink' ? r.blkaddr : (n.rdev ?? 0);
     buf.writeUInt16LE((n.compact ? 0 : 1) | (r.layout << 1), o);
     buf.writeUInt16LE(icount, o + 2);
     buf.writeUInt16LE(mode, o + 4);

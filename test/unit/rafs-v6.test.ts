@@ -198,3 +198,10 @@ test('v6 blob TOC at the blob-table location must match blob_toc_digest', { skip
   flipByte(forged, c.compressedOffset + 100, 0xff);
   assert.throws(() => readFileBytes(img, 133, oneBlob(forged)), (e: unknown) => NydusErrorIs(e, 'ERR_RAFS_CORRUPT_CHUNK') || NydusErrorIs(e, 'ERR_RAFS_DIGEST_MISMATCH'));
 });
+
+test('file errors are RafsErrors: missing bootstrap, a directory, a blobDir without the blob', { skip: fixturesSkip() }, () => {
+  assert.throws(() => openBootstrap('/nonexistent/rafs.boot'), (e: unknown) => NydusErrorIs(e, 'ERR_RAFS_NOT_FOUND') && /nonexistent/.test((e as Error).message));
+  assert.throws(() => openBootstrap(dirname(kBoot)), (e: unknown) => NydusErrorIs(e, 'ERR_RAFS_IO'));
+  const img = openBootstrap(kBoot, { blobDir: dirname(kBoot) });
+  assert.throws(() => img.chunks(133), (e: unknown) => NydusErrorIs(e, 'ERR_RAFS_BLOB_META_REQUIRED'));
+});

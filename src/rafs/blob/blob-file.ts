@@ -19,6 +19,14 @@ import { extractTocEntry, findToc, getTocEntry, parseTarHeader, parseToc, type T
 /** Gives the parsed meta of a blob, or undefined when it is not available (never guesses). */
 export type BlobMetaProvider = (blob: BlobInfo) => BlobChunkMeta | undefined;
 
+/** A file-system error as a RafsError (NOT_FOUND for ENOENT, IO otherwise). */
+export function fileError(path: string, err: unknown): RafsError {
+  if (err instanceof RafsError) return err;
+  const code = (err as { code?: unknown }).code;
+  const msg = err instanceof Error ? err.message : String(err);
+  return new RafsError(code === 'ENOENT' ? kRafsErrorCodes.NOT_FOUND : kRafsErrorCodes.IO, `${path}: ${msg}`, { cause: err });
+}
+
 /** Positional reads over a blob: a file (BlobFile) or an in-memory copy (bufferSource). */
 export interface BlobSource {
   /** Names the blob in errors. */
@@ -49,12 +57,18 @@ export class BlobFile implements BlobSource {
 
   constructor(path: string) {
     this.path = path;
-    this._fd = openSync(path, 'r');
     try {
-      this.size = fstatSync(this._fd).size;
+      this._fd = openSync(path, 'r');
+    } catch (err) {
+      throw fileError(path, err);
+    }
+    try {
+      const st = fstatSync(this._fd);
+      if (!st.isFile()) throw new RafsError(kRafsErrorCodes.IO, `${path}: not a regular file`);
+      this.size = st.size;
     } catch (err) {
       closeSync(this._fd);
-      throw err;
+      throw fileError(path, err);
     }
   }
 
@@ -67,7 +81,12 @@ export class BlobFile implements BlobSource {
     const out = Buffer.allocUnsafe(len);
     let done = 0;
     while (done < len) {
-      const n = readSync(this._fd, out, done, len - done, off + done);
+      let n: number;
+      try {
+        n = readSync(this._fd, out, done, len - done, off + done);
+      } catch (err) {
+        throw fileError(this.path, err);
+      }
       if (n === 0) throw corrupt(this.path, 'blob read', off + done, 'unexpected end of file');
       done += n;
     }
@@ -133,6 +152,14 @@ export function loadBlobMetaFromBlob(file: BlobSource, blob: BlobInfo): BlobChun
   return meta;
 }
 
+function readWhole(path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw fileError(path, err);
+  }
+}
+
 /**
  * A provider over a directory holding `<blob_id>.blob.meta` cache files (plus an optional
  * `<blob_id>.blob.digest`) or the data blobs themselves, named by blob id (localfs layout).
@@ -141,10 +168,10 @@ export function blobDirMetaProvider(dir: string): BlobMetaProvider {
   return (blob) => {
     const metaPath = join(dir, `${blob.blobId}.blob.meta`);
     if (existsSync(metaPath)) {
-      const meta = parseBlobMetaFile(readFileSync(metaPath), metaPath, blob);
+      const meta = parseBlobMetaFile(readWhole(metaPath), metaPath, blob);
       const digestPath = join(dir, `${blob.blobId}.blob.digest`);
       if (existsSync(digestPath)) {
-        const d = readFileSync(digestPath);
+        const d = readWhole(digestPath);
         if (d.length !== blob.chunkCount * 32) throw corrupt(digestPath, 'blob.digest', 0, `${d.length} bytes for ${blob.chunkCount} chunks`);
         meta.digests = d;
       }

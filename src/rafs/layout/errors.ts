@@ -23,6 +23,8 @@ export const kRafsErrorCodes = {
   CORRUPT_CHUNK: 'ERR_RAFS_CORRUPT_CHUNK',
   /** Decoded data does not match its recorded digest. */
   DIGEST_MISMATCH: 'ERR_RAFS_DIGEST_MISMATCH',
+  /** Reading a bootstrap or blob file failed (permissions, a directory, an I/O error). */
+  IO: 'ERR_RAFS_IO',
 } as const;
 
 export type RafsErrorCode = (typeof kRafsErrorCodes)[keyof typeof kRafsErrorCodes];
@@ -37,6 +39,7 @@ const kErrno: Record<RafsErrorCode, number> = {
   ERR_RAFS_BLOB_META_REQUIRED: 5,
   ERR_RAFS_CORRUPT_CHUNK: 5,
   ERR_RAFS_DIGEST_MISMATCH: 5,
+  ERR_RAFS_IO: 5,
 };
 
 export class RafsError extends NydusError {

@@ -103,3 +103,16 @@ export function walkImage(img: RafsImage, file: string, visit: (path: string, re
 export function isDotOrDotDot(name: Buffer): boolean {
   return (name.length === 1 && name[0] === 0x2e) || (name.length === 2 && name[0] === 0x2e && name[1] === 0x2e);
 }
+
+/**
+ * Bytewise comparison of buf[s, e) with `name` (sign of entry − name). A JS loop beats the
+ * native Buffer#compare call for short names (< 256 bytes).
+ */
+export function cmpName(buf: Buffer, s: number, e: number, name: Buffer): number {
+  const n = Math.min(e - s, name.length);
+  for (let i = 0; i < n; i++) {
+    const d = (buf[s + i] as number) - (name[i] as number);
+    if (d !== 0) return d;
+  }
+  return e - s - name.length;
+}

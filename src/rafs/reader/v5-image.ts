@@ -9,7 +9,7 @@ import { kBlobFeatures, kMaxChunkSize, kMinChunkSize, kSuperFlags, kV5ChunkInfoS
 import { kV5Alignment, kV5Chunk, kV5ExtBlob, kV5Inode, kV5Sb } from '../layout/v5-offsets.js';
 import { kRafsErrorCodes, RafsError } from '../layout/errors.js';
 import type { BlobChunkMeta } from '../blob/meta.js';
-import { algorithmsFromFlags, DT_DIR, dtFromMode, isDirMode, isLnkMode, isRegMode, notDir, walkImage, wrongType } from './common.js';
+import { algorithmsFromFlags, cmpName, DT_DIR, dtFromMode, isDirMode, isLnkMode, isRegMode, notDir, walkImage, wrongType } from './common.js';
 import type { BlobInfo, ChunkInfo, DirEntry, InodeAttr, InodeRef, RafsImage, RafsSuper } from './types.js';
 
 const kMaxNameSize = 256;
@@ -127,17 +127,24 @@ export class V5Image implements RafsImage {
     return blobs;
   }
 
-  private _rec(ref: InodeRef): V5Rec {
+  /** Record offset of inode `ref`, with the fixed 128-byte part inside the buffer. */
+  private _recOff(ref: InodeRef): number {
     if (this._closed) throw new RafsError(kRafsErrorCodes.NOT_FOUND, `${this._v.file}: image is closed`);
     const v = this._v;
     if (!Number.isSafeInteger(ref) || ref < 1 || ref > this._entries) {
       throw new RafsError(kRafsErrorCodes.BAD_INODE, `${v.file}: inode ${ref} is outside 1..${this._entries}`);
     }
-    const b = v.buf;
-    const off = b.readUInt32LE(this._tableOff + (ref - 1) * 4) * kV5Alignment;
+    const off = v.buf.readUInt32LE(this._tableOff + (ref - 1) * 4) * kV5Alignment;
     if (off < kV5SuperBlockSize || off + kV5InodeSize > v.length) {
       throw v.fail('v5 inode table', this._tableOff + (ref - 1) * 4, `inode ${ref} record offset ${off} is out of range`);
     }
+    return off;
+  }
+
+  private _rec(ref: InodeRef): V5Rec {
+    const v = this._v;
+    const b = v.buf;
+    const off = this._recOff(ref);
     const nameSize = b.readUInt16LE(off + kV5Inode.nameSize);
     const symlinkSize = b.readUInt16LE(off + kV5Inode.symlinkSize);
     if (nameSize > kMaxNameSize) throw v.fail('v5 inode', off, `inode ${ref}: name size ${nameSize} > 256`);
@@ -190,8 +197,13 @@ export class V5Image implements RafsImage {
     return this._v.buf.subarray(r.off + kV5Inode.digest, r.off + kV5Inode.digest + 32);
   }
 
+  /** A child's name: non-empty, without '/' or NUL (only the root is nameless). */
   private _name(r: V5Rec): Buffer {
-    return this._v.buf.subarray(r.off + kV5InodeSize, r.off + kV5InodeSize + r.nameSize);
+    const name = this._v.buf.subarray(r.off + kV5InodeSize, r.off + kV5InodeSize + r.nameSize);
+    if (name.length === 0 || name.includes(0x2f) || name.includes(0)) {
+      throw this._v.fail('v5 inode', r.off, `inode ${r.ref}: invalid name ${JSON.stringify(name.toString('latin1'))}`);
+    }
+    return name;
   }
 
   private _dir(ref: InodeRef): V5Rec {
@@ -214,11 +226,18 @@ export class V5Image implements RafsImage {
     const r = this._dir(parent);
     if (name.equals(kDot)) return parent;
     if (name.equals(kDotDot)) return this._parent(r);
+    const b = this._v.buf;
     let lo = 0;
     let hi = r.childCount - 1;
     while (lo <= hi) {
       const mid = (lo + hi) >>> 1;
-      const c = this._name(this._rec(r.childIndex + mid)).compare(name);
+      // Hot path: compare the name in place instead of decoding the whole record.
+      const off = this._recOff(r.childIndex + mid);
+      const size = b.readUInt16LE(off + kV5Inode.nameSize);
+      if (size === 0 || size > kMaxNameSize || off + kV5InodeSize + size > b.length) {
+        throw this._v.fail('v5 inode', off, `inode ${r.childIndex + mid}: name size ${size} is invalid`);
+      }
+      const c = cmpName(b, off + kV5InodeSize, off + kV5InodeSize + size, name);
       if (c === 0) return r.childIndex + mid;
       if (c < 0) lo = mid + 1;
       else hi = mid - 1;

@@ -22,6 +22,7 @@ import {
   isDirMode,
   isLnkMode,
   isRegMode,
+  cmpName,
   notDir,
   walkImage,
   wrongType,
@@ -191,8 +192,8 @@ export class V6Image implements RafsImage {
     }
     if (j + 1 === count) {
       // The last name runs to the block (or tail) end; padding after it is NUL.
-      const nul = b.indexOf(0, start + ns);
-      if (nul >= 0 && nul < start + ne) ne = nul - start;
+      const nul = b.subarray(start + ns, start + ne).indexOf(0);
+      if (nul >= 0) ne = ns + nul;
     }
     if (ne === ns || ne - ns > kMaxNameLen) {
       throw this._v.fail('v6 dirent', start + j * kV6DirentSize, `nid ${h.nid}: name length ${ne - ns} is invalid`);
@@ -232,12 +233,12 @@ export class V6Image implements RafsImage {
       const len = mid === nblocks - 1 ? h.size - mid * bs : bs;
       const count = this._direntCount(h, start, len);
       this._entryName(h, start, len, count, 0);
-      if (b.compare(name, 0, name.length, this._ns, this._ne) > 0) {
+      if (cmpName(b, this._ns, this._ne, name) > 0) {
         hi = mid - 1;
         continue;
       }
       this._entryName(h, start, len, count, count - 1);
-      if (b.compare(name, 0, name.length, this._ns, this._ne) < 0) {
+      if (cmpName(b, this._ns, this._ne, name) < 0) {
         lo = mid + 1;
         continue;
       }
@@ -246,7 +247,7 @@ export class V6Image implements RafsImage {
       while (l <= r) {
         const j = (l + r) >>> 1;
         this._entryName(h, start, len, count, j);
-        const c = b.compare(name, 0, name.length, this._ns, this._ne);
+        const c = cmpName(b, this._ns, this._ne, name);
         if (c === 0) return this._direntNid(h, start + j * kV6DirentSize);
         if (c < 0) l = j + 1;
         else r = j - 1;
@@ -278,8 +279,10 @@ export class V6Image implements RafsImage {
         this._entryName(h, start, len, count, j);
         const ft = b[at + kV6Dirent.fileType] as number;
         if (ft >= kDtFromFileType.length) throw this._v.fail('v6 dirent', at, `nid ${h.nid}: invalid file type ${ft}`);
+        const name = b.subarray(this._ns, this._ne);
+        if (name.includes(0x2f) || name.includes(0)) throw this._v.fail('v6 dirent', at, `nid ${h.nid}: name contains '/' or NUL`);
         const entry: DirEntry = {
-          name: b.subarray(this._ns, this._ne),
+          name,
           ref: this._direntNid(h, at),
           type: kDtFromFileType[ft] as number,
           nextOffset: j + 1 < count ? blk * bs + (j + 1) * kV6DirentSize : (blk + 1) * bs,
