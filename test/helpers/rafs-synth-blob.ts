@@ -74,10 +74,16 @@ export class SynthBlob {
   constructor(
     readonly compressor: SynthCompressor,
     readonly digester: SynthDigester,
-    /** v6 blobs are ALIGNED: uncompressed offsets advance by round_up_4k(size). */
-    readonly aligned: boolean,
+    /** v6 blobs are ALIGNED: uncompressed offsets advance by round_up_4k(size); a number sets the unit. */
+    readonly aligned: boolean | number,
     readonly ciV2 = false,
+    /** Tarfs-like raw data: pad stored bytes so compressed offsets equal uncompressed ones. */
+    readonly pad = false,
   ) {}
+
+  private get _unit(): number {
+    return this.aligned === true ? 4096 : this.aligned === false ? 1 : this.aligned;
+  }
 
   /** Adds a chunk of real data; stores it raw when compression does not shrink it. */
   add(raw: Buffer): SynthChunk {
@@ -95,9 +101,14 @@ export class SynthBlob {
   private _push(c: Buffer | undefined, usize: number, compressed: boolean, digest: Buffer): SynthChunk {
     const csize = c ? c.length : usize;
     const ch: SynthChunk = { index: this.chunks.length, coff: this._coff, csize, uoff: this._uoff, usize, compressed, digest };
+    const step = Math.ceil(usize / this._unit) * this._unit;
     if (c) this._parts.push(c);
     this._coff += csize;
-    this._uoff += this.aligned ? Math.ceil(usize / 4096) * 4096 : usize;
+    if (this.pad) {
+      this._parts.push(Buffer.alloc(step - csize));
+      this._coff += step - csize;
+    }
+    this._uoff += step;
     this.chunks.push(ch);
     return ch;
   }

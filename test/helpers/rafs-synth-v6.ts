@@ -34,6 +34,8 @@ export interface SynthV6Options {
   inlineData?: boolean;
   prefetch?: string[];
   blobId?: string;
+  /** TARFS mode: 512-byte blocks, raw uncompressed data addressed by block number, no CI. */
+  tarfs?: boolean;
 }
 
 export interface SynthV6Output {
@@ -44,7 +46,6 @@ export interface SynthV6Output {
   nids: Map<string, number>;
 }
 
-const BS = 4096;
 const kTypeBits = { dir: 0o040000, file: 0o100000, symlink: 0o120000, chr: 0o020000, blk: 0o060000, fifo: 0o010000, sock: 0o140000 };
 const kFileType = { file: 1, dir: 2, chr: 3, blk: 4, fifo: 5, sock: 6, symlink: 7 };
 
@@ -88,7 +89,7 @@ function xattrArea(x: Record<string, Buffer> | undefined): Buffer {
 }
 
 /** Packs sorted entries into dirent blocks; returns per-block entry lists and the dir size. */
-function packDir(entries: { name: Buffer }[]): { blocks: { name: Buffer }[][]; size: number } {
+function packDir(entries: { name: Buffer }[], BS: number): { blocks: { name: Buffer }[][]; size: number } {
   const blocks: { name: Buffer }[][] = [[]];
   let used = 0;
   for (const e of entries) {
@@ -105,10 +106,12 @@ function packDir(entries: { name: Buffer }[]): { blocks: { name: Buffer }[][]; s
 export function buildV6(root: SynthNode, opts: SynthV6Options = {}): SynthV6Output {
   const chunkSize = opts.chunkSize ?? 0x100000;
   const digester = opts.digester ?? 'blake3';
-  const compressor = opts.compressor ?? 'zstd';
+  const tarfs = opts.tarfs ?? false;
+  const BS = tarfs ? 512 : 4096;
+  const compressor = tarfs ? 'none' : (opts.compressor ?? 'zstd');
   const blobId = opts.blobId ?? 'a'.repeat(64);
   const inline = opts.inlineData ?? true;
-  const blob = new SynthBlob(compressor, digester, true, opts.ciV2 ?? false);
+  const blob = new SynthBlob(compressor, digester, tarfs ? 512 : true, opts.ciV2 ?? false, tarfs);
   if (root.type !== 'dir') throw new Error('synth: root must be a dir');
 
   // Pass 1: records in DFS order, hardlinks resolved to their target's record.
@@ -157,7 +160,7 @@ export function buildV6(root: SynthNode, opts: SynthV6Options = {}): SynthV6Outp
       r.nlink = 2 + ents.filter((e) => e.rec.node.type === 'dir').length;
       ents.push({ name: Buffer.from('.'), rec: r }, { name: Buffer.from('..'), rec: r.parent ?? r });
       ents.sort((a, b) => Buffer.compare(a.name, b.name));
-      r.size = packDir(ents).size;
+      r.size = packDir(ents, BS).size;
     } else if (r.node.type === 'symlink') {
       r.size = (r.data as Buffer).length;
     }
@@ -179,8 +182,8 @@ export function buildV6(root: SynthNode, opts: SynthV6Options = {}): SynthV6Outp
   }
 
   // Pass 3: place inodes (root at nid 128, i.e. 4096 B into the meta area) and data blocks.
-  const metaBase = 2 * BS;
-  let pos = metaBase + BS;
+  const metaBase = 8192;
+  let pos = metaBase + 4096;
   for (const r of recs) {
     const chunkArr = r.chunks ? Math.ceil((r.isize + r.xattr.length) / 8) * 8 - (r.isize + r.xattr.length) + r.chunks.length * 8 : 0;
     const len = r.isize + r.xattr.length + chunkArr + r.tail;
@@ -197,7 +200,7 @@ export function buildV6(root: SynthNode, opts: SynthV6Options = {}): SynthV6Outp
   }
   const nid = (r: Rec): number => (r.off - metaBase) / 32;
   const ctOff = blk * BS;
-  const ctSize = opts.inlinedChunkDigest ? 0 : blob.chunks.length * 80;
+  const ctSize = opts.inlinedChunkDigest || tarfs ? 0 : blob.chunks.length * 80;
   const total = Math.max(ctOff + Math.ceil(ctSize / BS) * BS, ctOff);
   const buf = Buffer.alloc(total);
 
@@ -205,7 +208,7 @@ export function buildV6(root: SynthNode, opts: SynthV6Options = {}): SynthV6Outp
   const sb = 1024;
   buf.writeUInt32LE(0xe0f5e1e2, sb);
   buf.writeUInt32LE(0x4000_0000, sb + 8);
-  buf[sb + 12] = 12;
+  buf[sb + 12] = tarfs ? 9 : 12;
   const rootNid = nid(recs[0] as Rec);
   buf.writeUInt16LE(rootNid, sb + 14);
   buf.writeBigUInt64LE(BigInt(recs.length + links.length), sb + 16);
@@ -221,7 +224,8 @@ export function buildV6(root: SynthNode, opts: SynthV6Options = {}): SynthV6Outp
     (digester === 'blake3' ? 0x4 : 0x8) |
     ((opts.explicitUidGid ?? true) ? 0x10 : 0) |
     (anyXattr ? 0x20 : 0) |
-    (opts.inlinedChunkDigest ? 0x100 : 0);
+    (opts.inlinedChunkDigest ? 0x100 : 0) |
+    (tarfs ? 0x200 : 0);
   const ext = 1152;
   buf.writeUInt32LE(flags, ext);
   buf.writeBigUInt64LE(4096n, ext + 8);
@@ -238,7 +242,7 @@ export function buildV6(root: SynthNode, opts: SynthV6Options = {}): SynthV6Outp
   buf.writeUInt32LE(blob.chunks.length, be + 72);
   buf.writeUInt32LE(kCompressorEnum[compressor], be + 76);
   buf.writeUInt32LE(digester === 'blake3' ? 0 : 1, be + 80);
-  const features = 0x1 | (opts.ciV2 ? 0x4 : 0) | (opts.inlinedChunkDigest ? 0x20 : 0) | 0x2000_0000 | 0x4000_0000;
+  const features = (tarfs ? 0x40 : 0x1) | (opts.ciV2 ? 0x4 : 0) | (opts.inlinedChunkDigest ? 0x20 : 0) | 0x2000_0000 | 0x4000_0000;
   buf.writeUInt32LE(features >>> 0, be + 84);
   buf.writeBigUInt64LE(BigInt(blobOut.blob.length), be + 88);
   buf.writeBigUInt64LE(BigInt(blobOut.uncompressedSize), be + 96);
@@ -264,7 +268,7 @@ export function buildV6(root: SynthNode, opts: SynthV6Options = {}): SynthV6Outp
     const o = r.off;
     const icount = r.xattr.length > 0 ? 1 + (r.xattr.length - 12) / 4 : 0;
     const mode = kTypeBits[n.type] | (n.mode ?? (n.type === 'dir' ? 0o755 : n.type === 'symlink' ? 0o777 : 0o644));
-    const iu = n.type === 'file' ? 0x20 | (Math.log2(chunkSize) - 12) : n.type === 'dir' || n.type === 'symlink' ? r.blkaddr : (n.rdev ?? 0);
+    const iu = n.type === 'file' ? 0x20 | (Math.log2(chunkSize) - Math.log2(BS)) : n.type === 'dir' || n.type === 'symlink' ? r.blkaddr : (n.rdev ?? 0);
     buf.writeUInt16LE((n.compact ? 0 : 1) | (r.layout << 1), o);
     buf.writeUInt16LE(icount, o + 2);
     buf.writeUInt16LE(mode, o + 4);
@@ -300,7 +304,7 @@ export function buildV6(root: SynthNode, opts: SynthV6Options = {}): SynthV6Outp
     }
     let data: Buffer | undefined = r.data;
     if (n.type === 'dir') {
-      const { blocks } = packDir(r.entries as { name: Buffer }[]);
+      const { blocks } = packDir(r.entries as { name: Buffer }[], BS);
       const parts: Buffer[] = [];
       blocks.forEach((bl, bi) => {
         const ents = bl as { name: Buffer; rec: Rec }[];

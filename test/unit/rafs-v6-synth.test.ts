@@ -210,3 +210,24 @@ test('v6 synthetic: a directory cycle and bad dirents are reported, not followed
   assert.throws(() => openBootstrapBuffer(nameoff).lookup(a, Buffer.from('b')), isCode('ERR_RAFS_CORRUPT'));
   assert.equal(resolvePath(img, '/a/b'), nids.get('/a/b'));
 });
+
+test('v6 synthetic TARFS: 512-byte blocks, chunks address the raw tar by block number', () => {
+  const a = pattern(10_000, 11);
+  const b = pattern(700, 12);
+  const kids: Record<string, SynthNode> = { a: { type: 'file', data: a }, b: { type: 'file', data: b } };
+  for (let i = 0; i < 60; i++) kids[`pad-${i}`] = { type: 'file', size: 0 };
+  const { bootstrap, blob, nids } = buildV6({ type: 'dir', children: { d: { type: 'dir', children: kids } } }, { tarfs: true, chunkSize: 4096 });
+  const img = openBootstrapBuffer(bootstrap);
+  assert.deepEqual([img.super.tarfs, img.super.blockSize, img.super.compressor, img.blobs[0]?.features], [true, 512, 'none', 0x40 | 0x2000_0000 | 0x4000_0000]);
+  const d = nids.get('/d') as number;
+  assert.ok(img.getAttr(d).size > 512, 'multi-block directory in 512-byte blocks');
+  assert.equal(names(img, d).length, 64);
+  const ca = img.chunks(nids.get('/d/a') as number);
+  assert.deepEqual(ca.map((c) => [c.fileOffset, c.uncompressedSize, c.compressedOffset % 512, c.compressed]), [
+    [0, 4096, 0, false],
+    [4096, 4096, 0, false],
+    [8192, 10_000 - 8192, 0, false],
+  ]);
+  assert.ok(readFileBytes(img, nids.get('/d/a') as number, oneBlob(blob.blob)).equals(a));
+  assert.ok(readFileBytes(img, nids.get('/d/b') as number, oneBlob(blob.blob)).equals(b));
+});
