@@ -16,7 +16,7 @@ import {
   parseBlobMetaFile,
   parseBlobMetaHeader,
   parseTarHeader,
-} from './rafs-test-imports.js';
+} from '../helpers/rafs-test-imports.js';
 import { fixture, fixturesSkip } from '../helpers/paths.js';
 import { SynthBlob, tarHeader } from '../helpers/rafs-synth-blob.js';
 

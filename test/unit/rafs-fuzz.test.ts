@@ -21,7 +21,7 @@ import {
   RafsError,
   type RafsImage,
   readChunkData,
-} from './rafs-test-imports.js';
+} from '../helpers/rafs-test-imports.js';
 import { fixture } from '../helpers/paths.js';
 import { buildV5 } from '../helpers/rafs-synth-v5.js';
 import { buildV6, type SynthNode } from '../helpers/rafs-synth-v6.js';

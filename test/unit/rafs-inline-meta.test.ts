@@ -18,7 +18,7 @@ import {
   parseToc,
   sha256,
   tocDigest,
-} from './rafs-test-imports.js';
+} from '../helpers/rafs-test-imports.js';
 import { fixture, fixturesSkip } from '../helpers/paths.js';
 import { oneBlob, readFileBytes, resolvePath } from '../helpers/rafs-read.js';
 

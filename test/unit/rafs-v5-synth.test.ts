@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { chunkDigest, NydusErrorIs, openBootstrapBuffer } from './rafs-test-imports.js';
+import { chunkDigest, NydusErrorIs, openBootstrapBuffer } from '../helpers/rafs-test-imports.js';
 import { buildV5 } from '../helpers/rafs-synth-v5.js';
 import { oneBlob, readFileBytes, resolvePath } from '../helpers/rafs-read.js';
 

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { posix } from 'node:path';
 import { test } from 'node:test';
 
-import { chunkDigest, DT_DIR, type InodeAttr, NydusErrorIs, openBootstrap, type RafsImage } from './rafs-test-imports.js';
+import { chunkDigest, DT_DIR, type InodeAttr, NydusErrorIs, openBootstrap, type RafsImage } from '../helpers/rafs-test-imports.js';
 import { fixture, fixturesSkip } from '../helpers/paths.js';
 import { oneBlob, readFileBytes, resolvePath } from '../helpers/rafs-read.js';
 

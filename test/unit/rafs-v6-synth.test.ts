@@ -15,7 +15,7 @@ import {
   openBootstrapBuffer,
   parseBlobMetaFile,
   type RafsImage,
-} from './rafs-test-imports.js';
+} from '../helpers/rafs-test-imports.js';
 import { buildV6, type SynthNode } from '../helpers/rafs-synth-v6.js';
 import { oneBlob, readFileBytes, resolvePath } from '../helpers/rafs-read.js';
 
