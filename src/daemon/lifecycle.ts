@@ -107,7 +107,11 @@ export class Daemon {
     if (s) {
       try {
         await s.close();
-        this._log.info('storage closed (fills settled, cache files closed)');
+        const { backend, cache } = s.stats();
+        this._log.info(
+          `storage closed: backend ${backend.readCount} reads (${backend.readBytes} bytes, ${backend.readErrors} errors); ` +
+            `cache ${cache.hits} hits, ${cache.misses} misses, ${cache.chunksFilled} chunks filled`,
+        );
       } catch (err) {
         this._log.error(`closing storage failed: ${(err as Error).message}`);
       }
