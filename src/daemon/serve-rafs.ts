@@ -20,7 +20,8 @@ function openImage(path: string): RafsImage {
   try {
     return openBootstrap(path);
   } catch (err) {
-    if (NydusError.is(err)) throw new NydusError(err.code, `bootstrap ${path}: ${err.message}`, { cause: err });
+    // Reader errors name the file already; anything else gets it here.
+    if (NydusError.is(err) && !err.message.includes(path)) throw new NydusError(err.code, `bootstrap ${path}: ${err.message}`, { cause: err });
     throw err;
   }
 }
