@@ -47,4 +47,9 @@ export interface NativeAddon {
   Blake3Hasher: new () => NativeBlake3Hasher;
 
   ChunkMap: new (path: string, chunkCount: number) => NativeChunkMap;
+
+  /** All extended attributes of a path, without following symlinks (names and values as bytes). */
+  readXattrs(path: Buffer): [Buffer, Buffer][];
+  /** Sets one extended attribute on the path itself (symlinks are not followed). */
+  setXattr(path: Buffer, name: Buffer, value: Buffer): void;
 }
