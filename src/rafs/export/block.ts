@@ -190,7 +190,7 @@ export function exportBlockImage(opts: ExportOptions): ExportResult {
   }
   const blocks = pos;
   const output = opts.output ?? join(opts.blobDir, `${basename(opts.bootstrap)}.disk`);
-  const out = openSync(output, 'w', 0o644);
+  const out = openSync(output, 'w+', 0o644);
   try {
     // ftruncate gives the holes (and the blobs' untouched alignment gaps) as zeros, sparsely.
     ftruncateSync(out, blocks * kV6BlockSize);
