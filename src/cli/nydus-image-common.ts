@@ -9,7 +9,7 @@ import { UsageError } from '../util/errors.js';
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error';
 
-export function baseParser(argv: string[], usage: string): Argv {
+export function baseParser(argv: string[], usage: string, positional?: string): Argv {
   return yargs(argv)
     .scriptName('nydus-image')
     .usage(usage)
@@ -27,7 +27,10 @@ export function baseParser(argv: string[], usage: string): Argv {
       describe: 'Log level',
     })
     .fail((msg, err) => {
-      throw err ?? new UsageError(msg);
+      // yargs messages span lines ("Invalid values:\n  Argument: ..."); the CLI prints one.
+      if (err) throw err;
+      if (positional && msg.startsWith('Not enough non-option arguments')) throw new UsageError(`the ${positional} argument is required`);
+      throw new UsageError(msg.replace(/\s*\n\s*/g, ' ').trim());
     });
 }
 

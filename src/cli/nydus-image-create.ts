@@ -26,7 +26,7 @@ const kTypes = [
 ] as const;
 
 function parser(argv: string[]) {
-  return baseParser(argv, '$0 create [options] <SOURCE>\n\nCreate RAFS filesystems from directories, tar files or OCI images')
+  return baseParser(argv, '$0 create [options] <SOURCE>\n\nCreate RAFS filesystems from directories, tar files or OCI images', 'SOURCE')
     .command('$0 <SOURCE>', false)
     .positional('SOURCE', { type: 'string', describe: 'source from which to build the RAFS filesystem' })
     .option('type', { alias: ['t', 'source-type'], type: 'string', choices: kTypes, default: 'dir-rafs', describe: 'Conversion type' })

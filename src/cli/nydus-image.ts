@@ -49,7 +49,8 @@ export async function main(argv: string[]): Promise<number> {
     .alias('help', 'h')
     .exitProcess(false)
     .fail((msg, err) => {
-      throw err ?? new UsageError(msg);
+      // yargs messages span lines ("Invalid values:\n  Argument: ..."); the CLI prints one.
+      throw err ?? new UsageError(msg.replace(/\s*\n\s*/g, ' ').trim());
     });
   const args = await parser.parseAsync();
   if (args['help'] === true) return 0;
