@@ -127,7 +127,7 @@ test('v6 --features blob-toc: tar headers, chunk digests, TOC and INLINED_CHUNK_
   const tail = blob!.subarray(blob!.length - 512);
   assert.equal(tail.subarray(0, 13).toString(), 'rafs.blob.toc');
   assert.equal(b['tocSize'], 4 * 128 + 512);
-  const toc = blob!.subarray(blob!.length - (b['tocSize'] as number));
+  const toc = blob!.subarray(blob!.length - b['tocSize']);
   assert.deepEqual(b['tocDigest'], createHash('sha256').update(toc).digest());
   const names = [0, 1, 2, 3].map((i) => toc.subarray(i * 128 + 8, i * 128 + 24).toString().replace(/\0+$/, ''));
   assert.deepEqual(names, ['image.blob', 'blob.meta', 'blob.meta.header', 'blob.digest']);

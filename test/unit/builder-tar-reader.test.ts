@@ -10,7 +10,10 @@ import { fixture, fixturesSkip } from '../helpers/paths.js';
 
 async function* chunks(buf: Buffer, size = 700): AsyncGenerator<Buffer> {
   // Odd-sized pieces so headers and data straddle reads.
-  for (let i = 0; i < buf.length; i += size) yield buf.subarray(i, i + size);
+  for (let i = 0; i < buf.length; i += size) {
+    await Promise.resolve();
+    yield buf.subarray(i, i + size);
+  }
 }
 
 async function readAll(buf: Buffer): Promise<{ entry: TarEntry; data: Buffer }[]> {
