@@ -306,3 +306,67 @@ export function diffTrees(want: TreeSnapshot, got: TreeSnapshot, opts: DiffOptio
   }
   return out;
 }
+
+// ---- Trees seen from inside a busybox guest ----
+
+/**
+ * A busybox sh snippet that prints one `S ...` line per entry under `root`: hex path, raw mode,
+ * owner, size, nlink, inode, device major/minor, mtime (UTC, nanoseconds), sha256 of regular
+ * files and hex symlink target. Feed the guest output to `parseGuestSnapshot`. Busybox has no
+ * xattr tools, so guest snapshots carry no xattrs; names (and symlink targets' ends) must not
+ * contain newlines.
+ */
+export function guestSnapshotScript(root: string): string {
+  return [
+    `cd '${root}' || exit 1`,
+    'find . | while IFS= read -r p; do',
+    '  h=$(printf %s "$p" | od -An -v -tx1 | tr -d " \\n")',
+    '  s=$(TZ=UTC stat -c "%f %u %g %s %h %i %t %T %y" "$p") || exit 1',
+    '  c=-; t=-',
+    '  if [ -f "$p" ] && [ ! -L "$p" ]; then c=$(sha256sum "$p" | cut -d" " -f1); fi',
+    // $(...) drops readlink's newline (and, unavoidably, any newline ending the target itself).
+    '  if [ -L "$p" ]; then t=$(printf %s "$(readlink "$p")" | od -An -v -tx1 | tr -d " \\n"); [ -n "$t" ] || t=-; fi',
+    '  echo "S $h $s $c $t"',
+    'done',
+  ].join('\n');
+}
+
+function makedev32(major: number, minor: number): number {
+  return ((minor & 0xff) | ((major & 0xfff) << 8) | ((minor & 0xfff00) << 12)) >>> 0;
+}
+
+/** Parses the `S ...` lines of `guestSnapshotScript` output into a snapshot (no xattrs). */
+export function parseGuestSnapshot(output: string): TreeSnapshot {
+  const snap: TreeSnapshot = {};
+  const groups = new Map<string, string[]>();
+  for (const line of output.split('\n')) {
+    if (!line.startsWith('S ')) continue;
+    // S hexpath mode uid gid size nlink ino major minor date time.ns zone sha target
+    const f = line.split(' ');
+    if (f.length !== 15) throw new Error(`malformed guest snapshot line: ${line}`);
+    const [, hexPath, modeHex, uid, gid, size, nlink, ino, major, minor, date, time, , sha, target] = f as [string, ...string[]];
+    const rel = Buffer.from(hexPath!, 'hex');
+    const path = rel.equals(Buffer.from('.')) ? '/' : bytesKey(Buffer.concat([Buffer.from('/'), rel.subarray(2)]));
+    const mode = parseInt(modeHex!, 16);
+    const [hms, frac = '0'] = time!.split('.');
+    const [y, mo, d] = date!.split('-').map(Number) as [number, number, number];
+    const [hh, mm, ss] = hms!.split(':').map(Number) as [number, number, number];
+    const sec = Math.floor(Date.UTC(y, mo - 1, d, hh, mm, ss) / 1000);
+    const node: TreeNode = {
+      type: typeOf(mode),
+      perm: mode & 0o7777,
+      uid: Number(uid),
+      gid: Number(gid),
+      mtime: formatMtime(sec, Number(frac.padEnd(9, '0').slice(0, 9))),
+      nlink: Number(nlink),
+    };
+    if (node.type === 'file' || node.type === 'symlink') node.size = Number(size);
+    if (node.type === 'chr' || node.type === 'blk') node.rdev = makedev32(parseInt(major!, 16), parseInt(minor!, 16));
+    if (node.type === 'symlink') node.target = target === '-' ? '' : bytesKey(Buffer.from(target!, 'hex'));
+    if (node.type === 'file') node.sha256 = sha!;
+    if (node.type !== 'dir' && node.nlink > 1) groups.set(ino!, [...(groups.get(ino!) ?? []), path]);
+    snap[path] = node;
+  }
+  assignLinks(snap, groups);
+  return snap;
+}
