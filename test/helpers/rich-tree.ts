@@ -33,8 +33,6 @@ export interface RichTreeOptions {
   manyEntries?: number;
   /** Nesting depth of the deep directory chain (default 120). */
   depth?: number;
-  /** Leave out the name with a newline (line-based guest listings cannot carry it). */
-  noNewlineName?: boolean;
 }
 
 export interface RichTreeReport {
@@ -151,7 +149,7 @@ export function makeRichTree(root: string, opts: RichTreeOptions): RichTreeRepor
   writeFileSync(p('names', 'ünïcödé ✓'), 'utf8');
   writeFileSync(p('names', ' leading space'), '');
   writeFileSync(p('names', '-dash'), '');
-  if (!opts.noNewlineName) writeFileSync(p('names', 'new\nline'), '');
+  writeFileSync(p('names', 'new\nline'), '');
   writeFileSync(p('names', '!bang'), '');
 
   // A directory spanning several dirent blocks, and a deep chain.

@@ -17,6 +17,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, lstatSync, openSync, readSync, readdirSync, readlinkSync, type BigIntStats } from 'node:fs';
 import { join } from 'node:path';
 
+import type { TreeEntry } from '../../qemu/tools.js';
 import { decompress, readXattrs } from '../../src/native/index.js';
 
 export type NodeType = 'dir' | 'file' | 'symlink' | 'chr' | 'blk' | 'fifo' | 'sock';
@@ -307,65 +308,56 @@ export function diffTrees(want: TreeSnapshot, got: TreeSnapshot, opts: DiffOptio
   return out;
 }
 
-// ---- Trees seen from inside a busybox guest ----
-
-/**
- * A busybox sh snippet that prints one `S ...` line per entry under `root`: hex path, raw mode,
- * owner, size, nlink, inode, device major/minor, mtime (UTC, nanoseconds), sha256 of regular
- * files and hex symlink target. Feed the guest output to `parseGuestSnapshot`. Busybox has no
- * xattr tools, so guest snapshots carry no xattrs; names (and symlink targets' ends) must not
- * contain newlines.
- */
-export function guestSnapshotScript(root: string): string {
-  return [
-    `cd '${root}' || exit 1`,
-    'find . | while IFS= read -r p; do',
-    '  h=$(printf %s "$p" | od -An -v -tx1 | tr -d " \\n")',
-    '  s=$(TZ=UTC stat -c "%f %u %g %s %h %i %t %T %y" "$p") || exit 1',
-    '  c=-; t=-',
-    '  if [ -f "$p" ] && [ ! -L "$p" ]; then c=$(sha256sum "$p" | cut -d" " -f1); fi',
-    // $(...) drops readlink's newline (and, unavoidably, any newline ending the target itself).
-    '  if [ -L "$p" ]; then t=$(printf %s "$(readlink "$p")" | od -An -v -tx1 | tr -d " \\n"); [ -n "$t" ] || t=-; fi',
-    '  echo "S $h $s $c $t"',
-    'done',
-  ].join('\n');
-}
+// ---- Trees described by qemu/tools treedump (host or guest) ----
 
 function makedev32(major: number, minor: number): number {
   return ((minor & 0xff) | ((major & 0xfff) << 8) | ((minor & 0xfff00) << 12)) >>> 0;
 }
 
-/** Parses the `S ...` lines of `guestSnapshotScript` output into a snapshot (no xattrs). */
-export function parseGuestSnapshot(output: string): TreeSnapshot {
+const kTreeDumpTypes: Record<TreeEntry['type'], NodeType | undefined> = {
+  file: 'file',
+  dir: 'dir',
+  symlink: 'symlink',
+  char: 'chr',
+  block: 'blk',
+  fifo: 'fifo',
+  socket: 'sock',
+  unknown: undefined,
+};
+
+/** treedump strings carry one byte per character (\u00XX escapes), like latin1. */
+const latin1Key = (s: string): string => bytesKey(Buffer.from(s, 'latin1'));
+
+/**
+ * Converts `treedump` output (qemu/tools.ts: the same static binary run on the host or inside a
+ * guest) into a snapshot comparable with `snapshotDir` / `snapshotImage`.
+ */
+export function snapshotFromTreeDump(entries: readonly TreeEntry[]): TreeSnapshot {
   const snap: TreeSnapshot = {};
   const groups = new Map<string, string[]>();
-  for (const line of output.split('\n')) {
-    if (!line.startsWith('S ')) continue;
-    // S hexpath mode uid gid size nlink ino major minor date time.ns zone sha target
-    const f = line.split(' ');
-    if (f.length !== 15) throw new Error(`malformed guest snapshot line: ${line}`);
-    const [, hexPath, modeHex, uid, gid, size, nlink, ino, major, minor, date, time, , sha, target] = f as [string, ...string[]];
-    const rel = Buffer.from(hexPath!, 'hex');
-    const path = rel.equals(Buffer.from('.')) ? '/' : bytesKey(Buffer.concat([Buffer.from('/'), rel.subarray(2)]));
-    const mode = parseInt(modeHex!, 16);
-    const [hms, frac = '0'] = time!.split('.');
-    const [y, mo, d] = date!.split('-').map(Number) as [number, number, number];
-    const [hh, mm, ss] = hms!.split(':').map(Number) as [number, number, number];
-    const sec = Math.floor(Date.UTC(y, mo - 1, d, hh, mm, ss) / 1000);
+  for (const e of entries) {
+    const key = e.path === '/' ? '/' : latin1Key(e.path);
+    const type = kTreeDumpTypes[e.type];
+    if (!type) throw new Error(`treedump: unknown type ${e.type} for ${e.path}`);
     const node: TreeNode = {
-      type: typeOf(mode),
-      perm: mode & 0o7777,
-      uid: Number(uid),
-      gid: Number(gid),
-      mtime: formatMtime(sec, Number(frac.padEnd(9, '0').slice(0, 9))),
-      nlink: Number(nlink),
+      type,
+      perm: e.mode & 0o7777,
+      uid: e.uid,
+      gid: e.gid,
+      mtime: formatMtime(e.mtime, e.mtime_nsec),
+      nlink: e.nlink,
     };
-    if (node.type === 'file' || node.type === 'symlink') node.size = Number(size);
-    if (node.type === 'chr' || node.type === 'blk') node.rdev = makedev32(parseInt(major!, 16), parseInt(minor!, 16));
-    if (node.type === 'symlink') node.target = target === '-' ? '' : bytesKey(Buffer.from(target!, 'hex'));
-    if (node.type === 'file') node.sha256 = sha!;
-    if (node.type !== 'dir' && node.nlink > 1) groups.set(ino!, [...(groups.get(ino!) ?? []), path]);
-    snap[path] = node;
+    if (node.type === 'file' || node.type === 'symlink') node.size = e.size;
+    if (node.type === 'chr' || node.type === 'blk') node.rdev = makedev32(e.rdev_major ?? 0, e.rdev_minor ?? 0);
+    if (node.type === 'symlink' && typeof e.target === 'string') node.target = latin1Key(e.target);
+    if (node.type === 'file' && e.sha256) node.sha256 = e.sha256;
+    const names = Object.keys(e.xattrs).sort((a, b) => Buffer.compare(Buffer.from(a, 'latin1'), Buffer.from(b, 'latin1')));
+    if (names.length > 0) {
+      node.xattrs = {};
+      for (const n of names) node.xattrs[latin1Key(n)] = e.xattrs[n]!;
+    }
+    if (node.type !== 'dir' && node.nlink > 1) groups.set(String(e.ino), [...(groups.get(String(e.ino)) ?? []), key]);
+    snap[key] = node;
   }
   assignLinks(snap, groups);
   return snap;
