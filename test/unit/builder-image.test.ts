@@ -249,3 +249,33 @@ test('source problems are reported with the path', async () => {
   await assert.rejects(build(smallTree(), { chunkSize: 3000 }), /invalid chunk size/);
   await assert.rejects(build(smallTree(), { fsVersion: 5, blobToc: true }), /blob-toc requires --fs-version 6/);
 });
+
+test('whiteouts are dropped from single-layer images (oci and overlayfs specs)', async () => {
+  const src = smallTree();
+  writeFileSync(join(src, '.wh.gone'), '');
+  writeFileSync(join(src, 'dir', '.wh..wh..opq'), '');
+  const oci = new V6Peek((await build(src)).boot);
+  const names = (p: V6Peek, dir: string): string[] => p.readDir(p.lookup(dir)).map((d) => d.name.toString());
+  assert.ok(!names(oci, '/').includes('.wh.gone'));
+  assert.ok(!names(oci, 'dir').includes('.wh..wh..opq'));
+  const none = new V6Peek((await build(src, { whiteoutSpec: 'none' })).boot);
+  assert.ok(names(none, '/').includes('.wh.gone'));
+  if (process.getuid?.() === 0) {
+    execFileSync('mknod', [join(src, 'overlay-whiteout'), 'c', '0', '0']);
+    const ovl = new V6Peek((await build(src, { whiteoutSpec: 'overlayfs' })).boot);
+    assert.ok(!names(ovl, '/').includes('overlay-whiteout'));
+    assert.ok(names(ovl, '/').includes('.wh.gone'), 'overlayfs spec keeps .wh. names');
+  }
+});
+
+test('--blob-id names the blob; v5 prefetch-policy blob records the readahead window', async () => {
+  const src = smallTree();
+  const { out, boot, result } = await build(src, { blobId: 'my-blob', bootstrapPath: undefined });
+  assert.deepEqual(result.blobIds, ['my-blob']);
+  assert.ok(readdirSync(out).includes('my-blob'));
+  assert.equal(new V6Peek(boot).device(0).id, 'my-blob');
+  const v5 = await build(src, { fsVersion: 5, prefetchPolicy: 'blob', prefetchPatterns: [Buffer.from('/multi')] });
+  const bt = Number(v5.boot.readBigUInt64LE(48));
+  assert.ok(v5.boot.readUInt32LE(bt + 4) > 0, 'readahead size covers the prefetched file');
+  assert.equal(v5.boot.readUInt32LE(60), 0, 'no prefetch table with the blob policy');
+});
