@@ -84,6 +84,9 @@ export function writeV5Bootstrap(entries: readonly Entry[], p: ImageParams, pref
   p.blobs.forEach((b, i) => {
     const o = extOffset + i * kV5ExtBlobEntrySize;
     buf.writeUInt32LE(b.chunkCount, o);
+    // Blob features (rafs-format.md); upstream readers treat these 4 bytes as reserved, ours
+    // learn from them that an inline-meta blob must be renamed to its file name.
+    buf.writeUInt32LE(b.features >>> 0, o + 4);
     buf.writeBigUInt64LE(BigInt(b.uncompressedSize), o + 8);
     buf.writeBigUInt64LE(BigInt(b.compressedSize), o + 16);
   });
