@@ -14,6 +14,7 @@ void RegisterCodec(Napi::Env env, Napi::Object exports);
 void RegisterChunkMap(Napi::Env env, Napi::Object exports);
 void RegisterLog(Napi::Env env, Napi::Object exports);
 void RegisterXattr(Napi::Env env, Napi::Object exports);
+void RegisterRlimit(Napi::Env env, Napi::Object exports);
 
 // Builds an error of the TypeScript-defined class passed to `initialize()` (style rule 8), with
 // a stable `code` string and the errno when there is one. Falls back to a plain Error carrying

@@ -4,10 +4,10 @@
  * Neighbours: `binding.ts` (the loader) below; storage/, rafs/, daemon/ above.
  */
 import { loadAddon } from './binding.js';
-import type { NativeBlake3Hasher, NativeChunkMap } from './types.js';
+import type { NativeBlake3Hasher, NativeChunkMap, NofileLimit } from './types.js';
 
 export { CompressAlgo } from './types.js';
-export type { NativeChunkMap, NativeBlake3Hasher, AbiInfo } from './types.js';
+export type { NativeChunkMap, NativeBlake3Hasher, AbiInfo, NofileLimit } from './types.js';
 
 export function native(): ReturnType<typeof loadAddon> {
   return loadAddon();
@@ -41,4 +41,12 @@ export function readXattrs(path: Buffer): [Buffer, Buffer][] {
 /** Sets one extended attribute on `path` itself (tests build source trees with it). */
 export function setXattr(path: Buffer, name: Buffer, value: Buffer): void {
   loadAddon().setXattr(path, name, value);
+}
+
+export function getRlimitNofile(): NofileLimit {
+  return loadAddon().getRlimitNofile();
+}
+
+export function setRlimitNofile(soft: number, hard: number): void {
+  loadAddon().setRlimitNofile(soft, hard);
 }

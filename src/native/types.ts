@@ -27,6 +27,12 @@ export interface NativeBlake3Hasher {
   digest(): Buffer;
 }
 
+/** RLIMIT_NOFILE; RLIM_INFINITY is reported as Infinity. */
+export interface NofileLimit {
+  soft: number;
+  hard: number;
+}
+
 export interface AbiInfo {
   napiVersion: number;
   chunkMapHeaderSize: number;
@@ -52,4 +58,7 @@ export interface NativeAddon {
   readXattrs(path: Buffer): [Buffer, Buffer][];
   /** Sets one extended attribute on the path itself (symlinks are not followed). */
   setXattr(path: Buffer, name: Buffer, value: Buffer): void;
+  getRlimitNofile(): NofileLimit;
+  /** Throws a NativeError (code ERR_RLIMIT, errno EPERM/EINVAL) when the kernel refuses. */
+  setRlimitNofile(soft: number, hard: number): void;
 }
