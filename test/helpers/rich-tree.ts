@@ -33,6 +33,8 @@ export interface RichTreeOptions {
   manyEntries?: number;
   /** Nesting depth of the deep directory chain (default 120). */
   depth?: number;
+  /** Give one file a pre-1970 (negative) mtime (default true). */
+  preEpochMtime?: boolean;
 }
 
 export interface RichTreeReport {
@@ -180,7 +182,7 @@ export function makeRichTree(root: string, opts: RichTreeOptions): RichTreeRepor
 
   // Explicit mtimes last (creating entries above changed directory mtimes).
   touch(p('small.txt'), '1600000000.123456789');
-  touch(p('multi.bin'), '-123456789.5');
+  touch(p('multi.bin'), opts.preEpochMtime === false ? '123456789.5' : '-123456789.5');
   touch(p('zeros'), '4102444800.999999999');
   touch(p('symlinks', 'dangling'), '1234567890.000000001');
   touch(p('names'), '1500000000.5');
