@@ -110,3 +110,14 @@ test('inspect prints the superblock, blobs and tree; --json and -R requests', as
   r = nydusImage(['inspect', join(work, 'missing')]);
   assert.equal(r.status, 1);
 });
+
+test('check verifies v5 inode digests', async () => {
+  const { boot } = await image({ fsVersion: 5 });
+  const b = readFileSync(boot);
+  const rootRec = b.readUInt32LE(8192) * 8; // inode table entry of the root
+  b[rootRec] = b[rootRec]! ^ 1; // first byte of the root's digest
+  writeFileSync(boot, b);
+  const r = nydusImage(['check', boot]);
+  assert.equal(r.status, 1, r.stdout);
+  assert.match(r.stderr, /nydus-image: check: \/: inode digest [0-9a-f]{64} != computed [0-9a-f]{64}/);
+});
