@@ -118,3 +118,9 @@ test('verity tree levels follow upstream MerkleTree', () => {
   // Top level first; unused slots of level 1 hold the zero-page digest.
   assert.deepEqual(tree.subarray(4096 * 3 - 32), kZeroPageDigest);
 });
+
+test('xattrs beyond the u16 i_xattr_icount are refused', () => {
+  const big = Array.from({ length: 5 }, (_, i) => ({ name: Buffer.from(`user.v${i}`), value: Buffer.alloc(60000) }));
+  assert.throws(() => v6XattrIcount(big), /RAFS v6 stores at most/);
+  assert.equal(v6XattrIcount(big.slice(0, 4)) <= 0xffff, true);
+});

@@ -115,6 +115,7 @@ export function writeV6Bootstrap(root: Entry, entryCount: number, p: ImageParams
   const place = (entry: Entry): void => {
     const inode = entry.inode;
     if (placed.has(inode)) return;
+    v6XattrIcount(inode.xattrs); // validates the u16 icount before anything is laid out
     const xsize = v6XattrSize(inode.xattrs);
     const base = kV6ExtendedInodeSize + xsize;
     const pl: Placed = { inode, entry, off: 0, layout: Layout.FlatPlain, xsize, dataSize: 0, dataBlock: -1 };

@@ -72,7 +72,10 @@ export function v6XattrSize(xattrs: readonly Xattr[]): number {
 /** i_xattr_icount for the area size above: 1 + (size - 12) / 4, 0 without xattrs. */
 export function v6XattrIcount(xattrs: readonly Xattr[]): number {
   const size = v6XattrSize(xattrs);
-  return size === 0 ? 0 : (size - kV6XattrHeaderSize) / 4 + 1;
+  const icount = size === 0 ? 0 : (size - kV6XattrHeaderSize) / 4 + 1;
+  // i_xattr_icount is a u16: about 256 KiB of inline xattrs per inode at most.
+  if (icount > 0xffff) throw new BuildError(`extended attributes take ${size} bytes; RAFS v6 stores at most ${(0xffff - 1) * 4 + kV6XattrHeaderSize} per inode`);
+  return icount;
 }
 
 /** Writes the v6 inline xattr area at `off` (the caller sized it with v6XattrSize). */
