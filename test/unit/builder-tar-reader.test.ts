@@ -7,6 +7,7 @@ import { test } from 'node:test';
 
 import { TarReader, parseNumber, parsePax, type TarEntry } from '../../src/rafs/builder/tar-reader.js';
 import { fixture, fixturesSkip } from '../helpers/paths.js';
+import { paxRecord, tarHeader as header, tarPad as pad } from '../helpers/tar-write.js';
 
 async function* chunks(buf: Buffer, size = 700): AsyncGenerator<Buffer> {
   // Odd-sized pieces so headers and data straddle reads.
@@ -21,37 +22,6 @@ async function readAll(buf: Buffer): Promise<{ entry: TarEntry; data: Buffer }[]
   const out: { entry: TarEntry; data: Buffer }[] = [];
   for (let e = await r.next(); e; e = await r.next()) out.push({ entry: e, data: e.type === 'file' ? await r.readData(e.size) : Buffer.alloc(0) });
   return out;
-}
-
-/** A ustar header with a valid checksum (fields given as raw bytes or octal numbers). */
-function header(name: Buffer | string, opts: { type?: string; size?: number; mode?: number; uid?: Buffer; linkname?: string } = {}): Buffer {
-  const h = Buffer.alloc(512);
-  Buffer.from(name).copy(h, 0);
-  h.write((opts.mode ?? 0o644).toString(8).padStart(7, '0'), 100, 'latin1');
-  if (opts.uid) opts.uid.copy(h, 108);
-  else h.write('0000000', 108, 'latin1');
-  h.write('0000000', 116, 'latin1');
-  h.write((opts.size ?? 0).toString(8).padStart(11, '0'), 124, 'latin1');
-  h.write('00000000000', 136, 'latin1');
-  h.write(opts.type ?? '0', 156, 'latin1');
-  if (opts.linkname) h.write(opts.linkname, 157, 'latin1');
-  h.write('ustar\x0000', 257, 'latin1');
-  h.fill(0x20, 148, 156);
-  let sum = 0;
-  for (const b of h) sum += b;
-  h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 'latin1');
-  return h;
-}
-
-function pad(data: Buffer): Buffer {
-  return Buffer.concat([data, Buffer.alloc((512 - (data.length % 512)) % 512)]);
-}
-
-function paxRecord(key: string, value: Buffer): Buffer {
-  const body = Buffer.concat([Buffer.from(` ${key}=`), value, Buffer.from('\n')]);
-  let len = body.length + 1;
-  while (String(len).length + body.length !== len) len = String(len).length + body.length;
-  return Buffer.concat([Buffer.from(String(len)), body]);
 }
 
 test('reads the upstream GNU tar fixture: dirs, files, hardlinks, dangling symlink', { skip: fixturesSkip() }, async () => {

@@ -199,7 +199,11 @@ export async function scanTar(
     const parts = components(t.path, where);
     if (parts.length === 1 && kStargzSpecial.has(parts[0]!.toString('latin1'))) continue;
     const name = parts[parts.length - 1];
-    if (name && isWhiteout(opts, name, t)) continue;
+    if (name && isWhiteout(opts, name, t)) {
+      // The whiteout itself is dropped, but its directory exists (an opaque marker says so).
+      tree.ensureDir(parts.slice(0, -1), where);
+      continue;
+    }
     const inode = await inodeFor(t, tree, reader, opts, writer, report, where, warn);
     if (parts.length === 0) {
       if (!isDir(inode)) throw new BuildError(`${where}: the archive root must be a directory`);

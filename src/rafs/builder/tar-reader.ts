@@ -213,8 +213,9 @@ export class TarReader {
       if (mtime) ({ sec: entry.mtimeSec, nsec: entry.mtimeNsec } = parsePaxTime(mtime, offset));
       entry.type = this._type(flag, entry);
       if (entry.size < 0) throw new BuildError(`tar: negative size at offset ${offset}`);
-      // Only regular files carry data; a hardlink's size field must be ignored (GNU tar writes 0).
-      const dataSize = entry.type === 'file' || flag === 'D' ? entry.size : 0;
+      // Regular members (and old-style directories marked only by a trailing slash, and GNU
+      // dumpdirs) are followed by `size` bytes; a hardlink's size field must be ignored.
+      const dataSize = flag === '0' || flag === '\0' || flag === '7' || flag === 'D' ? entry.size : 0;
       if (entry.type !== 'file') entry.size = 0;
       this._remaining = dataSize;
       this._padding = (kBlock - (dataSize % kBlock)) % kBlock;
