@@ -209,6 +209,18 @@ test('builds are repeatable: same input, byte-identical bootstrap and blob', asy
   }
 });
 
+test('worker threads do not change the output', async () => {
+  const src = smallTree();
+  // 64 KiB chunks so most of them go through the workers.
+  writeFileSync(join(src, 'big'), patternBytes(0x10000 * 6 + 5, 11));
+  writeFileSync(join(src, 'big-dup'), patternBytes(0x10000 * 6 + 5, 11));
+  const runs = await Promise.all([0, 1, 3].map((threads) => build(src, { chunkSize: 0x10000, threads })));
+  for (const r of runs.slice(1)) {
+    assert.deepEqual(r.boot, runs[0]!.boot);
+    assert.deepEqual(r.blob, runs[0]!.blob);
+  }
+});
+
 test('prefetch: v6 table holds nids, prefetched data comes first in the blob, v5 holds sorted inode numbers', async () => {
   const src = smallTree();
   const patterns = ['/zeros', '/dir', '/dir/a', '/missing', '/'].map((s) => Buffer.from(s));

@@ -7,13 +7,13 @@
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { createHash, type Hash } from 'node:crypto';
 
-import { blake3, compress } from '../../native/index.js';
 import { kBlobFeatures, kBlobMetaHeaderSize, kTarHeaderSize, kTocNames } from '../layout/constants.js';
 import { encodeBlobMetaHeader, encodeChunkInfoV1, encodeToc, gnuTarHeader, type TocEntry } from './blob-format.js';
+import { chunkDigest, compressChunk, kCompressorId } from './chunk-codec.js';
+import { kPoolMinBytes, type ChunkPool, type ChunkResult } from './chunk-pool.js';
 import { BuildError, type BlobChunk, type CompressorName, type DigesterName } from './types.js';
 
-export const kCompressorId: Record<CompressorName, number> = { none: 0, lz4_block: 1, zstd: 3 };
-export const kDigesterId: Record<DigesterName, number> = { blake3: 0, sha256: 1 };
+export { chunkDigest, compressChunk, kCompressorId, kDigesterId } from './chunk-codec.js';
 
 const kMaxChunksPerBlob = 0xff_ffff; // v6 chunk addresses carry a 24-bit chunk index
 const kStageSize = 4 << 20;
@@ -30,18 +30,7 @@ export interface BlobWriterOptions {
   inlineMeta: boolean;
 }
 
-export function chunkDigest(digester: DigesterName, data: Buffer): Buffer {
-  return digester === 'blake3' ? blake3(data) : createHash('sha256').update(data).digest();
-}
-
 const sha256 = (data: Buffer): Buffer => createHash('sha256').update(data).digest();
-
-/** Compresses with `algo`; returns the input itself when compression does not shrink it. */
-export function compressChunk(compressor: CompressorName, data: Buffer): { data: Buffer; compressed: boolean } {
-  if (compressor === 'none') return { data, compressed: false };
-  const out = compress(kCompressorId[compressor], data);
-  return out.length < data.length ? { data: out, compressed: true } : { data, compressed: false };
-}
 
 export class BlobWriter {
   readonly chunks: BlobChunk[] = [];
@@ -59,6 +48,8 @@ export class BlobWriter {
   private _meta: { ciCompressor: number; ciOffset: number; ciCompressedSize: number; ciUncompressedSize: number } | undefined;
   private _tocSize = 0;
   private _tocDigest = Buffer.alloc(32);
+  private _tail: Promise<unknown> = Promise.resolve();
+  private _inflight: Promise<BlobChunk>[] = [];
 
   constructor(opts: BlobWriterOptions) {
     this._opts = opts;
@@ -90,29 +81,58 @@ export class BlobWriter {
     return this._tocDigest;
   }
 
-  /** Stores one chunk (or finds its duplicate) and returns the chunk record to reference. */
-  addChunk(data: Buffer, fileOffset: number): BlobChunk {
-    const digest = chunkDigest(this._opts.digester, data);
-    const key = digest.toString('latin1') + String(data.length);
+  /**
+   * Stores one chunk (or finds its duplicate). Large chunks are digested and compressed on the
+   * pool's workers, but chunks are committed — deduplicated, numbered, written — strictly in
+   * submission order, so the blob does not depend on thread timing. `data` must not be reused by
+   * the caller (it may be transferred to a worker). Await `drain()` to bound memory.
+   */
+  addChunk(data: Buffer, fileOffset: number, pool?: ChunkPool): Promise<BlobChunk> {
+    // Read the size first: handing `data` to a worker detaches it (length 0 afterwards).
+    const size = data.length;
+    const job: Promise<ChunkResult> =
+      pool && size >= kPoolMinBytes ? pool.process(data, this._opts.compressor, this._opts.digester) : Promise.resolve(this._compute(data));
+    const p = this._tail.then(async () => {
+      const r = await job;
+      return this._commit(r, size, fileOffset);
+    });
+    // Later commits wait for this one even if it fails; a failure fails the whole build.
+    this._tail = p.catch(() => undefined);
+    p.catch(() => undefined);
+    this._inflight.push(p);
+    return p;
+  }
+
+  /** Waits until at most `max` chunks are still being processed. */
+  async drain(max = 0): Promise<void> {
+    while (this._inflight.length > max) await this._inflight.shift();
+  }
+
+  private _compute(data: Buffer): ChunkResult {
+    const { data: stored, compressed } = compressChunk(this._opts.compressor, data);
+    return { digest: chunkDigest(this._opts.digester, data), stored, compressed };
+  }
+
+  private _commit(r: ChunkResult, size: number, fileOffset: number): BlobChunk {
+    const key = r.digest.toString('latin1') + String(size);
     const dup = this._dedup.get(key);
     if (dup) return dup;
     if (this.chunks.length >= kMaxChunksPerBlob) {
       throw new BuildError(`too many chunks for one blob (limit ${kMaxChunksPerBlob}); use a larger --chunk-size`);
     }
-    const { data: stored, compressed } = compressChunk(this._opts.compressor, data);
     const chunk: BlobChunk = {
-      digest,
+      digest: r.digest,
       index: this.chunks.length,
       compressedOffset: this._pos,
-      compressedSize: stored.length,
+      compressedSize: r.stored.length,
       uncompressedOffset: this._uncompressedSize,
-      uncompressedSize: data.length,
-      compressed,
+      uncompressedSize: size,
+      compressed: r.compressed,
       fileOffset,
     };
-    this._write(stored);
-    this._dataSize += stored.length;
-    this._uncompressedSize += this._opts.aligned ? roundUp4k(data.length) : data.length;
+    this._write(r.stored);
+    this._dataSize += r.stored.length;
+    this._uncompressedSize += this._opts.aligned ? roundUp4k(size) : size;
     this.chunks.push(chunk);
     this._dedup.set(key, chunk);
     return chunk;

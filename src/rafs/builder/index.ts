@@ -10,6 +10,7 @@ import { join } from 'node:path';
 
 import { kDefaultChunkSize, kMaxChunkSize, kMinChunkSize } from '../layout/constants.js';
 import { BlobWriter } from './blob-writer.js';
+import { ChunkPool } from './chunk-pool.js';
 import { dumpDirectoryData, scanDirectory } from './source-dir.js';
 import { scanTar } from './source-tar.js';
 import { assignIndexes, dataOrder, planPrefetch } from './tree.js';
@@ -68,6 +69,7 @@ export async function createImage(opts: BuildOptions): Promise<BuildResult> {
     inlineMeta: opts.blobInlineMeta,
   });
   let finished = false;
+  const pool = ChunkPool.create(opts.threads);
   try {
     const progress = { files: 0, bytes: 0, done: false };
     const report = (bytes: number, fileDone: boolean): void => {
@@ -83,14 +85,16 @@ export async function createImage(opts: BuildOptions): Promise<BuildResult> {
       root = scanDirectory(opts.source, opts.whiteoutSpec, { files: 0 });
       entries = assignIndexes(root);
       plan = planPrefetch(root, opts.prefetchPolicy === 'none' ? [] : opts.prefetchPatterns, entries);
-      dumpDirectoryData(plan.files, writer, opts.chunkSize, report);
+      await dumpDirectoryData(plan.files, writer, opts.chunkSize, report, pool);
+      await writer.drain();
       readaheadSize = writer.dataSize;
-      dumpDirectoryData(dataOrder(entries, plan.files), writer, opts.chunkSize, report);
+      await dumpDirectoryData(dataOrder(entries, plan.files), writer, opts.chunkSize, report, pool);
     } else {
-      root = await scanTar(opts, writer, report);
+      root = await scanTar(opts, writer, report, pool);
       entries = assignIndexes(root);
       plan = planPrefetch(root, opts.prefetchPolicy === 'none' ? [] : opts.prefetchPatterns, entries);
     }
+    await writer.drain();
     writer.writeMeta();
     const hasBlob = writer.chunks.length > 0;
     const blob: ImageBlob = {
@@ -168,5 +172,7 @@ export async function createImage(opts: BuildOptions): Promise<BuildResult> {
     if (!finished) writer.abort();
     if (!opts.blobPath) rmSync(blobTmp, { force: true });
     throw err;
+  } finally {
+    await pool?.close();
   }
 }

@@ -7,6 +7,7 @@ import { closeSync, lstatSync, openSync, readSync, readdirSync, readlinkSync, ty
 
 import { readXattrs } from '../../native/index.js';
 import type { BlobWriter } from './blob-writer.js';
+import type { ChunkPool } from './chunk-pool.js';
 import {
   BuildError,
   S_IFCHR,
@@ -148,30 +149,34 @@ function readInode(st: BigIntStats, path: Buffer): Inode {
   }
 }
 
+/** Chunks read ahead of the writer (bounds memory to about this many chunk buffers). */
+const kReadAhead = 8;
+
 /** Reads each regular file of `inodes` (already in blob order) and stores its chunks. */
-export function dumpDirectoryData(
+export async function dumpDirectoryData(
   inodes: Iterable<Inode>,
   writer: BlobWriter,
   chunkSize: number,
   progress: (bytes: number, fileDone: boolean) => void,
-): void {
-  const buf = Buffer.allocUnsafe(chunkSize);
+  pool?: ChunkPool,
+): Promise<void> {
   for (const inode of inodes) {
     if (!isReg(inode) || inode.chunks || !inode.hostPath) continue;
-    inode.chunks = readFileChunks(inode.hostPath, inode.size, buf, writer, progress);
+    inode.chunks = await readFileChunks(inode.hostPath, inode.size, chunkSize, writer, progress, pool);
     progress(0, true);
   }
 }
 
-function readFileChunks(
+async function readFileChunks(
   path: Buffer,
   size: number,
-  buf: Buffer,
+  chunkSize: number,
   writer: BlobWriter,
   progress: (bytes: number, fileDone: boolean) => void,
-): BlobChunk[] {
-  const chunks: BlobChunk[] = [];
-  if (size === 0) return chunks;
+  pool: ChunkPool | undefined,
+): Promise<BlobChunk[]> {
+  const chunks: Promise<BlobChunk>[] = [];
+  if (size === 0) return [];
   let fd: number;
   try {
     fd = openSync(path, 'r');
@@ -179,21 +184,22 @@ function readFileChunks(
     throw new BuildError(`cannot open ${showPath(path)}: ${(err as Error).message}`, { cause: err });
   }
   try {
-    for (let off = 0; off < size; off += buf.length) {
-      const want = Math.min(buf.length, size - off);
+    for (let off = 0; off < size; off += chunkSize) {
+      const want = Math.min(chunkSize, size - off);
+      // A buffer of its own per chunk: it may be handed over to a worker thread.
+      const buf = Buffer.from(new ArrayBuffer(want));
       let got = 0;
       while (got < want) {
         const n = readSync(fd, buf, got, want - got, off + got);
         if (n === 0) throw new BuildError(`${showPath(path)} shrank while the image was being built`);
         got += n;
       }
-      // The chunk buffer is reused, so the writer must not keep a reference to it (it copies or
-      // compresses into a new buffer; the digest is computed before).
-      chunks.push(writer.addChunk(buf.subarray(0, want), off));
+      chunks.push(writer.addChunk(buf, off, pool));
       progress(want, false);
+      await writer.drain(kReadAhead);
     }
   } finally {
     closeSync(fd);
   }
-  return chunks;
+  return Promise.all(chunks);
 }

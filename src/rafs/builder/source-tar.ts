@@ -10,6 +10,7 @@ import { Readable, pipeline } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 
 import type { BlobWriter } from './blob-writer.js';
+import type { ChunkPool } from './chunk-pool.js';
 import { TarReader, type TarEntry } from './tar-reader.js';
 import {
   BuildError,
@@ -22,6 +23,7 @@ import {
   isDir,
   isReg,
   showPath,
+  type BlobChunk,
   type BuildOptions,
   type Entry,
   type Inode,
@@ -190,6 +192,7 @@ export async function scanTar(
   opts: BuildOptions,
   writer: BlobWriter,
   report: (bytes: number, fileDone: boolean) => void,
+  pool?: ChunkPool,
 ): Promise<Entry> {
   const tree = new TarTree();
   const reader = new TarReader(openTarStream(opts.source));
@@ -204,7 +207,7 @@ export async function scanTar(
       tree.ensureDir(parts.slice(0, -1), where);
       continue;
     }
-    const inode = await inodeFor(t, tree, reader, opts, writer, report, where, warn);
+    const inode = await inodeFor(t, tree, reader, opts, writer, pool, report, where, warn);
     if (parts.length === 0) {
       if (!isDir(inode)) throw new BuildError(`${where}: the archive root must be a directory`);
       tree.setRoot(inode);
@@ -228,6 +231,7 @@ async function inodeFor(
   reader: TarReader,
   opts: BuildOptions,
   writer: BlobWriter,
+  pool: ChunkPool | undefined,
   report: (bytes: number, fileDone: boolean) => void,
   where: string,
   warn: (m: string) => void,
@@ -262,11 +266,17 @@ async function inodeFor(
   if (t.type === 'file') {
     inode.size = t.size;
     inode.chunks = [];
+    const pending: Promise<BlobChunk>[] = [];
     for (let off = 0; off < t.size; off += opts.chunkSize) {
-      const data = await reader.readData(opts.chunkSize);
-      inode.chunks.push(writer.addChunk(data, off));
+      const view = await reader.readData(opts.chunkSize);
+      // Copy out of the reader's buffer into one the writer (or a worker) may keep.
+      const data = Buffer.from(new ArrayBuffer(view.length));
+      view.copy(data);
+      pending.push(writer.addChunk(data, off, pool));
       report(data.length, false);
+      await writer.drain(8);
     }
+    inode.chunks = await Promise.all(pending);
     report(0, true);
   }
   return inode;

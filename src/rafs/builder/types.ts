@@ -105,6 +105,8 @@ export interface BuildOptions {
   prefetchPolicy: PrefetchPolicy;
   /** Absolute in-image paths (as bytes) for the prefetch policy. */
   prefetchPatterns: Buffer[];
+  /** Worker threads digesting/compressing chunks: 0 = none; default one per CPU beyond the first (max 4). */
+  threads?: number;
   /** Progress reporting (the CLI passes a TTY progress bar). */
   onProgress?: (p: BuildProgress) => void;
   /** Non-fatal problems (e.g. tar xattrs RAFS cannot store); the CLI prints them to stderr. */
