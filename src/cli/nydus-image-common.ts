@@ -3,6 +3,8 @@
  * UsageError (exit 2), upstream's global logging flags, number parsing ("0x" hex or decimal, as
  * upstream's clap value parsers accept), and the warning/summary output.
  */
+import { appendFileSync } from 'node:fs';
+
 import yargs, { type Argv } from 'yargs';
 
 import { UsageError } from '../util/errors.js';
@@ -45,14 +47,18 @@ export function parseNumberArg(value: string, flag: string): number {
   return n;
 }
 
-/** Messages at or above `level` go to stderr (and to --log-file when given, appended). */
+/** Messages at or above `level` go to stderr, or appended to --log-file when given. */
 export class CliLog {
   private readonly _rank: number;
   private readonly _write: (line: string) => void;
 
-  constructor(level: string | undefined, write: (line: string) => void = (l) => process.stderr.write(l)) {
+  constructor(level: string | undefined, logFile?: string) {
     this._rank = ['trace', 'debug', 'info', 'warn', 'error'].indexOf(level ?? 'info');
-    this._write = write;
+    this._write = logFile === undefined ? (l): void => void process.stderr.write(l) : (l): void => appendFileSync(logFile, l);
+  }
+
+  static fromArgs(args: Record<string, unknown>): CliLog {
+    return new CliLog(asString(args['log-level']), asString(args['log-file']));
   }
 
   info(msg: string): void {

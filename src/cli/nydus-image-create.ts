@@ -150,7 +150,7 @@ function checkPaths(opts: BuildOptions): void {
 export async function run(argv: string[]): Promise<number> {
   const args = (await parser(argv).parseAsync()) as Record<string, unknown>;
   if (args['help'] === true) return 0;
-  const log = new CliLog(asString(args['log-level']));
+  const log = CliLog.fromArgs(args);
   const opts = optionsFromArgs(args);
   checkPaths(opts);
   const bar = process.stderr.isTTY ? new ProgressBar(process.stderr) : undefined;

@@ -22,7 +22,7 @@ function parser(argv: string[]) {
 export async function run(argv: string[]): Promise<number> {
   const args = (await parser(argv).parseAsync()) as Record<string, unknown>;
   if (args['help'] === true) return 0;
-  const log = new CliLog(asString(args['log-level']));
+  const log = CliLog.fromArgs(args);
   if (args['block'] !== true) throw new UsageError('export needs --block (the only export type)');
   if (asString(args['config']) !== undefined) {
     if (asString(args['localfs-dir']) !== undefined) throw new UsageError('--config conflicts with --localfs-dir');

@@ -49,6 +49,13 @@ test('create with --blob-dir names the blob and the bootstrap by their sha256; -
   const p = new V6Peek(readFileSync(result.bootstrap));
   assert.equal(p.device(0).id, result.blobs[0]);
   assert.match(r.stderr, /successfully built RAFS filesystem/);
+  const logFile = join(work, `log-${seq++}`);
+  const r2 = nydusImage(['create', '-D', outDir(), '-L', logFile, tree()]);
+  assert.equal(r2.status, 0, r2.stderr);
+  assert.equal(r2.stderr, '');
+  assert.match(readFileSync(logFile, 'utf8'), /successfully built RAFS filesystem/);
+  const r3 = nydusImage(['create', '-D', outDir(), '-l', 'warn', tree()]);
+  assert.equal(r3.stderr, '', '--log-level warn hides the summary');
 });
 
 test('upstream short flags and aliases are accepted', () => {
