@@ -13,6 +13,7 @@ void RegisterErrors(Napi::Env env, Napi::Object exports);
 void RegisterCodec(Napi::Env env, Napi::Object exports);
 void RegisterChunkMap(Napi::Env env, Napi::Object exports);
 void RegisterLog(Napi::Env env, Napi::Object exports);
+void RegisterXattr(Napi::Env env, Napi::Object exports);
 void RegisterRlimit(Napi::Env env, Napi::Object exports);
 
 // Builds an error of the TypeScript-defined class passed to `initialize()` (style rule 8), with
