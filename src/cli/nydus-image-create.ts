@@ -108,11 +108,15 @@ export function optionsFromArgs(args: Record<string, unknown>): BuildOptions {
     }
     opts.chunkSize = cs;
   }
+  let explicitToc = false;
   for (const f of (asString(args['features']) ?? '').split(',').map((s) => s.trim()).filter(Boolean)) {
     if (f !== 'blob-toc') throw new UsageError(`unsupported feature \`${f}\` (supported: blob-toc)`);
-    opts.blobToc = true;
+    explicitToc = true;
   }
-  if (opts.blobToc && opts.fsVersion === 5) throw new UsageError("`--features blob-toc` can't be used with `--fs-version 5`");
+  if (explicitToc && opts.fsVersion === 5) throw new UsageError("`--features blob-toc` can't be used with `--fs-version 5`");
+  // v6 blobs always carry the TOC (chunk digests, CI location) so readers need nothing but the
+  // blob; upstream makes it opt-in, our output includes it by default. v5 has no TOC.
+  opts.blobToc = opts.fsVersion === 6;
   opts.blobInlineMeta = args['blob-inline-meta'] === true;
   const bootstrap = asString(args['bootstrap']);
   const blobDir = asString(args['blob-dir']);

@@ -43,7 +43,7 @@ function verifyChunkDigests(image: RafsImage, blobDir: string): number {
   return checked;
 }
 
-async function roundTrip(o: Partial<BuildOptions>, source = src, expected = want): Promise<void> {
+async function roundTrip(o: Partial<BuildOptions>, source = src, expected = want, minChunks = 11): Promise<void> {
   const dir = mkdtempSync(join(work, 'case-'));
   try {
     const out = join(dir, 'out');
@@ -61,7 +61,7 @@ async function roundTrip(o: Partial<BuildOptions>, source = src, expected = want
       assert.deepEqual(image.blobs.map((b) => b.blobId), r.blobIds);
       const got = snapshotImage(image, blobReader(out));
       assert.deepEqual(diffTrees(expected, got, { ignoreRootMtime: true }), []);
-      assert.ok(verifyChunkDigests(image, out) > 10);
+      assert.ok(verifyChunkDigests(image, out) >= minChunks);
     } finally {
       image.close();
     }
@@ -109,11 +109,11 @@ test('round trip from a POSIX tar of the tree (v5 and v6)', { timeout: 180_000 }
   await roundTrip({ sourceType: 'tar', fsVersion: 5, compressor: 'lz4_block', digester: 'sha256' }, tar, expected);
 });
 
-test('pre-1970 mtimes survive the round trip', { todo: 'the reader reads i_mtime as an unsigned u64 and rejects it; EROFS and FUSE treat it as signed' }, async () => {
+test('pre-1970 mtimes survive the round trip', async () => {
   const dir = join(work, 'pre-epoch');
   mkdirSync(dir);
   execFileSync('touch', ['-d', '@-123456789.5', join(dir, '.')]);
   const f = join(dir, 'old');
   execFileSync('sh', ['-c', `echo old > '${f}' && touch -d @-86400.25 '${f}'`]);
-  for (const fsVersion of [5, 6] as const) await roundTrip({ fsVersion }, dir, snapshotDir(dir));
+  for (const fsVersion of [5, 6] as const) await roundTrip({ fsVersion }, dir, snapshotDir(dir), 1);
 });
