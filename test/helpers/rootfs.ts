@@ -21,6 +21,15 @@ function mirror(): string {
   return 'http://deb.debian.org/debian';
 }
 
+function unmountBelow(dir: string): void {
+  const mounts = readFileSync('/proc/mounts', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[1]?.replace(/\\040/g, ' '))
+    .filter((m): m is string => m !== undefined && (m === dir || m.startsWith(`${dir}/`)))
+    .sort((a, b) => b.length - a.length);
+  for (const m of mounts) spawnSync('umount', ['-l', m]);
+}
+
 export function rootfsDir(): string {
   return join(dirname(guestCacheRoot()), 'rootfs', `${kSuite}-minbase`);
 }
@@ -35,6 +44,9 @@ export function debianRootfs(): { dir: string } | { unavailable: string } {
   rmSync(tmp, { recursive: true, force: true });
   process.stderr.write(`rootfs: debootstrap --variant=minbase ${kSuite} from ${mirror()} (first run only)\n`);
   const r = spawnSync('debootstrap', ['--variant=minbase', kSuite, tmp, mirror()], { encoding: 'utf8', timeout: 600_000 });
+  // debootstrap can leave /proc (and friends) of the target mounted; a mounted procfs inside
+  // the tree would make it unbuildable and unremovable.
+  unmountBelow(tmp);
   if (r.status !== 0) {
     rmSync(tmp, { recursive: true, force: true });
     return { unavailable: `debootstrap failed: ${(r.stderr || r.stdout).split('\n').slice(-3).join(' ')}` };
