@@ -94,14 +94,22 @@ function onSignal(sig: NodeJS.Signals): void {
   if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
 }
 
+// process.exit() skips the addon's environment cleanup hooks on the main thread, so mounts are
+// also undone from the 'exit' event (synchronous, which is all stop() needs).
+function onExit(): void {
+  for (const s of [...kActive]) s.stop();
+}
+
 function trackMounted(s: FuseSession, on: boolean): void {
   if (on) kActive.add(s);
   else kActive.delete(s);
   if (kActive.size > 0 && signalHandler === undefined) {
     signalHandler = onSignal;
     for (const sig of kSignals) process.on(sig, signalHandler);
+    process.on('exit', onExit);
   } else if (kActive.size === 0 && signalHandler !== undefined) {
     for (const sig of kSignals) process.removeListener(sig, signalHandler);
+    process.removeListener('exit', onExit);
     signalHandler = undefined;
   }
 }

@@ -152,19 +152,38 @@ test('stop() unmounts while the handler never answers an OPEN', { skip, timeout:
   await rm(base, { recursive: true, force: true });
 });
 
-test('SIGTERM to the serving process unmounts before it exits', { skip, timeout: 60_000 }, async () => {
-  const { base, mnt, tmp } = await scratch();
-  const server = spawn(process.execPath, [join(projectRoot, 'dist', 'test', 'helpers', 'fuse-test-server.js'), '--tmp', tmp, '--mount', mnt], {
+function startServer(tmp: string, mnt: string, extra: string[] = []): {
+  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  ready: Promise<string>;
+  kill: (sig: NodeJS.Signals) => void;
+} {
+  const server = spawn(process.execPath, [join(projectRoot, 'dist', 'test', 'helpers', 'fuse-test-server.js'), '--tmp', tmp, '--mount', mnt, ...extra], {
     stdio: ['pipe', 'pipe', 'inherit'],
   });
   const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => server.on('exit', (code, signal) => resolve({ code, signal })));
-  const lines = createInterface({ input: server.stdout });
-  const ready = await new Promise<string>((resolve, reject) => {
-    lines.on('line', (l) => {
+  const ready = new Promise<string>((resolve, reject) => {
+    createInterface({ input: server.stdout }).on('line', (l) => {
       if (l.startsWith('READY ')) resolve(l);
     });
-    server.on('exit', () => reject(new Error('server exited before READY')));
+    void exit.then(() => reject(new Error('server exited before READY')));
   });
+  return { exit, ready, kill: (sig) => server.kill(sig) };
+}
+
+test('process.exit() of the serving process unmounts', { skip, timeout: 60_000 }, async () => {
+  const { base, mnt, tmp } = await scratch();
+  const server = startServer(tmp, mnt, ['--exit']);
+  await server.ready.catch(() => undefined);
+  assert.deepEqual(await server.exit, { code: 0, signal: null });
+  assert.equal(await isMounted(mnt), false);
+  await rm(base, { recursive: true, force: true });
+});
+
+test('SIGTERM to the serving process unmounts before it exits', { skip, timeout: 60_000 }, async () => {
+  const { base, mnt, tmp } = await scratch();
+  const server = startServer(tmp, mnt);
+  const exit = server.exit;
+  const ready = await server.ready;
   assert.match(ready, /"threads":4/);
   assert.ok(await isMounted(mnt));
   assert.equal((await run('cat', [join(mnt, 'hello.txt')])).stdout, 'hello world\n');

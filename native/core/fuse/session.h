@@ -172,7 +172,7 @@ class FuseSession final : public transport::FuseRequestSink {
   void HandleRelease(Request& r);
   void HandleUpcall(Request& r);
   void HandleNativeDefault(Request& r);
-  void ResetState(bool reinit);
+  void ResetState(const char* why);
   void Enqueue(QueueItem item);
   void QueueForgets(const double* pairs, size_t n);
   void Finish(transport::FuseRequest* req, uint32_t written, bool error);
