@@ -18,6 +18,7 @@ void RegisterErrors(Napi::Env env, Napi::Object exports);
 void RegisterCodec(Napi::Env env, Napi::Object exports);
 void RegisterChunkMap(Napi::Env env, Napi::Object exports);
 void RegisterLog(Napi::Env env, Napi::Object exports);
+void RegisterRlimit(Napi::Env env, Napi::Object exports);
 void RegisterFuseSession(Napi::Env env, Napi::Object exports);
 
 // The core chunk map behind a JS ChunkMap handle (null when `value` is not one). The READ fast

@@ -62,7 +62,7 @@ void SetLogHandler(const Napi::CallbackInfo& info) {
     g_tsfn = LogTsfn::New(
         env, info[0].As<Napi::Function>(), "nydus-log", 0, 1, static_cast<std::nullptr_t*>(nullptr),
         [gen](Napi::Env, void*, std::nullptr_t*) {
-          std::lock_guard<std::mutex> lock(g_mu);
+          std::lock_guard<std::mutex> finalize_lock(g_mu);
           if (gen == g_generation && g_active) {
             g_active = false;
             SetLogSink(nullptr);

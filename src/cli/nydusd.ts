@@ -1,43 +1,57 @@
 /**
- * `nydusd` command line. Flags follow upstream nydusd (reference/nydusd-cli-api.md §1.2).
- * The daemon behind them arrives with the daemon issue; until then every run mode exits with a
- * clear "not supported yet" message and status 2, while --help and --version work.
+ * `nydusd` command line. Flags follow upstream nydusd (reference/nydusd-cli-api.md §1.2); see
+ * nydusd-args.ts (the parser) and nydusd-options.ts (validation into DaemonOptions). The daemon
+ * runs until SIGTERM/SIGINT; exit status 0 on a clean stop, 2 on bad usage or configuration or a
+ * feature not supported yet, 1 on a runtime failure.
  */
-import yargs from 'yargs';
+import { runDaemon } from '../daemon/index.js';
+import type { DaemonDeps } from '../daemon/index.js';
+import { createLogger } from '../util/logger.js';
+import { nydusdParser } from './nydusd-args.js';
+import type { NydusdArgs } from './nydusd-options.js';
+import { resolveNydusdArgs } from './nydusd-options.js';
+import { buildInfo, versionText } from './version.js';
 
-import { NydusError, UsageError } from '../util/errors.js';
-import { versionText } from './version.js';
+/** vhost-user backend capabilities (docs/interop/vhost-user.json "fs"). */
+const kExitGraceMs = 2000;
 
-export async function main(argv: string[]): Promise<number> {
-  const parser = yargs(argv)
-    .scriptName('nydusd')
-    .usage('$0 [fuse] --mountpoint M --bootstrap B [--config C]\n$0 virtiofs --sock S --bootstrap B [--config C]')
-    .command('fuse', 'serve the image through /dev/fuse at --mountpoint (default mode)')
-    .command('virtiofs', 'serve the image as a vhost-user virtio-fs backend on --sock')
-    .option('config', { alias: 'C', type: 'string', describe: 'configuration file (v1 JSON, v2 JSON or TOML)' })
-    .option('bootstrap', { alias: 'B', type: 'string', describe: 'RAFS bootstrap (metadata) file' })
-    .option('mountpoint', { alias: 'M', type: 'string', describe: 'FUSE mountpoint' })
-    .option('sock', { type: 'string', describe: 'vhost-user socket path (virtio-fs mode)' })
-    .option('log-level', {
-      alias: 'l',
-      choices: ['trace', 'debug', 'info', 'warn', 'error'] as const,
-      default: 'info',
-      describe: 'log level',
-    })
-    .version(false)
-    .option('version', { alias: 'V', type: 'boolean', describe: 'print version information' })
-    .help('help')
-    .alias('help', 'h')
-    .strictOptions(false)
-    .exitProcess(false)
-    .fail((msg, err) => {
-      throw err ?? new UsageError(msg);
-    });
-  const args = await parser.parseAsync();
+export const kCapabilities = '{"type":"fs"}';
+
+/** The injectable parts, so the lead can wire the filesystem (deps.serve) without touching the CLI. */
+export async function main(argv: string[], deps: Partial<Omit<DaemonDeps, 'log'>> = {}): Promise<number> {
+  const args = (await nydusdParser(argv).parseAsync()) as NydusdArgs;
   if (args['help'] === true) return 0;
-  if (args.version === true) {
+  if (args['version'] === true) {
     process.stdout.write(`${versionText('nydusd')}\n`);
     return 0;
   }
-  throw new NydusError('ERR_NOT_SUPPORTED', 'serving images is not supported yet (the daemon is under construction)');
+  if (args['print-capabilities'] === true) {
+    process.stdout.write(`${kCapabilities}\n`);
+    return 0;
+  }
+  const { options, warnings } = resolveNydusdArgs(args);
+  const logger = createLogger({
+    level: options.log.level,
+    format: options.log.format,
+    ...(options.log.file === undefined ? {} : { file: options.log.file }),
+    rotationSizeMb: options.log.rotationSizeMb,
+  });
+  logger.attachNative();
+  let ran = false;
+  try {
+    const b = buildInfo();
+    logger.info(`nydusd ${b.package_ver} (commit ${b.git_commit}, ${b.rustc}), pid ${process.pid}`);
+    for (const w of warnings) logger.warn(w);
+    ran = true;
+    return await runDaemon(options, { ...deps, log: logger });
+  } catch (err) {
+    // runMain prints the reason on stderr; a log file gets it too.
+    if (options.log.file !== undefined) logger.error((err as Error).message);
+    throw err;
+  } finally {
+    await logger.close();
+    // Once a daemon ran, a handle leaked by a transport (or a stop that timed out) must not
+    // keep the process alive: exit with whatever status runMain settles on.
+    if (ran) setTimeout(() => process.exit(process.exitCode ?? 1), kExitGraceMs).unref();
+  }
 }

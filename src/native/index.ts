@@ -5,10 +5,10 @@
  * Neighbours: `binding.ts` (the loader) below; storage/, rafs/, daemon/ above.
  */
 import { loadAddon } from './binding.js';
-import type { NativeBlake3Hasher, NativeChunkMap } from './types.js';
+import type { NativeBlake3Hasher, NativeChunkMap, NofileLimit } from './types.js';
 
 export { CompressAlgo } from './types.js';
-export type { NativeChunkMap, NativeBlake3Hasher, AbiInfo, FuseAbiInfo } from './types.js';
+export type { NativeChunkMap, NativeBlake3Hasher, AbiInfo, FuseAbiInfo, NofileLimit } from './types.js';
 export { FuseSession } from './fuse-session.js';
 export type {
   FuseBlob,
@@ -62,4 +62,12 @@ export function createBlake3Hasher(): NativeBlake3Hasher {
 
 export function openChunkMap(path: string, chunkCount: number): NativeChunkMap {
   return new (loadAddon().ChunkMap)(path, chunkCount);
+}
+
+export function getRlimitNofile(): NofileLimit {
+  return loadAddon().getRlimitNofile();
+}
+
+export function setRlimitNofile(soft: number, hard: number): void {
+  loadAddon().setRlimitNofile(soft, hard);
 }

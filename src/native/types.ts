@@ -27,6 +27,12 @@ export interface NativeBlake3Hasher {
   digest(): Buffer;
 }
 
+/** RLIMIT_NOFILE; RLIM_INFINITY is reported as Infinity. */
+export interface NofileLimit {
+  soft: number;
+  hard: number;
+}
+
 export interface AbiInfo {
   napiVersion: number;
   chunkMapHeaderSize: number;
@@ -126,4 +132,8 @@ export interface NativeAddon {
     replyNumbers: Float64Array,
     replyBytes: Uint8Array,
   ) => NativeFuseSession;
+
+  getRlimitNofile(): NofileLimit;
+  /** Throws a NativeError (code ERR_RLIMIT, errno EPERM/EINVAL) when the kernel refuses. */
+  setRlimitNofile(soft: number, hard: number): void;
 }

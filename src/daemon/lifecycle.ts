@@ -1,0 +1,185 @@
+/**
+ * The daemon lifecycle: prepare (rlimit, bootstrap, transport target, backend, cache dir), serve
+ * (the injected step), run until SIGTERM/SIGINT or the service ends, then an orderly stop with a
+ * bounded timeout: stop the service (unmount / close the socket), then close storage (running
+ * fills settle, chunk maps and cache files are closed).
+ */
+import { redactConfig } from '../config/index.js';
+import { StorageService, storageSettings } from '../storage/index.js';
+import type { StorageSettings } from '../storage/index.js';
+import { NydusError } from '../util/errors.js';
+import type { Logger } from '../util/logger.js';
+import type { DaemonOptions } from './options.js';
+import { applyRlimitNofile, checkBootstrap, checkTransportTarget, configNotes } from './prepare.js';
+import type { RunningService, ServeStep } from './serve.js';
+import { serveNotSupported } from './serve.js';
+import { DaemonStateMachine } from './state.js';
+
+export interface DaemonDeps {
+  log: Logger;
+  /** Builds the filesystem and attaches the transport (default: not supported yet). */
+  serve?: ServeStep;
+  /** Tests: replace the storage construction. */
+  createStorage?: (settings: StorageSettings, log: Logger) => Promise<StorageService>;
+  /** Tests: skip setrlimit. */
+  applyRlimit?: (requested: number, log: Logger) => void;
+}
+
+export class Daemon {
+  readonly machine = new DaemonStateMachine();
+  private _storage: StorageService | undefined;
+  private _service: RunningService | undefined;
+  private _stopping: Promise<void> | undefined;
+  private readonly _log: Logger;
+
+  constructor(
+    readonly options: DaemonOptions,
+    private readonly _deps: DaemonDeps,
+  ) {
+    this._log = _deps.log;
+    this.machine.onChange((from, to, event) => this._log.debug(`state ${from} -> ${to} (${event})`));
+  }
+
+  get state(): string {
+    return this.machine.state;
+  }
+  get storage(): StorageService | undefined {
+    return this._storage;
+  }
+  get service(): RunningService | undefined {
+    return this._service;
+  }
+
+  /** INIT -> READY -> RUNNING. On failure everything prepared so far is released (state STOPPED). */
+  async start(): Promise<void> {
+    const o = this.options;
+    const t0 = performance.now();
+    const log = this._log;
+    log.info(`starting: ${o.mode}, bootstrap ${o.bootstrap}, config ${o.configSource}`);
+    if (log.debugEnabled) log.debug(`configuration: ${JSON.stringify(redactConfig(o.config))}`);
+    for (const note of configNotes(o.config)) log.warn(note);
+    if (o.supervisor !== undefined) log.warn('--supervisor: live upgrade and failover are not supported yet; the supervisor is never contacted');
+    try {
+      (this._deps.applyRlimit ?? applyRlimitNofile)(o.rlimitNofile, log);
+      await checkBootstrap(o.bootstrap);
+      await checkTransportTarget(o);
+      const settings = storageSettings(o.config, o.configOrigin);
+      this._storage = await (this._deps.createStorage ?? StorageService.create)(settings, log.child('storage'));
+      log.info(
+        `storage ready: backend ${settings.backend.type}, cache ${settings.cache.kind === 'blobcache' ? `blobcache in ${settings.cache.workDir}` : 'dummycache'}`,
+      );
+      this._service = await (this._deps.serve ?? serveNotSupported)({ options: o, storage: this._storage, log });
+    } catch (err) {
+      await this._release();
+      this.machine.fire('Stop');
+      throw err;
+    }
+    this.machine.fire('Mount');
+    this.machine.fire('Start');
+    log.info(`ready in ${(performance.now() - t0).toFixed(1)} ms (state ${this.machine.state})`);
+  }
+
+  /** Orderly stop; idempotent (later calls share the first). */
+  stop(reason: string): Promise<void> {
+    this._stopping ??= this._stop(reason);
+    return this._stopping;
+  }
+
+  private async _stop(reason: string): Promise<void> {
+    this._log.info(`stopping: ${reason}`);
+    if (this.machine.state === 'RUNNING') this.machine.fire('Stop');
+    let failure: unknown;
+    try {
+      await this._service?.stop();
+    } catch (err) {
+      failure = err;
+      this._log.error(`stopping the service failed: ${(err as Error).message}`);
+    }
+    await this._release();
+    if (this.machine.can('Umount')) this.machine.fire('Umount');
+    else if (this.machine.can('Stop')) this.machine.fire('Stop');
+    if (failure !== undefined) throw failure instanceof Error ? failure : new Error('stopping the service failed');
+  }
+
+  private async _release(): Promise<void> {
+    const s = this._storage;
+    this._storage = undefined;
+    if (s) {
+      try {
+        await s.close();
+        this._log.info('storage closed (fills settled, cache files closed)');
+      } catch (err) {
+        this._log.error(`closing storage failed: ${(err as Error).message}`);
+      }
+    }
+  }
+}
+
+export interface RunOptions {
+  signals?: readonly NodeJS.Signals[];
+}
+
+/**
+ * Starts the daemon and serves until a signal or the end of the service. Resolves with the exit
+ * status (0 clean stop, 1 runtime failure); start failures reject (the CLI maps them).
+ */
+export async function runDaemon(options: DaemonOptions, deps: DaemonDeps, run: RunOptions = {}): Promise<number> {
+  const daemon = new Daemon(options, deps);
+  const log = deps.log;
+  // Handlers go in before start so a signal during startup stops cleanly instead of killing.
+  const signals = run.signals ?? ['SIGTERM', 'SIGINT'];
+  let onSignal: ((sig: NodeJS.Signals) => void) | undefined;
+  const signalled = new Promise<string>((resolve) => {
+    let count = 0;
+    onSignal = (sig: NodeJS.Signals): void => {
+      count++;
+      if (count === 1) resolve(`received ${sig}`);
+      else log.warn(`received ${sig} again while stopping; still waiting (at most ${options.stopTimeoutMs} ms)`);
+    };
+    for (const s of signals) process.on(s, onSignal);
+  });
+  const removeHandlers = (): void => {
+    if (onSignal) for (const s of signals) process.off(s, onSignal);
+  };
+  // Signal handlers do not keep Node's loop alive, and native transport threads may not either:
+  // the daemon itself holds it until it has stopped.
+  const keepAlive = setInterval(() => undefined, 1 << 30);
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await daemon.start();
+    const done = daemon.service?.done ?? new Promise<void>(() => undefined);
+    let exitCode = 0;
+    const reason = await Promise.race([
+      signalled,
+      done.then(
+        () => 'the service ended',
+        (err: unknown) => {
+          exitCode = 1;
+          log.error(`the service failed: ${(err as Error).message}`);
+          return 'service failure';
+        },
+      ),
+    ]);
+    const timeout = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), options.stopTimeoutMs);
+    });
+    let r: 'stopped' | 'timeout';
+    try {
+      r = await Promise.race([daemon.stop(reason).then(() => 'stopped' as const), timeout]);
+    } catch (err) {
+      log.error(`stop failed: ${(err as Error).message}`);
+      r = 'stopped';
+      exitCode = 1;
+    }
+    if (r === 'timeout') {
+      log.error(`stop did not finish within ${options.stopTimeoutMs} ms; exiting anyway`);
+      throw new NydusError('ERR_STOP_TIMEOUT', `stop did not finish within ${options.stopTimeoutMs} ms`);
+    }
+    log.info(`stopped (state ${daemon.state})`);
+    return exitCode;
+  } finally {
+    clearTimeout(timer);
+    clearInterval(keepAlive);
+    removeHandlers();
+  }
+}

@@ -1,0 +1,136 @@
+/**
+ * Checks and setup that run before the filesystem is served, each failing with one clear line:
+ * the bootstrap is a readable file, the mountpoint or socket location is usable, the open-file
+ * limit, and warnings for configured features that are accepted but do nothing yet.
+ */
+import { readFileSync } from 'node:fs';
+import { access, constants as fsc, open, stat } from 'node:fs/promises';
+import { fstatSync } from 'node:fs';
+import { dirname } from 'node:path';
+
+import type { NydusConfig } from '../config/index.js';
+import { getRlimitNofile, setRlimitNofile } from '../native/index.js';
+import { NydusError, UsageError } from '../util/errors.js';
+import type { Logger } from '../util/logger.js';
+import type { DaemonOptions } from './options.js';
+
+function code(err: unknown): string {
+  return (err as NodeJS.ErrnoException).code ?? String(err);
+}
+
+/** The bootstrap must be a non-empty regular file we can read. */
+export async function checkBootstrap(path: string): Promise<void> {
+  let fh;
+  try {
+    fh = await open(path, 'r');
+  } catch (err) {
+    const c = code(err);
+    throw new UsageError(`--bootstrap ${path}: ${c === 'ENOENT' ? 'no such file' : `cannot open (${c})`}`);
+  }
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) throw new UsageError(`--bootstrap ${path}: not a regular file`);
+    if (st.size === 0) throw new UsageError(`--bootstrap ${path}: empty file`);
+    const probe = Buffer.alloc(1);
+    try {
+      await fh.read(probe, 0, 1, 0);
+    } catch (err) {
+      throw new UsageError(`--bootstrap ${path}: cannot read (${code(err)})`);
+    }
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Where the transport will attach must exist before we build anything. */
+export async function checkTransportTarget(o: DaemonOptions): Promise<void> {
+  if (o.mode === 'fuse') {
+    const m = o.mountpoint ?? '';
+    let st;
+    try {
+      st = await stat(m);
+    } catch (err) {
+      throw new UsageError(`--mountpoint ${m}: ${code(err) === 'ENOENT' ? 'no such directory' : `cannot stat (${code(err)})`}`);
+    }
+    if (!st.isDirectory()) throw new UsageError(`--mountpoint ${m}: not a directory`);
+    return;
+  }
+  if (o.listenFd !== undefined) {
+    let st;
+    try {
+      st = fstatSync(o.listenFd);
+    } catch (err) {
+      throw new UsageError(`--fd ${o.listenFd}: not an open file descriptor (${code(err)})`);
+    }
+    if (!st.isSocket()) throw new UsageError(`--fd ${o.listenFd}: not a socket`);
+    return;
+  }
+  const sock = o.socketPath ?? '';
+  const dir = dirname(sock);
+  try {
+    await access(dir, fsc.W_OK | fsc.X_OK);
+  } catch (err) {
+    throw new UsageError(`--sock ${sock}: cannot create a socket in ${dir} (${code(err)})`);
+  }
+  try {
+    const st = await stat(sock);
+    // A stale socket is removed by the transport; anything else must not be clobbered.
+    if (!st.isSocket()) throw new UsageError(`--sock ${sock}: exists and is not a socket`);
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+  }
+}
+
+/** Warnings for configured features that are parsed but have no effect yet. */
+export function configNotes(cfg: NydusConfig): string[] {
+  const notes: string[] = [];
+  const rafs = cfg.rafs;
+  if (rafs?.prefetch.enable || cfg.cache?.prefetch.enable) notes.push('prefetch is not supported yet: data is fetched on demand only');
+  if (rafs?.prefetch.stream_prefetch || cfg.cache?.prefetch.stream_prefetch) notes.push('stream_prefetch is not supported yet');
+  for (const k of ['iostats_files', 'access_pattern', 'latest_read_files'] as const) {
+    if (rafs?.[k]) notes.push(`${k}: file metrics need the API, which is not supported yet; ignored`);
+  }
+  if (cfg.cache?.filecache?.disable_indexed_map) notes.push('disable_indexed_map is deprecated and ignored');
+  if (cfg.overlay) notes.push('overlay: a writable overlay needs --writable, which is not supported yet; ignored');
+  return notes;
+}
+
+/** Upstream keeps this many descriptors for the rest of the system, and caps at one million. */
+const kNofileReserved = 16384;
+const kNofileMax = 1_000_000;
+/** `--rlimit-nofile` default, as upstream. */
+export const kDefaultRlimitNofile = 1_000_000;
+
+/**
+ * `--rlimit-nofile`, as upstream: min(requested, fs.file-max - 16384, 1e6), never below the
+ * current soft limit's ceiling. Where upstream fails when the hard limit cannot be raised
+ * (unprivileged), we raise the soft limit as far as the hard one allows and warn.
+ */
+export function applyRlimitNofile(requested: number, log: Logger): void {
+  if (requested === 0) return;
+  let fileMax = Infinity;
+  try {
+    fileMax = Number(readFileSync('/proc/sys/fs/file-max', 'utf8').trim());
+  } catch {
+    // No procfs (containers without /proc/sys): trust the kernel to refuse what it cannot give.
+  }
+  if (fileMax < 2 * kNofileReserved) {
+    throw new NydusError('ERR_RLIMIT', `fs.file-max (${fileMax}) is too low to allow a reasonable number of open files`);
+  }
+  const cur = getRlimitNofile();
+  let max = Math.min(fileMax - kNofileReserved, kNofileMax);
+  if (cur.soft >= max) max = cur.soft;
+  const target = Math.min(requested, max);
+  try {
+    setRlimitNofile(target, target);
+    log.info(`rlimit-nofile set to ${target} (maximum ${max})`);
+  } catch (err) {
+    if ((err as { errno?: number }).errno !== 1) throw err;
+    const soft = Math.min(target, cur.hard);
+    if (soft > cur.soft) setRlimitNofile(soft, cur.hard);
+    // Only an explicit request is worth a warning; the default is best effort.
+    const msg = `rlimit-nofile: cannot raise the hard limit to ${target} (EPERM); using ${Math.max(soft, cur.soft)}`;
+    if (requested === kDefaultRlimitNofile) log.info(msg);
+    else log.warn(msg);
+  }
+}

@@ -1,0 +1,327 @@
+/**
+ * `blobcache` for one blob: `<blob_id>.blob.data` (uncompressed chunks at their uncompressed
+ * offsets, sparse, sized to the blob's uncompressed size), `<blob_id>.blob.data.chunk_map` (the
+ * native persistent bitmap) and `<blob_id>.blob.meta` when the blob has CI. Same files and
+ * layouts as upstream, so caches survive restarts and are interchangeable.
+ *
+ * Invariant: a chunk's bit is set only after its bytes were written (pwrite completed), and
+ * never for data that failed to decode or validate; a kill at any point leaves no ready bit
+ * over missing or bad data. One fetch per chunk: concurrent misses join the in-flight fetch.
+ */
+import { constants as fsc } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import type { NativeChunkMap } from '../native/index.js';
+import { kBlobFeatures, kMaxChunksPerBlob } from '../rafs/layout/constants.js';
+import { openChunkMap } from '../native/index.js';
+import type { Logger } from '../util/logger.js';
+import type { BlobBackend } from './backend.js';
+import { checkBlobId } from './blob-id.js';
+import type { BlobMeta } from './blob-meta.js';
+import { blobMetaPath, fetchBlobMeta, kCiFlags, readBlobMetaFile, writeBlobMetaFile } from './blob-meta.js';
+import type { BlobSource } from './chunk-data.js';
+import { checkChunk, decodeAndVerify, intersect, untilAborted } from './chunk-data.js';
+import type { CacheCounters } from './counters.js';
+import { errnoCode, StorageError } from './errors.js';
+import { amplifyRanges, mergeChunks } from './fetch-plan.js';
+import type { FetchRange } from './fetch-plan.js';
+import type { BlobInfo, ChunkInfo } from './types.js';
+
+export interface BlobCacheContext {
+  backend: BlobBackend;
+  workDir: string;
+  validate: boolean;
+  /** rafs.batch_size / amplify_io. */
+  batchSize: number;
+  counters: CacheCounters;
+  log: Logger;
+}
+
+export interface CachedBlobOptions {
+  /** Chunk metadata by chunk index (from the bootstrap, with digests) for amplification. */
+  chunkLookup?: (chunkIndex: number) => ChunkInfo | undefined;
+  /** Test seam: runs between the write of a chunk's data and the setting of its bit. */
+  afterWrite?: (c: ChunkInfo) => Promise<void> | void;
+}
+
+interface Deferred {
+  promise: Promise<void>;
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
+
+function deferred(): Deferred {
+  let resolve!: () => void;
+  let reject!: (e: Error) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  // Amplified chunks may have no waiter; their failure must not become an unhandled rejection.
+  promise.catch(() => undefined);
+  return { promise, resolve, reject };
+}
+
+const kZeroDigest = Buffer.alloc(32);
+/** rafs-format.md: blob table uncompressed_size <= 2^44. */
+const kMaxUncompressedBlob = 2 ** 44;
+
+/** What the native READ fast path needs to register this blob on a session. */
+export interface NativeBlobRegistration {
+  blobId: string;
+  blobIndex: number;
+  dataPath: string;
+  chunkMap: NativeChunkMap;
+  compressor: BlobInfo['compressor'];
+  chunkCount: number;
+}
+
+export class CachedBlob implements BlobSource {
+  readonly persistent = true;
+  private readonly _inflight = new Map<number, Deferred>();
+  private readonly _lifetime = new AbortController();
+  private _closed = false;
+
+  private constructor(
+    readonly info: BlobInfo,
+    readonly dataPath: string,
+    private readonly _fh: FileHandle,
+    private readonly _map: NativeChunkMap,
+    private readonly _meta: BlobMeta | undefined,
+    private readonly _ctx: BlobCacheContext,
+    private readonly _opts: CachedBlobOptions,
+  ) {}
+
+  static async open(info: BlobInfo, ctx: BlobCacheContext, opts: CachedBlobOptions = {}): Promise<CachedBlob> {
+    checkBlobId(info.blobId);
+    if (!Number.isSafeInteger(info.uncompressedSize) || info.uncompressedSize <= 0 || info.uncompressedSize > kMaxUncompressedBlob) {
+      throw new StorageError('ERR_BAD_CHUNK', `blob ${info.blobId}: invalid uncompressed size ${info.uncompressedSize}`);
+    }
+    if (!Number.isInteger(info.chunkCount) || info.chunkCount <= 0 || info.chunkCount > kMaxChunksPerBlob) {
+      throw new StorageError('ERR_BAD_CHUNK', `blob ${info.blobId}: invalid chunk count ${info.chunkCount}`);
+    }
+    const dataPath = join(ctx.workDir, `${info.blobId}.blob.data`);
+    let fh: FileHandle;
+    try {
+      fh = await open(dataPath, fsc.O_RDWR | fsc.O_CREAT, 0o644);
+    } catch (err) {
+      throw new StorageError('ERR_CACHE_FILE', `blob ${info.blobId}: cannot open cache file ${dataPath}: ${errnoCode(err)}`, { cause: err });
+    }
+    let map: NativeChunkMap | undefined;
+    try {
+      const size = (await fh.stat()).size;
+      if (size > info.uncompressedSize) {
+        throw new StorageError(
+          'ERR_CACHE_FILE',
+          `blob ${info.blobId}: cache file ${dataPath} has ${size} bytes, more than the blob's ${info.uncompressedSize}; remove the stale cache files of this blob`,
+        );
+      }
+      if (size < info.uncompressedSize) await fh.truncate(info.uncompressedSize);
+      try {
+        map = openChunkMap(`${dataPath}.chunk_map`, info.chunkCount);
+      } catch (err) {
+        throw new StorageError('ERR_CACHE_FILE', `blob ${info.blobId}: ${(err as Error).message}`, { cause: err });
+      }
+      // SEPARATE: the CI lives in a separate meta blob, not at ci_offset of this one; the
+      // blob is still served, without amplification from the CI.
+      const separate = (info.features & kBlobFeatures.SEPARATE) !== 0;
+      const meta = info.metaCiUncompressedSize > 0 && !separate ? await CachedBlob._loadMeta(info, ctx) : undefined;
+      return new CachedBlob(info, dataPath, fh, map, meta, ctx, opts);
+    } catch (err) {
+      map?.close();
+      await fh.close();
+      throw err;
+    }
+  }
+
+  private static async _loadMeta(info: BlobInfo, ctx: BlobCacheContext): Promise<BlobMeta> {
+    const path = blobMetaPath(ctx.workDir, info.blobId);
+    const cached = await readBlobMetaFile(path, info);
+    if (cached) return cached;
+    const meta = await fetchBlobMeta(info, ctx.backend);
+    ctx.counters.backendReads++;
+    ctx.counters.backendBytes += info.metaCiCompressedSize + 4096;
+    await writeBlobMetaFile(path, meta);
+    return meta;
+  }
+
+  get chunkMap(): NativeChunkMap {
+    return this._map;
+  }
+  /** Decoded CI, when the blob has one. */
+  get meta(): BlobMeta | undefined {
+    return this._meta;
+  }
+  get metaPath(): string | undefined {
+    return this._meta ? blobMetaPath(this._ctx.workDir, this.info.blobId) : undefined;
+  }
+
+  isReady(chunkIndex: number): boolean {
+    return !this._closed && this._map.isReady(chunkIndex);
+  }
+
+  nativeRegistration(): NativeBlobRegistration {
+    return {
+      blobId: this.info.blobId,
+      blobIndex: this.info.index,
+      dataPath: this.dataPath,
+      chunkMap: this._map,
+      compressor: this.info.compressor,
+      chunkCount: this.info.chunkCount,
+    };
+  }
+
+  async ensureReady(chunks: readonly ChunkInfo[], signal?: AbortSignal): Promise<void> {
+    if (this._closed) throw new StorageError('ERR_STORAGE_CLOSED', `blob ${this.info.blobId}: cache closed`);
+    const waits: Promise<void>[] = [];
+    const missing: ChunkInfo[] = [];
+    const seen = new Set<number>();
+    const counters = this._ctx.counters;
+    for (const c of chunks) {
+      checkChunk(this.info, c);
+      if (seen.has(c.chunkIndex)) continue;
+      seen.add(c.chunkIndex);
+      if (this._map.isReady(c.chunkIndex)) {
+        counters.hits++;
+        continue;
+      }
+      counters.misses++;
+      const running = this._inflight.get(c.chunkIndex);
+      if (running) {
+        counters.inflightJoins++;
+        waits.push(running.promise);
+        continue;
+      }
+      const d = deferred();
+      this._inflight.set(c.chunkIndex, d);
+      waits.push(d.promise);
+      missing.push(c);
+    }
+    if (missing.length > 0) this._startFetch(missing);
+    if (waits.length > 0) await untilAborted(Promise.all(waits).then(() => undefined), signal, `blob ${this.info.blobId}`);
+  }
+
+  async readInto(chunks: readonly ChunkInfo[], fileOffset: number, out: Buffer, signal?: AbortSignal): Promise<void> {
+    const wanted = chunks.filter((c) => intersect(c, fileOffset, out.length));
+    await this.ensureReady(wanted, signal);
+    for (const c of wanted) {
+      const r = intersect(c, fileOffset, out.length);
+      if (!r) continue;
+      let done = 0;
+      const len = r.end - r.start;
+      while (done < len) {
+        const { bytesRead } = await this._fh.read(out, r.start - fileOffset + done, len - done, c.uncompressedOffset + (r.start - c.fileOffset) + done);
+        if (bytesRead === 0) {
+          throw new StorageError('ERR_CACHE_FILE', `blob ${this.info.blobId} chunk ${c.chunkIndex}: cache file ${this.dataPath} is shorter than expected`);
+        }
+        done += bytesRead;
+      }
+    }
+  }
+
+  /** A chunk that amplification may add: known, not ready, not in flight, safe to fill. */
+  private _amplifyCandidate(index: number): ChunkInfo | undefined {
+    if (this._inflight.has(index) || this._map.isReady(index)) return undefined;
+    let c = this._opts.chunkLookup?.(index);
+    if (!c && this._meta) {
+      const e = this._meta.entry(index);
+      if (!e || (e.flags & (kCiFlags.ZRAN | kCiFlags.BATCH | kCiFlags.ENCRYPTED)) !== 0) return undefined;
+      c = { ...e, chunkIndex: e.index, fileOffset: 0, blobIndex: this.info.index, digest: kZeroDigest };
+    }
+    if (!c) return undefined;
+    // With validation on, data we cannot validate is not worth prefetching.
+    if (this._ctx.validate && c.digest.equals(kZeroDigest)) return undefined;
+    try {
+      checkChunk(this.info, c);
+    } catch {
+      return undefined;
+    }
+    return c;
+  }
+
+  private _startFetch(missing: ChunkInfo[]): void {
+    const ranges = mergeChunks(missing, this._ctx.batchSize);
+    if (this._opts.chunkLookup || this._meta) {
+      const planned = new Set(missing.map((c) => c.chunkIndex));
+      amplifyRanges(ranges, this._ctx.batchSize, this.info.chunkCount, (i) => (planned.has(i) ? undefined : this._amplifyCandidate(i)));
+      // Register only what amplification actually added, so every in-flight entry settles.
+      for (const r of ranges) {
+        for (const c of r.chunks) {
+          if (planned.has(c.chunkIndex)) continue;
+          planned.add(c.chunkIndex);
+          this._inflight.set(c.chunkIndex, deferred());
+          this._ctx.counters.chunksAmplified++;
+        }
+      }
+    }
+    for (const r of ranges) void this._fetchRange(r);
+  }
+
+  private _settle(c: ChunkInfo, err?: Error): void {
+    const d = this._inflight.get(c.chunkIndex);
+    this._inflight.delete(c.chunkIndex);
+    if (!d) return;
+    if (err) d.reject(err);
+    else d.resolve();
+  }
+
+  private async _fetchRange(r: FetchRange): Promise<void> {
+    const { backend, counters, log } = this._ctx;
+    let buf: Buffer;
+    try {
+      buf = await backend.read(this.info.blobId, r.offset, r.length, this._lifetime.signal);
+      counters.backendReads++;
+      counters.backendBytes += r.length;
+    } catch (err) {
+      const e = err instanceof Error ? err : new Error(String(err));
+      if (!this._closed) log.error(`blob ${this.info.blobId}: fetching ${r.chunks.length} chunk(s) at offset ${r.offset} length ${r.length} failed: ${e.message}`);
+      for (const c of r.chunks) this._settle(c, e);
+      return;
+    }
+    for (const c of r.chunks) {
+      try {
+        const data = decodeAndVerify(
+          { blob: this.info, validate: this._ctx.validate, counters, log },
+          c,
+          buf.subarray(c.compressedOffset - r.offset, c.compressedOffset - r.offset + c.compressedSize),
+        );
+        this._throwIfClosed();
+        let done = 0;
+        while (done < data.length) {
+          const { bytesWritten } = await this._fh.write(data, done, data.length - done, c.uncompressedOffset + done);
+          done += bytesWritten;
+        }
+        if (this._opts.afterWrite) await this._opts.afterWrite(c);
+        // The file handle and map are closed only after every fill settled (close()), so the
+        // bit is never set through a closed map; the check keeps a late fill from resurrecting.
+        this._throwIfClosed();
+        this._map.setReady(c.chunkIndex);
+        counters.chunksFilled++;
+        this._settle(c);
+      } catch (err) {
+        this._settle(c, err instanceof StorageError ? err : new StorageError('ERR_CACHE_FILE', `blob ${this.info.blobId} chunk ${c.chunkIndex}: cannot write ${this.dataPath}: ${errnoCode(err)}`, { cause: err }));
+      }
+    }
+  }
+
+  private _throwIfClosed(): void {
+    if (this._closed) throw new StorageError('ERR_STORAGE_CLOSED', `blob ${this.info.blobId}: cache closed`);
+  }
+
+  /** Resolves once every fill running now (amplified chunks included) has settled. */
+  async settled(): Promise<void> {
+    await Promise.allSettled([...this._inflight.values()].map((d) => d.promise));
+  }
+
+  /** Stops fetching, waits for running fills to settle, then closes the files. */
+  async close(): Promise<void> {
+    if (this._closed) return;
+    this._closed = true;
+    this._lifetime.abort();
+    await Promise.allSettled([...this._inflight.values()].map((d) => d.promise));
+    this._map.close();
+    await this._fh.close();
+  }
+}

@@ -1,0 +1,33 @@
+/** Storage errors: stable codes, the errno a FUSE reply should carry, and whether a retry may help. */
+import { NydusError } from '../util/errors.js';
+
+export const kEIO = 5;
+
+export type StorageErrorCode =
+  | 'ERR_BACKEND' // a backend read or stat failed
+  | 'ERR_BACKEND_TIMEOUT'
+  | 'ERR_BLOB_NOT_FOUND'
+  | 'ERR_BLOB_SHORT' // the blob is shorter than the range asked for
+  | 'ERR_BAD_BLOB_ID' // not a plain file name
+  | 'ERR_BAD_CHUNK' // chunk info inconsistent with its blob
+  | 'ERR_CHUNK_DECODE'
+  | 'ERR_CHUNK_DIGEST'
+  | 'ERR_BLOB_META'
+  | 'ERR_CACHE_DIR'
+  | 'ERR_CACHE_FILE'
+  | 'ERR_ABORTED'
+  | 'ERR_STORAGE_CLOSED';
+
+export class StorageError extends NydusError {
+  readonly retryable: boolean;
+
+  constructor(code: StorageErrorCode, message: string, options: { cause?: unknown; errno?: number; retryable?: boolean } = {}) {
+    super(code, message, { cause: options.cause, errno: options.errno ?? kEIO });
+    this.name = 'StorageError';
+    this.retryable = options.retryable ?? false;
+  }
+}
+
+export function errnoCode(err: unknown): string {
+  return (err as NodeJS.ErrnoException | undefined)?.code ?? (err instanceof Error ? err.message : String(err));
+}

@@ -1,0 +1,65 @@
+/**
+ * The data of one mounted image: a BlobSource per blob table entry, and file-level reads over
+ * chunk lists that may span blobs. This is what the filesystem layer calls.
+ */
+import type { NativeBlobRegistration } from './blob-cache.js';
+import { CachedBlob } from './blob-cache.js';
+import type { BlobSource } from './chunk-data.js';
+import { StorageError } from './errors.js';
+import type { ChunkInfo } from './types.js';
+
+/** Largest file read served in one call (FUSE max_read is far below). */
+export const kMaxFileRead = 64 * 1024 * 1024;
+
+export class ImageStorage {
+  constructor(readonly blobs: readonly BlobSource[]) {}
+
+  blob(index: number): BlobSource {
+    const b = this.blobs[index];
+    if (!b) throw new StorageError('ERR_BAD_CHUNK', `chunk refers to blob index ${index}, but the image has ${this.blobs.length} blob(s)`);
+    return b;
+  }
+
+  private _byBlob(chunks: readonly ChunkInfo[]): Map<number, ChunkInfo[]> {
+    const groups = new Map<number, ChunkInfo[]>();
+    for (const c of chunks) {
+      let g = groups.get(c.blobIndex);
+      if (!g) {
+        this.blob(c.blobIndex);
+        g = [];
+        groups.set(c.blobIndex, g);
+      }
+      g.push(c);
+    }
+    return groups;
+  }
+
+  /** Makes every chunk ready in its blob's cache (no-op for dummycache blobs). */
+  async ensureReady(chunks: readonly ChunkInfo[], signal?: AbortSignal): Promise<void> {
+    await Promise.all([...this._byBlob(chunks)].map(([i, cs]) => this.blob(i).ensureReady(cs, signal)));
+  }
+
+  /**
+   * The bytes `[fileOffset, fileOffset+length)` of a file whose chunks (or the ones covering
+   * that range) are `chunks`; bytes no chunk covers (holes) are zeros. The caller clamps
+   * `length` to the file size.
+   */
+  async read(chunks: readonly ChunkInfo[], fileOffset: number, length: number, signal?: AbortSignal): Promise<Buffer> {
+    if (!Number.isSafeInteger(fileOffset) || fileOffset < 0 || !Number.isSafeInteger(length) || length < 0 || length > kMaxFileRead) {
+      throw new StorageError('ERR_BAD_CHUNK', `invalid file read offset ${fileOffset} length ${length}`);
+    }
+    const out = Buffer.alloc(length);
+    if (length === 0) return out;
+    await Promise.all([...this._byBlob(chunks)].map(([i, cs]) => this.blob(i).readInto(cs, fileOffset, out, signal)));
+    return out;
+  }
+
+  /** Registration data for the native READ fast path (blobcache blobs only). */
+  nativeRegistrations(): NativeBlobRegistration[] {
+    return this.blobs.filter((b): b is CachedBlob => b instanceof CachedBlob).map((b) => b.nativeRegistration());
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled(this.blobs.map((b) => b.close()));
+  }
+}

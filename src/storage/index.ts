@@ -1,0 +1,32 @@
+/**
+ * Storage layer: backends (localfs now; registry, OSS, S3, http-proxy, localdisk next) behind
+ * one contract with a shared retry/metrics wrapper, and the blob cache (blobcache files with the
+ * upstream layout, or dummycache) that turns chunk lists into bytes.
+ *
+ * Neighbours: config/ (settings) above; the RAFS reader supplies BlobInfo/ChunkInfo; the fs layer
+ * calls ImageStorage.ensureReady/read and registers blobcache files with the native READ fast
+ * path (nativeRegistrations()); native/ provides codecs and the persistent chunk map.
+ */
+export type { RawBackend, BackendPolicy, BackendStats } from './backend.js';
+export { BlobBackend, kLocalPolicy, kMaxBackendRead } from './backend.js';
+export { LocalFsBackend } from './localfs.js';
+export { checkBlobId } from './blob-id.js';
+export { StorageError, kEIO } from './errors.js';
+export type { StorageErrorCode } from './errors.js';
+export type { BlobInfo, ChunkInfo, CompressorName, DigesterName } from './types.js';
+export type { BlobSource } from './chunk-data.js';
+export { CachedBlob } from './blob-cache.js';
+export type { BlobCacheContext, CachedBlobOptions, NativeBlobRegistration } from './blob-cache.js';
+export { DirectBlob } from './dummy-cache.js';
+export { ImageStorage, kMaxFileRead } from './image-storage.js';
+export { StorageService, createBackend, prepareCacheDir } from './service.js';
+export type { OpenImageOptions } from './service.js';
+export { storageSettings } from './settings.js';
+export type { StorageSettings, CacheSettings } from './settings.js';
+export type { CacheCounters } from './counters.js';
+export { newCounters } from './counters.js';
+export { BlobMeta, parseBlobMetaHeader, metaFileSize, kCiFlags } from './blob-meta.js';
+export type { BlobMetaHeader, CiEntry } from './blob-meta.js';
+export { mergeChunks, amplifyRanges, effectiveBatch, kMinBatchSize } from './fetch-plan.js';
+export type { FetchRange } from './fetch-plan.js';
+export { decodeChunk, chunkDigest } from './codec.js';

@@ -1,0 +1,136 @@
+/**
+ * The storage stack of a daemon: one backend (with the shared retry/metrics wrapper), the cache
+ * directory, shared counters, and per-image blob sources. Construction does every check that
+ * can fail before serving starts (backend paths, cache dir creatable and writable).
+ */
+import { mkdir, stat, unlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import { ConfigError } from '../config/index.js';
+import { kBlobFeatures } from '../rafs/layout/constants.js';
+import { NotSupportedError } from '../util/errors.js';
+import type { Logger } from '../util/logger.js';
+import { nullLogger } from '../util/logger.js';
+import type { BackendStats } from './backend.js';
+import { BlobBackend, kLocalPolicy } from './backend.js';
+import type { CachedBlobOptions } from './blob-cache.js';
+import { CachedBlob } from './blob-cache.js';
+import type { BlobSource } from './chunk-data.js';
+import type { CacheCounters } from './counters.js';
+import { newCounters } from './counters.js';
+import { DirectBlob } from './dummy-cache.js';
+import { errnoCode } from './errors.js';
+import { ImageStorage } from './image-storage.js';
+import { LocalFsBackend } from './localfs.js';
+import type { StorageSettings } from './settings.js';
+import type { BlobInfo } from './types.js';
+
+/** Creates the cache directory if needed and proves it is a writable directory. */
+export async function prepareCacheDir(dir: string, key: string): Promise<void> {
+  try {
+    await mkdir(dir, { recursive: true });
+  } catch (err) {
+    throw new ConfigError(`${key} ${dir}: cannot create the cache directory (${errnoCode(err)})`, { cause: err });
+  }
+  if (!(await stat(dir)).isDirectory()) throw new ConfigError(`${key} ${dir}: not a directory`);
+  const probe = join(dir, `.nydusd-probe-${process.pid}-${Date.now()}`);
+  try {
+    await writeFile(probe, '', { flag: 'wx' });
+    await unlink(probe);
+  } catch (err) {
+    throw new ConfigError(`${key} ${dir}: the cache directory is not writable (${errnoCode(err)})`, { cause: err });
+  }
+}
+
+export async function createBackend(settings: StorageSettings, log: Logger): Promise<BlobBackend> {
+  const b = settings.backend;
+  switch (b.type) {
+    case 'localfs':
+      return new BlobBackend(await LocalFsBackend.create(b.config, settings.backendKey), kLocalPolicy, log);
+    case 'localdisk':
+    case 'oss':
+    case 's3':
+    case 'registry':
+    case 'http-proxy':
+      throw new NotSupportedError(`backend ${b.type}`);
+  }
+}
+
+const kUnsupportedBlobFeatures: readonly [number, string][] = [
+  [kBlobFeatures.ZRAN, 'zran (targz-ref) blobs'],
+  [kBlobFeatures.BATCH, 'batch chunks'],
+  [kBlobFeatures.ENCRYPTED, 'encrypted blobs'],
+  [kBlobFeatures.EXTERNAL, 'external blobs'],
+];
+
+export interface OpenImageOptions {
+  /** Per blob index: chunk metadata by chunk index, used to amplify reads. */
+  chunkLookup?: (blobIndex: number) => CachedBlobOptions['chunkLookup'];
+}
+
+export class StorageService {
+  readonly counters: CacheCounters = newCounters();
+  private readonly _images = new Set<ImageStorage>();
+
+  private constructor(
+    readonly settings: StorageSettings,
+    readonly backend: BlobBackend,
+    private readonly _log: Logger,
+  ) {}
+
+  static async create(settings: StorageSettings, log: Logger = nullLogger()): Promise<StorageService> {
+    const backend = await createBackend(settings, log.child('backend'));
+    try {
+      if (settings.cache.kind === 'blobcache') await prepareCacheDir(settings.cache.workDir, settings.cache.workDirKey);
+    } catch (err) {
+      await backend.close();
+      throw err;
+    }
+    return new StorageService(settings, backend, log);
+  }
+
+  private async _openBlob(info: BlobInfo, opts: OpenImageOptions): Promise<BlobSource> {
+    for (const [bit, what] of kUnsupportedBlobFeatures) {
+      if ((info.features & bit) !== 0) throw new NotSupportedError(`blob ${info.blobId}: ${what}`);
+    }
+    const { cache, validate, batchSize } = this.settings;
+    const ctx = { backend: this.backend, validate, batchSize, counters: this.counters, log: this._log.child('cache') };
+    // v5 images without the extended blob table do not say how many chunks a blob has, so
+    // there is no chunk map to size; upstream keeps such blobs uncached too.
+    if (cache.kind === 'dummycache' || info.chunkCount === 0 || (info.features & kBlobFeatures.V5_NO_EXT_BLOB_TABLE) !== 0) {
+      return new DirectBlob(info, ctx);
+    }
+    const lookup = opts.chunkLookup?.(info.index);
+    return CachedBlob.open(info, { ...ctx, workDir: cache.workDir }, lookup ? { chunkLookup: lookup } : {});
+  }
+
+  /** Opens the blobs of one image (in blob table order). */
+  async openImage(blobs: readonly BlobInfo[], opts: OpenImageOptions = {}): Promise<ImageStorage> {
+    const opened: BlobSource[] = [];
+    try {
+      for (const b of blobs) opened.push(await this._openBlob(b, opts));
+    } catch (err) {
+      await Promise.allSettled(opened.map((o) => o.close()));
+      throw err;
+    }
+    const image = new ImageStorage(opened);
+    this._images.add(image);
+    const close = image.close.bind(image);
+    image.close = async (): Promise<void> => {
+      this._images.delete(image);
+      await close();
+    };
+    return image;
+  }
+
+  stats(): { backend: BackendStats; cache: CacheCounters } {
+    return { backend: this.backend.stats(), cache: { ...this.counters } };
+  }
+
+  /** Closes every open image (waiting for running fills) and the backend. */
+  async close(): Promise<void> {
+    await Promise.allSettled([...this._images].map((i) => i.close()));
+    await this.backend.close();
+  }
+}
+
