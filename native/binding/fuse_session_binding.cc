@@ -326,7 +326,7 @@ class FuseSessionWrap : public Napi::ObjectWrap<FuseSessionWrap> {
   }
 
   // mount({ mountpoint, fsname, subtype, allowOther, defaultPermissions, threads,
-  //         allowFusermount }) -> { viaFusermount, threads }
+  //         allowFusermount, forceFusermount }) -> { viaFusermount, threads }
   Napi::Value Mount(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     RequireNoTransport(env);
@@ -339,6 +339,7 @@ class FuseSessionWrap : public Napi::ObjectWrap<FuseSessionWrap> {
     mo.allow_other = OptBool(o, "allowOther", false);
     mo.default_permissions = OptBool(o, "defaultPermissions", true);
     mo.allow_fusermount = OptBool(o, "allowFusermount", true);
+    mo.force_fusermount = OptBool(o, "forceFusermount", false);
     fusedev::FuseDevOptions fo;
     Napi::Value threads = o.Get("threads");
     if (threads.IsNumber()) fo.threads = threads.As<Napi::Number>().Uint32Value();

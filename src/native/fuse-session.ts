@@ -48,8 +48,11 @@ export interface FuseMountOptions {
   defaultPermissions?: boolean;
   fsname?: string;
   subtype?: string;
-  /** Fall back to fusermount3 when mount(2) is not permitted (default true). */
-  allowFusermount?: boolean;
+  /**
+   * How to mount: 'auto' (mount(2), falling back to fusermount3 when not permitted; default),
+   * 'mount' (mount(2) only), 'fusermount' (always the fusermount3 helper).
+   */
+  method?: 'auto' | 'mount' | 'fusermount';
   /** Unmount on SIGTERM/SIGINT/SIGHUP (default true). */
   unmountOnSignal?: boolean;
 }
@@ -211,6 +214,10 @@ export class FuseSession {
       throw new FuseSessionError('ERR_INVALID_ARG', 'mountpoint must be a non-empty path');
     }
     const threads = options.threads ?? 4;
+    const method = options.method ?? 'auto';
+    if (method !== 'auto' && method !== 'mount' && method !== 'fusermount') {
+      throw new FuseSessionError('ERR_INVALID_ARG', `mount method must be auto, mount or fusermount, got ${String(method)}`);
+    }
     if (!Number.isInteger(threads) || threads < 1 || threads > 64) {
       throw new FuseSessionError('ERR_INVALID_ARG', `threads must be an integer in [1, 64], got ${String(threads)}`);
     }
@@ -221,7 +228,8 @@ export class FuseSession {
       allowOther: options.allowOther ?? process.getuid?.() === 0,
       defaultPermissions: options.defaultPermissions ?? true,
       threads,
-      allowFusermount: options.allowFusermount ?? true,
+      allowFusermount: method !== 'mount',
+      forceFusermount: method === 'fusermount',
     });
     this._attached = true;
     this._mounted = true;

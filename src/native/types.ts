@@ -73,6 +73,7 @@ export interface NativeMountOptions {
   defaultPermissions: boolean;
   threads: number;
   allowFusermount: boolean;
+  forceFusermount: boolean;
 }
 
 /**

@@ -121,6 +121,24 @@ print(json.dumps({n: os.getxattr(p,n).decode() for n in sorted(os.listxattr(p))}
   await rm(base, { recursive: true, force: true });
 });
 
+test('mounting through fusermount3 serves and unmounts the same way', { skip, timeout: 60_000 }, async () => {
+  const { base, mnt, tmp } = await scratch();
+  const mem = await createMemFs(tmp);
+  const s = new FuseSession(mem.fs, { logger: { error: (m) => assert.fail(m), warn: (m) => assert.fail(m) } });
+  mem.bind(s);
+  const info = s.mount(mnt, { threads: 2, method: 'fusermount' });
+  assert.equal(info.viaFusermount, true);
+  assert.ok(await isMounted(mnt));
+  const sums = (await run('sha256sum', [join(mnt, 'packed.bin'), join(mnt, 'dir', 'nested.txt')])).stdout;
+  for (const p of ['packed.bin', 'dir/nested.txt']) {
+    assert.match(sums, new RegExp(`^${mem.expected.find((e) => e.path === p)?.sha256 ?? 'x'}  `, 'm'));
+  }
+  s.stop();
+  assert.equal(await isMounted(mnt), false);
+  mem.close();
+  await rm(base, { recursive: true, force: true });
+});
+
 test('an external umount ends the session', { skip, timeout: 60_000 }, async () => {
   const { base, mnt, tmp } = await scratch();
   const mem = await createMemFs(tmp);
