@@ -237,19 +237,33 @@ export class FuseSession {
     return info;
   }
 
-  /** Serves a vhost-user virtio-fs device on a Unix socket (QEMU vhost-user-fs-pci). */
-  attachVirtio(options: FuseVirtioOptions): void {
+  /**
+   * Serves a vhost-user virtio-fs device on a Unix socket (QEMU vhost-user-fs-pci,
+   * cloud-hypervisor --fs): listens at `socketPath` (a stale socket file is replaced) or on an
+   * inherited listening `listenFd`. One frontend at a time; after a disconnect the handler gets
+   * `destroy({ reason: 'reset' })` and the socket accepts the next frontend.
+   */
+  attachVirtio(options: FuseVirtioOptions): { socketPath: string } {
     this._beforeAttach();
     if (options.socketPath === undefined && options.listenFd === undefined) {
       throw new FuseSessionError('ERR_INVALID_ARG', 'attachVirtio needs socketPath or listenFd');
     }
-    this._native.attachVirtio({
+    const queues = options.numRequestQueues ?? 1;
+    const qsize = options.maxQueueSize ?? 1024;
+    if (!Number.isInteger(queues) || queues < 1 || queues > 254) {
+      throw new FuseSessionError('ERR_INVALID_ARG', `numRequestQueues must be 1..254, got ${String(queues)}`);
+    }
+    if (!Number.isInteger(qsize) || qsize < 1 || qsize > 32768 || (qsize & (qsize - 1)) !== 0) {
+      throw new FuseSessionError('ERR_INVALID_ARG', `maxQueueSize must be a power of two up to 32768, got ${String(qsize)}`);
+    }
+    const info = this._native.attachVirtio({
       ...(options.socketPath === undefined ? {} : { socketPath: options.socketPath }),
       ...(options.listenFd === undefined ? {} : { listenFd: options.listenFd }),
-      numRequestQueues: options.numRequestQueues ?? 1,
-      maxQueueSize: options.maxQueueSize ?? 1024,
+      numRequestQueues: queues,
+      maxQueueSize: qsize,
     });
     this._attached = true;
+    return info;
   }
 
   /** Attaches the in-memory transport: requests come only from `inject()`. */
