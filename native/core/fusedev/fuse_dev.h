@@ -79,6 +79,9 @@ class FuseDevTransport {
   std::vector<std::shared_ptr<Channel>> channels_;  // owned by the starting/stopping thread
   std::vector<std::thread> workers_;                // same
   std::shared_ptr<Pool> pool_;
+  // ORDERING: closed_ is an exchange so the closed callback fires once; stopped_ is set (release)
+  // before the stop eventfd is written and read (acquire) by workers after waking, so a worker
+  // woken by Stop() never treats the wakeup as a kernel-side close.
   std::atomic<bool> closed_{false};
   std::atomic<bool> stopped_{false};
   // Relaxed counters.
