@@ -18,6 +18,15 @@
 #include "fusedev/mount.h"
 #include "readpath/extent_table.h"
 
+// The vhost-user backend lives on its own branch until merged; without it attachVirtio() says
+// "not supported yet" instead of failing the build.
+#if __has_include("vhost/backend.h")
+#include "vhost/backend.h"
+#define NYDUS_HAVE_VHOST 1
+#else
+#define NYDUS_HAVE_VHOST 0
+#endif
+
 namespace nydus::binding {
 namespace {
 
@@ -162,6 +171,9 @@ class FuseSessionWrap : public Napi::ObjectWrap<FuseSessionWrap> {
     if (stopped_) return;
     stopped_ = true;
     if (fusedev_ != nullptr) fusedev_->Stop();
+#if NYDUS_HAVE_VHOST
+    if (vhost_ != nullptr) vhost_->Stop();
+#endif
     if (!mountpoint_.empty()) {
       std::string err;
       if (fusedev::Unmount(mountpoint_, via_fusermount_, &err) != 0) {
@@ -326,7 +338,7 @@ class FuseSessionWrap : public Napi::ObjectWrap<FuseSessionWrap> {
   }
 
   // mount({ mountpoint, fsname, subtype, allowOther, defaultPermissions, threads,
-  //         allowFusermount }) -> { viaFusermount, threads }
+  //         allowFusermount, forceFusermount }) -> { viaFusermount, threads }
   Napi::Value Mount(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     RequireNoTransport(env);
@@ -339,6 +351,7 @@ class FuseSessionWrap : public Napi::ObjectWrap<FuseSessionWrap> {
     mo.allow_other = OptBool(o, "allowOther", false);
     mo.default_permissions = OptBool(o, "defaultPermissions", true);
     mo.allow_fusermount = OptBool(o, "allowFusermount", true);
+    mo.force_fusermount = OptBool(o, "forceFusermount", false);
     fusedev::FuseDevOptions fo;
     Napi::Value threads = o.Get("threads");
     if (threads.IsNumber()) fo.threads = threads.As<Napi::Number>().Uint32Value();
@@ -369,10 +382,37 @@ class FuseSessionWrap : public Napi::ObjectWrap<FuseSessionWrap> {
     return res;
   }
 
+  // attachVirtio({ socketPath?, listenFd?, numRequestQueues, maxQueueSize }) -> { socketPath }
   Napi::Value AttachVirtio(const Napi::CallbackInfo& info) {
-    RequireNoTransport(info.Env());
-    throw MakeError(info.Env(), "ERR_NOT_SUPPORTED",
+    Napi::Env env = info.Env();
+    RequireNoTransport(env);
+    if (!info[0].IsObject()) throw Napi::TypeError::New(env, "virtio options must be an object");
+#if NYDUS_HAVE_VHOST
+    Napi::Object o = info[0].As<Napi::Object>();
+    vhost::BackendOptions bo;
+    bo.socket_path = OptString(o, "socketPath", "");
+    Napi::Value fd = o.Get("listenFd");
+    if (fd.IsNumber()) bo.listen_fd = fd.As<Napi::Number>().Int32Value();
+    Napi::Value q = o.Get("numRequestQueues");
+    if (q.IsNumber()) bo.num_request_queues = q.As<Napi::Number>().Uint32Value();
+    Napi::Value qs = o.Get("maxQueueSize");
+    if (qs.IsNumber()) bo.max_queue_size = qs.As<Napi::Number>().Uint32Value();
+    session_->set_transport_kind(transport::TransportKind::kVirtio);
+    vhost_ = std::make_unique<vhost::VhostUserFsBackend>(bo, session_.get());
+    std::string err;
+    int rc = vhost_->Start(&err);
+    if (rc != 0) {
+      vhost_.reset();
+      throw MakeError(env, "ERR_VIRTIO", "starting the vhost-user backend: " + err, rc);
+    }
+    transport_attached_ = true;
+    Napi::Object res = Napi::Object::New(env);
+    res.Set("socketPath", vhost_->socket_path());
+    return res;
+#else
+    throw MakeError(env, "ERR_NOT_SUPPORTED",
                     "the vhost-user virtio-fs transport is not supported yet in this build");
+#endif
   }
 
   // attachLoopback(): requests come from inject() only.
@@ -443,6 +483,24 @@ class FuseSessionWrap : public Napi::ObjectWrap<FuseSessionWrap> {
       t.Set("closed", d.closed);
       o.Set("transport", t);
     }
+#if NYDUS_HAVE_VHOST
+    if (vhost_ != nullptr) {
+      const vhost::BackendStats v = vhost_->GetStats();
+      Napi::Object t = Napi::Object::New(env);
+      t.Set("kind", "virtio");
+      t.Set("connected", vhost_->connected());
+      t.Set("requests", static_cast<double>(v.requests));
+      t.Set("bytesIn", static_cast<double>(v.bytes_in));
+      t.Set("bytesOut", static_cast<double>(v.bytes_out));
+      t.Set("badChains", static_cast<double>(v.bad_chains));
+      t.Set("brokenQueues", static_cast<double>(v.broken_queues));
+      t.Set("connections", static_cast<double>(v.connections));
+      t.Set("protocolErrors", static_cast<double>(v.protocol_errors));
+      t.Set("staleCompletions", static_cast<double>(v.stale_completions));
+      t.Set("notifications", static_cast<double>(v.notifications));
+      o.Set("transport", t);
+    }
+#endif
     return o;
   }
 
@@ -451,6 +509,9 @@ class FuseSessionWrap : public Napi::ObjectWrap<FuseSessionWrap> {
   FuseBridge* bridge_ = nullptr;  // owned by its TSFN
   std::shared_ptr<fuse::FuseSession> session_;
   std::unique_ptr<fusedev::FuseDevTransport> fusedev_;
+#if NYDUS_HAVE_VHOST
+  std::unique_ptr<vhost::VhostUserFsBackend> vhost_;
+#endif
   std::string mountpoint_;
   bool via_fusermount_ = false;
   bool transport_attached_ = false;

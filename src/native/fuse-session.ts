@@ -48,8 +48,11 @@ export interface FuseMountOptions {
   defaultPermissions?: boolean;
   fsname?: string;
   subtype?: string;
-  /** Fall back to fusermount3 when mount(2) is not permitted (default true). */
-  allowFusermount?: boolean;
+  /**
+   * How to mount: 'auto' (mount(2), falling back to fusermount3 when not permitted; default),
+   * 'mount' (mount(2) only), 'fusermount' (always the fusermount3 helper).
+   */
+  method?: 'auto' | 'mount' | 'fusermount';
   /** Unmount on SIGTERM/SIGINT/SIGHUP (default true). */
   unmountOnSignal?: boolean;
 }
@@ -94,14 +97,22 @@ function onSignal(sig: NodeJS.Signals): void {
   if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
 }
 
+// process.exit() skips the addon's environment cleanup hooks on the main thread, so mounts are
+// also undone from the 'exit' event (synchronous, which is all stop() needs).
+function onExit(): void {
+  for (const s of [...kActive]) s.stop();
+}
+
 function trackMounted(s: FuseSession, on: boolean): void {
   if (on) kActive.add(s);
   else kActive.delete(s);
   if (kActive.size > 0 && signalHandler === undefined) {
     signalHandler = onSignal;
     for (const sig of kSignals) process.on(sig, signalHandler);
+    process.on('exit', onExit);
   } else if (kActive.size === 0 && signalHandler !== undefined) {
     for (const sig of kSignals) process.removeListener(sig, signalHandler);
+    process.removeListener('exit', onExit);
     signalHandler = undefined;
   }
 }
@@ -203,6 +214,10 @@ export class FuseSession {
       throw new FuseSessionError('ERR_INVALID_ARG', 'mountpoint must be a non-empty path');
     }
     const threads = options.threads ?? 4;
+    const method = options.method ?? 'auto';
+    if (method !== 'auto' && method !== 'mount' && method !== 'fusermount') {
+      throw new FuseSessionError('ERR_INVALID_ARG', `mount method must be auto, mount or fusermount, got ${String(method)}`);
+    }
     if (!Number.isInteger(threads) || threads < 1 || threads > 64) {
       throw new FuseSessionError('ERR_INVALID_ARG', `threads must be an integer in [1, 64], got ${String(threads)}`);
     }
@@ -213,7 +228,8 @@ export class FuseSession {
       allowOther: options.allowOther ?? process.getuid?.() === 0,
       defaultPermissions: options.defaultPermissions ?? true,
       threads,
-      allowFusermount: options.allowFusermount ?? true,
+      allowFusermount: method !== 'mount',
+      forceFusermount: method === 'fusermount',
     });
     this._attached = true;
     this._mounted = true;
@@ -221,19 +237,33 @@ export class FuseSession {
     return info;
   }
 
-  /** Serves a vhost-user virtio-fs device on a Unix socket (QEMU vhost-user-fs-pci). */
-  attachVirtio(options: FuseVirtioOptions): void {
+  /**
+   * Serves a vhost-user virtio-fs device on a Unix socket (QEMU vhost-user-fs-pci,
+   * cloud-hypervisor --fs): listens at `socketPath` (a stale socket file is replaced) or on an
+   * inherited listening `listenFd`. One frontend at a time; after a disconnect the handler gets
+   * `destroy({ reason: 'reset' })` and the socket accepts the next frontend.
+   */
+  attachVirtio(options: FuseVirtioOptions): { socketPath: string } {
     this._beforeAttach();
     if (options.socketPath === undefined && options.listenFd === undefined) {
       throw new FuseSessionError('ERR_INVALID_ARG', 'attachVirtio needs socketPath or listenFd');
     }
-    this._native.attachVirtio({
+    const queues = options.numRequestQueues ?? 1;
+    const qsize = options.maxQueueSize ?? 1024;
+    if (!Number.isInteger(queues) || queues < 1 || queues > 254) {
+      throw new FuseSessionError('ERR_INVALID_ARG', `numRequestQueues must be 1..254, got ${String(queues)}`);
+    }
+    if (!Number.isInteger(qsize) || qsize < 1 || qsize > 32768 || (qsize & (qsize - 1)) !== 0) {
+      throw new FuseSessionError('ERR_INVALID_ARG', `maxQueueSize must be a power of two up to 32768, got ${String(qsize)}`);
+    }
+    const info = this._native.attachVirtio({
       ...(options.socketPath === undefined ? {} : { socketPath: options.socketPath }),
       ...(options.listenFd === undefined ? {} : { listenFd: options.listenFd }),
-      numRequestQueues: options.numRequestQueues ?? 1,
-      maxQueueSize: options.maxQueueSize ?? 1024,
+      numRequestQueues: queues,
+      maxQueueSize: qsize,
     });
     this._attached = true;
+    return info;
   }
 
   /** Attaches the in-memory transport: requests come only from `inject()`. */

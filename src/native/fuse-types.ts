@@ -22,6 +22,7 @@
  * Neighbours: fuse-session.ts (the session class), fuse-extents.ts (READ fast path tables),
  * fuse-errors.ts (errno mapping). The daemon's src/fs implements this interface.
  */
+import { NydusError } from '../util/errors.js';
 import type { FuseExtentTable } from './fuse-extents.js';
 
 /** Who asked. `nodeid` is the inode the request is about (the parent directory for lookup). */
@@ -32,11 +33,15 @@ export interface FuseRequestContext {
   readonly pid: number;
 }
 
-/** A positive errno to answer with (ENOENT = 2, ...). Create through `fuseErrno()`. */
-export class FuseErrno {
-  readonly errno: number;
+/**
+ * A positive errno to answer with (ENOENT = 2, ...), returned or thrown by a handler. Prefer the
+ * shared instances from `fuseErrno()`: they are created (and their stack captured) once.
+ */
+export class FuseErrno extends NydusError {
+  declare readonly errno: number;
   constructor(errno: number) {
-    this.errno = errno;
+    super('ERR_FUSE_ERRNO', `FUSE handler answered errno ${String(errno)}`, { errno });
+    this.name = 'FuseErrno';
   }
 }
 

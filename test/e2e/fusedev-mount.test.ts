@@ -121,6 +121,24 @@ print(json.dumps({n: os.getxattr(p,n).decode() for n in sorted(os.listxattr(p))}
   await rm(base, { recursive: true, force: true });
 });
 
+test('mounting through fusermount3 serves and unmounts the same way', { skip, timeout: 60_000 }, async () => {
+  const { base, mnt, tmp } = await scratch();
+  const mem = await createMemFs(tmp);
+  const s = new FuseSession(mem.fs, { logger: { error: (m) => assert.fail(m), warn: (m) => assert.fail(m) } });
+  mem.bind(s);
+  const info = s.mount(mnt, { threads: 2, method: 'fusermount' });
+  assert.equal(info.viaFusermount, true);
+  assert.ok(await isMounted(mnt));
+  const sums = (await run('sha256sum', [join(mnt, 'packed.bin'), join(mnt, 'dir', 'nested.txt')])).stdout;
+  for (const p of ['packed.bin', 'dir/nested.txt']) {
+    assert.match(sums, new RegExp(`^${mem.expected.find((e) => e.path === p)?.sha256 ?? 'x'}  `, 'm'));
+  }
+  s.stop();
+  assert.equal(await isMounted(mnt), false);
+  mem.close();
+  await rm(base, { recursive: true, force: true });
+});
+
 test('an external umount ends the session', { skip, timeout: 60_000 }, async () => {
   const { base, mnt, tmp } = await scratch();
   const mem = await createMemFs(tmp);
@@ -152,19 +170,38 @@ test('stop() unmounts while the handler never answers an OPEN', { skip, timeout:
   await rm(base, { recursive: true, force: true });
 });
 
-test('SIGTERM to the serving process unmounts before it exits', { skip, timeout: 60_000 }, async () => {
-  const { base, mnt, tmp } = await scratch();
-  const server = spawn(process.execPath, [join(projectRoot, 'dist', 'test', 'helpers', 'fuse-test-server.js'), '--tmp', tmp, '--mount', mnt], {
+function startServer(tmp: string, mnt: string, extra: string[] = []): {
+  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  ready: Promise<string>;
+  kill: (sig: NodeJS.Signals) => void;
+} {
+  const server = spawn(process.execPath, [join(projectRoot, 'dist', 'test', 'helpers', 'fuse-test-server.js'), '--tmp', tmp, '--mount', mnt, ...extra], {
     stdio: ['pipe', 'pipe', 'inherit'],
   });
   const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => server.on('exit', (code, signal) => resolve({ code, signal })));
-  const lines = createInterface({ input: server.stdout });
-  const ready = await new Promise<string>((resolve, reject) => {
-    lines.on('line', (l) => {
+  const ready = new Promise<string>((resolve, reject) => {
+    createInterface({ input: server.stdout }).on('line', (l) => {
       if (l.startsWith('READY ')) resolve(l);
     });
-    server.on('exit', () => reject(new Error('server exited before READY')));
+    void exit.then(() => reject(new Error('server exited before READY')));
   });
+  return { exit, ready, kill: (sig) => server.kill(sig) };
+}
+
+test('process.exit() of the serving process unmounts', { skip, timeout: 60_000 }, async () => {
+  const { base, mnt, tmp } = await scratch();
+  const server = startServer(tmp, mnt, ['--exit']);
+  await server.ready.catch(() => undefined);
+  assert.deepEqual(await server.exit, { code: 0, signal: null });
+  assert.equal(await isMounted(mnt), false);
+  await rm(base, { recursive: true, force: true });
+});
+
+test('SIGTERM to the serving process unmounts before it exits', { skip, timeout: 60_000 }, async () => {
+  const { base, mnt, tmp } = await scratch();
+  const server = startServer(tmp, mnt);
+  const exit = server.exit;
+  const ready = await server.ready;
   assert.match(ready, /"threads":4/);
   assert.ok(await isMounted(mnt));
   assert.equal((await run('cat', [join(mnt, 'hello.txt')])).stdout, 'hello world\n');

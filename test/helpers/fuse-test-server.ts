@@ -3,10 +3,11 @@
  * that need the server in another process (signal handling, the virtio frontend driver, QEMU).
  *
  *   node dist/test/helpers/fuse-test-server.js --tmp DIR (--mount DIR | --socket PATH)
- *        [--threads N] [--hang-open NAME]
+ *        [--threads N] [--hang-open NAME] [--exit]
  *
  * Prints one line `READY {json}` on stdout once serving, and `CLOSED {json}` when the session
- * ends. Exits on SIGTERM (the session unmounts first) or when stdin closes (--socket mode).
+ * ends. Exits on SIGTERM (the session unmounts first) or when stdin closes (--socket mode);
+ * `--exit` calls process.exit(0) right after READY (the addon's exit hook must unmount).
  */
 import { parseArgs } from 'node:util';
 
@@ -21,6 +22,7 @@ async function main(): Promise<void> {
       socket: { type: 'string' },
       threads: { type: 'string' },
       'hang-open': { type: 'string' },
+      exit: { type: 'boolean' },
     },
   });
   if (values.tmp === undefined || (values.mount === undefined) === (values.socket === undefined)) {
@@ -43,6 +45,7 @@ async function main(): Promise<void> {
     process.stdin.resume();
   }
   process.stdout.write(`READY ${JSON.stringify({ pid: process.pid, ...(info as object) })}\n`);
+  if (values.exit === true) process.exit(0);
   const closed = await session.closed;
   mem.close();
   process.stdout.write(`CLOSED ${JSON.stringify({ ...closed, counters: mem.counters })}\n`);

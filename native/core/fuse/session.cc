@@ -161,7 +161,7 @@ void FuseSession::HandleInit(Request& r) {
       // knew is gone, so every handle and parked request of the old session is void (§4.1).
       reinit = true;
       NLOG_INFO(kLog, "FUSE INIT on an initialized session: resetting (guest reboot)");
-      ResetState(true);
+      ResetState("FUSE re-INIT");
     }
     uint64_t kernel_flags = in.flags;
     if ((in.flags & FUSE_INIT_EXT) != 0) kernel_flags |= static_cast<uint64_t>(in.flags2) << 32;
@@ -202,7 +202,7 @@ void FuseSession::HandleDestroy(Request& r) {
   {
     std::lock_guard lock(init_mu_);
     initialized_.store(false, std::memory_order_release);
-    ResetState(false);
+    ResetState("FUSE DESTROY");
   }
   QueueItem ev{kUpcallDestroy};
   ev.a[0] = kDestroyRequest;
@@ -216,7 +216,7 @@ void FuseSession::OnSessionReset() {
   {
     std::lock_guard lock(init_mu_);
     was = initialized_.exchange(false, std::memory_order_acq_rel);
-    ResetState(false);
+    ResetState("transport reset");
   }
   if (was) {
     QueueItem ev{kUpcallDestroy};
@@ -225,7 +225,7 @@ void FuseSession::OnSessionReset() {
   }
 }
 
-void FuseSession::ResetState(bool reinit) {
+void FuseSession::ResetState(const char* why) {
   {
     std::unique_lock lock(extents_mu_);
     extents_.clear();
@@ -246,8 +246,7 @@ void FuseSession::ResetState(bool reinit) {
     pending_.Release(p);
   }
   if (!all.empty()) {
-    NLOG_INFO(kLog, "%s: failed %zu pending requests with EIO",
-              reinit ? "FUSE re-INIT" : "session reset", all.size());
+    NLOG_INFO(kLog, "%s: failed %zu pending requests with EIO", why, all.size());
   }
 }
 
@@ -519,7 +518,7 @@ void FuseSession::Shutdown() {
   }
   std::lock_guard lock(init_mu_);
   initialized_.store(false, std::memory_order_release);
-  ResetState(false);
+  ResetState("session stopped");
 }
 
 SessionStats FuseSession::Stats() const {

@@ -50,7 +50,7 @@ struct SessionOptions {
   // INIT max_write. /dev/fuse lowers it to fit its read buffers.
   uint32_t max_write = kMaxWrite;
   // Requests waiting for the handler at once; beyond this new ones fail with EAGAIN.
-  size_t max_pending = 1u << 20;
+  size_t max_pending = 1u << 16;
 };
 
 struct SessionStats {
@@ -172,7 +172,7 @@ class FuseSession final : public transport::FuseRequestSink {
   void HandleRelease(Request& r);
   void HandleUpcall(Request& r);
   void HandleNativeDefault(Request& r);
-  void ResetState(bool reinit);
+  void ResetState(const char* why);
   void Enqueue(QueueItem item);
   void QueueForgets(const double* pairs, size_t n);
   void Finish(transport::FuseRequest* req, uint32_t written, bool error);
@@ -202,6 +202,8 @@ class FuseSession final : public transport::FuseRequestSink {
   // ORDERING: release on INIT/DESTROY, acquire on every request, so a request that sees
   // initialized_ also sees the negotiated minor.
   std::atomic<bool> initialized_{false};
+  // ORDERING: set once by Shutdown() (acq_rel exchange, so a second call sees it); readers only
+  // need to eventually stop dispatching, the pending table decides exactly-once.
   std::atomic<bool> shut_down_{false};
   mutable std::mutex init_mu_;     // serializes INIT / DESTROY / reset
   uint32_t negotiated_minor_ = 0;  // guarded by init_mu_ (read after initialized_ acquire)

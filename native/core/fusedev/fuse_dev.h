@@ -4,8 +4,9 @@
 //
 // Each worker owns one fd: the mount's fd for the first, a FUSE_DEV_IOC_CLONE clone (dup() when
 // cloning is refused) for the others, so replies go back through the fd their request came from.
-// Workers poll their fd together with a stop eventfd; fds are non-blocking so a worker that lost
-// the race for a request goes back to poll instead of blocking in read(). A read buffer of
+// Workers wait in epoll on their fd (exclusively: one request wakes one worker) and a stop eventfd;
+// fds are non-blocking so a worker that lost the race for a request goes back to waiting instead
+// of blocking in read(), where Stop() could not wake it. A read buffer of
 // max_write + 4 KiB per worker satisfies the kernel's minimum (header + write_in + max_write).
 //
 // Requests: the readable bytes are the worker's buffer and are valid only during OnRequest (the
@@ -78,6 +79,9 @@ class FuseDevTransport {
   std::vector<std::shared_ptr<Channel>> channels_;  // owned by the starting/stopping thread
   std::vector<std::thread> workers_;                // same
   std::shared_ptr<Pool> pool_;
+  // ORDERING: closed_ is an exchange so the closed callback fires once; stopped_ is set (release)
+  // before the stop eventfd is written and read (acquire) by workers after waking, so a worker
+  // woken by Stop() never treats the wakeup as a kernel-side close.
   std::atomic<bool> closed_{false};
   std::atomic<bool> stopped_{false};
   // Relaxed counters.

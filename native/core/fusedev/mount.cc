@@ -134,6 +134,7 @@ int Mount(const MountOptions& o, MountResult* result, std::string* error) {
     *error = "mountpoint " + o.mountpoint + " is neither a directory nor a regular file";
     return -ENOTDIR;
   }
+  if (o.force_fusermount) return MountWithFusermount(o, result, error);
   int fd = ::open("/dev/fuse", O_RDWR | O_CLOEXEC);
   if (fd < 0) {
     int err = errno;

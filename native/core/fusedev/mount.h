@@ -24,6 +24,8 @@ struct MountOptions {
   uint32_t max_read = 1u << 20;
   // Try fusermount3 when mount(2) is not permitted.
   bool allow_fusermount = true;
+  // Use fusermount3 even when mount(2) would work (tests; setuid-helper deployments).
+  bool force_fusermount = false;
 };
 
 struct MountResult {
