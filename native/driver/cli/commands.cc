@@ -232,6 +232,12 @@ int CmdCat(const DriverOptions& o) {
   fuse_attr a{};
   int rc = WalkPath(&c, o.args[0], &node, &a);
   if (rc != 0) return Fail(o.args[0] + ": " + Errno(rc));
+  if ((a.mode & S_IFMT) == S_IFLNK) {
+    std::string target;
+    c.fuse->Readlink(node, &target);
+    return Fail(o.args[0] + ": is a symlink to " + target + " (cat does not follow links)");
+  }
+  if ((a.mode & S_IFMT) != S_IFREG) return Fail(o.args[0] + ": not a regular file");
   fuse_open_out oo{};
   if ((rc = c.fuse->Open(node, false, &oo)) != 0) return Fail("OPEN: " + Errno(rc));
   uint64_t off = 0;
