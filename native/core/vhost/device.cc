@@ -44,6 +44,7 @@ VhostUserFsDevice::VhostUserFsDevice(DeviceOptions options, transport::FuseReque
     vo.executor = options_.executor;
     vo.executor_threshold = options_.executor_threshold;
     vo.spawn_worker = options_.spawn_workers;
+    vo.max_rounds_per_drain = options_.max_rounds_per_drain;
     vrings_.push_back(std::make_shared<Vring>(vo));
   }
 }

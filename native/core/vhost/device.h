@@ -38,6 +38,7 @@ struct DeviceOptions {
   uint32_t executor_threshold = 4;
   // Bound on waiting for in-flight requests when a ring stops (GET_VRING_BASE).
   std::chrono::milliseconds stop_drain{2000};
+  uint32_t max_rounds_per_drain = 64;  // VringOptions::max_rounds_per_drain
 };
 
 struct Reply {

@@ -258,7 +258,11 @@ void Vring::Drain() {
   // One memory snapshot per drain; every request keeps its own reference.
   std::shared_ptr<const GuestMemory> memory = options_.memory->Current();
   tls_draining = this;
-  for (;;) {
+  for (uint32_t round = 0;; ++round) {
+    if (round == options_.max_rounds_per_drain) {
+      Wake();  // more may be pending: come back after a pass through the poll loop
+      break;
+    }
     ring_.SuppressKicks();
     bool more = PopAvailable(memory);
     {

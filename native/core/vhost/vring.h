@@ -72,6 +72,10 @@ struct VringOptions {
   RequestExecutor* executor = nullptr;  // null: always inline
   uint32_t executor_threshold = 4;      // hand off when more than this many chains are pending
   bool spawn_worker = true;             // false: Start() does not create a thread (fuzzing)
+  // Rounds of pop-publish-recheck per drain before the worker yields to its poll loop (and
+  // wakes itself to continue): a guest that keeps the ring full, or lays the rings over each
+  // other so our used-ring writes move its avail index, cannot pin the worker in one drain.
+  uint32_t max_rounds_per_drain = 64;
 };
 
 class Vring : public std::enable_shared_from_this<Vring> {
