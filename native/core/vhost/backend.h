@@ -94,6 +94,8 @@ class VhostUserFsBackend {
   bool created_socket_file_ = false;
   UniqueFd stop_fd_;  // eventfd that wakes the control thread
   std::thread control_;
+  // ORDERING: status flags only (relaxed reads for connected(), seq_cst otherwise); the stop
+  // request itself travels through stop_fd_ and conn_mu_.
   std::atomic<bool> connected_{false};
   std::atomic<bool> stopping_{false};
   std::mutex conn_mu_;

@@ -124,6 +124,7 @@ int DriverQueue::Add(const Buffer* bufs, size_t n, bool indirect) {
 }
 
 void DriverQueue::PushAvailRaw(uint16_t value) {
+  // ORDERING: as in Add: published by Publish's release store.
   __atomic_store_n(AvailU16(kAvailRingOff + 2 * static_cast<size_t>(avail_idx_ % size_)), value,
                    __ATOMIC_RELAXED);
   ++avail_idx_;
@@ -172,6 +173,8 @@ size_t DriverQueue::Collect(std::vector<VirtqUsedElem>* out) {
 }
 
 bool DriverQueue::ArmInterrupt() {
+  // ORDERING: relaxed stores of the suppression state; the fence below orders them before the
+  // re-read of used.idx.
   if (event_idx_) {
     __atomic_store_n(AvailU16(kAvailRingOff + 2 * size_t{size_}), last_used_, __ATOMIC_RELAXED);
   } else {
