@@ -138,16 +138,16 @@ class Vring : public std::enable_shared_from_this<Vring> {
   void SignalCallLocked();
 
   const VringOptions options_;
-  Config config_;                     // control thread
-  UniqueFd kick_fd_;                  // control thread; read by the worker while running
-  UniqueFd wake_fd_;                  // eventfd: stop/enable/pool-refill wakeups
-  std::thread worker_;                // control thread
-  bool running_ = false;              // control thread (also read under mu_)
+  Config config_;         // control thread
+  UniqueFd kick_fd_;      // control thread; read by the worker while running
+  UniqueFd wake_fd_;      // eventfd: stop/enable/pool-refill wakeups
+  std::thread worker_;    // control thread
+  bool running_ = false;  // control thread (also read under mu_)
   // ORDERING: the three flags are plain seq_cst signals; they publish no other data (the ring
   // configuration is handed over by thread start/join, everything else is under mu_).
-  std::atomic<bool> stop_{false};     // control -> worker
-  std::atomic<bool> enabled_{false};  // control -> worker
-  std::atomic<bool> broken_{false};   // worker (reset by Start)
+  std::atomic<bool> stop_{false};                   // control -> worker
+  std::atomic<bool> enabled_{false};                // control -> worker
+  std::atomic<bool> broken_{false};                 // worker (reset by Start)
   std::shared_ptr<const GuestMemory> ring_memory_;  // mapping that holds the three rings
   ChainScratch scratch_;                            // worker thread
 
