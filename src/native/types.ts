@@ -73,6 +73,7 @@ export interface NativeMountOptions {
   defaultPermissions: boolean;
   threads: number;
   allowFusermount: boolean;
+  forceFusermount: boolean;
 }
 
 /**
@@ -98,7 +99,7 @@ export interface NativeFuseSession {
   unregisterBlob(slot: number): void;
   chunksReady(slot: number, indices: Uint32Array): number;
   mount(options: NativeMountOptions): { viaFusermount: boolean; threads: number };
-  attachVirtio(options: { socketPath?: string; listenFd?: number; numRequestQueues: number; maxQueueSize: number }): void;
+  attachVirtio(options: { socketPath?: string; listenFd?: number; numRequestQueues: number; maxQueueSize: number }): { socketPath: string };
   attachLoopback(): void;
   inject(id: number, request: Uint8Array, outCapacity: number): void;
   stats(): Record<string, unknown>;
