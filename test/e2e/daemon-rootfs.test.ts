@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
+import { guestAvailable, runGuest } from '../../qemu/guest.js';
 import { createImage, defaultBuildOptions } from '../../src/rafs/builder/index.js';
 import { startDaemon } from '../helpers/daemon.js';
 import { debianRootfs } from '../helpers/rootfs.js';
@@ -41,6 +42,31 @@ describe('a Debian rootfs image', { skip: kSkip }, () => {
       assert.ok(Number(packages) > 50, `dpkg sees ${packages} packages`);
       const hostSum = execFileSync('sha256sum', [join(src, 'usr', 'bin', 'apt')], { encoding: 'utf8' }).split(' ')[0];
       assert.equal(sum?.split(' ')[0], hostSum);
+    } finally {
+      assert.equal(await d.stop(), 0, d.log());
+    }
+  });
+
+  test('a guest chroots into it over virtio-fs and runs its programs', { skip: guestAvailable(), timeout: 180_000 }, async () => {
+    const socket = join(work, 'vhost.sock');
+    const d = await startDaemon(['virtiofs', '-D', blobs, '--bootstrap', boot, '--sock', socket]);
+    try {
+      const r = await runGuest({
+        script: [
+          'set -e',
+          'mount -t virtiofs nydus /mnt',
+          "chroot /mnt /bin/bash -c 'cat /etc/debian_version; dpkg-query -W -f \"\\${Package}\\n\" | wc -l; sha256sum /usr/bin/apt; ls --version | head -1'",
+        ].join('\n'),
+        virtiofs: [{ socket, tag: 'nydus' }],
+        timeoutMs: 150_000,
+      });
+      assert.equal(r.exitCode, 0, `${r.output}\n${r.consoleLog.slice(-2000)}\n${d.log().slice(-2000)}`);
+      const [version, packages, sum, ls] = r.output.trim().split('\n');
+      assert.equal(version, readFileSync(join(src, 'etc', 'debian_version'), 'utf8').trim());
+      assert.ok(Number(packages) > 50, `dpkg sees ${packages} packages`);
+      const hostSum = execFileSync('sha256sum', [join(src, 'usr', 'bin', 'apt')], { encoding: 'utf8' }).split(' ')[0];
+      assert.equal(sum?.split(' ')[0], hostSum);
+      assert.match(ls ?? '', /GNU coreutils/);
     } finally {
       assert.equal(await d.stop(), 0, d.log());
     }
