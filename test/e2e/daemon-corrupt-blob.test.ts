@@ -35,13 +35,12 @@ for (const validate of [true, false]) {
     // Damage victim.bin's first chunk inside the blob: mid-chunk for the digest check to catch;
     // without validation only a decode failure is detectable, so hit the zstd frame magic.
     const img = openBootstrap(boot, { blobDir: blobs });
-    let ref = img.lookup(img.super.rootRef, Buffer.from('victim.bin'));
+    const ref = img.lookup(img.super.rootRef, Buffer.from('victim.bin'));
     assert.ok(ref !== undefined);
     const chunk = img.chunks(ref)[0];
     assert.ok(chunk);
     const blobId = img.blobs[chunk.blobIndex]?.blobId ?? '';
     img.close();
-    ref = undefined;
     const blobPath = join(blobs, blobId);
     const bytes = readFileSync(blobPath);
     const at = chunk.compressedOffset + (validate ? Math.floor(chunk.compressedSize / 2) : 0);
