@@ -11,7 +11,7 @@ import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import type { BlobChunkMeta, BlobInfo, RafsImage } from '../rafs/index.js';
-import { extractTocEntry, findToc, getTocEntry, parseBlobMetaFile, parseBlobMetaRegion, parseToc } from '../rafs/index.js';
+import { extractTocEntry, findToc, getTocEntry, parseBlobMetaRegion, parseToc } from '../rafs/index.js';
 import { kBlobFeatures, kBlobMetaHeaderSize, kTocNames } from '../rafs/layout/constants.js';
 import type { Logger } from '../util/logger.js';
 import type { BlobBackend } from './backend.js';
@@ -74,8 +74,8 @@ export async function supplyBlobMeta(
     if (!info) continue;
     const source = storage.blob(index);
     let meta: BlobChunkMeta;
-    if (source instanceof CachedBlob && source.metaPath !== undefined) {
-      meta = parseBlobMetaFile(await readFile(source.metaPath), source.metaPath, info);
+    if (source instanceof CachedBlob && source.meta !== undefined) {
+      meta = source.meta.chunkMeta();
     } else {
       const region = await backend.read(info.blobId, info.metaCiOffset, info.metaCiCompressedSize + kBlobMetaHeaderSize);
       meta = parseBlobMetaRegion(region, info);
