@@ -265,3 +265,22 @@ test('extent tables are validated before they cross', () => {
   );
   s.stop();
 });
+
+test('a flood of requests to an async handler is answered completely', async () => {
+  const { s } = await started({
+    getattr: async (_c, nodeid) => {
+      await Promise.resolve();
+      return { attr: attr(nodeid, 0o100644, nodeid) };
+    },
+  });
+  const n = 3000; // more than 8 batches of 256: the bridge must yield and come back
+  const replies = await Promise.all(Array.from({ length: n }, (_, i) => s.inject(W.request(W.kOp.GETATTR, i + 2, W.getattrIn()), 16 + 104)));
+  for (let i = 0; i < n; i++) {
+    const r = W.parseReply(replies[i] as Buffer);
+    assert.equal(r.error, 0);
+    assert.equal(W.parseAttr(r.payload, 16).size, i + 2);
+  }
+  assert.ok((s.stats()['jsBatches'] as number) > 8);
+  assert.equal(s.stats()['pendingNow'], 0);
+  s.stop();
+});
