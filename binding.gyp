@@ -22,6 +22,25 @@
       "target_name": "nydus_core_tests",
       "type": "executable",
       "sources": ["<!@(node scripts/gyp-sources.mjs native/core native/test)"]
+    },
+    {
+      "target_name": "nydus_vhost_tools_core",
+      "type": "static_library",
+      "sources": ["<!@(node scripts/gyp-sources.mjs native/core)"]
+    },
+    {
+      "target_name": "nydus_vu_driver",
+      "type": "executable",
+      "dependencies": ["nydus_vhost_tools_core"],
+      "include_dirs": ["native"],
+      "sources": ["<!@(node scripts/gyp-sources.mjs native/driver/cli)"]
+    },
+    {
+      "target_name": "nydus_vu_testd",
+      "type": "executable",
+      "dependencies": ["nydus_vhost_tools_core"],
+      "include_dirs": ["native"],
+      "sources": ["<!@(node scripts/gyp-sources.mjs native/driver/testd)"]
     }
   ]
 }

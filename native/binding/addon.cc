@@ -20,6 +20,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterCodec(env, exports);
   RegisterChunkMap(env, exports);
   RegisterFuseSession(env, exports);
+  RegisterXattr(env, exports);
   RegisterRlimit(env, exports);
   exports.Set("abiInfo", Napi::Function::New(env, AbiInfo, "abiInfo"));
   return exports;

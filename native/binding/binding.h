@@ -18,6 +18,7 @@ void RegisterErrors(Napi::Env env, Napi::Object exports);
 void RegisterCodec(Napi::Env env, Napi::Object exports);
 void RegisterChunkMap(Napi::Env env, Napi::Object exports);
 void RegisterLog(Napi::Env env, Napi::Object exports);
+void RegisterXattr(Napi::Env env, Napi::Object exports);
 void RegisterRlimit(Napi::Env env, Napi::Object exports);
 void RegisterFuseSession(Napi::Env env, Napi::Object exports);
 

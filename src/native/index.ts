@@ -64,6 +64,16 @@ export function openChunkMap(path: string, chunkCount: number): NativeChunkMap {
   return new (loadAddon().ChunkMap)(path, chunkCount);
 }
 
+/** Extended attributes of `path` (a symlink's own), as raw [name, value] pairs in kernel order. */
+export function readXattrs(path: Buffer): [Buffer, Buffer][] {
+  return loadAddon().readXattrs(path);
+}
+
+/** Sets one extended attribute on `path` itself (tests build source trees with it). */
+export function setXattr(path: Buffer, name: Buffer, value: Buffer): void {
+  loadAddon().setXattr(path, name, value);
+}
+
 export function getRlimitNofile(): NofileLimit {
   return loadAddon().getRlimitNofile();
 }

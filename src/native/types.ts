@@ -134,6 +134,10 @@ export interface NativeAddon {
     replyBytes: Uint8Array,
   ) => NativeFuseSession;
 
+  /** All extended attributes of a path, without following symlinks (names and values as bytes). */
+  readXattrs(path: Buffer): [Buffer, Buffer][];
+  /** Sets one extended attribute on the path itself (symlinks are not followed). */
+  setXattr(path: Buffer, name: Buffer, value: Buffer): void;
   getRlimitNofile(): NofileLimit;
   /** Throws a NativeError (code ERR_RLIMIT, errno EPERM/EINVAL) when the kernel refuses. */
   setRlimitNofile(soft: number, hard: number): void;

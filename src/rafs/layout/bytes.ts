@@ -45,6 +45,12 @@ export class ByteView {
     return readU64(this.buf, off, this.file, what);
   }
 
+  /** A signed i64 (timestamps: EROFS and FUSE treat mtime as signed) within the safe range. */
+  i64(off: number, what: string): number {
+    this.check(off, 8, what);
+    return readI64(this.buf, off, this.file, what);
+  }
+
   /** A view (not a copy) of `[off, off+len)`. */
   sub(off: number, len: number, what: string): Buffer {
     this.check(off, len, what);
@@ -62,6 +68,15 @@ export function readU64(buf: Buffer, off: number, file: string, what: string): n
   const hi = buf.readUInt32LE(off + 4);
   if (hi > 0x1fffff) throw corrupt(file, what, off, `64-bit value 0x${hi.toString(16)}${lo.toString(16).padStart(8, '0')} is out of range`);
   return hi * 0x1_0000_0000 + lo;
+}
+
+/** Reads an i64 that must fit a JS safe integer (pre-1970 timestamps are negative). */
+export function readI64(buf: Buffer, off: number, file: string, what: string): number {
+  const v = buf.readBigInt64LE(off);
+  if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < BigInt(Number.MIN_SAFE_INTEGER)) {
+    throw corrupt(file, what, off, `64-bit value ${v} is out of range`);
+  }
+  return Number(v);
 }
 
 export function alignUp(n: number, a: number): number {

@@ -64,7 +64,8 @@ function renameBlobs(img: RafsImage, id: string, fromBlob: boolean): void {
   // Upstream `set_blob_id_from_meta_path`: these blobs carry a placeholder id in the table.
   for (const b of img.blobs) {
     const inline = (b.features & kBlobFeatures.INLINED_FS_META) !== 0;
-    if (inline || (fromBlob && img.super.version === 6 && (b.features & kBlobFeatures.CAP_TAR_TOC) === 0)) {
+    // v5 blobs built upstream carry no features at all, so "no CAP_TAR_TOC" covers them too.
+    if (inline || (fromBlob && (b.features & kBlobFeatures.CAP_TAR_TOC) === 0)) {
       (b as { blobId: string }).blobId = id;
     }
   }

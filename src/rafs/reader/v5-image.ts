@@ -4,7 +4,7 @@
  * inode range [child_index, child_index + child_count), so lookup is a binary search and readdir
  * offsets are simply 0 ".", 1 "..", 2 + i for child i.
  */
-import { alignUp, ByteView, readU64 } from '../layout/bytes.js';
+import { alignUp, ByteView, readI64, readU64 } from '../layout/bytes.js';
 import { kBlobFeatures, kMaxChunkSize, kMinChunkSize, kSuperFlags, kV5ChunkInfoSize, kV5ExtBlobEntrySize, kV5InodeFlags, kV5InodeSize, kV5Magic, kV5SuperBlockSize, kRafsV5 } from '../layout/constants.js';
 import { kV5Alignment, kV5Chunk, kV5ExtBlob, kV5Inode, kV5Sb } from '../layout/v5-offsets.js';
 import { kRafsErrorCodes, RafsError } from '../layout/errors.js';
@@ -180,7 +180,7 @@ export class V5Image implements RafsImage {
       implicitOwner: !explicit,
       size: r.size,
       nlink: b.readUInt32LE(r.off + kV5Inode.nlink),
-      mtimeSec: readU64(b, r.off + kV5Inode.mtime, file, `v5 inode ${ref} mtime`),
+      mtimeSec: readI64(b, r.off + kV5Inode.mtime, file, `v5 inode ${ref} mtime`),
       mtimeNsec: b.readUInt32LE(r.off + kV5Inode.mtimeNsec),
       rdev: b.readUInt32LE(r.off + kV5Inode.rdev),
       blocks: readU64(b, r.off + kV5Inode.blocks, file, `v5 inode ${ref} blocks`),

@@ -139,7 +139,7 @@ export class V6Image implements RafsImage {
       implicitOwner: !explicit,
       size: h.size,
       nlink: h.ext ? b.readUInt32LE(o + kV6Inode.eNlink) : b.readUInt16LE(o + kV6Inode.cNlink),
-      mtimeSec: h.ext ? this._v.u64(o + kV6Inode.eMtime, `v6 inode ${ref} mtime`) : 0,
+      mtimeSec: h.ext ? this._v.i64(o + kV6Inode.eMtime, `v6 inode ${ref} mtime`) : 0,
       mtimeNsec: h.ext ? b.readUInt32LE(o + kV6Inode.eMtimeNsec) : 0,
       rdev: h.ext && isDeviceMode(h.mode) ? h.iu : 0,
       blocks: Math.ceil(h.size / 512),
