@@ -19,6 +19,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterLog(env, exports);
   RegisterCodec(env, exports);
   RegisterChunkMap(env, exports);
+  RegisterFuseSession(env, exports);
   RegisterXattr(env, exports);
   RegisterRlimit(env, exports);
   exports.Set("abiInfo", Napi::Function::New(env, AbiInfo, "abiInfo"));

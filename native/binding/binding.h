@@ -4,7 +4,12 @@
 
 #include <napi.h>
 
+#include <memory>
 #include <string>
+
+namespace nydus::cache {
+class ChunkMap;
+}
 
 namespace nydus::binding {
 
@@ -15,6 +20,11 @@ void RegisterChunkMap(Napi::Env env, Napi::Object exports);
 void RegisterLog(Napi::Env env, Napi::Object exports);
 void RegisterXattr(Napi::Env env, Napi::Object exports);
 void RegisterRlimit(Napi::Env env, Napi::Object exports);
+void RegisterFuseSession(Napi::Env env, Napi::Object exports);
+
+// The core chunk map behind a JS ChunkMap handle (null when `value` is not one). The READ fast
+// path keeps the shared_ptr, so closing the JS handle does not unmap it under a reader.
+std::shared_ptr<cache::ChunkMap> ChunkMapFromValue(Napi::Value value);
 
 // Builds an error of the TypeScript-defined class passed to `initialize()` (style rule 8), with
 // a stable `code` string and the errno when there is one. Falls back to a plain Error carrying

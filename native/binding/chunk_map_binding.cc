@@ -8,6 +8,9 @@
 namespace nydus::binding {
 namespace {
 
+// Marks ChunkMap handles so ChunkMapFromValue can tell them from any other wrapped object.
+constexpr napi_type_tag kChunkMapTag = {0x6e7964757363686bULL, 0x6d61702d68616e64ULL};
+
 class ChunkMapWrap : public Napi::ObjectWrap<ChunkMapWrap> {
  public:
   static Napi::Function Define(Napi::Env env) {
@@ -29,6 +32,7 @@ class ChunkMapWrap : public Napi::ObjectWrap<ChunkMapWrap> {
     std::string err;
     int rc = map_->Open(path, count, &err);
     if (rc != 0) throw MakeError(info.Env(), "ERR_CHUNK_MAP", err, rc);
+    info.This().As<Napi::Object>().TypeTag(&kChunkMapTag);
   }
 
   // The shared core object, for native consumers (the READ fast path) that outlive this handle.
@@ -67,6 +71,11 @@ class ChunkMapWrap : public Napi::ObjectWrap<ChunkMapWrap> {
 };
 
 }  // namespace
+
+std::shared_ptr<cache::ChunkMap> ChunkMapFromValue(Napi::Value value) {
+  if (!value.IsObject() || !value.As<Napi::Object>().CheckTypeTag(&kChunkMapTag)) return nullptr;
+  return ChunkMapWrap::Unwrap(value.As<Napi::Object>())->core();
+}
 
 void RegisterChunkMap(Napi::Env env, Napi::Object exports) {
   exports.Set("ChunkMap", ChunkMapWrap::Define(env));

@@ -1,13 +1,44 @@
 /**
  * The native layer as the rest of the TypeScript code sees it: codecs, BLAKE3, the persistent
- * chunk map and the log bridge (and, as they land, the vhost-user device and FUSE sessions).
+ * chunk map, the log bridge, and FUSE sessions (fuse-session.ts: a filesystem handler served over
+ * /dev/fuse or vhost-user virtio-fs, with the native READ fast path).
  * Neighbours: `binding.ts` (the loader) below; storage/, rafs/, daemon/ above.
  */
 import { loadAddon } from './binding.js';
 import type { NativeBlake3Hasher, NativeChunkMap, NofileLimit } from './types.js';
 
 export { CompressAlgo } from './types.js';
-export type { NativeChunkMap, NativeBlake3Hasher, AbiInfo, NofileLimit } from './types.js';
+export type { NativeChunkMap, NativeBlake3Hasher, AbiInfo, FuseAbiInfo, NofileLimit } from './types.js';
+export { FuseSession } from './fuse-session.js';
+export type {
+  FuseBlob,
+  FuseCloseInfo,
+  FuseLogger,
+  FuseMountOptions,
+  FuseSessionOptions,
+  FuseSessionStats,
+  FuseVirtioOptions,
+} from './fuse-session.js';
+export { FuseErrno, kFopen, kFuseOp } from './fuse-types.js';
+export type {
+  FuseAttr,
+  FuseAttrReply,
+  FuseDirEntry,
+  FuseDirEntryPlus,
+  FuseEntry,
+  FuseFilesystem,
+  FuseForget,
+  FuseInitInfo,
+  FuseOpenReply,
+  FuseReadMiss,
+  FuseRequestContext,
+  FuseResult,
+  FuseStatfs,
+} from './fuse-types.js';
+export { Errno, errnoOf, fuseErrno, FuseSessionError } from './fuse-errors.js';
+export { FuseExtentTable, kExtentCompressed, kExtentHole, kExtentStride } from './fuse-extents.js';
+export type { FuseExtent } from './fuse-extents.js';
+export { fuseDirentSize } from './fuse-reply.js';
 
 export function native(): ReturnType<typeof loadAddon> {
   return loadAddon();

@@ -38,6 +38,76 @@ export interface AbiInfo {
   chunkMapHeaderSize: number;
 }
 
+/** Layout numbers of the FUSE upcall/reply formats (native/core/fuse/upcall.h). */
+export interface FuseAbiInfo {
+  upcallStride: number;
+  entryStride: number;
+  attrBase: number;
+  statfsStride: number;
+  direntStride: number;
+  direntOff: number;
+  direntNameOffset: number;
+  direntNameLength: number;
+  direntType: number;
+  extentStride: number;
+  extentHole: number;
+  extentCompressed: number;
+  upcallReadMiss: number;
+  upcallForget: number;
+  upcallInit: number;
+  upcallDestroy: number;
+  upcallClosed: number;
+  opcodeTableSize: number;
+  maxReplyPayload: number;
+  maxChunk: number;
+  maxBlobSlots: number;
+  protocolMinor: number;
+}
+
+/** Options of NativeFuseSession.mount (validated by FuseSession.mount first). */
+export interface NativeMountOptions {
+  mountpoint: string;
+  fsname: string;
+  subtype: string;
+  allowOther: boolean;
+  defaultPermissions: boolean;
+  threads: number;
+  allowFusermount: boolean;
+  forceFusermount: boolean;
+}
+
+/**
+ * The native FUSE session handle (native/binding/fuse_session_binding.cc). Used only by
+ * fuse-session.ts. Reply methods return 0 (answered), -116 (ESTALE: token not live, ignored) or
+ * -22 (EINVAL: invalid answer, the request got EIO and the problem was logged).
+ */
+export interface NativeFuseSession {
+  replyError(token: number, errno: number): number;
+  replyOk(token: number): number;
+  replyEntry(token: number): number;
+  replyAttr(token: number): number;
+  replyOpen(token: number, fh: number, openFlags: number, extents: Float64Array | null, fileSize: number, count: number): number;
+  replyStatfs(token: number): number;
+  replyData(token: number, data: Uint8Array): number;
+  replyXattr(token: number, data: Uint8Array): number;
+  replyReaddir(token: number, count: number, namesLength: number): number;
+  replyLseek(token: number, offset: number): number;
+  resolveMiss(token: number, errno: number): number;
+  setExtents(fh: number, extents: Float64Array, fileSize: number, count: number): void;
+  removeExtents(fh: number): boolean;
+  registerBlob(slot: number, dataPath: string, chunkMap: NativeChunkMap | null, algo: number): void;
+  unregisterBlob(slot: number): void;
+  chunksReady(slot: number, indices: Uint32Array): number;
+  mount(options: NativeMountOptions): { viaFusermount: boolean; threads: number };
+  attachVirtio(options: { socketPath?: string; listenFd?: number; numRequestQueues: number; maxQueueSize: number }): { socketPath: string };
+  attachLoopback(): void;
+  inject(id: number, request: Uint8Array, outCapacity: number): void;
+  stats(): Record<string, unknown>;
+  stop(): void;
+}
+
+export type NativeFuseDispatch = (kind: number, a: number, b?: Buffer) => void;
+
 export interface NativeAddon {
   initialize(classes: { NativeError: new (message: string, code: string) => Error }): void;
   abiInfo(): AbiInfo;
@@ -53,6 +123,16 @@ export interface NativeAddon {
   Blake3Hasher: new () => NativeBlake3Hasher;
 
   ChunkMap: new (path: string, chunkCount: number) => NativeChunkMap;
+
+  fuseAbiInfo(): FuseAbiInfo;
+  FuseSession: new (
+    dispatch: NativeFuseDispatch,
+    handlerOps: Uint8Array,
+    upcallRecords: Float64Array,
+    upcallBytes: Uint8Array,
+    replyNumbers: Float64Array,
+    replyBytes: Uint8Array,
+  ) => NativeFuseSession;
 
   /** All extended attributes of a path, without following symlinks (names and values as bytes). */
   readXattrs(path: Buffer): [Buffer, Buffer][];

@@ -1,0 +1,545 @@
+// JS handle of a FUSE session (fuse/session.h): one FUSE connection served by a TypeScript
+// filesystem handler, attached to one transport (a /dev/fuse mount, a vhost-user virtio-fs
+// socket, or the in-memory loopback tests use). JS validates arguments before they cross
+// (src/native/fuse-session.ts); this file checks types and ranges again and turns core error
+// codes into NativeErrors with stable codes.
+//
+// The reply scratch (a Float64Array and a Uint8Array the JS side fills before each reply call)
+// is lent once at construction, so a reply costs one call and no object property reads.
+#include <memory>
+#include <string>
+
+#include "binding.h"
+#include "common/log.h"
+#include "fuse/session.h"
+#include "fuse/upcall.h"
+#include "fuse_bridge.h"
+#include "fusedev/fuse_dev.h"
+#include "fusedev/mount.h"
+#include "readpath/extent_table.h"
+#include "vhost/backend.h"
+
+namespace nydus::binding {
+namespace {
+
+constexpr const char* kLog = "fuse-binding";
+constexpr double kMaxSafe = 9007199254740991.0;
+
+uint64_t ArgU64(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  if (!info[i].IsNumber())
+    throw Napi::TypeError::New(info.Env(), std::string(name) + " must be a number");
+  double d = info[i].As<Napi::Number>().DoubleValue();
+  if (!(d >= 0 && d <= kMaxSafe) || d != static_cast<double>(static_cast<uint64_t>(d))) {
+    throw Napi::RangeError::New(info.Env(), std::string(name) + " must be an integer in [0, 2^53)");
+  }
+  return static_cast<uint64_t>(d);
+}
+
+bool OptBool(Napi::Object o, const char* key, bool dflt) {
+  Napi::Value v = o.Get(key);
+  return v.IsBoolean() ? v.As<Napi::Boolean>().Value() : dflt;
+}
+
+std::string OptString(Napi::Object o, const char* key, const std::string& dflt) {
+  Napi::Value v = o.Get(key);
+  return v.IsString() ? v.As<Napi::String>().Utf8Value() : dflt;
+}
+
+// A request injected from JS (tests, and daemon unit tests without a kernel): the bytes of one
+// FUSE request in, up to out_cap bytes of reply back through the dispatcher.
+class LoopbackRequest final : public transport::FuseRequest {
+ public:
+  LoopbackRequest(FuseBridge* bridge, uint32_t id, const uint8_t* in, size_t in_len, size_t out_cap)
+      : transport::FuseRequest(transport::TransportKind::kVirtio),
+        bridge_(bridge),
+        id_(id),
+        in_buf_(in, in + in_len),
+        out_buf_(out_cap) {
+    in_slice_ = {in_buf_.data(), in_buf_.size()};
+    out_slice_ = {out_buf_.data(), out_buf_.size()};
+    in_ = std::span<const transport::IoSlice>(&in_slice_, in_len > 0 ? 1 : 0);
+    out_ = std::span<const transport::IoSlice>(&out_slice_, out_cap > 0 ? 1 : 0);
+    in_bytes_ = in_len;
+    out_bytes_ = out_cap;
+  }
+  ~LoopbackRequest() override = default;
+
+  void Complete(uint32_t written) override {
+    out_buf_.resize(written <= out_buf_.size() ? written : out_buf_.size());
+    bridge_->PushLoopback(id_, std::move(out_buf_));
+    delete this;
+  }
+
+ private:
+  FuseBridge* bridge_;
+  uint32_t id_;
+  std::vector<uint8_t> in_buf_;
+  std::vector<uint8_t> out_buf_;
+  transport::IoSlice in_slice_{};
+  transport::IoSlice out_slice_{};
+};
+
+class FuseSessionWrap : public Napi::ObjectWrap<FuseSessionWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "FuseSession",
+                       {InstanceMethod<&FuseSessionWrap::ReplyError>("replyError"),
+                        InstanceMethod<&FuseSessionWrap::ReplyOk>("replyOk"),
+                        InstanceMethod<&FuseSessionWrap::ReplyEntry>("replyEntry"),
+                        InstanceMethod<&FuseSessionWrap::ReplyAttr>("replyAttr"),
+                        InstanceMethod<&FuseSessionWrap::ReplyOpen>("replyOpen"),
+                        InstanceMethod<&FuseSessionWrap::ReplyStatfs>("replyStatfs"),
+                        InstanceMethod<&FuseSessionWrap::ReplyData>("replyData"),
+                        InstanceMethod<&FuseSessionWrap::ReplyXattr>("replyXattr"),
+                        InstanceMethod<&FuseSessionWrap::ReplyReaddir>("replyReaddir"),
+                        InstanceMethod<&FuseSessionWrap::ReplyLseek>("replyLseek"),
+                        InstanceMethod<&FuseSessionWrap::ResolveMiss>("resolveMiss"),
+                        InstanceMethod<&FuseSessionWrap::SetExtents>("setExtents"),
+                        InstanceMethod<&FuseSessionWrap::RemoveExtents>("removeExtents"),
+                        InstanceMethod<&FuseSessionWrap::RegisterBlob>("registerBlob"),
+                        InstanceMethod<&FuseSessionWrap::UnregisterBlob>("unregisterBlob"),
+                        InstanceMethod<&FuseSessionWrap::ChunksReady>("chunksReady"),
+                        InstanceMethod<&FuseSessionWrap::Mount>("mount"),
+                        InstanceMethod<&FuseSessionWrap::AttachVirtio>("attachVirtio"),
+                        InstanceMethod<&FuseSessionWrap::AttachLoopback>("attachLoopback"),
+                        InstanceMethod<&FuseSessionWrap::Inject>("inject"),
+                        InstanceMethod<&FuseSessionWrap::Stats>("stats"),
+                        InstanceMethod<&FuseSessionWrap::Stop>("stop")});
+  }
+
+  // new FuseSession(dispatch, handlerOps, upcallRecords, upcallBytes, replyNumbers, replyBytes)
+  explicit FuseSessionWrap(const Napi::CallbackInfo& info)
+      : Napi::ObjectWrap<FuseSessionWrap>(info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsFunction()) throw Napi::TypeError::New(env, "dispatch must be a function");
+    if (!info[1].IsTypedArray() || !info[2].IsTypedArray() || !info[3].IsTypedArray() ||
+        !info[4].IsTypedArray() || !info[5].IsTypedArray()) {
+      throw Napi::TypeError::New(env, "handlerOps, arenas and reply scratch must be typed arrays");
+    }
+    auto ops = info[1].As<Napi::Uint8Array>();
+    auto records = info[2].As<Napi::Float64Array>();
+    auto bytes = info[3].As<Napi::Uint8Array>();
+    auto nums = info[4].As<Napi::Float64Array>();
+    auto rbytes = info[5].As<Napi::Uint8Array>();
+    if (ops.TypedArrayType() != napi_uint8_array ||
+        records.TypedArrayType() != napi_float64_array ||
+        bytes.TypedArrayType() != napi_uint8_array || nums.TypedArrayType() != napi_float64_array ||
+        rbytes.TypedArrayType() != napi_uint8_array) {
+      throw Napi::TypeError::New(env, "wrong typed array kinds");
+    }
+    if (records.ElementLength() < 16 * fuse::kUpcallStride || bytes.ByteLength() < 65536 ||
+        nums.ElementLength() < fuse::kDirentStride) {
+      throw Napi::RangeError::New(env, "upcall arena or reply scratch too small");
+    }
+    fuse::SessionOptions opts;
+    for (size_t op = 0; op < fuse::kOpcodeTableSize && op < ops.ElementLength(); ++op) {
+      if (ops[op] != 0) opts.handler_ops.set(op);
+    }
+    bridge_ = FuseBridge::Create(env, info[0].As<Napi::Function>(), records, bytes);
+    session_ = std::make_shared<fuse::FuseSession>(opts, bridge_);
+    bridge_->set_session(session_);
+    nums_ref_ = Napi::Persistent(nums);
+    rbytes_ref_ = Napi::Persistent(rbytes);
+    nums_ = nums.Data();
+    nums_len_ = nums.ElementLength();
+    rbytes_ = rbytes.Data();
+    rbytes_len_ = rbytes.ByteLength();
+    napi_add_env_cleanup_hook(env, &FuseSessionWrap::CleanupHook, this);
+    hooked_ = true;
+  }
+
+  ~FuseSessionWrap() override { StopAll(); }
+
+ private:
+  static void CleanupHook(void* arg) {
+    auto* self = static_cast<FuseSessionWrap*>(arg);
+    self->hooked_ = false;  // running now: must not be removed again
+    self->StopAll();
+  }
+
+  // Stops the transport (joining its threads, closing /dev/fuse fds), unmounts, fails whatever
+  // is still pending, and releases the bridge. Safe from the finalizer and the env cleanup hook.
+  void StopAll() {
+    if (stopped_) return;
+    stopped_ = true;
+    if (fusedev_ != nullptr) fusedev_->Stop();
+    if (vhost_ != nullptr) vhost_->Stop();
+    if (!mountpoint_.empty()) {
+      std::string err;
+      if (fusedev::Unmount(mountpoint_, via_fusermount_, &err) != 0) {
+        NLOG_ERROR(kLog, "unmounting %s failed: %s", mountpoint_.c_str(), err.c_str());
+      }
+      mountpoint_.clear();
+    }
+    if (session_ != nullptr) session_->Shutdown();
+    if (bridge_ != nullptr) bridge_->Release();
+    if (hooked_) {
+      napi_remove_env_cleanup_hook(Env(), &FuseSessionWrap::CleanupHook, this);
+      hooked_ = false;
+    }
+  }
+
+  void RequireOpen(Napi::Env env) {
+    if (stopped_) throw MakeError(env, "ERR_FUSE_STOPPED", "the FUSE session is stopped");
+  }
+  void RequireNoTransport(Napi::Env env) {
+    RequireOpen(env);
+    if (transport_attached_) {
+      throw MakeError(env, "ERR_FUSE_TRANSPORT",
+                      "the FUSE session already has a transport (one connection per session)");
+    }
+  }
+
+  Napi::Value Num(Napi::Env env, long v) { return Napi::Number::New(env, static_cast<double>(v)); }
+
+  Napi::Value ReplyError(const Napi::CallbackInfo& info) {
+    return Num(info.Env(),
+               session_->ReplyError(ArgU64(info, 0, "token"), ArgI32(info, 1, "errno")));
+  }
+  Napi::Value ReplyOk(const Napi::CallbackInfo& info) {
+    return Num(info.Env(), session_->ReplyOk(ArgU64(info, 0, "token")));
+  }
+  Napi::Value ReplyEntry(const Napi::CallbackInfo& info) {
+    return Num(info.Env(), session_->ReplyEntry(ArgU64(info, 0, "token"), nums_));
+  }
+  Napi::Value ReplyAttr(const Napi::CallbackInfo& info) {
+    return Num(info.Env(), session_->ReplyAttr(ArgU64(info, 0, "token"), nums_));
+  }
+  Napi::Value ReplyStatfs(const Napi::CallbackInfo& info) {
+    return Num(info.Env(), session_->ReplyStatfs(ArgU64(info, 0, "token"), nums_));
+  }
+
+  // replyOpen(token, fh, openFlags, extents: Float64Array | null, fileSize, extentCount)
+  Napi::Value ReplyOpen(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    uint64_t token = ArgU64(info, 0, "token");
+    uint64_t fh = ArgU64(info, 1, "fh");
+    uint32_t flags = ArgU32(info, 2, "openFlags");
+    std::shared_ptr<const readpath::ExtentTable> table;
+    if (info[3].IsTypedArray()) {
+      std::string err;
+      table = BuildTable(info, 3, &err);
+      if (table == nullptr) {
+        NLOG_ERROR(kLog, "OPEN answered with an invalid extent table: %s", err.c_str());
+        return Num(env, session_->ReplyError(token, EIO) == 0 ? -EINVAL : -ESTALE);
+      }
+    }
+    return Num(env, session_->ReplyOpen(token, fh, flags, std::move(table)));
+  }
+
+  std::shared_ptr<const readpath::ExtentTable> BuildTable(const Napi::CallbackInfo& info, size_t at,
+                                                          std::string* err) {
+    auto arr = info[at].As<Napi::TypedArray>();
+    if (arr.TypedArrayType() != napi_float64_array) {
+      *err = "extents must be a Float64Array";
+      return nullptr;
+    }
+    auto f64 = arr.As<Napi::Float64Array>();
+    uint64_t file_size = ArgU64(info, at + 1, "fileSize");
+    uint32_t count = ArgU32(info, at + 2, "extentCount");
+    if (static_cast<size_t>(count) * readpath::kExtentStride > f64.ElementLength()) {
+      *err = "extentCount exceeds the array";
+      return nullptr;
+    }
+    return readpath::ExtentTable::FromValues(file_size, f64.Data(), count, err);
+  }
+
+  // replyData(token, data: Uint8Array) — READ or READLINK
+  Napi::Value ReplyData(const Napi::CallbackInfo& info) {
+    uint64_t token = ArgU64(info, 0, "token");
+    if (!info[1].IsTypedArray())
+      throw Napi::TypeError::New(info.Env(), "data must be a Uint8Array");
+    auto a = info[1].As<Napi::Uint8Array>();
+    return Num(info.Env(), session_->ReplyData(token, a.Data(), a.ByteLength()));
+  }
+  Napi::Value ReplyXattr(const Napi::CallbackInfo& info) {
+    uint64_t token = ArgU64(info, 0, "token");
+    if (!info[1].IsTypedArray())
+      throw Napi::TypeError::New(info.Env(), "data must be a Uint8Array");
+    auto a = info[1].As<Napi::Uint8Array>();
+    return Num(info.Env(), session_->ReplyXattr(token, a.Data(), a.ByteLength()));
+  }
+  // replyReaddir(token, count, namesLength): records and names from the reply scratch.
+  Napi::Value ReplyReaddir(const Napi::CallbackInfo& info) {
+    uint64_t token = ArgU64(info, 0, "token");
+    uint32_t count = ArgU32(info, 1, "count");
+    uint32_t names = ArgU32(info, 2, "namesLength");
+    if (static_cast<size_t>(count) * fuse::kDirentStride > nums_len_ || names > rbytes_len_) {
+      throw Napi::RangeError::New(info.Env(), "readdir reply exceeds the scratch");
+    }
+    return Num(info.Env(), session_->ReplyReaddir(token, nums_, count, rbytes_, names));
+  }
+  Napi::Value ReplyLseek(const Napi::CallbackInfo& info) {
+    return Num(info.Env(),
+               session_->ReplyLseek(ArgU64(info, 0, "token"), ArgU64(info, 1, "offset")));
+  }
+  Napi::Value ResolveMiss(const Napi::CallbackInfo& info) {
+    return Num(info.Env(),
+               session_->ResolveMiss(ArgU64(info, 0, "token"), ArgI32(info, 1, "errno")));
+  }
+
+  // setExtents(fh, extents: Float64Array, fileSize, count)
+  void SetExtents(const Napi::CallbackInfo& info) {
+    RequireOpen(info.Env());
+    uint64_t fh = ArgU64(info, 0, "fh");
+    if (!info[1].IsTypedArray())
+      throw Napi::TypeError::New(info.Env(), "extents must be a Float64Array");
+    std::string err;
+    auto table = BuildTable(info, 1, &err);
+    if (table == nullptr)
+      throw MakeError(info.Env(), "ERR_FUSE_EXTENTS", "invalid extent table: " + err);
+    session_->SetExtents(fh, std::move(table));
+  }
+  Napi::Value RemoveExtents(const Napi::CallbackInfo& info) {
+    return Napi::Boolean::New(info.Env(), session_->RemoveExtents(ArgU64(info, 0, "fh")));
+  }
+
+  // registerBlob(slot, dataPath, chunkMap | null, algo)
+  void RegisterBlob(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    RequireOpen(env);
+    uint32_t slot = ArgU32(info, 0, "slot");
+    std::string path = ArgString(info, 1, "dataPath");
+    std::shared_ptr<cache::ChunkMap> map;
+    if (!info[2].IsNull() && !info[2].IsUndefined()) {
+      map = ChunkMapFromValue(info[2]);
+      if (map == nullptr) throw Napi::TypeError::New(env, "chunkMap must be a ChunkMap or null");
+      if (map->chunk_count() == 0) throw MakeError(env, "ERR_FUSE_BLOB", "the chunk map is closed");
+    }
+    uint32_t algo = ArgU32(info, 3, "algo");
+    std::string err;
+    int rc = session_->blobs().Register(slot, path, std::move(map), static_cast<codec::Algo>(algo),
+                                        &err);
+    if (rc != 0) throw MakeError(env, "ERR_FUSE_BLOB", err, rc);
+  }
+  void UnregisterBlob(const Napi::CallbackInfo& info) {
+    session_->blobs().Unregister(ArgU32(info, 0, "slot"));
+  }
+  // chunksReady(slot, indices: Uint32Array) -> READs woken
+  Napi::Value ChunksReady(const Napi::CallbackInfo& info) {
+    uint32_t slot = ArgU32(info, 0, "slot");
+    if (!info[1].IsTypedArray() ||
+        info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array) {
+      throw Napi::TypeError::New(info.Env(), "indices must be a Uint32Array");
+    }
+    auto a = info[1].As<Napi::Uint32Array>();
+    size_t n = session_->ChunksReady(slot, std::span<const uint32_t>(a.Data(), a.ElementLength()));
+    return Napi::Number::New(info.Env(), static_cast<double>(n));
+  }
+
+  // mount({ mountpoint, fsname, subtype, allowOther, defaultPermissions, threads,
+  //         allowFusermount, forceFusermount }) -> { viaFusermount, threads }
+  Napi::Value Mount(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    RequireNoTransport(env);
+    if (!info[0].IsObject()) throw Napi::TypeError::New(env, "mount options must be an object");
+    Napi::Object o = info[0].As<Napi::Object>();
+    fusedev::MountOptions mo;
+    mo.mountpoint = OptString(o, "mountpoint", "");
+    mo.fsname = OptString(o, "fsname", "nydus");
+    mo.subtype = OptString(o, "subtype", "nydus");
+    mo.allow_other = OptBool(o, "allowOther", false);
+    mo.default_permissions = OptBool(o, "defaultPermissions", true);
+    mo.allow_fusermount = OptBool(o, "allowFusermount", true);
+    mo.force_fusermount = OptBool(o, "forceFusermount", false);
+    fusedev::FuseDevOptions fo;
+    Napi::Value threads = o.Get("threads");
+    if (threads.IsNumber()) fo.threads = threads.As<Napi::Number>().Uint32Value();
+    if (fo.threads == 0 || fo.threads > 64)
+      throw Napi::RangeError::New(env, "threads must be 1..64");
+    mo.max_read = fuse::kMaxReplyPayload;
+    fusedev::MountResult mr;
+    std::string err;
+    int rc = fusedev::Mount(mo, &mr, &err);
+    if (rc != 0) throw MakeError(env, "ERR_FUSE_MOUNT", err, rc);
+    session_->set_transport_kind(transport::TransportKind::kFuseDev);
+    fusedev_ = std::make_unique<fusedev::FuseDevTransport>(session_.get(), fo);
+    std::weak_ptr<fuse::FuseSession> weak = session_;
+    fusedev_->set_on_closed([weak](int e) {
+      if (auto s = weak.lock()) s->NotifyClosed(e);
+    });
+    mountpoint_ = mo.mountpoint;
+    via_fusermount_ = mr.via_fusermount;
+    transport_attached_ = true;
+    rc = fusedev_->Start(mr.fd, &err);
+    if (rc != 0) {
+      StopAll();
+      throw MakeError(env, "ERR_FUSE_MOUNT", "starting /dev/fuse workers: " + err, rc);
+    }
+    Napi::Object res = Napi::Object::New(env);
+    res.Set("viaFusermount", mr.via_fusermount);
+    res.Set("threads", fusedev_->GetStats().threads);
+    return res;
+  }
+
+  // attachVirtio({ socketPath?, listenFd?, numRequestQueues, maxQueueSize }) -> { socketPath }
+  Napi::Value AttachVirtio(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    RequireNoTransport(env);
+    if (!info[0].IsObject()) throw Napi::TypeError::New(env, "virtio options must be an object");
+    Napi::Object o = info[0].As<Napi::Object>();
+    vhost::BackendOptions bo;
+    bo.socket_path = OptString(o, "socketPath", "");
+    Napi::Value fd = o.Get("listenFd");
+    if (fd.IsNumber()) bo.listen_fd = fd.As<Napi::Number>().Int32Value();
+    Napi::Value q = o.Get("numRequestQueues");
+    if (q.IsNumber()) bo.num_request_queues = q.As<Napi::Number>().Uint32Value();
+    Napi::Value qs = o.Get("maxQueueSize");
+    if (qs.IsNumber()) bo.max_queue_size = qs.As<Napi::Number>().Uint32Value();
+    session_->set_transport_kind(transport::TransportKind::kVirtio);
+    vhost_ = std::make_unique<vhost::VhostUserFsBackend>(bo, session_.get());
+    std::string err;
+    int rc = vhost_->Start(&err);
+    if (rc != 0) {
+      vhost_.reset();
+      throw MakeError(env, "ERR_VIRTIO", "starting the vhost-user backend: " + err, rc);
+    }
+    transport_attached_ = true;
+    Napi::Object res = Napi::Object::New(env);
+    res.Set("socketPath", vhost_->socket_path());
+    return res;
+  }
+
+  // attachLoopback(): requests come from inject() only.
+  void AttachLoopback(const Napi::CallbackInfo& info) {
+    RequireNoTransport(info.Env());
+    session_->set_transport_kind(transport::TransportKind::kVirtio);
+    transport_attached_ = true;
+    loopback_ = true;
+  }
+
+  // inject(id, request: Uint8Array, outCapacity): the reply comes back through the dispatcher.
+  void Inject(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    RequireOpen(env);
+    if (!loopback_) throw MakeError(env, "ERR_FUSE_TRANSPORT", "inject() needs attachLoopback()");
+    uint32_t id = ArgU32(info, 0, "id");
+    if (!info[1].IsTypedArray()) throw Napi::TypeError::New(env, "request must be a Uint8Array");
+    auto a = info[1].As<Napi::Uint8Array>();
+    uint32_t cap = ArgU32(info, 2, "outCapacity");
+    if (cap > (8u << 20)) throw Napi::RangeError::New(env, "outCapacity must be at most 8 MiB");
+    session_->OnRequest(new LoopbackRequest(bridge_, id, a.Data(), a.ByteLength(), cap));
+  }
+
+  Napi::Value Stats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const fuse::SessionStats s = session_->Stats();
+    Napi::Object o = Napi::Object::New(env);
+    auto set = [&](const char* k, uint64_t v) { o.Set(k, static_cast<double>(v)); };
+    set("requests", s.requests);
+    set("nativeReplies", s.native_replies);
+    set("upcalls", s.upcalls);
+    set("handlerReplies", s.handler_replies);
+    set("errorsReturned", s.errors_returned);
+    set("badRequests", s.bad_requests);
+    set("garbageReplies", s.garbage_replies);
+    set("staleReplies", s.stale_replies);
+    set("replyOverflows", s.reply_overflows);
+    set("forgets", s.forgets);
+    set("fastReads", s.fast_reads);
+    set("fastReadBytes", s.fast_read_bytes);
+    set("readMisses", s.read_misses);
+    set("missRetries", s.miss_retries);
+    set("parkedNow", s.parked_now);
+    set("pendingNow", s.pending_now);
+    set("extentTables", s.extent_tables);
+    set("preadvCalls", s.read.preadv_calls);
+    set("bytesFromCache", s.read.bytes_from_cache);
+    set("bytesDecompressed", s.read.bytes_decompressed);
+    set("bytesZero", s.read.bytes_zero);
+    set("chunkCacheHits", s.read.chunk_cache_hits);
+    set("negotiatedMinor", s.negotiated_minor);
+    o.Set("initialized", s.initialized);
+    Napi::Object ops = Napi::Object::New(env);
+    for (uint32_t op = 0; op < fuse::kOpcodeTableSize; ++op) {
+      if (s.ops[op] != 0) ops.Set(fuse::OpName(op), static_cast<double>(s.ops[op]));
+    }
+    o.Set("ops", ops);
+    if (fusedev_ != nullptr) {
+      const auto d = fusedev_->GetStats();
+      Napi::Object t = Napi::Object::New(env);
+      t.Set("kind", "fusedev");
+      t.Set("requests", static_cast<double>(d.requests));
+      t.Set("replies", static_cast<double>(d.replies));
+      t.Set("bytesRead", static_cast<double>(d.bytes_read));
+      t.Set("bytesWritten", static_cast<double>(d.bytes_written));
+      t.Set("writeErrors", static_cast<double>(d.write_errors));
+      t.Set("threads", d.threads);
+      t.Set("closed", d.closed);
+      o.Set("transport", t);
+    }
+    if (vhost_ != nullptr) {
+      const vhost::BackendStats v = vhost_->GetStats();
+      Napi::Object t = Napi::Object::New(env);
+      t.Set("kind", "virtio");
+      t.Set("connected", vhost_->connected());
+      t.Set("requests", static_cast<double>(v.requests));
+      t.Set("bytesIn", static_cast<double>(v.bytes_in));
+      t.Set("bytesOut", static_cast<double>(v.bytes_out));
+      t.Set("badChains", static_cast<double>(v.bad_chains));
+      t.Set("brokenQueues", static_cast<double>(v.broken_queues));
+      t.Set("connections", static_cast<double>(v.connections));
+      t.Set("protocolErrors", static_cast<double>(v.protocol_errors));
+      t.Set("staleCompletions", static_cast<double>(v.stale_completions));
+      t.Set("notifications", static_cast<double>(v.notifications));
+      o.Set("transport", t);
+    }
+    return o;
+  }
+
+  void Stop(const Napi::CallbackInfo&) { StopAll(); }
+
+  FuseBridge* bridge_ = nullptr;  // owned by its TSFN
+  std::shared_ptr<fuse::FuseSession> session_;
+  std::unique_ptr<fusedev::FuseDevTransport> fusedev_;
+  std::unique_ptr<vhost::VhostUserFsBackend> vhost_;
+  std::string mountpoint_;
+  bool via_fusermount_ = false;
+  bool transport_attached_ = false;
+  bool loopback_ = false;
+  bool stopped_ = false;
+  bool hooked_ = false;
+  Napi::Reference<Napi::Float64Array> nums_ref_;
+  Napi::Reference<Napi::Uint8Array> rbytes_ref_;
+  double* nums_ = nullptr;
+  size_t nums_len_ = 0;
+  uint8_t* rbytes_ = nullptr;
+  size_t rbytes_len_ = 0;
+};
+
+// Layout numbers the TypeScript side mirrors (fuse-abi test compares them).
+Napi::Object FuseAbiInfo(const Napi::CallbackInfo& info) {
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("upcallStride", fuse::kUpcallStride);
+  o.Set("entryStride", fuse::kEntryStride);
+  o.Set("attrBase", fuse::kAttrBase);
+  o.Set("statfsStride", fuse::kStatfsStride);
+  o.Set("direntStride", fuse::kDirentStride);
+  o.Set("direntOff", fuse::kDirentOff);
+  o.Set("direntNameOffset", fuse::kDirentNameOffset);
+  o.Set("direntNameLength", fuse::kDirentNameLength);
+  o.Set("direntType", fuse::kDirentType);
+  o.Set("extentStride", readpath::kExtentStride);
+  o.Set("extentHole", readpath::kExtentHole);
+  o.Set("extentCompressed", readpath::kExtentCompressed);
+  o.Set("upcallReadMiss", fuse::kUpcallReadMiss);
+  o.Set("upcallForget", fuse::kUpcallForget);
+  o.Set("upcallInit", fuse::kUpcallInit);
+  o.Set("upcallDestroy", fuse::kUpcallDestroy);
+  o.Set("upcallClosed", fuse::kUpcallClosed);
+  o.Set("opcodeTableSize", fuse::kOpcodeTableSize);
+  o.Set("maxReplyPayload", static_cast<double>(fuse::kMaxReplyPayload));
+  o.Set("maxChunk", readpath::kMaxChunk);
+  o.Set("maxBlobSlots", readpath::kMaxBlobSlots);
+  o.Set("protocolMinor", fuse::kOurMinor);
+  return o;
+}
+
+}  // namespace
+
+void RegisterFuseSession(Napi::Env env, Napi::Object exports) {
+  exports.Set("FuseSession", FuseSessionWrap::Define(env));
+  exports.Set("fuseAbiInfo", Napi::Function::New(env, FuseAbiInfo, "fuseAbiInfo"));
+}
+
+}  // namespace nydus::binding

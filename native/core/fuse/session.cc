@@ -1,0 +1,561 @@
+#include "fuse/session.h"
+
+#include <fcntl.h>
+
+#include <cstring>
+
+#include "common/log.h"
+#include "fuse/ops.h"
+#include "fuse/reply.h"
+#include "fuse/slices.h"
+
+namespace nydus::fuse {
+namespace {
+
+constexpr const char* kLog = "fuse";
+constexpr double kClamp = 9007199254740992.0;  // 2^53: never a valid id, offset or handle
+
+double Num(uint64_t v) { return v >= (1ull << 53) ? kClamp : static_cast<double>(v); }
+
+// Rate limit for warnings about requests the peer got wrong: the first ten, then every 1000th.
+bool ShouldWarn(uint64_t n) { return n <= 10 || n % 1000 == 0; }
+
+bool NoReplyRoute(Route r) {
+  return r == Route::kForget || r == Route::kBatchForget || r == Route::kInterrupt ||
+         r == Route::kNoReply;
+}
+
+}  // namespace
+
+// Indexed by Route (ops.h).
+const FuseSession::Handler FuseSession::kRouteHandlers[] = {
+    &FuseSession::HandleNativeDefault,  // kEnosys
+    &FuseSession::HandleNativeDefault,  // kErofs
+    &FuseSession::HandleInit,           // kInit
+    &FuseSession::HandleDestroy,        // kDestroy
+    &FuseSession::HandleForget,         // kForget
+    &FuseSession::HandleBatchForget,    // kBatchForget
+    &FuseSession::HandleNoReply,        // kInterrupt
+    &FuseSession::HandleNoReply,        // kNoReply
+    &FuseSession::HandleNativeDefault,  // kSyncfs
+    &FuseSession::HandleOpen,           // kOpen
+    &FuseSession::HandleRead,           // kRead
+    &FuseSession::HandleRelease,        // kRelease
+    &FuseSession::HandleUpcall,         // kUpcall
+};
+
+FuseSession::FuseSession(SessionOptions options, UpcallListener* listener)
+    : options_(options), listener_(listener), pending_(options.max_pending) {}
+
+FuseSession::~FuseSession() { Shutdown(); }
+
+void FuseSession::Finish(transport::FuseRequest* req, uint32_t written, bool error) {
+  if (error) counters_.errors_returned.fetch_add(1, std::memory_order_relaxed);
+  req->Complete(written);
+}
+
+void FuseSession::ReplyErrorInline(Request& r, int err) {
+  counters_.native_replies.fetch_add(1, std::memory_order_relaxed);
+  Finish(r.req, WriteError(*r.req, r.d.in.unique, err), true);
+}
+
+void FuseSession::OnRequest(transport::FuseRequest* request) {
+  counters_.requests.fetch_add(1, std::memory_order_relaxed);
+  Request r;
+  r.req = request;
+  r.info = nullptr;
+  const DecodeStatus st = Decode(*request, &r.d);
+  if (st == DecodeStatus::kNoHeader) {
+    uint64_t n = counters_.bad_requests.fetch_add(1, std::memory_order_relaxed) + 1;
+    if (ShouldWarn(n))
+      NLOG_WARN(kLog, "request shorter than fuse_in_header dropped (%llu)",
+                static_cast<unsigned long long>(n));
+    request->Complete(0);
+    return;
+  }
+  r.info = OpInfoOf(r.d.in.opcode);
+  if (r.info != nullptr) {
+    counters_.ops[r.d.in.opcode].fetch_add(1, std::memory_order_relaxed);
+  }
+  if (st != DecodeStatus::kOk) {
+    if (st == DecodeStatus::kUnknownOpcode) {
+      NLOG_DEBUG(kLog, "opcode %u unknown: ENOSYS", r.d.in.opcode);
+      ReplyErrorInline(r, ENOSYS);
+      return;
+    }
+    uint64_t n = counters_.bad_requests.fetch_add(1, std::memory_order_relaxed) + 1;
+    if (ShouldWarn(n)) {
+      NLOG_WARN(kLog, "malformed %s request (len %u, %zu readable bytes, status %d)",
+                OpName(r.d.in.opcode), r.d.in.len, request->in_bytes(), static_cast<int>(st));
+    }
+    if (r.info != nullptr && NoReplyRoute(r.info->route)) {
+      request->Complete(0);
+      return;
+    }
+    ReplyErrorInline(r, st == DecodeStatus::kNameTooLong ? ENAMETOOLONG : EINVAL);
+    return;
+  }
+  Dispatch(r);
+}
+
+void FuseSession::Dispatch(Request& r) {
+  static_assert(sizeof(kRouteHandlers) / sizeof(kRouteHandlers[0]) ==
+                static_cast<size_t>(Route::kUpcall) + 1);
+  const Route route = r.info->route;
+  if (route != Route::kInit && (!initialized() || shut_down_.load(std::memory_order_acquire))) {
+    // Before INIT (and after DESTROY) nothing but INIT is meaningful (§4.1).
+    if (NoReplyRoute(route)) {
+      r.req->Complete(0);
+    } else {
+      ReplyErrorInline(r, EIO);
+    }
+    return;
+  }
+  (this->*kRouteHandlers[static_cast<size_t>(route)])(r);
+}
+
+void FuseSession::HandleNativeDefault(Request& r) {
+  const uint32_t op = r.d.in.opcode;
+  switch (r.info->route) {
+    case Route::kErofs:
+      NLOG_DEBUG(kLog, "%s on a read-only filesystem: EROFS", r.info->name);
+      ReplyErrorInline(r, EROFS);
+      return;
+    case Route::kUpcall:
+    case Route::kRelease:
+      // No handler for it: releasing needs no work; everything else is not implemented.
+      if (op == FUSE_RELEASE || op == FUSE_RELEASEDIR) {
+        counters_.native_replies.fetch_add(1, std::memory_order_relaxed);
+        Finish(r.req, WriteReply(*r.req, r.d.in.unique, nullptr, 0), false);
+        return;
+      }
+      [[fallthrough]];
+    default:
+      ReplyErrorInline(r, ENOSYS);
+      return;
+  }
+}
+
+void FuseSession::HandleInit(Request& r) {
+  const fuse_init_in& in = r.d.arg.init;
+  fuse_init_out out{};
+  out.major = kOurMajor;
+  out.minor = kOurMinor;
+  if (in.major > kOurMajor) {
+    // The kernel speaks a newer major: answer with ours and it retries INIT with it.
+    counters_.native_replies.fetch_add(1, std::memory_order_relaxed);
+    Finish(r.req, WriteReply(*r.req, r.d.in.unique, &out, sizeof(out)), false);
+    return;
+  }
+  if (in.major < kOurMajor || in.minor < kOldestMinor) {
+    NLOG_ERROR(kLog, "kernel FUSE protocol %u.%u is too old (need 7.%u or later)", in.major,
+               in.minor, kOldestMinor);
+    ReplyErrorInline(r, EPROTO);
+    return;
+  }
+  bool reinit = false;
+  {
+    std::lock_guard lock(init_mu_);
+    if (initialized()) {
+      // INIT without DESTROY: the guest rebooted (or remounted after a crash). Everything it
+      // knew is gone, so every handle and parked request of the old session is void (§4.1).
+      reinit = true;
+      NLOG_INFO(kLog, "FUSE INIT on an initialized session: resetting (guest reboot)");
+      ResetState("FUSE re-INIT");
+    }
+    uint64_t kernel_flags = in.flags;
+    if ((in.flags & FUSE_INIT_EXT) != 0) kernel_flags |= static_cast<uint64_t>(in.flags2) << 32;
+    uint64_t want = kWantedInitFlags;
+    const bool plus = options_.handler_ops[FUSE_READDIRPLUS];
+    const bool plain = options_.handler_ops[FUSE_READDIR];
+    if (!plus) want &= ~static_cast<uint64_t>(FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO);
+    // AUTO lets the kernel pick plain READDIR; without a plain handler it must always use plus.
+    if (plus && !plain) want &= ~static_cast<uint64_t>(FUSE_READDIRPLUS_AUTO);
+    const uint64_t flags = kernel_flags & want;
+    out.minor = in.minor < kOurMinor ? in.minor : kOurMinor;
+    out.max_readahead = in.max_readahead;
+    out.flags = static_cast<uint32_t>(flags);
+    if ((flags & FUSE_INIT_EXT) != 0) out.flags2 = static_cast<uint32_t>(flags >> 32);
+    out.max_background = kMaxBackground;
+    out.congestion_threshold = kCongestionThreshold;
+    out.max_write = options_.max_write;
+    out.time_gran = kTimeGranNs;
+    out.max_pages = (flags & FUSE_MAX_PAGES) != 0 ? kMaxPages : 0;
+    negotiated_minor_ = out.minor;
+    // ORDERING: release publishes negotiated_minor_ to requests that acquire initialized_.
+    initialized_.store(true, std::memory_order_release);
+  }
+  const size_t len = out.minor < kInitOutCompat22Minor ? FUSE_COMPAT_22_INIT_OUT_SIZE : sizeof(out);
+  NLOG_INFO(kLog, "FUSE INIT: kernel %u.%u, negotiated 7.%u, flags 0x%x flags2 0x%x", in.major,
+            in.minor, out.minor, out.flags, out.flags2);
+  QueueItem ev{kUpcallInit};
+  ev.a[0] = out.minor;
+  ev.a[1] = in.minor;
+  ev.a[2] = reinit ? 1 : 0;
+  ev.a[3] = static_cast<double>(transport_kind_);
+  Enqueue(std::move(ev));
+  counters_.native_replies.fetch_add(1, std::memory_order_relaxed);
+  Finish(r.req, WriteReply(*r.req, r.d.in.unique, &out, len), false);
+}
+
+void FuseSession::HandleDestroy(Request& r) {
+  {
+    std::lock_guard lock(init_mu_);
+    initialized_.store(false, std::memory_order_release);
+    ResetState("FUSE DESTROY");
+  }
+  QueueItem ev{kUpcallDestroy};
+  ev.a[0] = kDestroyRequest;
+  Enqueue(std::move(ev));
+  counters_.native_replies.fetch_add(1, std::memory_order_relaxed);
+  Finish(r.req, WriteReply(*r.req, r.d.in.unique, nullptr, 0), false);
+}
+
+void FuseSession::OnSessionReset() {
+  bool was = false;
+  {
+    std::lock_guard lock(init_mu_);
+    was = initialized_.exchange(false, std::memory_order_acq_rel);
+    ResetState("transport reset");
+  }
+  if (was) {
+    QueueItem ev{kUpcallDestroy};
+    ev.a[0] = kDestroyReset;
+    Enqueue(std::move(ev));
+  }
+}
+
+void FuseSession::ResetState(const char* why) {
+  {
+    std::unique_lock lock(extents_mu_);
+    extents_.clear();
+  }
+  {
+    std::lock_guard lock(miss_mu_);
+    waiters_.clear();
+  }
+  std::vector<Pending*> all;
+  pending_.ClaimAll(&all);
+  for (Pending* p : all) {
+    if (p->kind == PendingKind::kParkedRead) {
+      counters_.parked_now.fetch_sub(1, std::memory_order_relaxed);
+    }
+    // The request belongs to a session that no longer exists; if its transport is gone the
+    // completion is a no-op (transport/request.h), otherwise the old caller gets EIO.
+    Finish(p->req, WriteError(*p->req, p->unique, EIO), true);
+    pending_.Release(p);
+  }
+  if (!all.empty()) {
+    NLOG_INFO(kLog, "%s: failed %zu pending requests with EIO", why, all.size());
+  }
+}
+
+void FuseSession::HandleForget(Request& r) {
+  r.req->Complete(0);
+  counters_.forgets.fetch_add(1, std::memory_order_relaxed);
+  if (!options_.handler_ops[FUSE_FORGET] || r.d.in.nodeid >= (1ull << 53)) return;
+  const double pair[2] = {Num(r.d.in.nodeid), Num(r.d.arg.forget.nlookup)};
+  QueueForgets(pair, 1);
+}
+
+void FuseSession::HandleBatchForget(Request& r) {
+  const uint32_t count = r.d.forgets_count;
+  counters_.forgets.fetch_add(count, std::memory_order_relaxed);
+  if (options_.handler_ops[FUSE_FORGET] && count > 0) {
+    // Read the entries in chunks; they are only forwarded, never trusted (unknown nodeids and
+    // huge counts are the handler's to ignore, ids beyond 2^53 cannot be ours and are dropped).
+    SliceReader reader(r.req->in(), r.d.in.len);
+    reader.Skip(r.d.forgets_offset);
+    fuse_forget_one chunk[64];
+    double pairs[2 * 64];
+    for (uint32_t done = 0; done < count;) {
+      uint32_t n = count - done < 64 ? count - done : 64;
+      if (!reader.Copy(chunk, n * sizeof(fuse_forget_one))) break;
+      size_t k = 0;
+      for (uint32_t i = 0; i < n; ++i) {
+        if (chunk[i].nodeid >= (1ull << 53)) continue;
+        pairs[2 * k] = Num(chunk[i].nodeid);
+        pairs[2 * k + 1] = Num(chunk[i].nlookup);
+        ++k;
+      }
+      if (k > 0) QueueForgets(pairs, k);
+      done += n;
+    }
+  }
+  r.req->Complete(0);
+}
+
+void FuseSession::HandleNoReply(Request& r) { r.req->Complete(0); }
+
+void FuseSession::HandleOpen(Request& r) {
+  const uint32_t flags = r.d.arg.open.flags;
+  if ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC) != 0) {
+    NLOG_DEBUG(kLog, "OPEN for writing on a read-only filesystem: EROFS");
+    ReplyErrorInline(r, EROFS);
+    return;
+  }
+  HandleUpcall(r);
+}
+
+void FuseSession::HandleRelease(Request& r) {
+  RemoveExtents(r.d.arg.release.fh);
+  HandleUpcall(r);
+}
+
+void FuseSession::HandleUpcall(Request& r) {
+  const uint32_t op = r.d.in.opcode;
+  if (!options_.handler_ops[op]) {
+    HandleNativeDefault(r);
+    return;
+  }
+  Pending* p = pending_.Acquire();
+  if (p == nullptr) {
+    NLOG_WARN(kLog, "too many requests waiting for the handler; %s fails with EAGAIN",
+              r.info->name);
+    ReplyErrorInline(r, EAGAIN);
+    return;
+  }
+  const DecodedRequest& d = r.d;
+  p->req = r.req;
+  p->kind = PendingKind::kUpcall;
+  p->opcode = op;
+  p->unique = d.in.unique;
+  p->nodeid = d.in.nodeid;
+  p->uid = d.in.uid;
+  p->gid = d.in.gid;
+  p->pid = d.in.pid;
+  p->args[0] = p->args[1] = p->args[2] = p->args[3] = 0;
+  p->name_len = d.name_len;
+  if (d.name_len > 0) std::memcpy(p->name, d.name, d.name_len);
+  switch (op) {
+    case FUSE_GETATTR:
+      p->args[0] =
+          (d.arg.getattr.getattr_flags & FUSE_GETATTR_FH) != 0 ? d.arg.getattr.fh : UINT64_MAX;
+      break;
+    case FUSE_OPEN:
+    case FUSE_OPENDIR:
+      p->args[0] = d.arg.open.flags;
+      p->args[1] = d.arg.open.open_flags;
+      break;
+    case FUSE_READ:
+    case FUSE_READDIR:
+    case FUSE_READDIRPLUS:
+      p->args[0] = d.arg.read.fh;
+      p->args[1] = d.arg.read.offset;
+      p->args[2] = d.arg.read.size;
+      p->args[3] = d.arg.read.read_flags;
+      break;
+    case FUSE_RELEASE:
+    case FUSE_RELEASEDIR:
+      p->args[0] = d.arg.release.fh;
+      p->args[1] = d.arg.release.flags;
+      p->args[2] = d.arg.release.release_flags;
+      break;
+    case FUSE_GETXATTR:
+    case FUSE_LISTXATTR:
+      p->args[0] = d.arg.getxattr.size;
+      break;
+    case FUSE_ACCESS:
+      p->args[0] = d.arg.access.mask;
+      break;
+    case FUSE_FLUSH:
+      p->args[0] = d.arg.flush.fh;
+      break;
+    case FUSE_FSYNC:
+    case FUSE_FSYNCDIR:
+      p->args[0] = d.arg.fsync.fh;
+      p->args[1] = d.arg.fsync.fsync_flags;
+      break;
+    case FUSE_LSEEK:
+      p->args[0] = d.arg.lseek.fh;
+      p->args[1] = d.arg.lseek.offset;
+      p->args[2] = d.arg.lseek.whence;
+      break;
+    default:
+      break;
+  }
+  QueueItem item{op};
+  item.token = pending_.Publish(p);
+  counters_.upcalls.fetch_add(1, std::memory_order_relaxed);
+  Enqueue(std::move(item));
+}
+
+void FuseSession::Enqueue(QueueItem item) {
+  bool wake = false;
+  {
+    std::lock_guard lock(queue_mu_);
+    queue_.push_back(std::move(item));
+    wake = !wake_pending_;
+    wake_pending_ = true;
+  }
+  if (wake && listener_ != nullptr) listener_->OnUpcallsPending();
+}
+
+void FuseSession::QueueForgets(const double* pairs, size_t n) {
+  constexpr size_t kMaxPerItem = 2 * 65536;
+  bool wake = false;
+  {
+    std::lock_guard lock(queue_mu_);
+    if (queue_.empty() || queue_.back().kind != kUpcallForget ||
+        queue_.back().forgets.size() + 2 * n > kMaxPerItem) {
+      queue_.push_back(QueueItem{kUpcallForget});
+    }
+    auto& f = queue_.back().forgets;
+    f.insert(f.end(), pairs, pairs + 2 * n);
+    wake = !wake_pending_;
+    wake_pending_ = true;
+  }
+  if (wake && listener_ != nullptr) listener_->OnUpcallsPending();
+}
+
+void FuseSession::NotifyClosed(int err) {
+  QueueItem ev{kUpcallClosed};
+  ev.a[0] = err < 0 ? -err : err;
+  Enqueue(std::move(ev));
+}
+
+size_t FuseSession::DrainUpcalls(UpcallArena* arena) {
+  arena->count = 0;
+  arena->bytes_used = 0;
+  std::lock_guard lock(queue_mu_);
+  while (!queue_.empty() && arena->count < arena->max_records) {
+    QueueItem& item = queue_.front();
+    double* rec = arena->records + arena->count * kUpcallStride;
+    std::memset(rec, 0, kUpcallStride * sizeof(double));
+    rec[1] = item.kind;
+    if (item.kind == kUpcallForget) {
+      const size_t at = (arena->bytes_used + 7) & ~size_t{7};
+      const size_t room = at <= arena->bytes_cap ? (arena->bytes_cap - at) / 16 : 0;
+      const size_t pairs = item.forgets.size() / 2;
+      const size_t take = pairs < room ? pairs : room;
+      if (take == 0) break;
+      std::memcpy(arena->bytes + at, item.forgets.data(), take * 16);
+      rec[6] = static_cast<double>(take);
+      rec[10] = static_cast<double>(at);
+      rec[11] = static_cast<double>(take * 16);
+      arena->bytes_used = at + take * 16;
+      ++arena->count;
+      if (take == pairs) {
+        queue_.pop_front();
+      } else {
+        item.forgets.erase(item.forgets.begin(), item.forgets.begin() + 2 * take);
+      }
+      continue;
+    }
+    if (item.kind == kUpcallInit || item.kind == kUpcallDestroy || item.kind == kUpcallClosed) {
+      std::memcpy(rec + 6, item.a, sizeof(item.a));
+      ++arena->count;
+      queue_.pop_front();
+      continue;
+    }
+    // A request (or read miss) by token: encode from its pending slot, if still live.
+    bool fits = true;
+    bool live = pending_.Peek(item.token, [&](Pending& p) {
+      const bool miss = p.kind == PendingKind::kParkedRead;
+      const size_t at = miss ? (arena->bytes_used + 7) & ~size_t{7} : arena->bytes_used;
+      const size_t need = miss ? p.missing.size() * 8 : p.name_len;
+      if (at > arena->bytes_cap || need > arena->bytes_cap - at) {
+        fits = false;
+        return;
+      }
+      rec[0] = static_cast<double>(item.token);
+      rec[1] = miss ? kUpcallReadMiss : p.opcode;
+      rec[2] = Num(p.nodeid);
+      rec[3] = p.uid;
+      rec[4] = p.gid;
+      rec[5] = p.pid;
+      if (p.opcode == FUSE_GETATTR && p.args[0] == UINT64_MAX) {
+        rec[6] = -1;
+      } else {
+        rec[6] = Num(p.args[0]);
+      }
+      rec[7] = Num(p.args[1]);
+      rec[8] = Num(p.args[2]);
+      rec[9] = Num(p.args[3]);
+      if (miss) {
+        rec[9] = static_cast<double>(p.missing.size());
+        for (size_t i = 0; i < p.missing.size(); ++i) {
+          const uint32_t pair[2] = {p.missing[i].slot, p.missing[i].index};
+          std::memcpy(arena->bytes + at + i * 8, pair, 8);
+        }
+      } else if (p.name_len > 0) {
+        std::memcpy(arena->bytes + at, p.name, p.name_len);
+      }
+      rec[10] = static_cast<double>(at);
+      rec[11] = static_cast<double>(need);
+      arena->bytes_used = at + need;
+    });
+    if (!fits) {
+      if (arena->count > 0) break;
+      // Cannot fit even into an empty arena: the arena is misconfigured; do not spin.
+      NLOG_ERROR(kLog, "upcall arena too small (%zu bytes); request dropped", arena->bytes_cap);
+      live = false;
+    }
+    if (live) ++arena->count;
+    queue_.pop_front();
+  }
+  if (queue_.empty()) wake_pending_ = false;
+  return arena->count;
+}
+
+void FuseSession::Shutdown() {
+  if (shut_down_.exchange(true, std::memory_order_acq_rel)) return;
+  std::deque<RetryItem> left;
+  {
+    std::unique_lock lock(miss_mu_);
+    retry_stop_ = true;
+    retry_cv_.notify_all();
+  }
+  if (retry_thread_.joinable()) retry_thread_.join();
+  {
+    std::lock_guard lock(miss_mu_);
+    left.swap(retries_);
+  }
+  for (RetryItem& item : left) {
+    counters_.parked_now.fetch_sub(1, std::memory_order_relaxed);
+    Finish(item.p->req, WriteError(*item.p->req, item.p->unique, EIO), true);
+    pending_.Release(item.p);
+  }
+  std::lock_guard lock(init_mu_);
+  initialized_.store(false, std::memory_order_release);
+  ResetState("session stopped");
+}
+
+SessionStats FuseSession::Stats() const {
+  SessionStats s;
+  auto ld = [](const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+  s.requests = ld(counters_.requests);
+  for (size_t i = 0; i < kOpcodeTableSize; ++i) s.ops[i] = ld(counters_.ops[i]);
+  s.native_replies = ld(counters_.native_replies);
+  s.upcalls = ld(counters_.upcalls);
+  s.handler_replies = ld(counters_.handler_replies);
+  s.errors_returned = ld(counters_.errors_returned);
+  s.bad_requests = ld(counters_.bad_requests);
+  s.garbage_replies = ld(counters_.garbage_replies);
+  s.stale_replies = ld(counters_.stale_replies);
+  s.reply_overflows = ld(counters_.reply_overflows);
+  s.forgets = ld(counters_.forgets);
+  s.fast_reads = ld(counters_.fast_reads);
+  s.fast_read_bytes = ld(counters_.fast_read_bytes);
+  s.read_misses = ld(counters_.read_misses);
+  s.miss_retries = ld(counters_.miss_retries);
+  s.parked_now = ld(counters_.parked_now);
+  s.pending_now = pending_.live();
+  s.read.preadv_calls = ld(counters_.preadv_calls);
+  s.read.bytes_from_cache = ld(counters_.bytes_from_cache);
+  s.read.bytes_decompressed = ld(counters_.bytes_decompressed);
+  s.read.bytes_zero = ld(counters_.bytes_zero);
+  s.read.chunk_cache_hits = ld(counters_.chunk_cache_hits);
+  {
+    std::shared_lock lock(extents_mu_);
+    s.extent_tables = extents_.size();
+  }
+  s.initialized = initialized();
+  if (s.initialized) {
+    std::lock_guard lock(init_mu_);
+    s.negotiated_minor = negotiated_minor_;
+  }
+  return s;
+}
+
+}  // namespace nydus::fuse

@@ -1,0 +1,265 @@
+#include "readpath/reader.h"
+
+#include <sys/uio.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <memory>
+
+#include "codec/codec.h"
+#include "common/log.h"
+
+namespace nydus::readpath {
+namespace {
+
+constexpr const char* kLog = "readpath";
+constexpr int kMaxIov = 1024;  // IOV_MAX on Linux
+
+// The last chunk this thread decompressed. Readahead asks for 128 KiB pieces of (often 1 MiB)
+// chunks in order, so one entry turns eight decompressions of the same chunk into one.
+struct ChunkCache {
+  uint64_t blob_uid = 0;
+  uint32_t index = 0;
+  bool valid = false;
+  std::vector<uint8_t> data;  // uncompressed chunk
+  std::vector<uint8_t> src;   // compressed bytes read from the source
+};
+thread_local ChunkCache t_cache;
+thread_local struct iovec t_iov[kMaxIov];
+
+// A READ touches few blobs; remember the ones already looked up so the registry lock is taken
+// once per blob, not once per extent.
+class BlobLookup {
+ public:
+  explicit BlobLookup(const BlobRegistry& reg) : reg_(reg) {}
+  const Blob* Get(uint32_t slot) {
+    for (auto& [s, b] : seen_) {
+      if (s == slot) return b.get();
+    }
+    auto b = reg_.Get(slot);
+    const Blob* raw = b.get();
+    seen_.emplace_back(slot, std::move(b));
+    return raw;
+  }
+
+ private:
+  const BlobRegistry& reg_;
+  std::vector<std::pair<uint32_t, std::shared_ptr<const Blob>>> seen_;
+};
+
+int PreadvAll(int fd, struct iovec* iov, int cnt, uint64_t off, size_t want) {
+  size_t done = 0;
+  while (cnt > 0) {
+    ssize_t n = ::preadv(fd, iov, cnt, static_cast<off_t>(off + done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return -errno;
+    }
+    if (n == 0) return -ENODATA;  // the data file is shorter than the extent says
+    done += static_cast<size_t>(n);
+    size_t left = static_cast<size_t>(n);
+    while (cnt > 0 && left >= iov->iov_len) {
+      left -= iov->iov_len;
+      ++iov;
+      --cnt;
+    }
+    if (cnt > 0) {
+      iov->iov_base = static_cast<uint8_t*>(iov->iov_base) + left;
+      iov->iov_len -= left;
+    }
+  }
+  return done == want ? 0 : -EIO;
+}
+
+// ZSTD_decompress() builds and frees a decompression context per call; on 64 KiB - 1 MiB
+// chunks that setup is a visible part of the cost, so each reader thread keeps one.
+struct ZstdContext {
+  ZSTD_DCtx* ctx = ZSTD_createDCtx();
+  ~ZstdContext() { ZSTD_freeDCtx(ctx); }
+};
+thread_local ZstdContext t_zstd;
+
+ssize_t DecompressChunk(codec::Algo algo, const uint8_t* src, size_t src_len, uint8_t* dst,
+                        size_t dst_len) {
+  if (algo == codec::Algo::kZstd && t_zstd.ctx != nullptr) {
+    size_t n = ZSTD_decompressDCtx(t_zstd.ctx, dst, dst_len, src, src_len);
+    if (ZSTD_isError(n) || n != dst_len) return -EIO;
+    return static_cast<ssize_t>(n);
+  }
+  return codec::Decompress(algo, src, src_len, dst, dst_len);
+}
+
+int PreadAll(int fd, uint8_t* dst, size_t n, uint64_t off) {
+  struct iovec iov {
+    dst, n
+  };
+  return PreadvAll(fd, &iov, 1, off, n);
+}
+
+// Reads and decompresses extent `e` of `blob` into dst (e.length bytes).
+int Decompress(const Blob& blob, const Extent& e, uint8_t* dst, ReadStats* stats) {
+  auto& src = t_cache.src;
+  if (src.size() < e.source_size) src.resize((e.source_size + 4095) & ~size_t{4095});
+  int rc = PreadAll(blob.fd, src.data(), e.source_size, e.source_offset);
+  if (rc != 0) return rc;
+  ssize_t n = DecompressChunk(blob.algo, src.data(), e.source_size, dst, e.length);
+  if (n != static_cast<ssize_t>(e.length)) return -EBADMSG;
+  if (stats != nullptr) stats->bytes_decompressed += e.length;
+  return 0;
+}
+
+void LogFailure(const char* what, const Extent& e, int rc) {
+  NLOG_ERROR(kLog, "%s failed for blob slot %u chunk %u (source offset %llu, %u bytes): %s", what,
+             e.blob_slot, e.chunk_index, static_cast<unsigned long long>(e.source_offset),
+             e.source_size, std::strerror(-rc));
+}
+
+}  // namespace
+
+void ResetThreadChunkCache() { t_cache = ChunkCache(); }
+
+ReadOutcome ServeRead(const ExtentTable& table, const BlobRegistry& blobs, uint64_t offset,
+                      uint32_t size, const fuse::SliceWriter& out, size_t payload_pos,
+                      std::vector<ChunkRef>* missing, ReadStats* stats) {
+  const uint64_t file_size = table.file_size();
+  if (offset >= file_size || size == 0 || payload_pos >= out.capacity()) {
+    return {ReadStatus::kDone, 0, 0};
+  }
+  uint64_t n = file_size - offset;
+  if (n > size) n = size;
+  if (n > out.capacity() - payload_pos) n = out.capacity() - payload_pos;
+  const uint64_t end = offset + n;
+  const auto ext = table.extents();
+  const size_t first = table.FirstEndingAfter(offset);
+  BlobLookup lookup(blobs);
+
+  // Pass 1: every chunk must be present before anything is written, so a parked READ leaves
+  // no half-filled reply behind.
+  for (size_t j = first; j < ext.size() && ext[j].file_offset < end; ++j) {
+    const Extent& e = ext[j];
+    if ((e.flags & kExtentHole) != 0) continue;
+    const Blob* blob = lookup.Get(e.blob_slot);
+    if (blob == nullptr) {
+      NLOG_ERROR(kLog, "READ needs blob slot %u, which is not registered", e.blob_slot);
+      return {ReadStatus::kError, 0, EIO};
+    }
+    if (blob->chunk_map != nullptr && e.chunk_index >= blob->chunk_map->chunk_count()) {
+      NLOG_ERROR(kLog, "extent names chunk %u of blob slot %u, which has only %u chunks",
+                 e.chunk_index, e.blob_slot, blob->chunk_map->chunk_count());
+      return {ReadStatus::kError, 0, EIO};
+    }
+    if ((e.flags & kExtentCompressed) != 0 && blob->algo == codec::Algo::kNone) {
+      NLOG_ERROR(kLog, "extent of blob slot %u is flagged compressed but the blob is not",
+                 e.blob_slot);
+      return {ReadStatus::kError, 0, EIO};
+    }
+    if (!blob->ChunkReady(e.chunk_index)) {
+      ChunkRef ref{e.blob_slot, e.chunk_index};
+      bool dup = false;
+      for (const auto& m : *missing) dup = dup || m == ref;
+      if (!dup) missing->push_back(ref);
+    }
+  }
+  if (!missing->empty()) return {ReadStatus::kMissing, 0, 0};
+
+  // Pass 2: fill the reply.
+  uint64_t pos = offset;
+  size_t j = first;
+  auto at = [&](uint64_t file_pos) { return payload_pos + static_cast<size_t>(file_pos - offset); };
+  while (pos < end) {
+    if (j >= ext.size() || ext[j].file_offset >= end) {
+      out.Zero(at(pos), static_cast<size_t>(end - pos));
+      if (stats != nullptr) stats->bytes_zero += end - pos;
+      break;
+    }
+    const Extent& e = ext[j];
+    if (e.file_offset > pos) {  // uncovered range before this extent: a sparse gap
+      out.Zero(at(pos), static_cast<size_t>(e.file_offset - pos));
+      if (stats != nullptr) stats->bytes_zero += e.file_offset - pos;
+      pos = e.file_offset;
+    }
+    uint64_t seg_end = e.file_offset + e.length;
+    if (seg_end > end) seg_end = end;
+    const size_t seg_len = static_cast<size_t>(seg_end - pos);
+    if ((e.flags & kExtentHole) != 0) {
+      out.Zero(at(pos), seg_len);
+      if (stats != nullptr) stats->bytes_zero += seg_len;
+      pos = seg_end;
+      ++j;
+      continue;
+    }
+    const Blob* blob = lookup.Get(e.blob_slot);
+    if ((e.flags & kExtentCompressed) != 0) {
+      const size_t inner = static_cast<size_t>(pos - e.file_offset);
+      uint8_t* direct = seg_len == e.length ? out.Contiguous(at(pos), seg_len) : nullptr;
+      if (direct != nullptr) {
+        int rc = Decompress(*blob, e, direct, stats);
+        if (rc != 0) {
+          LogFailure("decompressing a chunk", e, rc);
+          return {ReadStatus::kError, 0, EIO};
+        }
+      } else {
+        if (!(t_cache.valid && t_cache.blob_uid == blob->uid && t_cache.index == e.chunk_index)) {
+          t_cache.valid = false;
+          if (t_cache.data.size() < e.length) t_cache.data.resize(e.length);
+          int rc = Decompress(*blob, e, t_cache.data.data(), stats);
+          if (rc != 0) {
+            LogFailure("decompressing a chunk", e, rc);
+            return {ReadStatus::kError, 0, EIO};
+          }
+          t_cache.blob_uid = blob->uid;
+          t_cache.index = e.chunk_index;
+          t_cache.valid = true;
+        } else if (stats != nullptr) {
+          ++stats->chunk_cache_hits;
+        }
+        out.Write(at(pos), t_cache.data.data() + inner, seg_len);
+      }
+      pos = seg_end;
+      ++j;
+      continue;
+    }
+    // Uncompressed: extend the run while the next extent continues both the file range and the
+    // source range of the same blob, then read the whole run with one preadv.
+    const uint64_t src_start = e.source_offset + (pos - e.file_offset);
+    uint64_t run_end = seg_end;
+    size_t k = j;
+    while (run_end < end && k + 1 < ext.size()) {
+      const Extent& a = ext[k];
+      const Extent& b = ext[k + 1];
+      if (b.flags != 0 || b.blob_slot != a.blob_slot || b.file_offset != a.file_offset + a.length ||
+          b.source_offset != a.source_offset + a.length) {
+        break;
+      }
+      ++k;
+      run_end = b.file_offset + b.length < end ? b.file_offset + b.length : end;
+    }
+    const size_t run_len = static_cast<size_t>(run_end - pos);
+    int cnt = out.IovecsFor(at(pos), run_len, t_iov, kMaxIov);
+    int rc = 0;
+    if (cnt >= 0) {
+      rc = PreadvAll(blob->fd, t_iov, cnt, src_start, run_len);
+      if (stats != nullptr) ++stats->preadv_calls;
+    } else {
+      // More than IOV_MAX pieces (not produced by Linux guests): read piecewise.
+      for (size_t done = 0; done < run_len && rc == 0;) {
+        size_t piece = run_len - done < 65536 ? run_len - done : 65536;
+        cnt = out.IovecsFor(at(pos) + done, piece, t_iov, kMaxIov);
+        rc = cnt < 0 ? -EIO : PreadvAll(blob->fd, t_iov, cnt, src_start + done, piece);
+        done += piece;
+      }
+    }
+    if (rc != 0) {
+      LogFailure("reading the cache file", e, rc);
+      return {ReadStatus::kError, 0, EIO};
+    }
+    if (stats != nullptr) stats->bytes_from_cache += run_len;
+    pos = run_end;
+    j = k + 1;
+  }
+  return {ReadStatus::kDone, static_cast<uint32_t>(n), 0};
+}
+
+}  // namespace nydus::readpath

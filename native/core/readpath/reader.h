@@ -1,0 +1,56 @@
+// The cache-hit READ path: serves a byte range of a file from its extent table without entering
+// JavaScript (DESIGN.md, data path steps 4-5).
+//
+// ServeRead first checks, for every chunk the range touches, the blob's chunk-map bit. If any is
+// missing it reports them (the session parks the READ and asks TypeScript to fill the cache) and
+// writes nothing. Otherwise it fills the reply: preadv from the blob's data file straight into the
+// writable slices (neighbouring chunks that are contiguous in the file and in the source are one
+// preadv), lz4_block/zstd decompression for compressed extents (straight into the reply when the
+// whole chunk is wanted and the reply bytes are contiguous, else through a per-thread one-chunk
+// cache), zeros for holes and uncovered ranges, and it stops at end of file or at the end of the
+// writable space, whichever comes first.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "fuse/slices.h"
+#include "readpath/blob_registry.h"
+#include "readpath/extent_table.h"
+
+namespace nydus::readpath {
+
+struct ChunkRef {
+  uint32_t slot;
+  uint32_t index;
+  bool operator==(const ChunkRef&) const = default;
+};
+
+enum class ReadStatus : uint8_t { kDone, kMissing, kError };
+
+struct ReadOutcome {
+  ReadStatus status;
+  uint32_t bytes;  // kDone: payload bytes written (0 at or past EOF)
+  int err;         // kError: a positive errno for the reply (EIO for broken caches)
+};
+
+struct ReadStats {
+  uint64_t preadv_calls = 0;
+  uint64_t bytes_from_cache = 0;
+  uint64_t bytes_decompressed = 0;
+  uint64_t bytes_zero = 0;
+  uint64_t chunk_cache_hits = 0;
+};
+
+// Serves file bytes [offset, offset + size) into `out` starting at byte `payload_pos` (after
+// the reply header). `missing` receives each absent chunk once, in file order. `stats` may be
+// null.
+ReadOutcome ServeRead(const ExtentTable& table, const BlobRegistry& blobs, uint64_t offset,
+                      uint32_t size, const fuse::SliceWriter& out, size_t payload_pos,
+                      std::vector<ChunkRef>* missing, ReadStats* stats);
+
+// Drops the calling thread's decompressed-chunk cache (tests; memory pressure).
+void ResetThreadChunkCache();
+
+}  // namespace nydus::readpath

@@ -1,0 +1,613 @@
+/**
+ * FuseSession: serves a `FuseFilesystem` (fuse-types.ts) over one FUSE connection — a /dev/fuse
+ * mount on this host, a vhost-user virtio-fs socket for a VM, or an in-memory loopback (tests).
+ *
+ * The native session (native/core/fuse) decodes requests and answers most of the protocol
+ * itself; requests for the handler arrive here in batches through one thread-safe function,
+ * are dispatched to the handler, and each result is written into a reusable reply scratch and
+ * sent with one native call. Every request is answered exactly once: with the handler's result,
+ * with its errno, with EIO when it throws something that is not an errno or returns garbage
+ * (logged), or with EIO when the session stops first. Answers that arrive after that are
+ * dropped.
+ *
+ * Lifecycle: `new FuseSession(handler)`, one `mount()` / `attachVirtio()` / `attachLoopback()`,
+ * then `stop()`. `closed` resolves when the transport ends (stop, or an external unmount).
+ * A mounted session unmounts on SIGTERM/SIGINT/SIGHUP (unless `unmountOnSignal: false`), and
+ * re-raises the signal when nobody else listens for it.
+ */
+import { constants } from 'node:os';
+
+import { loadAddon } from './binding.js';
+import { errnoOf, FuseSessionError } from './fuse-errors.js';
+import type { FuseExtentTable } from './fuse-extents.js';
+import * as R from './fuse-reply.js';
+import type { FuseDirEntry, FuseDirEntryPlus, FuseFilesystem, FuseForget, FuseOpenReply, FuseRequestContext } from './fuse-types.js';
+import { FuseErrno, kFuseOp } from './fuse-types.js';
+import type { CompressAlgo, NativeChunkMap, NativeFuseSession } from './types.js';
+
+export interface FuseLogger {
+  error(message: string): void;
+  warn(message: string): void;
+  debug?(message: string): void;
+}
+
+export interface FuseSessionOptions {
+  /** Default seconds a LOOKUP/READDIRPLUS name may be cached (default 1). */
+  entryTimeout?: number;
+  /** Default seconds attributes may be cached (default 1). */
+  attrTimeout?: number;
+  logger?: FuseLogger;
+}
+
+export interface FuseMountOptions {
+  /** /dev/fuse worker threads (upstream --fuse-threads; default 4). */
+  threads?: number;
+  /** Let other users see the mount (needs root or user_allow_other); default: true as root. */
+  allowOther?: boolean;
+  /** Let the kernel check permissions from the attributes (default true). */
+  defaultPermissions?: boolean;
+  fsname?: string;
+  subtype?: string;
+  /**
+   * How to mount: 'auto' (mount(2), falling back to fusermount3 when not permitted; default),
+   * 'mount' (mount(2) only), 'fusermount' (always the fusermount3 helper).
+   */
+  method?: 'auto' | 'mount' | 'fusermount';
+  /** Unmount on SIGTERM/SIGINT/SIGHUP (default true). */
+  unmountOnSignal?: boolean;
+}
+
+export interface FuseVirtioOptions {
+  socketPath?: string;
+  listenFd?: number;
+  numRequestQueues?: number;
+  maxQueueSize?: number;
+}
+
+export interface FuseBlob {
+  /** The file holding the chunk bytes the extents' sourceOffset points into. */
+  dataPath: string;
+  /** The blob's chunk-ready bitmap, or null when every chunk is present. */
+  chunkMap: NativeChunkMap | null;
+  /** Algorithm of extents flagged compressed (None, Lz4Block or Zstd). */
+  compressor: CompressAlgo;
+}
+
+export interface FuseCloseInfo {
+  reason: 'stopped' | 'unmounted' | 'error';
+  errno: number;
+}
+
+export type FuseSessionStats = Record<string, unknown>;
+
+const kDispatchLoopback = 1;
+const kEIO = constants.errno.EIO;
+const kENODEV = constants.errno.ENODEV;
+const kESTALE = -116;
+const kEINVAL = -22;
+const kOpNames: Record<number, string> = Object.fromEntries(Object.entries(kFuseOp).map(([k, v]) => [v, k]));
+const kActive = new Set<FuseSession>();
+const kSignals: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP'];
+let signalHandler: ((sig: NodeJS.Signals) => void) | undefined;
+
+function onSignal(sig: NodeJS.Signals): void {
+  for (const s of [...kActive]) s.stop();
+  // stop() removed our listeners once no mount was left; without other listeners, die the way
+  // the signal would have killed us.
+  if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
+}
+
+// process.exit() skips the addon's environment cleanup hooks on the main thread, so mounts are
+// also undone from the 'exit' event (synchronous, which is all stop() needs).
+function onExit(): void {
+  for (const s of [...kActive]) s.stop();
+}
+
+function trackMounted(s: FuseSession, on: boolean): void {
+  if (on) kActive.add(s);
+  else kActive.delete(s);
+  if (kActive.size > 0 && signalHandler === undefined) {
+    signalHandler = onSignal;
+    for (const sig of kSignals) process.on(sig, signalHandler);
+    process.on('exit', onExit);
+  } else if (kActive.size === 0 && signalHandler !== undefined) {
+    for (const sig of kSignals) process.removeListener(sig, signalHandler);
+    process.removeListener('exit', onExit);
+    signalHandler = undefined;
+  }
+}
+
+function isThenable(v: unknown): v is PromiseLike<unknown> {
+  return typeof v === 'object' && v !== null && typeof (v as { then?: unknown }).then === 'function';
+}
+
+function toBytes(v: unknown, what: string): Uint8Array {
+  if (typeof v === 'string') return Buffer.from(v);
+  if (v instanceof Uint8Array) return v;
+  throw new TypeError(`${what} must be a Buffer, Uint8Array or string`);
+}
+
+function checkCount(n: unknown, what: string, max: number): number {
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > max) {
+    throw new FuseSessionError('ERR_INVALID_ARG', `${what} must be an integer in [0, ${String(max)}]`);
+  }
+  return n;
+}
+
+/** Per-request facts a result needs besides the token. */
+interface Req {
+  token: number;
+  op: number;
+  ctx: FuseRequestContext;
+  size: number;
+}
+
+export class FuseSession {
+  private readonly _handler: FuseFilesystem;
+  private readonly _native: NativeFuseSession;
+  private readonly _records: Float64Array;
+  private readonly _upBytes: Buffer;
+  private readonly _nums: Float64Array;
+  private readonly _replyBytes: Buffer;
+  private readonly _defaults: R.TimeoutDefaults;
+  private readonly _log: FuseLogger;
+  private readonly _loopback = new Map<number, (reply: Buffer) => void>();
+  private _nextId = 1;
+  private _batches = 0;
+  private _batchRecords = 0;
+  private _attached = false;
+  private _stopped = false;
+  private _mounted = false;
+  private _closeInfo: FuseCloseInfo | undefined;
+  private _resolveClosed!: (info: FuseCloseInfo) => void;
+  /** Resolves once when the transport ended: stop(), an external unmount, or a fatal error. */
+  readonly closed: Promise<FuseCloseInfo>;
+
+  constructor(handler: FuseFilesystem, options: FuseSessionOptions = {}) {
+    if (typeof handler !== 'object' || handler === null) {
+      throw new FuseSessionError('ERR_INVALID_ARG', 'the FUSE handler must be an object');
+    }
+    const timeout = (v: number | undefined, what: string): number => {
+      if (v === undefined) return 1;
+      if (typeof v !== 'number' || !(v >= 0)) throw new FuseSessionError('ERR_INVALID_ARG', `${what} must be >= 0 seconds`);
+      return v;
+    };
+    this._defaults = { entryTimeout: timeout(options.entryTimeout, 'entryTimeout'), attrTimeout: timeout(options.attrTimeout, 'attrTimeout') };
+    this._log = options.logger ?? { error: (m) => console.error(`nydusd fuse: ${m}`), warn: (m) => console.error(`nydusd fuse: ${m}`) };
+    this._handler = handler;
+    this.closed = new Promise((resolve) => (this._resolveClosed = resolve));
+    const ops = new Uint8Array(R.kOpcodeTableSize);
+    const has = (m: keyof FuseFilesystem): boolean => typeof handler[m] === 'function';
+    const map: [keyof FuseFilesystem, number][] = [
+      ['lookup', kFuseOp.LOOKUP], ['forget', kFuseOp.FORGET], ['getattr', kFuseOp.GETATTR],
+      ['readlink', kFuseOp.READLINK], ['open', kFuseOp.OPEN], ['read', kFuseOp.READ],
+      ['statfs', kFuseOp.STATFS], ['release', kFuseOp.RELEASE], ['fsync', kFuseOp.FSYNC],
+      ['getxattr', kFuseOp.GETXATTR], ['listxattr', kFuseOp.LISTXATTR], ['flush', kFuseOp.FLUSH],
+      ['opendir', kFuseOp.OPENDIR], ['readdir', kFuseOp.READDIR], ['releasedir', kFuseOp.RELEASEDIR],
+      ['fsyncdir', kFuseOp.FSYNCDIR], ['access', kFuseOp.ACCESS], ['readdirplus', kFuseOp.READDIRPLUS],
+      ['lseek', kFuseOp.LSEEK],
+    ];
+    for (const [m, op] of map) if (has(m)) ops[op] = 1;
+    const upBuf = new ArrayBuffer(1 << 20);
+    this._records = new Float64Array(256 * R.kUpcallStride);
+    this._upBytes = Buffer.from(upBuf);
+    this._nums = new Float64Array(R.kMaxDirents * R.kDirentStride);
+    this._replyBytes = Buffer.from(new ArrayBuffer(256 * 1024));
+    this._native = new (loadAddon().FuseSession)(
+      (kind, a, b) => this._dispatch(kind, a, b),
+      ops,
+      this._records,
+      new Uint8Array(upBuf),
+      this._nums,
+      new Uint8Array(this._replyBytes.buffer, this._replyBytes.byteOffset, this._replyBytes.length),
+    );
+  }
+
+  get stopped(): boolean {
+    return this._stopped;
+  }
+
+  /** Mounts on `mountpoint` through /dev/fuse (read-only) and starts serving it. */
+  mount(mountpoint: string, options: FuseMountOptions = {}): { viaFusermount: boolean; threads: number } {
+    this._beforeAttach();
+    if (typeof mountpoint !== 'string' || mountpoint === '') {
+      throw new FuseSessionError('ERR_INVALID_ARG', 'mountpoint must be a non-empty path');
+    }
+    const threads = options.threads ?? 4;
+    const method = options.method ?? 'auto';
+    if (method !== 'auto' && method !== 'mount' && method !== 'fusermount') {
+      throw new FuseSessionError('ERR_INVALID_ARG', `mount method must be auto, mount or fusermount, got ${String(method)}`);
+    }
+    if (!Number.isInteger(threads) || threads < 1 || threads > 64) {
+      throw new FuseSessionError('ERR_INVALID_ARG', `threads must be an integer in [1, 64], got ${String(threads)}`);
+    }
+    const info = this._native.mount({
+      mountpoint,
+      fsname: options.fsname ?? 'nydus',
+      subtype: options.subtype ?? 'nydus',
+      allowOther: options.allowOther ?? process.getuid?.() === 0,
+      defaultPermissions: options.defaultPermissions ?? true,
+      threads,
+      allowFusermount: method !== 'mount',
+      forceFusermount: method === 'fusermount',
+    });
+    this._attached = true;
+    this._mounted = true;
+    if (options.unmountOnSignal ?? true) trackMounted(this, true);
+    return info;
+  }
+
+  /**
+   * Serves a vhost-user virtio-fs device on a Unix socket (QEMU vhost-user-fs-pci,
+   * cloud-hypervisor --fs): listens at `socketPath` (a stale socket file is replaced) or on an
+   * inherited listening `listenFd`. One frontend at a time; after a disconnect the handler gets
+   * `destroy({ reason: 'reset' })` and the socket accepts the next frontend.
+   */
+  attachVirtio(options: FuseVirtioOptions): { socketPath: string } {
+    this._beforeAttach();
+    if (options.socketPath === undefined && options.listenFd === undefined) {
+      throw new FuseSessionError('ERR_INVALID_ARG', 'attachVirtio needs socketPath or listenFd');
+    }
+    const queues = options.numRequestQueues ?? 1;
+    const qsize = options.maxQueueSize ?? 1024;
+    if (!Number.isInteger(queues) || queues < 1 || queues > 254) {
+      throw new FuseSessionError('ERR_INVALID_ARG', `numRequestQueues must be 1..254, got ${String(queues)}`);
+    }
+    if (!Number.isInteger(qsize) || qsize < 1 || qsize > 32768 || (qsize & (qsize - 1)) !== 0) {
+      throw new FuseSessionError('ERR_INVALID_ARG', `maxQueueSize must be a power of two up to 32768, got ${String(qsize)}`);
+    }
+    const info = this._native.attachVirtio({
+      ...(options.socketPath === undefined ? {} : { socketPath: options.socketPath }),
+      ...(options.listenFd === undefined ? {} : { listenFd: options.listenFd }),
+      numRequestQueues: queues,
+      maxQueueSize: qsize,
+    });
+    this._attached = true;
+    return info;
+  }
+
+  /** Attaches the in-memory transport: requests come only from `inject()`. */
+  attachLoopback(): void {
+    this._beforeAttach();
+    this._native.attachLoopback();
+    this._attached = true;
+  }
+
+  /**
+   * Sends one raw FUSE request (fuse_in_header + args) through the session, as a transport
+   * would, and resolves with the raw reply (empty for requests that get none).
+   */
+  inject(request: Uint8Array, outCapacity: number): Promise<Buffer> {
+    this._requireOpen();
+    checkCount(outCapacity, 'outCapacity', 8 << 20);
+    const id = this._nextId++;
+    return new Promise((resolve) => {
+      this._loopback.set(id, resolve);
+      this._native.inject(id, request, outCapacity);
+    });
+  }
+
+  /** Installs (or replaces) the extent table of an open file handle. */
+  setExtents(fh: number, table: FuseExtentTable): void {
+    this._requireOpen();
+    checkCount(fh, 'fh', Number.MAX_SAFE_INTEGER);
+    this._native.setExtents(fh, table.values, table.fileSize, table.count);
+  }
+
+  removeExtents(fh: number): boolean {
+    checkCount(fh, 'fh', Number.MAX_SAFE_INTEGER);
+    return this._native.removeExtents(fh);
+  }
+
+  /** Makes blob `slot` (0..4095) available to extent tables. */
+  registerBlob(slot: number, blob: FuseBlob): void {
+    this._requireOpen();
+    checkCount(slot, 'slot', 4095);
+    if (typeof blob.dataPath !== 'string' || blob.dataPath === '') {
+      throw new FuseSessionError('ERR_INVALID_ARG', 'blob dataPath must be a path');
+    }
+    this._native.registerBlob(slot, blob.dataPath, blob.chunkMap, blob.compressor);
+  }
+
+  unregisterBlob(slot: number): void {
+    checkCount(slot, 'slot', 4095);
+    this._native.unregisterBlob(slot);
+  }
+
+  /**
+   * Chunks of blob `slot` are now in the cache (their chunk-map bits set): completes every READ
+   * parked on them whose chunks are all present. Returns how many READs were woken.
+   */
+  chunksReady(slot: number, indices: readonly number[] | Uint32Array): number {
+    checkCount(slot, 'slot', 4095);
+    const arr = indices instanceof Uint32Array ? indices : Uint32Array.from(indices);
+    return this._native.chunksReady(slot, arr);
+  }
+
+  /** Native counters (requests, per-op counts, fast-path bytes, misses, ...) plus `jsBatches`
+   * and `jsRecords`: how many upcall batches crossed into JavaScript and what they carried. */
+  stats(): FuseSessionStats {
+    return { ...this._native.stats(), jsBatches: this._batches, jsRecords: this._batchRecords };
+  }
+
+  /**
+   * Stops serving: joins the transport's threads, closes /dev/fuse and unmounts (lazily), and
+   * fails every request still waiting for the handler with EIO. Idempotent.
+   */
+  stop(): void {
+    if (this._stopped) return;
+    this._stopped = true;
+    try {
+      this._native.stop();
+    } finally {
+      if (this._mounted) trackMounted(this, false);
+      this._close({ reason: 'stopped', errno: 0 });
+    }
+  }
+
+  private _beforeAttach(): void {
+    this._requireOpen();
+    if (this._attached) {
+      throw new FuseSessionError('ERR_FUSE_TRANSPORT', 'this FUSE session already has a transport');
+    }
+  }
+
+  private _requireOpen(): void {
+    if (this._stopped) throw new FuseSessionError('ERR_FUSE_STOPPED', 'the FUSE session is stopped');
+  }
+
+  private _close(info: FuseCloseInfo): void {
+    if (this._closeInfo !== undefined) return;
+    this._closeInfo = info;
+    this._resolveClosed(info);
+  }
+
+  // --- Upcalls ------------------------------------------------------------------------------
+
+  private _dispatch(kind: number, a: number, b?: Buffer): void {
+    if (kind === kDispatchLoopback) {
+      const done = this._loopback.get(a);
+      this._loopback.delete(a);
+      done?.(b ?? Buffer.alloc(0));
+      return;
+    }
+    const r = this._records;
+    this._batches++;
+    this._batchRecords += a;
+    for (let i = 0; i < a; i++) {
+      const o = i * R.kUpcallStride;
+      const op = r[o + 1] as number;
+      if (op >= R.kUpcallReadMiss) {
+        this._notification(op, o);
+        continue;
+      }
+      const req: Req = {
+        token: r[o] as number,
+        op,
+        ctx: { nodeid: r[o + 2] as number, uid: r[o + 3] as number, gid: r[o + 4] as number, pid: r[o + 5] as number },
+        size: op === kFuseOp.READ || op === kFuseOp.READDIR || op === kFuseOp.READDIRPLUS ? (r[o + 8] as number) : 0,
+      };
+      let result: unknown;
+      try {
+        result = this._call(req, o);
+      } catch (err) {
+        this._fail(req, err);
+        continue;
+      }
+      if (isThenable(result)) {
+        result.then(
+          (v) => this._finish(req, v),
+          (err: unknown) => this._fail(req, err),
+        );
+      } else {
+        this._finish(req, result);
+      }
+    }
+  }
+
+  private _name(o: number): Buffer {
+    const off = this._records[o + 10] as number;
+    const len = this._records[o + 11] as number;
+    return Buffer.from(this._upBytes.subarray(off, off + len));
+  }
+
+  /** Calls the handler method for one request; returns its (possibly async) result. */
+  private _call(req: Req, o: number): unknown {
+    const h = this._handler;
+    const r = this._records;
+    const { ctx } = req;
+    const a0 = r[o + 6] as number;
+    const a1 = r[o + 7] as number;
+    const a2 = r[o + 8] as number;
+    switch (req.op) {
+      case kFuseOp.LOOKUP: return h.lookup?.(ctx, ctx.nodeid, this._name(o));
+      case kFuseOp.GETATTR: return h.getattr?.(ctx, ctx.nodeid, a0 < 0 ? undefined : a0);
+      case kFuseOp.READLINK: return h.readlink?.(ctx, ctx.nodeid);
+      case kFuseOp.OPEN: return h.open?.(ctx, ctx.nodeid, a0);
+      case kFuseOp.READ: return h.read?.(ctx, ctx.nodeid, a0, a1, a2);
+      case kFuseOp.RELEASE: return h.release?.(ctx, ctx.nodeid, a0, a1);
+      case kFuseOp.OPENDIR: return h.opendir?.(ctx, ctx.nodeid, a0);
+      case kFuseOp.READDIR: return h.readdir?.(ctx, ctx.nodeid, a0, a1, a2);
+      case kFuseOp.READDIRPLUS: return h.readdirplus?.(ctx, ctx.nodeid, a0, a1, a2);
+      case kFuseOp.RELEASEDIR: return h.releasedir?.(ctx, ctx.nodeid, a0, a1);
+      case kFuseOp.STATFS: return h.statfs?.(ctx, ctx.nodeid);
+      case kFuseOp.GETXATTR: return h.getxattr?.(ctx, ctx.nodeid, this._name(o));
+      case kFuseOp.LISTXATTR: return h.listxattr?.(ctx, ctx.nodeid);
+      case kFuseOp.ACCESS: return h.access?.(ctx, ctx.nodeid, a0);
+      case kFuseOp.FLUSH: return h.flush?.(ctx, ctx.nodeid, a0);
+      case kFuseOp.FSYNC: return h.fsync?.(ctx, ctx.nodeid, a0, (a1 & 1) !== 0);
+      case kFuseOp.FSYNCDIR: return h.fsyncdir?.(ctx, ctx.nodeid, a0, (a1 & 1) !== 0);
+      case kFuseOp.LSEEK: return h.lseek?.(ctx, ctx.nodeid, a0, a1, a2);
+      default:
+        throw new FuseSessionError('ERR_FUSE_INTERNAL', `no dispatch for opcode ${String(req.op)}`);
+    }
+  }
+
+  /** Sends the handler's result for one request. */
+  private _finish(req: Req, v: unknown): void {
+    const { token, op } = req;
+    if (v instanceof FuseErrno) {
+      this._answerErrno(req, v.errno, true, v);
+      return;
+    }
+    let rc: number;
+    try {
+      rc = this._encode(req, v);
+    } catch (err) {
+      this._log.error(`invalid ${this._opName(op)} reply from the filesystem handler: ${(err as Error).message}`);
+      if (op === R.kUpcallReadMiss) this._native.resolveMiss(token, kEIO);
+      else this._native.replyError(token, kEIO);
+      return;
+    }
+    if (rc === kEINVAL) this._log.error(`invalid ${this._opName(op)} reply from the filesystem handler (answered EIO)`);
+  }
+
+  private _encode(req: Req, v: unknown): number {
+    const n = this._native;
+    const { token } = req;
+    switch (req.op) {
+      case kFuseOp.LOOKUP:
+        R.writeEntry(this._nums, 0, v as Parameters<typeof R.writeEntry>[2], this._defaults);
+        return n.replyEntry(token);
+      case kFuseOp.GETATTR: {
+        const a = v as { attr: Parameters<typeof R.writeAttr>[2]; attrTimeout?: number };
+        R.writeAttrReply(this._nums, a.attr, a.attrTimeout ?? this._defaults.attrTimeout);
+        return n.replyAttr(token);
+      }
+      case kFuseOp.READLINK:
+        return n.replyData(token, toBytes(v, 'readlink result'));
+      case kFuseOp.READ:
+        return n.replyData(token, toBytes(v, 'read result'));
+      case kFuseOp.OPEN:
+      case kFuseOp.OPENDIR: {
+        const o = v as FuseOpenReply;
+        const ext = o.extents;
+        return n.replyOpen(token, o.fh, R.openFlagsOf(o), ext?.values ?? null, ext?.fileSize ?? 0, ext?.count ?? 0);
+      }
+      case kFuseOp.READDIR:
+      case kFuseOp.READDIRPLUS: {
+        const entries = v as (FuseDirEntry | FuseDirEntryPlus)[];
+        if (!Array.isArray(entries)) throw new TypeError('readdir result must be an array');
+        const plus = req.op === kFuseOp.READDIRPLUS;
+        const enc = R.encodeDirents(this._nums, this._replyBytes, entries, plus, req.size, this._defaults);
+        const sent = n.replyReaddir(token, enc.count, enc.namesLength);
+        if (plus && sent >= 0 && sent < entries.length && this._handler.readdirplusUnsent !== undefined) {
+          this._notify('readdirplusUnsent', () =>
+            this._handler.readdirplusUnsent?.(req.ctx, req.ctx.nodeid, (entries as FuseDirEntryPlus[]).slice(sent)),
+          );
+        }
+        return sent < 0 ? sent : 0;
+      }
+      case kFuseOp.STATFS:
+        R.writeStatfs(this._nums, v as Parameters<typeof R.writeStatfs>[1]);
+        return n.replyStatfs(token);
+      case kFuseOp.GETXATTR:
+        return n.replyXattr(token, toBytes(v, 'getxattr result'));
+      case kFuseOp.LISTXATTR:
+        if (!Array.isArray(v)) throw new TypeError('listxattr result must be an array of names');
+        return n.replyXattr(token, R.joinXattrNames(v as (Buffer | string)[]));
+      case kFuseOp.LSEEK:
+        return n.replyLseek(token, v as number);
+      case R.kUpcallReadMiss:
+        return n.resolveMiss(token, 0);
+      default:
+        // RELEASE, RELEASEDIR, FLUSH, FSYNC, FSYNCDIR, ACCESS: success carries no payload.
+        if (v !== undefined && v !== null) throw new TypeError('this operation returns nothing');
+        return n.replyOk(token);
+    }
+  }
+
+  private _fail(req: Req, err: unknown): void {
+    const { errno, expected } = errnoOf(err);
+    if (!expected) {
+      this._log.error(`${this._opName(req.op)} handler failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    }
+    this._answerErrno(req, errno, expected, err);
+  }
+
+  private _answerErrno(req: Req, errno: number, expected: boolean, _err: unknown): void {
+    const valid = Number.isInteger(errno) && errno >= 1 && errno <= 511;
+    if (!valid && expected) this._log.error(`${this._opName(req.op)} handler answered an invalid errno ${String(errno)}`);
+    const e = valid ? errno : kEIO;
+    const rc = req.op === R.kUpcallReadMiss ? this._native.resolveMiss(req.token, e) : this._native.replyError(req.token, e);
+    if (rc !== 0 && rc !== kESTALE) this._log.error(`answering ${this._opName(req.op)} failed (${String(rc)})`);
+  }
+
+  private _opName(op: number): string {
+    return op === R.kUpcallReadMiss ? 'read miss' : (kOpNames[op] ?? `opcode ${String(op)}`);
+  }
+
+  private _notify(what: string, fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this._log.error(`${what} handler threw: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    }
+  }
+
+  private _notification(op: number, o: number): void {
+    const r = this._records;
+    const h = this._handler;
+    switch (op) {
+      case R.kUpcallReadMiss: {
+        const req: Req = {
+          token: r[o] as number,
+          op,
+          ctx: { nodeid: r[o + 2] as number, uid: r[o + 3] as number, gid: r[o + 4] as number, pid: r[o + 5] as number },
+          size: r[o + 8] as number,
+        };
+        const off = r[o + 10] as number;
+        const chunks: { blobSlot: number; chunkIndex: number }[] = [];
+        for (let k = 0; k < (r[o + 9] as number); k++) {
+          chunks.push({ blobSlot: this._upBytes.readUInt32LE(off + k * 8), chunkIndex: this._upBytes.readUInt32LE(off + k * 8 + 4) });
+        }
+        if (h.readMiss === undefined) {
+          this._log.error('a READ missed the cache but the filesystem handler has no readMiss(); answering EIO');
+          this._native.resolveMiss(req.token, kEIO);
+          return;
+        }
+        let result: unknown;
+        try {
+          result = h.readMiss(req.ctx, { fh: r[o + 6] as number, offset: r[o + 7] as number, size: r[o + 8] as number, chunks });
+        } catch (err) {
+          this._fail(req, err);
+          return;
+        }
+        if (isThenable(result)) {
+          result.then(
+            (v) => this._finish(req, v),
+            (err: unknown) => this._fail(req, err),
+          );
+        } else {
+          this._finish(req, result);
+        }
+        return;
+      }
+      case R.kUpcallForget: {
+        const count = r[o + 6] as number;
+        const pairs = new Float64Array(this._upBytes.buffer, this._upBytes.byteOffset + (r[o + 10] as number), count * 2);
+        const items: FuseForget[] = new Array<FuseForget>(count);
+        for (let k = 0; k < count; k++) items[k] = { nodeid: pairs[2 * k] as number, nlookup: pairs[2 * k + 1] as number };
+        this._notify('forget', () => h.forget?.(items));
+        return;
+      }
+      case R.kUpcallInit:
+        this._notify('init', () =>
+          h.init?.({ minor: r[o + 6] as number, kernelMinor: r[o + 7] as number, reinit: r[o + 8] === 1, transport: r[o + 9] === 1 ? 'fusedev' : 'virtio' }),
+        );
+        return;
+      case R.kUpcallDestroy:
+        this._notify('destroy', () => h.destroy?.({ reason: r[o + 6] === 0 ? 'destroy' : 'reset' }));
+        return;
+      case R.kUpcallClosed: {
+        const errno = r[o + 6] as number;
+        // The kernel ended the connection (external unmount, abort): clean up our side too.
+        this._close({ reason: errno === kENODEV ? 'unmounted' : 'error', errno });
+        this.stop();
+        return;
+      }
+      default:
+        this._log.warn(`unknown FUSE notification ${String(op)}`);
+    }
+  }
+}
