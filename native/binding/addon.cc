@@ -19,9 +19,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterLog(env, exports);
   RegisterCodec(env, exports);
   RegisterChunkMap(env, exports);
+  RegisterFuseSession(env, exports);
   RegisterXattr(env, exports);
   RegisterRlimit(env, exports);
-  RegisterFuseSession(env, exports);
   exports.Set("abiInfo", Napi::Function::New(env, AbiInfo, "abiInfo"));
   return exports;
 }

@@ -73,8 +73,13 @@ void FuseBridgeCallJs(Napi::Env env, Napi::Function fn, FuseBridge* bridge, void
 }
 
 void FuseBridge::Deliver(Napi::Env env, Napi::Function fn) {
-  Napi::HandleScope scope(env);
+  // Promise reactions of async handlers run only after this call returns; under a steady
+  // stream of requests, deliver a bounded number of batches and queue another call for the rest
+  // so answers (and everything else on the event loop) keep flowing.
+  constexpr int kMaxBatchesPerCall = 8;
+  int batches = 0;
   for (;;) {
+    Napi::HandleScope scope(env);
     std::deque<Loopback> done;
     {
       std::lock_guard lock(mu_);
@@ -102,6 +107,12 @@ void FuseBridge::Deliver(Napi::Env env, Napi::Function fn) {
       // The TypeScript dispatcher catches handler failures per request; reaching here is a bug
       // in the dispatcher itself. The batch's requests stay pending until stop.
       NLOG_ERROR(kLog, "FUSE dispatcher threw: %s", e.Message().c_str());
+    }
+    if (++batches >= kMaxBatchesPerCall) {
+      // The session still believes a wake is pending (its queue may not be empty), so this
+      // call must schedule the next one itself.
+      Wake();
+      return;
     }
   }
 }

@@ -17,15 +17,7 @@
 #include "fusedev/fuse_dev.h"
 #include "fusedev/mount.h"
 #include "readpath/extent_table.h"
-
-// The vhost-user backend lives on its own branch until merged; without it attachVirtio() says
-// "not supported yet" instead of failing the build.
-#if __has_include("vhost/backend.h")
 #include "vhost/backend.h"
-#define NYDUS_HAVE_VHOST 1
-#else
-#define NYDUS_HAVE_VHOST 0
-#endif
 
 namespace nydus::binding {
 namespace {
@@ -171,9 +163,7 @@ class FuseSessionWrap : public Napi::ObjectWrap<FuseSessionWrap> {
     if (stopped_) return;
     stopped_ = true;
     if (fusedev_ != nullptr) fusedev_->Stop();
-#if NYDUS_HAVE_VHOST
     if (vhost_ != nullptr) vhost_->Stop();
-#endif
     if (!mountpoint_.empty()) {
       std::string err;
       if (fusedev::Unmount(mountpoint_, via_fusermount_, &err) != 0) {
@@ -387,7 +377,6 @@ class FuseSessionWrap : public Napi::ObjectWrap<FuseSessionWrap> {
     Napi::Env env = info.Env();
     RequireNoTransport(env);
     if (!info[0].IsObject()) throw Napi::TypeError::New(env, "virtio options must be an object");
-#if NYDUS_HAVE_VHOST
     Napi::Object o = info[0].As<Napi::Object>();
     vhost::BackendOptions bo;
     bo.socket_path = OptString(o, "socketPath", "");
@@ -409,10 +398,6 @@ class FuseSessionWrap : public Napi::ObjectWrap<FuseSessionWrap> {
     Napi::Object res = Napi::Object::New(env);
     res.Set("socketPath", vhost_->socket_path());
     return res;
-#else
-    throw MakeError(env, "ERR_NOT_SUPPORTED",
-                    "the vhost-user virtio-fs transport is not supported yet in this build");
-#endif
   }
 
   // attachLoopback(): requests come from inject() only.
@@ -483,7 +468,6 @@ class FuseSessionWrap : public Napi::ObjectWrap<FuseSessionWrap> {
       t.Set("closed", d.closed);
       o.Set("transport", t);
     }
-#if NYDUS_HAVE_VHOST
     if (vhost_ != nullptr) {
       const vhost::BackendStats v = vhost_->GetStats();
       Napi::Object t = Napi::Object::New(env);
@@ -500,7 +484,6 @@ class FuseSessionWrap : public Napi::ObjectWrap<FuseSessionWrap> {
       t.Set("notifications", static_cast<double>(v.notifications));
       o.Set("transport", t);
     }
-#endif
     return o;
   }
 
@@ -509,9 +492,7 @@ class FuseSessionWrap : public Napi::ObjectWrap<FuseSessionWrap> {
   FuseBridge* bridge_ = nullptr;  // owned by its TSFN
   std::shared_ptr<fuse::FuseSession> session_;
   std::unique_ptr<fusedev::FuseDevTransport> fusedev_;
-#if NYDUS_HAVE_VHOST
   std::unique_ptr<vhost::VhostUserFsBackend> vhost_;
-#endif
   std::string mountpoint_;
   bool via_fusermount_ = false;
   bool transport_attached_ = false;

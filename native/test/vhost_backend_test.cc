@@ -1,6 +1,10 @@
 // The backend driven through the exact message sequences of QEMU 7.2 and cloud-hypervisor
 // (reference §1.5): realize, start, requests, stop, reboot without memory resend, the
 // SET_MEM_TABLE-only variant, call-fd swaps while busy, GET_VRING_BASE draining, pool mode.
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
 #include <algorithm>
 #include <atomic>
 #include <thread>
@@ -343,4 +347,31 @@ NTEST(VhostBackend, CompletionsAfterTheBackendIsGoneAreDropped) {
   // The requests still reference their ring and mapping: completing them is a safe no-op.
   sink.ReleaseAll();
   NEXPECT_EQ(sink.requests.load(), 4);
+}
+
+NTEST(VhostBackend, InheritedListeningFd) {
+  nydus::testing::TempDir dir;
+  std::string path = dir.File("inherited.sock");
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  struct sockaddr_un addr = {};
+  addr.sun_family = AF_UNIX;
+  memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  NASSERT_EQ(::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  NASSERT_EQ(::listen(fd.get(), 1), 0);
+  EchoSink sink;
+  BackendOptions o;
+  o.listen_fd = fd.get();
+  VhostUserFsBackend backend(o, &sink);
+  std::string err;
+  NASSERT_EQ(backend.Start(&err), 0);
+  for (int round = 0; round < 2; ++round) {  // and again after a disconnect
+    frontend::FsFrontendSession s(SmallSession());
+    NASSERT_EQ(s.Connect(path, &err), 0);
+    NASSERT_EQ(s.Realize(&err), 0);
+    NASSERT_EQ(s.Start(&err), 0);
+    NEXPECT_TRUE(EchoRoundTrips(s, 2, 1));
+  }
+  backend.Stop();
+  // The caller still owns its descriptor.
+  NEXPECT_EQ(::fcntl(fd.get(), F_GETFD) >= 0, true);
 }

@@ -239,3 +239,34 @@ NTEST(VhostFaults, DuplicateHeadInFlightBreaksTheRing) {
   sink.ReleaseAll();
   NEXPECT_EQ(sink.requests.load(), 1);
 }
+
+NTEST(VhostFaults, OverlappingRingsCannotPinTheWorker) {
+  EchoSink sink;
+  Harness h(&sink);
+  auto s = h.Connect();
+  NASSERT_TRUE(s != nullptr);
+  auto& c = s->client();
+  auto& q = s->queue(1);
+  // Re-point queue 1 with its used ring on top of its avail ring: every used-ring write by the
+  // backend moves the avail index the guest "published".
+  NASSERT_EQ(c.SetVringState(VHOST_USER_SET_VRING_ENABLE, 1, 0), 0);
+  uint32_t base = 0;
+  NASSERT_EQ(c.GetVringBase(1, &base), 0);
+  auto& ram = s->ram();
+  NASSERT_EQ(
+      c.SetVringAddr(1, ram.Uva(q.desc_gpa()), ram.Uva(q.avail_gpa()), ram.Uva(q.avail_gpa()), 0),
+      0);
+  UniqueFd kick = MakeEventFd();
+  NASSERT_EQ(c.SetVringFd(VHOST_USER_SET_VRING_KICK, 1, kick.get()), 0);
+  NASSERT_EQ(c.SetVringState(VHOST_USER_SET_VRING_ENABLE, 1, 1), 0);
+  for (int i = 0; i < 8; ++i) SubmitEcho(*s, 1, i + 1, "x", 16, false);
+  q.Publish();
+  uint64_t one = 1;
+  NASSERT_EQ(::write(kick.get(), &one, 8), 8);
+  ::usleep(50 * 1000);
+  // Whatever the worker is doing with this ring, the frontend can still stop it.
+  NEXPECT_EQ(c.SetVringState(VHOST_USER_SET_VRING_ENABLE, 1, 0), 0);
+  NEXPECT_EQ(c.GetVringBase(1, &base), 0);
+  uint64_t features = 0;
+  NEXPECT_EQ(c.GetU64(VHOST_USER_GET_FEATURES, &features), 0);
+}

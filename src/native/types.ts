@@ -124,13 +124,6 @@ export interface NativeAddon {
 
   ChunkMap: new (path: string, chunkCount: number) => NativeChunkMap;
 
-  /** All extended attributes of a path, without following symlinks (names and values as bytes). */
-  readXattrs(path: Buffer): [Buffer, Buffer][];
-  /** Sets one extended attribute on the path itself (symlinks are not followed). */
-  setXattr(path: Buffer, name: Buffer, value: Buffer): void;
-  getRlimitNofile(): NofileLimit;
-  /** Throws a NativeError (code ERR_RLIMIT, errno EPERM/EINVAL) when the kernel refuses. */
-  setRlimitNofile(soft: number, hard: number): void;
   fuseAbiInfo(): FuseAbiInfo;
   FuseSession: new (
     dispatch: NativeFuseDispatch,
@@ -140,4 +133,12 @@ export interface NativeAddon {
     replyNumbers: Float64Array,
     replyBytes: Uint8Array,
   ) => NativeFuseSession;
+
+  /** All extended attributes of a path, without following symlinks (names and values as bytes). */
+  readXattrs(path: Buffer): [Buffer, Buffer][];
+  /** Sets one extended attribute on the path itself (symlinks are not followed). */
+  setXattr(path: Buffer, name: Buffer, value: Buffer): void;
+  getRlimitNofile(): NofileLimit;
+  /** Throws a NativeError (code ERR_RLIMIT, errno EPERM/EINVAL) when the kernel refuses. */
+  setRlimitNofile(soft: number, hard: number): void;
 }

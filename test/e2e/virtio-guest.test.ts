@@ -18,25 +18,10 @@ import type { GuestResult } from '../../qemu/guest.js';
 import { guestAvailable, runGuest } from '../../qemu/guest.js';
 import type { TreeEntry } from '../../qemu/tools.js';
 import { dumpHostTree, parseTreeDump, toolBinary } from '../../qemu/tools.js';
-import { FuseSession } from '../../src/native/index.js';
 import { startFuseServer } from '../helpers/fuse-server-process.js';
 import { createMemFs } from '../helpers/mem-fuse-fs.js';
 
-function virtioSkip(): string | false {
-  const g = guestAvailable();
-  if (g !== false) return g;
-  const s = new FuseSession({}, { logger: { error: () => undefined, warn: () => undefined } });
-  try {
-    s.attachVirtio({ socketPath: join(tmpdir(), `nydus-probe-${String(process.pid)}.sock`) });
-    return false;
-  } catch (err) {
-    return `virtio-fs transport unavailable: ${(err as Error).message}`;
-  } finally {
-    s.stop();
-  }
-}
-
-const skip = virtioSkip() || (process.getuid?.() !== 0 || !existsSync('/dev/fuse') ? 'needs root and /dev/fuse for the host view' : false);
+const skip = guestAvailable() || (process.getuid?.() !== 0 || !existsSync('/dev/fuse') ? 'needs root and /dev/fuse for the host view' : false);
 
 function why(r: GuestResult, serverErr: string): string {
   return `exit ${String(r.exitCode)}, timedOut ${String(r.timedOut)}\n--- output ---\n${r.output}\n--- console ---\n${r.consoleLog}\n` +

@@ -62,6 +62,10 @@ interface Info {
   max_mem_slots: number;
   init: { major: number; minor: number; max_write: number; max_pages: number };
   max_read: number;
+  getattr_root: string;
+  statfs: string;
+  getxattr_security_capability: string;
+  destroy: string;
   trace: string[];
 }
 
@@ -79,6 +83,10 @@ test('info: negotiation as QEMU 7.2 sees it, replies conform', async () => {
     'GET_MAX_MEM_SLOTS', 'SET_OWNER', 'GET_FEATURES',
   ]);
   assert.ok(info.trace.includes('ADD_MEM_REG gpa=0xc0000 size=0xff40000'));
+  assert.equal(info.getattr_root, 'Success');
+  assert.equal(info.statfs, 'Success');
+  assert.equal(info.getxattr_security_capability, 'No data available');
+  assert.equal(info.destroy, 'Success');
 });
 
 test('cloud-hypervisor sequence and the SET_MEM_TABLE-only QEMU variant serve the same tree', { timeout: 120_000 }, async () => {

@@ -5,7 +5,9 @@
  * the ABI constants the TypeScript side mirrors.
  */
 import assert from 'node:assert/strict';
-import { constants } from 'node:os';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { constants, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 
 import { loadAddon } from '../../src/native/binding.js';
@@ -264,4 +266,42 @@ test('extent tables are validated before they cross', () => {
     (e: unknown) => (e as { code?: string }).code === 'ERR_FUSE_BLOB',
   );
   s.stop();
+});
+
+test('a flood of requests to an async handler is answered completely', async () => {
+  const { s } = await started({
+    getattr: async (_c, nodeid) => {
+      await Promise.resolve();
+      return { attr: attr(nodeid, 0o100644, nodeid) };
+    },
+  });
+  const n = 3000; // more than 8 batches of 256: the bridge must yield and come back
+  const replies = await Promise.all(Array.from({ length: n }, (_, i) => s.inject(W.request(W.kOp.GETATTR, i + 2, W.getattrIn()), 16 + 104)));
+  for (let i = 0; i < n; i++) {
+    const r = W.parseReply(replies[i] as Buffer);
+    assert.equal(r.error, 0);
+    assert.equal(W.parseAttr(r.payload, 16).size, i + 2);
+  }
+  assert.ok((s.stats()['jsBatches'] as number) > 8);
+  assert.equal(s.stats()['pendingNow'], 0);
+  s.stop();
+});
+
+test('attachVirtio listens on a socket; one transport per session', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'nydus-fuse-vu-'));
+  const s = new FuseSession({}, { logger: capture() });
+  try {
+    assert.throws(() => s.attachVirtio({}), /socketPath or listenFd/);
+    assert.throws(() => s.attachVirtio({ socketPath: join(dir, 'x.sock'), maxQueueSize: 1000 }), /power of two/);
+    const info = s.attachVirtio({ socketPath: join(dir, 'vu.sock') });
+    assert.equal(info.socketPath, join(dir, 'vu.sock'));
+    assert.ok((await stat(join(dir, 'vu.sock'))).isSocket());
+    const t = s.stats()['transport'] as Record<string, unknown>;
+    assert.equal(t['kind'], 'virtio');
+    assert.equal(t['connected'], false);
+    assert.throws(() => s.attachLoopback(), (e: unknown) => (e as { code?: string }).code === 'ERR_FUSE_TRANSPORT');
+  } finally {
+    s.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
 });

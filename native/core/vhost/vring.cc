@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 
 #include <cinttypes>
 
@@ -349,8 +350,11 @@ VirtioFuseRequest* Vring::BeginRequest(uint16_t head, bool* duplicate) {
 void Vring::FailChain(VirtioFuseRequest* req, ChainError error) {
   BackendCounters::Add(options_.counters->bad_chains);
   uint64_t n = options_.counters->bad_chains.load(std::memory_order_relaxed);
-  // Rate-limited (style rule 9): the guest is at fault; the first few and then every 1000th.
-  if (n <= 8 || n % 1000 == 0) {
+  // Rate-limited (style rule 9): the guest is at fault; the first few, then one a second.
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  const int64_t now = ts.tv_sec;
+  if (n <= 8 || last_bad_chain_log_s_.exchange(now, std::memory_order_relaxed) != now) {
     NLOG_WARN(kLog, "queue %u: malformed descriptor chain at head %u: %s (%" PRIu64 " so far)",
               index(), req->head_, ChainErrorName(error), n);
   }

@@ -145,9 +145,11 @@ class Vring : public std::enable_shared_from_this<Vring> {
   bool running_ = false;  // control thread (also read under mu_)
   // ORDERING: the three flags are plain seq_cst signals; they publish no other data (the ring
   // configuration is handed over by thread start/join, everything else is under mu_).
-  std::atomic<bool> stop_{false};                   // control -> worker
-  std::atomic<bool> enabled_{false};                // control -> worker
-  std::atomic<bool> broken_{false};                 // worker (reset by Start)
+  std::atomic<bool> stop_{false};     // control -> worker
+  std::atomic<bool> enabled_{false};  // control -> worker
+  std::atomic<bool> broken_{false};   // worker (reset by Start)
+  // ORDERING: relaxed; only throttles log lines.
+  std::atomic<int64_t> last_bad_chain_log_s_{0};    // any thread: second of the last warning
   std::shared_ptr<const GuestMemory> ring_memory_;  // mapping that holds the three rings
   ChainScratch scratch_;                            // worker thread
 

@@ -159,6 +159,15 @@ int CmdInfo(const DriverOptions& o) {
       .Field("max_background", uint32_t{c.init.max_background})
       .EndObject();
   j.Field("max_read", c.max_read);
+  // What a guest sends right after mounting and before its first write, then at umount.
+  fuse_attr_out ao{};
+  j.Field("getattr_root", Errno(c.fuse->Getattr(kRootNodeId, &ao)));
+  fuse_statfs_out so{};
+  j.Field("statfs", Errno(c.fuse->Statfs(kRootNodeId, &so)));
+  std::vector<uint8_t> xv;
+  j.Field("getxattr_security_capability",
+          Errno(c.fuse->Getxattr(kRootNodeId, "security.capability", 0, &xv)));
+  j.Field("destroy", Errno(c.fuse->Destroy()));
   j.Key("trace").BeginArray();
   for (const auto& m : s.client().trace()) j.Str(m);
   j.EndArray().EndObject();

@@ -1,5 +1,6 @@
 #include "driver/cli/driver.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -42,9 +43,30 @@ std::vector<std::string> StatFields(int pid) {
 
 double ProcessCpuSeconds(int pid) {
   auto f = StatFields(pid);
-  // After the name: state(3) ... utime is field 14, stime 15 (1-based over the whole line).
+  // After the name: state(3) ... utime is field 14, stime 15 (1-based over the whole line);
+  // both cover every thread of the process.
   if (f.size() < 13) return -1;
   double ticks = std::stod(f[11]) + std::stod(f[12]);
+  // Add the descendants: virtiofsd does its work in a child it forks into its sandbox.
+  DIR* d = ::opendir("/proc");
+  if (d != nullptr) {
+    while (struct dirent* e = ::readdir(d)) {
+      int child = std::atoi(e->d_name);
+      if (child <= 0 || child == pid) continue;
+      for (int p = child, depth = 0; p > 1 && depth < 16; ++depth) {
+        auto cf = StatFields(p);
+        if (cf.size() < 13) break;
+        int ppid = std::atoi(cf[1].c_str());
+        if (ppid == pid) {
+          auto own = p == child ? cf : StatFields(child);
+          if (own.size() >= 13) ticks += std::stod(own[11]) + std::stod(own[12]);
+          break;
+        }
+        p = ppid;
+      }
+    }
+    ::closedir(d);
+  }
   return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
