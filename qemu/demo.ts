@@ -1,18 +1,19 @@
 /**
- * `npm run demo`: boots a QEMU guest that mounts a shared tree over virtio-fs
- * (`mount -t virtiofs nydus /mnt`), lists it, reads a file, and prints what the guest saw.
- *
- * The backend is QEMU's C virtiofsd serving a tiny generated sample tree until our nydusd can
- * serve an image; switching is confined to startBackend() below.
+ * `npm run demo`: the product end to end on a default that needs nothing else. It builds the
+ * bundled sample tree (qemu/sample) into a RAFS v6 image with `nydus-image create`, serves it
+ * with `nydusd virtiofs --sock`, boots a QEMU guest that runs `mount -t virtiofs nydus /mnt`,
+ * lists the mount, reads files, and prints what the guest saw.
  */
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 import { NydusError } from '../src/util/errors.js';
 import { guestAvailable, runGuest } from './guest.js';
 import { prepareGuest } from './prepare.js';
-import { startVirtiofsd } from './virtiofsd.js';
 
 /** The mount tag the guest uses; upstream nydusd documents `nydus`. */
 const kTag = 'nydus';
@@ -21,12 +22,14 @@ function say(msg: string): void {
   process.stdout.write(`demo: ${msg}\n`);
 }
 
-/** A small tree with a file, a subdirectory and a symlink: enough to show lookup, readdir, read. */
-function makeSampleTree(root: string): void {
-  mkdirSync(join(root, 'etc'), { recursive: true });
-  writeFileSync(join(root, 'hello.txt'), 'Hello from the host, served over vhost-user virtio-fs!\n');
-  writeFileSync(join(root, 'etc', 'os-release'), 'NAME="nydusd-node demo"\nID=demo\n');
-  symlinkSync('etc/os-release', join(root, 'os-release'));
+function projectRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'binding.gyp'))) {
+    const up = dirname(dir);
+    if (up === dir) throw new NydusError('ERR_DEMO', 'project root not found');
+    dir = up;
+  }
+  return dir;
 }
 
 interface Backend {
@@ -37,22 +40,51 @@ interface Backend {
   stop(): Promise<void>;
 }
 
-/**
- * Starts the vhost-user-fs backend and returns once its socket listens.
- *
- * SWITCH TO OUR DAEMON HERE: once `bin/nydusd` serves vhost-user, replace the virtiofsd start
- * with `bin/nydusd --sock <socket> --bootstrap <image bootstrap> --config <config>` (e.g. an
- * upstream fixture image), wait for the socket the same way, and drop makeSampleTree(); the guest
- * script and the rest of the demo stay as they are.
- */
+/** Waits until nydusd logs that it is ready (it listens from then on), or fails with its log. */
+function waitReady(proc: ChildProcess, log: () => string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new NydusError('ERR_DEMO', `nydusd did not get ready:\n${log()}`)), 20_000);
+    const check = (): void => {
+      if (/ready in [\d.]+ ms/.test(log())) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    proc.stderr?.on('data', check);
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new NydusError('ERR_DEMO', `nydusd exited with ${String(code)}:\n${log()}`));
+    });
+  });
+}
+
+/** Builds the sample image and starts our nydusd on a vhost-user socket. */
 async function startBackend(work: string): Promise<Backend> {
-  const tree = join(work, 'sample');
-  makeSampleTree(tree);
-  const vfsd = await startVirtiofsd({ source: tree, socketPath: join(work, 'vhost-user-fs.sock') });
+  const root = projectRoot();
+  const sample = join(root, 'qemu', 'sample');
+  const blobs = join(work, 'blobs');
+  mkdirSync(blobs);
+  const boot = join(work, 'sample.boot');
+  say(`building a RAFS v6 image of ${sample} (nydus-image create)...`);
+  const built = spawnSync(process.execPath, [join(root, 'bin', 'nydus-image'), 'create', '--bootstrap', boot, '--blob-dir', blobs, sample], { encoding: 'utf8' });
+  if (built.status !== 0) throw new NydusError('ERR_DEMO', `nydus-image create failed:\n${built.stderr}`);
+  for (const line of `${built.stdout}${built.stderr}`.trim().split('\n')) say(`  ${line}`);
+  const socket = join(work, 'vhost-user-fs.sock');
+  const args = ['virtiofs', '--sock', socket, '--bootstrap', boot, '--localfs-dir', blobs];
+  say(`starting: nydusd ${args.join(' ')}`);
+  const proc = spawn(process.execPath, [join(root, 'bin', 'nydusd'), ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  proc.stderr.setEncoding('utf8').on('data', (d: string) => (log += d));
+  await waitReady(proc, () => log);
   return {
-    socket: vfsd.socket,
-    what: `QEMU's virtiofsd serving a sample tree (${tree}); our nydusd replaces it later`,
-    stop: () => vfsd.stop(),
+    socket,
+    what: `our nydusd (pid ${String(proc.pid)}) serving the image on ${socket}`,
+    stop: async () => {
+      if (proc.exitCode !== null) return;
+      const exited = new Promise((r) => proc.once('exit', r));
+      proc.kill('SIGTERM');
+      await exited;
+    },
   };
 }
 
@@ -60,8 +92,10 @@ const kGuestScript = `
 run() { echo "guest# $*"; "$@"; }
 run mount -t virtiofs ${kTag} /mnt || exit 1
 run ls -la /mnt
+run ls -la /mnt/etc /mnt/docs
 run cat /mnt/hello.txt
 run cat /mnt/os-release
+run df -h /mnt
 `;
 
 async function main(): Promise<number> {
@@ -74,8 +108,7 @@ async function main(): Promise<number> {
   const work = mkdtempSync(join(tmpdir(), 'nydus-demo-'));
   let backend: Backend | undefined;
   try {
-    say('starting the vhost-user-fs backend...');
-    backend = await startBackend(work);
+        backend = await startBackend(work);
     say(`backend: ${backend.what}`);
     say(`booting guest (QEMU TCG, virtio-fs tag "${kTag}")...`);
     const r = await runGuest({ script: kGuestScript, virtiofs: [{ socket: backend.socket, tag: kTag }], timeoutMs: 90_000 });

@@ -17,7 +17,7 @@ export const kPackages = {
   demo: ['qemu-system-x86', 'qemu-system-common', 'busybox-static', 'cpio'],
   test: [
     'qemu-system-x86', 'qemu-system-common', 'busybox-static', 'cpio', 'fuse3', 'erofs-utils',
-    'clang-16', 'libfuzzer-16-dev', 'libclang-rt-16-dev', 'clang-format',
+    'clang-16', 'libfuzzer-16-dev', 'libclang-rt-16-dev', 'clang-format', 'debootstrap',
   ],
 };
 

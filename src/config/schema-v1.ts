@@ -79,6 +79,8 @@ export const kConfigV1Schema = z
     latest_read_files: z.boolean().default(false).describe('record recently read files'),
     amplify_io: uint(kMaxBatchSize).default(kDefaultBatchSize).describe('read amplification, bytes, <= 256 MiB'),
     fs_prefetch: kFsPrefetchSchema.prefault({}),
+    entry_timeout: z.number().min(0).max(2 ** 40).default(2 ** 32).describe('seconds the kernel may cache names (our extension)'),
+    attr_timeout: z.number().min(0).max(2 ** 40).default(2 ** 32).describe('seconds the kernel may cache attributes (our extension)'),
   })
   .describe('nydusd configuration v1');
 

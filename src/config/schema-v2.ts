@@ -56,6 +56,10 @@ export const kCacheV2Schema = z
   })
   .describe('blob cache');
 
+/** The image is immutable, so kernel caches may keep names and attributes (practically) forever. */
+export const kDefaultFsTimeout = 2 ** 32;
+const kTimeoutSchema = z.number().min(0).max(2 ** 40).default(kDefaultFsTimeout);
+
 export const kRafsV2Schema = z
   .strictObject({
     mode: z.enum(['direct', 'cached']).default('direct').describe('metadata mode; "cached" is v5-only'),
@@ -65,6 +69,8 @@ export const kRafsV2Schema = z
     iostats_files: z.boolean().default(false).describe('per-file I/O statistics'),
     access_pattern: z.boolean().default(false).describe('record the access pattern'),
     latest_read_files: z.boolean().default(false).describe('record recently read files'),
+    entry_timeout: kTimeoutSchema.describe('seconds the kernel may cache names, incl. missing ones (our extension; upstream fixes 2^32)'),
+    attr_timeout: kTimeoutSchema.describe('seconds the kernel may cache attributes (our extension; upstream fixes 2^32)'),
     prefetch: kPrefetchV2Schema.prefault({}),
   })
   .describe('RAFS filesystem');

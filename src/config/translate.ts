@@ -78,6 +78,8 @@ export function translateV1(v1: ConfigV1): NydusConfig {
       iostats_files: v1.iostats_files,
       access_pattern: v1.access_pattern,
       latest_read_files: v1.latest_read_files,
+      entry_timeout: v1.entry_timeout,
+      attr_timeout: v1.attr_timeout,
       prefetch,
     },
   };

@@ -12,7 +12,7 @@ import type { Logger } from '../util/logger.js';
 import type { DaemonOptions } from './options.js';
 import { applyRlimitNofile, checkBootstrap, checkTransportTarget, configNotes } from './prepare.js';
 import type { RunningService, ServeStep } from './serve.js';
-import { serveNotSupported } from './serve.js';
+import { serveRafs } from './serve-rafs.js';
 import { DaemonStateMachine } from './state.js';
 
 export interface DaemonDeps {
@@ -68,7 +68,7 @@ export class Daemon {
       log.info(
         `storage ready: backend ${settings.backend.type}, cache ${settings.cache.kind === 'blobcache' ? `blobcache in ${settings.cache.workDir}` : 'dummycache'}`,
       );
-      this._service = await (this._deps.serve ?? serveNotSupported)({ options: o, storage: this._storage, log });
+      this._service = await (this._deps.serve ?? serveRafs)({ options: o, storage: this._storage, log });
     } catch (err) {
       await this._release();
       this.machine.fire('Stop');
@@ -107,7 +107,11 @@ export class Daemon {
     if (s) {
       try {
         await s.close();
-        this._log.info('storage closed (fills settled, cache files closed)');
+        const { backend, cache } = s.stats();
+        this._log.info(
+          `storage closed: backend ${backend.readCount} reads (${backend.readBytes} bytes, ${backend.readErrors} errors); ` +
+            `cache ${cache.hits} hits, ${cache.misses} misses, ${cache.chunksFilled} chunks filled`,
+        );
       } catch (err) {
         this._log.error(`closing storage failed: ${(err as Error).message}`);
       }

@@ -20,7 +20,7 @@ import type { Logger } from '../util/logger.js';
 import type { BlobBackend } from './backend.js';
 import { checkBlobId } from './blob-id.js';
 import type { BlobMeta } from './blob-meta.js';
-import { blobMetaPath, fetchBlobMeta, kCiFlags, readBlobMetaFile, writeBlobMetaFile } from './blob-meta.js';
+import { blobMetaPath, fetchBlobMeta, readBlobMetaFile, writeBlobMetaFile } from './blob-meta.js';
 import type { BlobSource } from './chunk-data.js';
 import { checkChunk, decodeAndVerify, intersect, untilAborted } from './chunk-data.js';
 import type { CacheCounters } from './counters.js';
@@ -227,8 +227,18 @@ export class CachedBlob implements BlobSource {
     let c = this._opts.chunkLookup?.(index);
     if (!c && this._meta) {
       const e = this._meta.entry(index);
-      if (!e || (e.flags & (kCiFlags.ZRAN | kCiFlags.BATCH | kCiFlags.ENCRYPTED)) !== 0) return undefined;
-      c = { ...e, chunkIndex: e.index, fileOffset: 0, blobIndex: this.info.index, digest: kZeroDigest };
+      if (!e || e.zran || e.batch || e.encrypted) return undefined;
+      c = {
+        chunkIndex: e.index,
+        compressedOffset: e.compressedOffset,
+        compressedSize: e.compressedSize,
+        uncompressedOffset: e.uncompressedOffset,
+        uncompressedSize: e.uncompressedSize,
+        compressed: e.compressed,
+        fileOffset: 0,
+        blobIndex: this.info.index,
+        digest: kZeroDigest,
+      };
     }
     if (!c) return undefined;
     // With validation on, data we cannot validate is not worth prefetching.

@@ -1,145 +1,56 @@
 /**
- * Blob meta ("CI", compression info; rafs-format.md §2.2): the 4096-byte header, chunk info
- * entries v1 (16 B) and v2 (24 B), and the `<blob_id>.blob.meta` cache file
- * `[uncompressed CI, zero-padded to 4 KiB][header 4096]`, byte-compatible with upstream.
- *
- * Written against the documented layout; the RAFS reader's parseBlobMetaHeader /
- * decodeChunkInfoArray can replace the decoders here once both are on main.
+ * Blob meta in the blob cache: the `<blob_id>.blob.meta` cache file
+ * `[uncompressed CI, zero-padded to 4 KiB][header 4096]` (byte-compatible with upstream), and
+ * fetching the CI region from the data blob when the file is missing. Parsing and decoding are
+ * the RAFS layer's (src/rafs/blob/meta.ts); this module adds the storage side: backend reads,
+ * atomic cache-file writes, and the header bytes kept verbatim for those writes.
  */
 import { open, rename, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import { kBlobFeatures, kBlobMetaHeaderSize, kBlobMetaMagic, kChunkInfoV1Size, kChunkInfoV2Size } from '../rafs/layout/constants.js';
+import type { BlobChunkEntry, BlobChunkInfoArray, BlobChunkMeta, BlobMetaHeader } from '../rafs/index.js';
+import { parseBlobMetaFile, parseBlobMetaRegion } from '../rafs/index.js';
+import { kBlobMetaHeaderSize } from '../rafs/layout/constants.js';
 import type { BlobBackend } from './backend.js';
-import { compressorCode, decodeChunk } from './codec.js';
 import { errnoCode, StorageError } from './errors.js';
 import type { BlobInfo } from './types.js';
 
 /** CI buffers above this are treated as corrupt (2^24 chunks x 24 B is 384 MiB). */
 export const kMaxCiSize = 512 * 1024 * 1024;
 
-export interface BlobMetaHeader {
-  features: number;
-  ciCompressor: number;
-  ciEntries: number;
-  ciOffset: number;
-  ciCompressedSize: number;
-  ciUncompressedSize: number;
-  zranOffset: number;
-  zranSize: number;
-  zranCount: number;
-}
+export type { BlobMetaHeader, BlobChunkEntry };
 
-/** v2 CI entry flags (uncomp_info bits 56..63). */
-export const kCiFlags = { COMPRESSED: 0x01, ZRAN: 0x02, BATCH: 0x04, ENCRYPTED: 0x08, HAS_CRC32: 0x10 } as const;
-
-export interface CiEntry {
-  index: number;
-  compressedOffset: number;
-  compressedSize: number;
-  uncompressedOffset: number;
-  uncompressedSize: number;
-  compressed: boolean;
-  /** v2 flags (0 for v1). */
-  flags: number;
-}
-
-function u64(buf: Buffer, at: number): number {
-  const v = buf.readBigUInt64LE(at);
-  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new RangeError(`value at offset ${at} exceeds 2^53`);
-  return Number(v);
-}
-
-export function parseBlobMetaHeader(buf: Buffer, what = 'blob meta header'): BlobMetaHeader {
-  if (buf.length !== kBlobMetaHeaderSize) throw new StorageError('ERR_BLOB_META', `${what}: ${buf.length} bytes, expected ${kBlobMetaHeaderSize}`);
-  if (buf.readUInt32LE(0) !== kBlobMetaMagic || buf.readUInt32LE(kBlobMetaHeaderSize - 4) !== kBlobMetaMagic) {
-    throw new StorageError('ERR_BLOB_META', `${what}: bad magic`);
-  }
-  try {
-    return {
-      features: buf.readUInt32LE(4),
-      ciCompressor: buf.readUInt32LE(8),
-      ciEntries: buf.readUInt32LE(12),
-      ciOffset: u64(buf, 16),
-      ciCompressedSize: u64(buf, 24),
-      ciUncompressedSize: u64(buf, 32),
-      zranOffset: u64(buf, 40),
-      zranSize: u64(buf, 48),
-      zranCount: buf.readUInt32LE(56),
-    };
-  } catch (err) {
-    throw new StorageError('ERR_BLOB_META', `${what}: ${(err as Error).message}`);
-  }
-}
-
-/** Why the header disagrees with the blob table entry, or undefined when they agree. */
-export function headerMismatch(h: BlobMetaHeader, blob: BlobInfo): string | undefined {
-  if (h.ciEntries !== blob.chunkCount) return `header has ${h.ciEntries} entries, blob table says ${blob.chunkCount} chunks`;
-  if (h.ciCompressor !== compressorCode(blob.metaCiCompressor)) return `CI compressor ${h.ciCompressor} differs from the blob table`;
-  if (h.ciOffset !== blob.metaCiOffset) return `CI offset ${h.ciOffset} differs from the blob table (${blob.metaCiOffset})`;
-  if (h.ciCompressedSize !== blob.metaCiCompressedSize) return `CI compressed size ${h.ciCompressedSize} differs from the blob table`;
-  if (h.ciUncompressedSize !== blob.metaCiUncompressedSize) return `CI size ${h.ciUncompressedSize} differs from the blob table`;
-  const v2 = (h.features & kBlobFeatures.CHUNK_INFO_V2) !== 0;
-  const need = h.ciEntries * (v2 ? kChunkInfoV2Size : kChunkInfoV1Size);
-  if (h.ciUncompressedSize < need) return `CI size ${h.ciUncompressedSize} is too small for ${h.ciEntries} entries`;
-  return undefined;
-}
-
+/** Size of a `.blob.meta` cache file for a CI of `ciUncompressedSize` bytes. */
 export function metaFileSize(ciUncompressedSize: number): number {
   return Math.ceil(ciUncompressedSize / 4096) * 4096 + kBlobMetaHeaderSize;
 }
 
-/** Decoded CI of one blob: random access to entries, plus the raw bytes for the reader. */
+/** Decoded CI of one blob, plus the header bytes as stored (for writing the cache file). */
 export class BlobMeta {
-  readonly v2: boolean;
-  readonly entrySize: number;
-
   constructor(
     readonly header: BlobMetaHeader,
-    /** Uncompressed CI (unpadded). */
-    readonly ci: Buffer,
+    readonly ci: BlobChunkInfoArray,
     /** The 4096-byte header as stored. */
     readonly headerBytes: Buffer,
-  ) {
-    this.v2 = (header.features & kBlobFeatures.CHUNK_INFO_V2) !== 0;
-    this.entrySize = this.v2 ? kChunkInfoV2Size : kChunkInfoV1Size;
-  }
+  ) {}
 
   get entryCount(): number {
-    return this.header.ciEntries;
+    return this.ci.count;
   }
 
-  entry(index: number): CiEntry | undefined {
-    if (!Number.isInteger(index) || index < 0 || index >= this.header.ciEntries) return undefined;
-    const at = index * this.entrySize;
-    const u = this.ci.readBigUInt64LE(at);
-    const c = this.ci.readBigUInt64LE(at + 8);
-    if (this.v2) {
-      const uncompressedOffset = Number(u & 0xffffffffn) * 4096;
-      const uncompressedSize = Number((u >> 32n) & 0xffffffn) + 1;
-      const flags = Number(u >> 56n);
-      return {
-        index,
-        uncompressedOffset,
-        uncompressedSize,
-        compressedOffset: Number(c & 0xffffffffffn),
-        compressedSize: Number(c >> 40n),
-        compressed: (flags & kCiFlags.COMPRESSED) !== 0,
-        flags,
-      };
-    }
-    const uncompressedSize = Number((((u >> 8n) & 0xfn) << 20n) | (u >> 44n)) + 1;
-    const compressedSize = Number((((c >> 40n) & 0xfn) << 20n) | (c >> 44n)) + 1;
-    return {
-      index,
-      uncompressedOffset: Number(u & 0x0ffffffff000n),
-      uncompressedSize,
-      compressedOffset: Number(c & 0xffffffffffn),
-      compressedSize,
-      compressed: compressedSize !== uncompressedSize,
-      flags: 0,
-    };
+  /** Entry `index`, or undefined out of range. */
+  entry(index: number): BlobChunkEntry | undefined {
+    return Number.isInteger(index) && index >= 0 && index < this.ci.count ? this.ci.get(index) : undefined;
   }
+
+  /** The form the RAFS reader takes (`RafsImage.setBlobMeta`). */
+  chunkMeta(): BlobChunkMeta {
+    return { header: this.header, ci: this.ci };
+  }
+}
+
+function metaError(blob: BlobInfo, err: unknown): StorageError {
+  return new StorageError('ERR_BLOB_META', `blob ${blob.blobId}: ${(err as Error).message}`, { cause: err });
 }
 
 function checkCiBounds(blob: BlobInfo): void {
@@ -164,15 +75,14 @@ export async function readBlobMetaFile(path: string, blob: BlobInfo): Promise<Bl
     const buf = Buffer.alloc(expected);
     const { bytesRead } = await fh.read(buf, 0, expected, 0);
     if (bytesRead !== expected) return undefined;
-    const headerBytes = buf.subarray(expected - kBlobMetaHeaderSize);
-    let header: BlobMetaHeader;
+    let parsed: BlobChunkMeta;
     try {
-      header = parseBlobMetaHeader(headerBytes);
+      parsed = parseBlobMetaFile(buf, path, blob);
     } catch {
+      // A stale or foreign file is refetched and rewritten, as upstream does.
       return undefined;
     }
-    if (headerMismatch(header, blob) !== undefined) return undefined;
-    return new BlobMeta(header, buf.subarray(0, blob.metaCiUncompressedSize), headerBytes);
+    return new BlobMeta(parsed.header, parsed.ci, buf.subarray(expected - kBlobMetaHeaderSize));
   } finally {
     await fh.close();
   }
@@ -181,25 +91,22 @@ export async function readBlobMetaFile(path: string, blob: BlobInfo): Promise<Bl
 /** Fetches the CI and its header from the data blob (`ci_compressed_size + 4096` at `ci_offset`). */
 export async function fetchBlobMeta(blob: BlobInfo, backend: BlobBackend, signal?: AbortSignal): Promise<BlobMeta> {
   checkCiBounds(blob);
-  const raw = await backend.read(blob.blobId, blob.metaCiOffset, blob.metaCiCompressedSize + kBlobMetaHeaderSize, signal);
-  const headerBytes = Buffer.from(raw.subarray(blob.metaCiCompressedSize));
-  const header = parseBlobMetaHeader(headerBytes, `blob ${blob.blobId}: blob meta header at offset ${blob.metaCiOffset + blob.metaCiCompressedSize}`);
-  const mismatch = headerMismatch(header, blob);
-  if (mismatch) throw new StorageError('ERR_BLOB_META', `blob ${blob.blobId}: ${mismatch}`);
-  let ci: Buffer;
+  const region = await backend.read(blob.blobId, blob.metaCiOffset, blob.metaCiCompressedSize + kBlobMetaHeaderSize, signal);
+  let parsed: BlobChunkMeta;
   try {
-    ci = Buffer.from(decodeChunk(blob.metaCiCompressor, raw.subarray(0, blob.metaCiCompressedSize), blob.metaCiUncompressedSize));
+    parsed = parseBlobMetaRegion(region, blob);
   } catch (err) {
-    throw new StorageError('ERR_BLOB_META', `blob ${blob.blobId}: cannot decompress the CI (${blob.metaCiCompressor}): ${(err as Error).message}`);
+    throw metaError(blob, err);
   }
-  return new BlobMeta(header, ci, headerBytes);
+  return new BlobMeta(parsed.header, parsed.ci, Buffer.from(region.subarray(blob.metaCiCompressedSize)));
 }
 
 /** Writes the cache file atomically (temp file + rename), so a reader never sees half of it. */
 export async function writeBlobMetaFile(path: string, meta: BlobMeta): Promise<void> {
-  const size = metaFileSize(meta.ci.length);
+  const ci = meta.ci.bytes;
+  const size = metaFileSize(ci.length);
   const buf = Buffer.alloc(size);
-  meta.ci.copy(buf, 0);
+  ci.copy(buf, 0);
   meta.headerBytes.copy(buf, size - kBlobMetaHeaderSize);
   const tmp = `${path}.tmp-${process.pid}`;
   try {

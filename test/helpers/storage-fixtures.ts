@@ -120,6 +120,9 @@ export function buildBlob(opts: BuildOptions = {}): SyntheticBlob {
     metaCiOffset: ci.offset,
     metaCiCompressedSize: ci.csize,
     metaCiUncompressedSize: ci.usize,
+    chunkSize: 0x100000,
+    tocSize: 0,
+    tocDigest: Buffer.alloc(32),
   };
   return { blob, info, chunks, data, file: Buffer.concat(data) };
 }

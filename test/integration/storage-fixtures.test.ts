@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 
-import { BlobMeta, parseBlobMetaHeader, StorageService } from '../../src/storage/index.js';
+import { decodeChunkInfoArray, parseBlobMetaHeader } from '../../src/rafs/index.js';
+import { StorageService } from '../../src/storage/index.js';
 import type { BlobInfo, ChunkInfo, StorageSettings } from '../../src/storage/index.js';
 import { fixture, fixturesSkip } from '../helpers/paths.js';
 import { readV5Image } from '../helpers/v5-chunks.js';
@@ -49,6 +50,9 @@ function v6Fixture(): { info: BlobInfo; chunks: ChunkInfo[]; blob: Buffer } {
     metaCiOffset: 8314,
     metaCiCompressedSize: 32,
     metaCiUncompressedSize: 32,
+    chunkSize: 0x100000,
+    tocSize: 1024,
+    tocDigest: Buffer.alloc(32),
   };
   const digest = (i: number): Buffer => blob.subarray(12954 + 32 * i, 12954 + 32 * (i + 1));
   const chunks: ChunkInfo[] = [
@@ -109,8 +113,8 @@ test('inline-meta TOC blob: chunks from its own CI decode to the three source fi
   const header = parseBlobMetaHeader(blob.subarray(headerAt, headerAt + 4096));
   assert.equal(header.ciEntries, 3);
   assert.equal(header.ciOffset, 3341);
-  const meta = new BlobMeta(header, blob.subarray(3341, 3341 + 48), blob.subarray(headerAt, headerAt + 4096));
-  const entries = [0, 1, 2].map((i) => meta.entry(i));
+  const ci = decodeChunkInfoArray(blob.subarray(3341, 3341 + 48), header);
+  const entries = [0, 1, 2].map((i) => ci.get(i));
   const info: BlobInfo = {
     index: 0,
     blobId: id,
@@ -124,11 +128,21 @@ test('inline-meta TOC blob: chunks from its own CI decode to the three source fi
     metaCiOffset: 3341,
     metaCiCompressedSize: 48,
     metaCiUncompressedSize: 48,
+    chunkSize: 0x100000,
+    tocSize: 0,
+    tocDigest: Buffer.alloc(32),
   };
-  const chunks: ChunkInfo[] = entries.map((e) => {
-    assert.ok(e);
-    return { ...e, chunkIndex: e.index, fileOffset: 0, blobIndex: 0, digest: Buffer.alloc(32) };
-  });
+  const chunks: ChunkInfo[] = entries.map((e) => ({
+    chunkIndex: e.index,
+    compressedOffset: e.compressedOffset,
+    compressedSize: e.compressedSize,
+    uncompressedOffset: e.uncompressedOffset,
+    uncompressedSize: e.uncompressedSize,
+    compressed: e.compressed,
+    fileOffset: 0,
+    blobIndex: 0,
+    digest: Buffer.alloc(32),
+  }));
   const service = await StorageService.create(settings(fixture('tests/texture/toc'), true));
   try {
     const image = await service.openImage([info]);

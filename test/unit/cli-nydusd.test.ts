@@ -129,7 +129,7 @@ test('configuration errors exit 2 and name the file and key', () => {
   assert.match(reason(r.stderr), /^nydusd: --bootstrap .*none\.boot: no such file$/);
 });
 
-test('every check passes up to the filesystem step, in every mode spelling (exit 2 until the fs layer lands)', () => {
+test('every check passes up to opening the image, in every mode spelling; a non-image bootstrap exits 1 naming the file', () => {
   for (const args of [
     [...fuse, '-D', blobs],
     ['fuse', ...fuse, '-D', blobs],
@@ -137,8 +137,8 @@ test('every check passes up to the filesystem step, in every mode spelling (exit
     ['virtiofs', '--socket-path', join(root, 'vhost.sock'), '--bootstrap', boot, '-D', blobs],
   ]) {
     const r = nydusd(['--rlimit-nofile', '0', ...args]);
-    assert.equal(r.status, 2, r.stderr);
-    assert.equal(reason(r.stderr), 'nydusd: serving RAFS images is not supported yet');
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(reason(r.stderr), new RegExp(`^nydusd: ${boot}: bootstrap at offset 0: not a RAFS bootstrap \\(no v5 magic at 0, no EROFS magic at 1024\\)`));
     assert.match(r.stderr, /INFO {2}\[nydusd\] storage ready: backend localfs, cache blobcache in /);
     assert.match(r.stderr, new RegExp(`starting: ${args.includes('--mountpoint') ? 'fuse' : 'virtiofs'}`));
   }
@@ -160,11 +160,12 @@ test('logs: warnings for unknown keys, JSON lines with --log-format json, secret
 test('--log-file takes the log; stderr keeps only the reason', () => {
   const file = join(root, 'nydusd-log');
   const r = nydusd([...fuse, '-D', blobs, '--log-file', file, '--rlimit-nofile', '0']);
-  assert.equal(r.status, 2);
-  assert.equal(r.stderr, 'nydusd: serving RAFS images is not supported yet\n');
+  assert.equal(r.status, 1);
+  assert.equal(r.stderr.split('\n').length, 2, r.stderr);
+  assert.match(r.stderr, /^nydusd: .*image\.boot: bootstrap at offset 0: not a RAFS bootstrap/);
   const recs = readFileSync(`${file}.log`, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { level: string; msg: string });
   assert.ok(recs.some((x) => x.msg.startsWith('storage ready')));
-  assert.equal(recs.at(-1)?.msg, 'serving RAFS images is not supported yet');
+  assert.match(recs.at(-1)?.msg ?? '', /not a RAFS bootstrap/);
   assert.equal(recs.at(-1)?.level, 'error');
 });
 

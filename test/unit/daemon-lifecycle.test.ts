@@ -123,10 +123,10 @@ test('start reaches RUNNING with storage ready; stop unmounts before closing sto
   assert.equal(svc?.stopped, 1);
 });
 
-test('without a filesystem layer the serve step fails with "not supported yet" after every check passed', async () => {
+test('the default serve step opens the bootstrap: a non-image fails with ERR_RAFS_CORRUPT after every check passed', async () => {
   const events: string[] = [];
   const d = new Daemon(options(), deps(events));
-  await assert.rejects(d.start(), { code: 'ERR_NOT_SUPPORTED', message: 'serving RAFS images is not supported yet' });
+  await assert.rejects(d.start(), { code: 'ERR_RAFS_CORRUPT' });
   assert.equal(d.state, 'STOPPED');
   assert.deepEqual(events, ['storage.create', 'storage.close']);
 });

@@ -114,6 +114,11 @@ export class BlobChunkInfoArray {
     this._file = file;
   }
 
+  /** The raw (uncompressed) CI bytes, e.g. to write a `.blob.meta` cache file. */
+  get bytes(): Buffer {
+    return this._buf;
+  }
+
   get(index: number): BlobChunkEntry {
     if (!Number.isInteger(index) || index < 0 || index >= this.count) {
       throw corrupt(this._file, 'chunk info array', 0, `chunk index ${index} is outside 0..${this.count - 1}`);

@@ -6,7 +6,7 @@
 import { basename } from 'node:path';
 
 import { kBlobFeatures, kV6SuperBlockOffset } from '../layout/constants.js';
-import { corrupt } from '../layout/errors.js';
+import { corrupt, kRafsErrorCodes, RafsError } from '../layout/errors.js';
 import { BlobFile, blobDirMetaProvider, type BlobMetaProvider, type BlobSource, bufferSource, extractInlineBootstrap, loadBlobMetaFromBlob } from '../blob/blob-file.js';
 import { isV5, V5Image } from './v5-image.js';
 import { V6Image } from './v6-image.js';
@@ -86,7 +86,21 @@ function openSource(src: BlobSource, blobId: string | undefined, opts: OpenOptio
     return img;
   }
   if (blobId === undefined) throw corrupt(src.path, 'bootstrap', 0, 'not a bootstrap; as an inline-meta blob it needs a name or blobId');
-  const boot = extractInlineBootstrap(src, kMaxMetaSize);
+  let boot: Buffer;
+  try {
+    boot = extractInlineBootstrap(src, kMaxMetaSize);
+  } catch (err) {
+    // A blob whose inlined bootstrap is damaged keeps its precise error; a file that is no
+    // blob at all (no TOC) is told as "neither format matched", with the blob-level detail.
+    if (!(err instanceof RafsError) || err.code !== kRafsErrorCodes.CORRUPT) throw err;
+    const detail = err instanceof Error ? err.message : String(err);
+    throw corrupt(
+      src.path,
+      'bootstrap',
+      0,
+      `not a RAFS bootstrap (no v5 magic at 0, no EROFS magic at ${kV6SuperBlockOffset}) and not a data blob with an inlined bootstrap (${detail})`,
+    );
+  }
   let self: BlobMetaProvider | undefined;
   if (src instanceof BlobFile) {
     const path = src.path;

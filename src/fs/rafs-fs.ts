@@ -1,0 +1,376 @@
+/**
+ * FUSE semantics over one RAFS image: the `FuseFilesystem` the native session calls for every
+ * request it does not answer itself. Read-only and immutable, so:
+ * - node ids are a pure function of inode identity (nodes.ts): no lookup-count table, FORGET
+ *   needs nothing, hardlinks share a node id, a second INIT finds nothing stale;
+ * - names and attributes may be cached by the kernel for as long as the caller configures
+ *   (upstream uses 2^32 s), and a missing name is answered with a negative entry so the kernel
+ *   caches that too;
+ * - OPEN returns KEEP_CACHE and, when every chunk of the file lives in a blob cache, the file's
+ *   extent table, so cache-hit READs never reach JavaScript. A miss comes back as `readMiss`:
+ *   the chunks are fetched into the cache and the parked READ completes natively.
+ *
+ * Errors: expected answers (ENOENT, ENODATA, ENOTDIR...) are returned as FuseErrno values;
+ * failures of the image or the storage (corrupt metadata, backend errors, digest mismatches) are
+ * logged with context and answered EIO for that request only.
+ */
+import type {
+  FuseAttrReply,
+  FuseDirEntry,
+  FuseDirEntryPlus,
+  FuseEntry,
+  FuseErrno,
+  FuseFilesystem,
+  FuseOpenReply,
+  FuseReadMiss,
+  FuseRequestContext,
+  FuseStatfs,
+} from '../native/index.js';
+import { FuseExtentTable, fuseDirentSize, fuseErrno } from '../native/index.js';
+import type { ChunkInfo, InodeRef, RafsImage } from '../rafs/index.js';
+import type { ImageStorage } from '../storage/index.js';
+import type { Logger } from '../util/logger.js';
+import type { AttrPolicy } from './attr.js';
+import { toFuseAttr } from './attr.js';
+import { kErrno } from './errno.js';
+import { kRootNodeId, NodeMap } from './nodes.js';
+import { seekDataHole } from './seek.js';
+
+export interface RafsFsOptions {
+  /** Seconds the kernel may cache names (and negative lookups). */
+  entryTimeout: number;
+  /** Seconds the kernel may cache attributes. */
+  attrTimeout: number;
+  /** Serve xattrs (config `enable_xattr`, or the image says it has some). */
+  xattr: boolean;
+  policy: AttrPolicy;
+  log: Logger;
+  /** Blob indexes whose chunks the native READ path can serve from a cache file. */
+  nativeBlobs: ReadonlySet<number>;
+  /** Wakes every other parked READ waiting on these chunks (FuseSession.chunksReady). */
+  chunksReady?: (blobIndex: number, chunkIndexes: number[]) => void;
+}
+
+interface OpenFile {
+  ref: InodeRef;
+  size: number;
+  chunks: ChunkInfo[];
+  /** `${blob}:${chunk}` -> chunk, built on the first miss. */
+  byKey?: Map<string, ChunkInfo>;
+}
+
+const kS_IFMT = 0o170000;
+const kS_IFREG = 0o100000;
+const kS_IFDIR = 0o040000;
+const kExtentCacheSize = 1024;
+const kMaxRead = 64 * 1024 * 1024;
+
+export class RafsFilesystem implements FuseFilesystem {
+  private readonly _nodes: NodeMap;
+  private readonly _rootRef: InodeRef;
+  private readonly _files = new Map<number, OpenFile>();
+  private _nextFh = 1;
+  /** Extent tables by inode, reused across opens (insertion order = LRU order). */
+  private readonly _extents = new Map<InodeRef, FuseExtentTable | null>();
+
+  constructor(
+    private readonly _image: RafsImage,
+    private readonly _storage: ImageStorage,
+    private readonly _opts: RafsFsOptions,
+  ) {
+    this._nodes = new NodeMap(_image);
+    this._rootRef = _image.super.rootRef;
+  }
+
+  get openFiles(): number {
+    return this._files.size;
+  }
+
+  /** An internal failure: logged with what was being done, answered EIO. */
+  private _fail(what: string, err: unknown): FuseErrno {
+    const e = err as { errno?: unknown; message?: unknown };
+    this._opts.log.error(`${what}: ${typeof e.message === 'string' ? e.message : String(err)}`);
+    return fuseErrno(kErrno.EIO);
+  }
+
+  private _ref(nodeid: number): InodeRef | FuseErrno {
+    const ref = this._nodes.refOf(nodeid);
+    return ref === undefined ? fuseErrno(kErrno.ENOENT) : ref;
+  }
+
+  private _entry(ref: InodeRef): FuseEntry {
+    const a = this._image.getAttr(ref);
+    const nodeid = this._nodes.nodeIdOf(a.ino, ref);
+    return {
+      nodeid,
+      generation: 0,
+      attr: toFuseAttr(a, nodeid, ref === this._rootRef, this._opts.policy),
+      entryTimeout: this._opts.entryTimeout,
+      attrTimeout: this._opts.attrTimeout,
+    };
+  }
+
+  destroy(): void {
+    // The kernel forgot every handle (unmount, guest reboot, transport reset).
+    this._files.clear();
+  }
+
+  lookup(_ctx: FuseRequestContext, parent: number, name: Buffer): FuseEntry | FuseErrno {
+    const pref = this._ref(parent);
+    if (typeof pref !== 'number') return pref;
+    try {
+      if (!this._image.isDir(pref)) return fuseErrno(kErrno.ENOTDIR);
+      if (name.length > 255) return fuseErrno(kErrno.ENAMETOOLONG);
+      const child = this._image.lookup(pref, name);
+      // An immutable image never grows the name later: let the kernel cache the miss.
+      if (child === undefined) return { nodeid: 0, entryTimeout: this._opts.entryTimeout };
+      return this._entry(child);
+    } catch (err) {
+      return this._fail(`lookup in node ${parent}`, err);
+    }
+  }
+
+  getattr(_ctx: FuseRequestContext, nodeid: number): FuseAttrReply | FuseErrno {
+    const ref = this._ref(nodeid);
+    if (typeof ref !== 'number') return ref;
+    try {
+      const a = this._image.getAttr(ref);
+      return { attr: toFuseAttr(a, nodeid, ref === this._rootRef, this._opts.policy), attrTimeout: this._opts.attrTimeout };
+    } catch (err) {
+      return this._fail(`getattr of node ${nodeid}`, err);
+    }
+  }
+
+  readlink(_ctx: FuseRequestContext, nodeid: number): Buffer | FuseErrno {
+    const ref = this._ref(nodeid);
+    if (typeof ref !== 'number') return ref;
+    try {
+      if ((this._image.getAttr(ref).mode & kS_IFMT) !== 0o120000) return fuseErrno(kErrno.EINVAL);
+      return this._image.readLink(ref);
+    } catch (err) {
+      return this._fail(`readlink of node ${nodeid}`, err);
+    }
+  }
+
+  open(_ctx: FuseRequestContext, nodeid: number): FuseOpenReply | FuseErrno {
+    const ref = this._ref(nodeid);
+    if (typeof ref !== 'number') return ref;
+    try {
+      const a = this._image.getAttr(ref);
+      if ((a.mode & kS_IFMT) === kS_IFDIR) return fuseErrno(kErrno.EISDIR);
+      if ((a.mode & kS_IFMT) !== kS_IFREG) return fuseErrno(kErrno.EACCES);
+      const chunks = this._image.chunks(ref);
+      const fh = this._nextFh++;
+      this._files.set(fh, { ref, size: a.size, chunks });
+      const extents = this._extentTable(ref, a.size, chunks);
+      return extents ? { fh, keepCache: true, extents } : { fh, keepCache: true };
+    } catch (err) {
+      return this._fail(`open of node ${nodeid}`, err);
+    }
+  }
+
+  /** The file's extent table, or null when some chunk is not in a native-readable blob cache. */
+  private _extentTable(ref: InodeRef, size: number, chunks: readonly ChunkInfo[]): FuseExtentTable | null {
+    const cached = this._extents.get(ref);
+    if (cached !== undefined) {
+      this._extents.delete(ref);
+      this._extents.set(ref, cached);
+      return cached;
+    }
+    let table: FuseExtentTable | null = new FuseExtentTable(size, chunks.length);
+    for (const c of chunks) {
+      if (!this._opts.nativeBlobs.has(c.blobIndex)) {
+        table = null;
+        break;
+      }
+      const length = Math.min(c.uncompressedSize, size - c.fileOffset);
+      if (length <= 0) continue;
+      table.add({
+        fileOffset: c.fileOffset,
+        length,
+        blobSlot: c.blobIndex,
+        chunkIndex: c.chunkIndex,
+        sourceOffset: c.uncompressedOffset,
+        sourceSize: length,
+      });
+    }
+    this._extents.set(ref, table);
+    if (this._extents.size > kExtentCacheSize) {
+      const oldest = this._extents.keys().next();
+      if (oldest.done !== true) this._extents.delete(oldest.value);
+    }
+    return table;
+  }
+
+  async read(_ctx: FuseRequestContext, _nodeid: number, fh: number, offset: number, size: number): Promise<Buffer | FuseErrno> {
+    const f = this._files.get(fh);
+    if (!f) return fuseErrno(kErrno.EBADF);
+    if (offset >= f.size || size === 0) return Buffer.alloc(0);
+    const len = Math.min(size, f.size - offset, kMaxRead);
+    try {
+      return await this._storage.read(f.chunks, offset, len);
+    } catch (err) {
+      return this._fail(`read of node ${_nodeid} at ${offset}+${len}`, err);
+    }
+  }
+
+  async readMiss(_ctx: FuseRequestContext, miss: FuseReadMiss): Promise<void | FuseErrno> {
+    const f = this._files.get(miss.fh);
+    if (!f) return fuseErrno(kErrno.EBADF);
+    if (!f.byKey) {
+      f.byKey = new Map();
+      for (const c of f.chunks) f.byKey.set(`${c.blobIndex}:${c.chunkIndex}`, c);
+    }
+    const wanted: ChunkInfo[] = [];
+    for (const m of miss.chunks) {
+      const c = f.byKey.get(`${m.blobSlot}:${m.chunkIndex}`);
+      if (!c) return this._fail(`read miss on fh ${miss.fh}`, new Error(`chunk ${m.blobSlot}:${m.chunkIndex} is not in the file`));
+      wanted.push(c);
+    }
+    try {
+      await this._storage.ensureReady(wanted);
+    } catch (err) {
+      return this._fail(`fetching ${wanted.length} chunk(s) for fh ${miss.fh} at ${miss.offset}+${miss.size}`, err);
+    }
+    const notify = this._opts.chunksReady;
+    if (notify) {
+      const byBlob = new Map<number, number[]>();
+      for (const c of wanted) {
+        const list = byBlob.get(c.blobIndex);
+        if (list) list.push(c.chunkIndex);
+        else byBlob.set(c.blobIndex, [c.chunkIndex]);
+      }
+      for (const [blob, idx] of byBlob) notify(blob, idx);
+    }
+  }
+
+  release(_ctx: FuseRequestContext, _nodeid: number, fh: number): void {
+    this._files.delete(fh);
+  }
+
+  opendir(_ctx: FuseRequestContext, nodeid: number): FuseOpenReply | FuseErrno {
+    const ref = this._ref(nodeid);
+    if (typeof ref !== 'number') return ref;
+    try {
+      if (!this._image.isDir(ref)) return fuseErrno(kErrno.ENOTDIR);
+    } catch (err) {
+      return this._fail(`opendir of node ${nodeid}`, err);
+    }
+    return { fh: 0, keepCache: true, cacheDir: true };
+  }
+
+  readdir(_ctx: FuseRequestContext, nodeid: number, _fh: number, offset: number, size: number): FuseDirEntry[] | FuseErrno {
+    const ref = this._ref(nodeid);
+    if (typeof ref !== 'number') return ref;
+    const out: FuseDirEntry[] = [];
+    let room = size;
+    try {
+      if (!this._image.isDir(ref)) return fuseErrno(kErrno.ENOTDIR);
+      const v6 = this._image.super.version === 6;
+      this._image.readDir(ref, offset, (e) => {
+        const need = fuseDirentSize(e.name.length, false);
+        if (need > room) return false;
+        room -= need;
+        // v6 identity is the nid (the ref); v5 hardlinks share i_ino, which needs the inode.
+        const identity = v6 ? e.ref : this._image.getAttr(e.ref).ino;
+        out.push({ name: e.name, ino: this._nodes.nodeIdOf(identity, e.ref), type: e.type, offset: e.nextOffset });
+        return true;
+      });
+    } catch (err) {
+      return this._fail(`readdir of node ${nodeid} at ${offset}`, err);
+    }
+    return out;
+  }
+
+  readdirplus(_ctx: FuseRequestContext, nodeid: number, _fh: number, offset: number, size: number): FuseDirEntryPlus[] | FuseErrno {
+    const ref = this._ref(nodeid);
+    if (typeof ref !== 'number') return ref;
+    const out: FuseDirEntryPlus[] = [];
+    let room = size;
+    try {
+      if (!this._image.isDir(ref)) return fuseErrno(kErrno.ENOTDIR);
+      this._image.readDir(ref, offset, (e) => {
+        const need = fuseDirentSize(e.name.length, true);
+        if (need > room) return false;
+        room -= need;
+        out.push({ name: e.name, offset: e.nextOffset, entry: this._entry(e.ref) });
+        return true;
+      });
+    } catch (err) {
+      return this._fail(`readdirplus of node ${nodeid} at ${offset}`, err);
+    }
+    return out;
+  }
+
+  releasedir(): void {
+    // Directory handles carry no state.
+  }
+
+  statfs(): FuseStatfs {
+    // As upstream: only the inode count and the name limit are meaningful for an image.
+    return { blocks: 0, bfree: 0, bavail: 0, files: this._image.super.inodeCount, ffree: 0, bsize: 512, namelen: 255, frsize: 512 };
+  }
+
+  getxattr(_ctx: FuseRequestContext, nodeid: number, name: Buffer): Buffer | FuseErrno {
+    if (!this._opts.xattr) return fuseErrno(kErrno.ENOSYS);
+    const ref = this._ref(nodeid);
+    if (typeof ref !== 'number') return ref;
+    try {
+      return this._image.getXattr(ref, name) ?? fuseErrno(kErrno.ENODATA);
+    } catch (err) {
+      return this._fail(`getxattr of node ${nodeid}`, err);
+    }
+  }
+
+  listxattr(_ctx: FuseRequestContext, nodeid: number): Buffer[] | FuseErrno {
+    if (!this._opts.xattr) return fuseErrno(kErrno.ENOSYS);
+    const ref = this._ref(nodeid);
+    if (typeof ref !== 'number') return ref;
+    try {
+      return this._image.listXattrs(ref);
+    } catch (err) {
+      return this._fail(`listxattr of node ${nodeid}`, err);
+    }
+  }
+
+  /** Only reached without default_permissions; mirrors the kernel's generic_permission. */
+  access(ctx: FuseRequestContext, nodeid: number, mask: number): void | FuseErrno {
+    const r = this.getattr(ctx, nodeid);
+    if (!('attr' in r)) return r;
+    const { mode, uid, gid } = r.attr;
+    const want = mask & 7;
+    if (want === 0) return;
+    if (ctx.uid === 0) {
+      // root may read/write anything, and execute what someone may execute (or any directory).
+      if ((want & 1) !== 0 && (mode & 0o111) === 0 && (mode & kS_IFMT) !== kS_IFDIR) return fuseErrno(kErrno.EACCES);
+      return (want & 2) !== 0 ? fuseErrno(kErrno.EROFS) : undefined;
+    }
+    const bits = ctx.uid === uid ? (mode >> 6) & 7 : ctx.gid === gid ? (mode >> 3) & 7 : mode & 7;
+    if ((bits & want) !== want) return fuseErrno(kErrno.EACCES);
+    return (want & 2) !== 0 ? fuseErrno(kErrno.EROFS) : undefined;
+  }
+
+  lseek(_ctx: FuseRequestContext, nodeid: number, fh: number, offset: number, whence: number): number | FuseErrno {
+    const f = this._files.get(fh);
+    let chunks: readonly ChunkInfo[];
+    let size: number;
+    if (f) {
+      chunks = f.chunks;
+      size = f.size;
+    } else {
+      const ref = this._ref(nodeid);
+      if (typeof ref !== 'number') return ref;
+      try {
+        size = this._image.getAttr(ref).size;
+        chunks = this._image.chunks(ref);
+      } catch (err) {
+        return this._fail(`lseek on node ${nodeid}`, err);
+      }
+    }
+    if (whence !== 3 && whence !== 4) return fuseErrno(kErrno.EINVAL);
+    const r = seekDataHole(chunks, size, offset, whence);
+    return r === undefined ? fuseErrno(kErrno.ENXIO) : r;
+  }
+}
+
+export { kRootNodeId };
