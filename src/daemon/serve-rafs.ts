@@ -38,6 +38,7 @@ export async function serveRafs(ctx: ServeContext): Promise<RunningService> {
   }
   let imageStorage: ImageStorage | undefined;
   let session: FuseSession | undefined;
+  let fs: RafsFilesystem | undefined;
   try {
     imageStorage = await storage.openImage(image.blobs);
     const cache = storage.settings.cache;
@@ -48,7 +49,7 @@ export async function serveRafs(ctx: ServeContext): Promise<RunningService> {
     });
     const registrations = imageStorage.nativeRegistrations();
     const fsLog = log.child('fs');
-    const fs = new RafsFilesystem(image, imageStorage, {
+    fs = new RafsFilesystem(image, imageStorage, {
       entryTimeout: rafs.entry_timeout,
       attrTimeout: rafs.attr_timeout,
       xattr: rafs.enable_xattr || image.super.hasXattr,
@@ -86,6 +87,7 @@ export async function serveRafs(ctx: ServeContext): Promise<RunningService> {
   }
   const s = session;
   const st = imageStorage;
+  const rfs = fs;
   let stopping: Promise<void> | undefined;
   const done = s.closed.then((info) => {
     if (info.reason === 'error') throw new NydusError('ERR_FUSE_TRANSPORT', `the FUSE transport failed (errno ${info.errno})`);
@@ -94,6 +96,11 @@ export async function serveRafs(ctx: ServeContext): Promise<RunningService> {
     done,
     stop(): Promise<void> {
       stopping ??= (async () => {
+        const stats = s.stats() as { requests?: number; fastReads?: number; fastReadBytes?: number };
+        log.info(
+          `fuse: ${stats.requests ?? 0} requests; ${stats.fastReads ?? 0} READs served natively (${stats.fastReadBytes ?? 0} bytes), ` +
+            `${rfs.readMisses} read misses filled, ${rfs.jsReads} READs through JavaScript`,
+        );
         s.stop();
         await st.close();
         image.close();

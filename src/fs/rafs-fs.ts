@@ -82,6 +82,11 @@ export class RafsFilesystem implements FuseFilesystem {
     this._rootRef = _image.super.rootRef;
   }
 
+  /** READs answered here (no extent table: dummycache, or a blob without a native cache). */
+  jsReads = 0;
+  /** Native READs that found chunks missing and were filled through storage. */
+  readMisses = 0;
+
   get openFiles(): number {
     return this._files.size;
   }
@@ -205,6 +210,7 @@ export class RafsFilesystem implements FuseFilesystem {
   async read(_ctx: FuseRequestContext, _nodeid: number, fh: number, offset: number, size: number): Promise<Buffer | FuseErrno> {
     const f = this._files.get(fh);
     if (!f) return fuseErrno(kErrno.EBADF);
+    this.jsReads++;
     if (offset >= f.size || size === 0) return Buffer.alloc(0);
     const len = Math.min(size, f.size - offset, kMaxRead);
     try {
@@ -217,6 +223,7 @@ export class RafsFilesystem implements FuseFilesystem {
   async readMiss(_ctx: FuseRequestContext, miss: FuseReadMiss): Promise<void | FuseErrno> {
     const f = this._files.get(miss.fh);
     if (!f) return fuseErrno(kErrno.EBADF);
+    this.readMisses++;
     if (!f.byKey) {
       f.byKey = new Map();
       for (const c of f.chunks) f.byKey.set(`${c.blobIndex}:${c.chunkIndex}`, c);

@@ -124,5 +124,10 @@ describe('nydusd over /dev/fuse with upstream fixtures', { skip: kSkip }, () => 
     assert.deepEqual(diffTrees(want, cold, kDiff), []);
     assert.deepEqual(diffTrees(want, warm, kDiff), []);
     assert.equal(backendReads(second.log()), 0, second.log());
+    // Every READ of the warm run was a cache hit served natively: none reached JavaScript.
+    const m = /fuse: \d+ requests; (\d+) READs served natively \(\d+ bytes\), (\d+) read misses filled, (\d+) READs through JavaScript/.exec(second.log());
+    assert.ok(m, second.log());
+    assert.ok(Number(m[1]) > 0);
+    assert.deepEqual([m[2], m[3]], ['0', '0']);
   });
 });
