@@ -107,7 +107,8 @@ class FuseSessionWrap : public Napi::ObjectWrap<FuseSessionWrap> {
                         InstanceMethod<&FuseSessionWrap::Stop>("stop")});
   }
 
-  // new FuseSession(dispatch, handlerOps, upcallRecords, upcallBytes, replyNumbers, replyBytes)
+  // new FuseSession(dispatch, handlerOps, upcallRecords, upcallBytes, replyNumbers, replyBytes
+  //                 [, flags])
   explicit FuseSessionWrap(const Napi::CallbackInfo& info)
       : Napi::ObjectWrap<FuseSessionWrap>(info) {
     Napi::Env env = info.Env();
@@ -134,6 +135,10 @@ class FuseSessionWrap : public Napi::ObjectWrap<FuseSessionWrap> {
     fuse::SessionOptions opts;
     for (size_t op = 0; op < fuse::kOpcodeTableSize && op < ops.ElementLength(); ++op) {
       if (ops[op] != 0) opts.handler_ops.set(op);
+    }
+    // Optional 7th argument: session flags (bit 0: the handler is immutable, see SessionOptions).
+    if (info.Length() > 6 && info[6].IsNumber()) {
+      opts.immutable = (info[6].As<Napi::Number>().Uint32Value() & 1u) != 0;
     }
     bridge_ = FuseBridge::Create(env, info[0].As<Napi::Function>(), records, bytes);
     session_ = std::make_shared<fuse::FuseSession>(opts, bridge_);
@@ -443,6 +448,7 @@ class FuseSessionWrap : public Napi::ObjectWrap<FuseSessionWrap> {
     set("parkedNow", s.parked_now);
     set("pendingNow", s.pending_now);
     set("extentTables", s.extent_tables);
+    set("cachedReplies", s.cached_replies);
     set("preadvCalls", s.read.preadv_calls);
     set("bytesFromCache", s.read.bytes_from_cache);
     set("bytesDecompressed", s.read.bytes_decompressed);

@@ -62,6 +62,9 @@ export async function serveRafs(ctx: ServeContext): Promise<RunningService> {
       entryTimeout: rafs.entry_timeout,
       attrTimeout: rafs.attr_timeout,
       logger: { error: (m) => fsLog.error(m), warn: (m) => fsLog.warn(m), debug: (m) => fsLog.debug(m) },
+      // A RAFS image never changes under a session and RafsFilesystem keeps no lookup counts:
+      // repeated LOOKUP/GETATTR are answered natively (no JS crossing).
+      immutable: true,
     });
     for (const r of registrations) {
       session.registerBlob(r.blobIndex, { dataPath: r.dataPath, chunkMap: r.chunkMap, compressor: CompressAlgo.None });

@@ -37,6 +37,13 @@ export interface FuseSessionOptions {
   /** Default seconds attributes may be cached (default 1). */
   attrTimeout?: number;
   logger?: FuseLogger;
+  /**
+   * The handler's answers to LOOKUP (including negative entries) and GETATTR never change, and
+   * it keeps no lookup counts (it has no `forget`): repeats are then answered natively from a
+   * cache without crossing to JavaScript. The cache is emptied on every INIT, DESTROY and
+   * transport reset. Ignored when the handler has `forget`.
+   */
+  immutable?: boolean;
 }
 
 export interface FuseMountOptions {
@@ -200,6 +207,7 @@ export class FuseSession {
       new Uint8Array(upBuf),
       this._nums,
       new Uint8Array(this._replyBytes.buffer, this._replyBytes.byteOffset, this._replyBytes.length),
+      options.immutable === true ? 1 : 0,
     );
   }
 

@@ -132,6 +132,8 @@ export interface NativeAddon {
     upcallBytes: Uint8Array,
     replyNumbers: Float64Array,
     replyBytes: Uint8Array,
+    /** Bit 0: the handler is immutable (FuseSessionOptions.immutable). */
+    flags?: number,
   ) => NativeFuseSession;
 
   /** All extended attributes of a path, without following symlinks (names and values as bytes). */

@@ -22,7 +22,7 @@ import { checkBlobId } from './blob-id.js';
 import type { BlobMeta } from './blob-meta.js';
 import { blobMetaPath, fetchBlobMeta, readBlobMetaFile, writeBlobMetaFile } from './blob-meta.js';
 import type { BlobSource } from './chunk-data.js';
-import { checkChunk, decodeAndVerify, intersect, untilAborted } from './chunk-data.js';
+import { checkChunk, decodeAndVerifyInto, intersect, untilAborted } from './chunk-data.js';
 import type { CacheCounters } from './counters.js';
 import { errnoCode, StorageError } from './errors.js';
 import { amplifyRanges, mergeChunks } from './fetch-plan.js';
@@ -290,30 +290,69 @@ export class CachedBlob implements BlobSource {
       for (const c of r.chunks) this._settle(c, e);
       return;
     }
-    for (const c of r.chunks) {
-      try {
-        const data = decodeAndVerify(
-          { blob: this.info, validate: this._ctx.validate, counters, log },
-          c,
-          buf.subarray(c.compressedOffset - r.offset, c.compressedOffset - r.offset + c.compressedSize),
-        );
-        this._throwIfClosed();
-        let done = 0;
-        while (done < data.length) {
-          const { bytesWritten } = await this._fh.write(data, done, data.length - done, c.uncompressedOffset + done);
-          done += bytesWritten;
+    // Decode first, each run of chunks adjacent in the uncompressed blob into one buffer, then
+    // write each run of good chunks with one write. Fewer thread-pool round trips per fill, and
+    // large writes give the cache file large page-cache folios: 1 MiB READs from a file written
+    // 2+ MiB at a time copy much faster (pread bound measured here: 16.5 GB/s after 1 MiB
+    // writes, 28 GB/s after 16 MiB writes).
+    const decoded: DecodedChunk[] = [];
+    // Settled after the writes, so by the time a bad chunk fails a read, the good chunks of the
+    // same fetch have landed.
+    const failed: [ChunkInfo, Error][] = [];
+    const ctx = { blob: this.info, validate: this._ctx.validate, counters, log };
+    for (const run of adjacentRuns(r.chunks)) {
+      const base = run[0]?.uncompressedOffset ?? 0;
+      const last = run[run.length - 1];
+      const runBuf = Buffer.allocUnsafe(last ? last.uncompressedOffset + last.uncompressedSize - base : 0);
+      for (const c of run) {
+        const at = c.uncompressedOffset - base;
+        try {
+          decodeAndVerifyInto(ctx, c, buf.subarray(c.compressedOffset - r.offset, c.compressedOffset - r.offset + c.compressedSize), runBuf.subarray(at, at + c.uncompressedSize));
+          decoded.push({ c, run: runBuf, at });
+        } catch (err) {
+          failed.push([c, err instanceof Error ? err : new Error(String(err))]);
         }
-        if (this._opts.afterWrite) await this._opts.afterWrite(c);
-        // The file handle and map are closed only after every fill settled (close()), so the
-        // bit is never set through a closed map; the check keeps a late fill from resurrecting.
-        this._throwIfClosed();
-        this._map.setReady(c.chunkIndex);
-        counters.chunksFilled++;
-        this._settle(c);
-      } catch (err) {
-        this._settle(c, err instanceof StorageError ? err : new StorageError('ERR_CACHE_FILE', `blob ${this.info.blobId} chunk ${c.chunkIndex}: cannot write ${this.dataPath}: ${errnoCode(err)}`, { cause: err }));
       }
     }
+    for (let i = 0; i < decoded.length; ) {
+      const first = decoded[i] as DecodedChunk;
+      let j = i + 1;
+      let end = first.at + first.c.uncompressedSize;
+      for (; j < decoded.length; j++) {
+        const d = decoded[j] as DecodedChunk;
+        if (d.run !== first.run || d.at !== end) break;
+        end += d.c.uncompressedSize;
+      }
+      const group = decoded.slice(i, j);
+      i = j;
+      try {
+        this._throwIfClosed();
+        let done = 0;
+        const len = end - first.at;
+        while (done < len) {
+          const { bytesWritten } = await this._fh.write(first.run, first.at + done, len - done, first.c.uncompressedOffset + done);
+          done += bytesWritten;
+        }
+      } catch (err) {
+        const e = err instanceof StorageError ? err : new StorageError('ERR_CACHE_FILE', `blob ${this.info.blobId} chunks ${group.map((d) => d.c.chunkIndex).join(',')}: cannot write ${this.dataPath}: ${errnoCode(err)}`, { cause: err });
+        for (const d of group) this._settle(d.c, e);
+        continue;
+      }
+      for (const { c } of group) {
+        try {
+          if (this._opts.afterWrite) await this._opts.afterWrite(c);
+          // The file handle and map are closed only after every fill settled (close()), so the
+          // bit is never set through a closed map; the check keeps a late fill from resurrecting.
+          this._throwIfClosed();
+          this._map.setReady(c.chunkIndex);
+          counters.chunksFilled++;
+          this._settle(c);
+        } catch (err) {
+          this._settle(c, err instanceof StorageError ? err : new StorageError('ERR_CACHE_FILE', `blob ${this.info.blobId} chunk ${c.chunkIndex}: cannot write ${this.dataPath}: ${errnoCode(err)}`, { cause: err }));
+        }
+      }
+    }
+    for (const [c, err] of failed) this._settle(c, err);
   }
 
   private _throwIfClosed(): void {
@@ -334,4 +373,31 @@ export class CachedBlob implements BlobSource {
     this._map.close();
     await this._fh.close();
   }
+}
+
+interface DecodedChunk {
+  c: ChunkInfo;
+  /** The buffer its run was decoded into, and where in it this chunk's bytes start. */
+  run: Buffer;
+  at: number;
+}
+
+/**
+ * `chunks` sorted by uncompressed offset and cut into runs where each chunk starts exactly
+ * where the previous one ends (chunks that share or overlap data start a new run).
+ */
+function adjacentRuns(chunks: readonly ChunkInfo[]): ChunkInfo[][] {
+  const sorted = [...chunks].sort((a, b) => a.uncompressedOffset - b.uncompressedOffset);
+  const runs: ChunkInfo[][] = [];
+  let cur: ChunkInfo[] = [];
+  let end = -1;
+  for (const c of sorted) {
+    if (c.uncompressedOffset !== end) {
+      cur = [];
+      runs.push(cur);
+    }
+    cur.push(c);
+    end = c.uncompressedOffset + c.uncompressedSize;
+  }
+  return runs;
 }

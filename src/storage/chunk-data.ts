@@ -5,7 +5,7 @@
  */
 import { kMaxChunkSize } from '../rafs/layout/constants.js';
 import type { Logger } from '../util/logger.js';
-import { chunkDigest, decodeChunk, isZeroDigest } from './codec.js';
+import { chunkDigest, decodeChunk, decodeChunkInto, isZeroDigest } from './codec.js';
 import type { CacheCounters } from './counters.js';
 import { StorageError } from './errors.js';
 import type { BlobInfo, ChunkInfo } from './types.js';
@@ -45,6 +45,14 @@ export interface VerifyContext {
   log: Logger;
 }
 
+function decodeFailed(ctx: VerifyContext, c: ChunkInfo, err: unknown): never {
+  const { blob } = ctx;
+  ctx.counters.decodeErrors++;
+  const msg = `blob ${blob.blobId} chunk ${c.chunkIndex}: cannot decompress (${blob.compressor}, compressed offset ${c.compressedOffset} size ${c.compressedSize}): ${(err as Error).message}`;
+  ctx.log.error(msg);
+  throw new StorageError('ERR_CHUNK_DECODE', msg, { cause: err });
+}
+
 /** Decompresses and (when asked and the image has a digest) validates one chunk. */
 export function decodeAndVerify(ctx: VerifyContext, c: ChunkInfo, raw: Buffer): Buffer {
   const { blob } = ctx;
@@ -52,14 +60,38 @@ export function decodeAndVerify(ctx: VerifyContext, c: ChunkInfo, raw: Buffer): 
   try {
     data = c.compressed ? decodeChunk(blob.compressor, raw, c.uncompressedSize) : raw;
   } catch (err) {
-    ctx.counters.decodeErrors++;
-    const msg = `blob ${blob.blobId} chunk ${c.chunkIndex}: cannot decompress (${blob.compressor}, compressed offset ${c.compressedOffset} size ${c.compressedSize}): ${(err as Error).message}`;
-    ctx.log.error(msg);
-    throw new StorageError('ERR_CHUNK_DECODE', msg, { cause: err });
+    decodeFailed(ctx, c, err);
   }
   if (data.length !== c.uncompressedSize) {
     throw new StorageError('ERR_CHUNK_DECODE', `blob ${blob.blobId} chunk ${c.chunkIndex}: ${data.length} bytes, expected ${c.uncompressedSize}`);
   }
+  verifyDigest(ctx, c, data);
+  return data;
+}
+
+/**
+ * decodeAndVerify into `dst` (exactly c.uncompressedSize bytes), so a run of adjacent chunks
+ * decodes into one buffer that is written to the cache with one write.
+ */
+export function decodeAndVerifyInto(ctx: VerifyContext, c: ChunkInfo, raw: Buffer, dst: Buffer): void {
+  if (dst.length !== c.uncompressedSize) {
+    throw new StorageError('ERR_CHUNK_DECODE', `blob ${ctx.blob.blobId} chunk ${c.chunkIndex}: ${dst.length}-byte target, expected ${c.uncompressedSize}`);
+  }
+  try {
+    if (c.compressed) {
+      decodeChunkInto(ctx.blob.compressor, raw, dst);
+    } else {
+      if (raw.length !== c.uncompressedSize) throw new Error(`stored size ${raw.length} != uncompressed size ${c.uncompressedSize}`);
+      raw.copy(dst);
+    }
+  } catch (err) {
+    decodeFailed(ctx, c, err);
+  }
+  verifyDigest(ctx, c, dst);
+}
+
+function verifyDigest(ctx: VerifyContext, c: ChunkInfo, data: Buffer): void {
+  const { blob } = ctx;
   if (ctx.validate && !isZeroDigest(c.digest)) {
     const got = chunkDigest(blob.digester, data);
     if (!got.equals(c.digest)) {
@@ -69,7 +101,6 @@ export function decodeAndVerify(ctx: VerifyContext, c: ChunkInfo, raw: Buffer): 
       throw new StorageError('ERR_CHUNK_DIGEST', msg);
     }
   }
-  return data;
 }
 
 /** The intersection of a chunk with the file range `[fileOffset, fileOffset+length)`, or undefined. */

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
 
-import { blake3, CompressAlgo, decompress } from '../native/index.js';
+import { blake3, CompressAlgo, decompress, native } from '../native/index.js';
 import type { CompressorName, DigesterName } from './types.js';
 
 const kNativeAlgo: Record<Exclude<CompressorName, 'gzip' | 'none'>, number> = {
@@ -29,6 +29,19 @@ export function decodeChunk(algo: CompressorName, src: Buffer, uncompressedSize:
     case 'zstd':
       return decompress(kNativeAlgo[algo], src, uncompressedSize);
   }
+}
+
+/**
+ * Decompresses into `dst`, which must come out exactly full (its length is the uncompressed
+ * size); throws (plain Error) on any mismatch. lz4_block and zstd decode in place, with no
+ * intermediate buffer.
+ */
+export function decodeChunkInto(algo: CompressorName, src: Buffer, dst: Buffer): void {
+  if (algo === 'lz4_block' || algo === 'zstd') {
+    native().decompressInto(kNativeAlgo[algo], src, dst);
+    return;
+  }
+  decodeChunk(algo, src, dst.length).copy(dst);
 }
 
 export function chunkDigest(digester: DigesterName, data: Buffer): Buffer {

@@ -210,6 +210,32 @@ test('cache files match the upstream layout (chunk_map header and MSB-first bits
   }
 });
 
+test('chunks of one fetch decode into one run; a bad chunk inside the run splits it and alone stays unwritten', async () => {
+  for (const compressor of ['zstd', 'none'] as const) {
+    const sb = buildBlob({ compressor, sizes: [8192, 4096, 8192, 8192] });
+    const { raw, ctx, counters } = ctxFor(sb);
+    const blob = await CachedBlob.open(sb.info, ctx);
+    const image = new ImageStorage([blob]);
+    try {
+      const chunks = sb.chunks.map((c, i) => (i === 2 ? { ...c, digest: Buffer.alloc(32, 9) } : c));
+      const reads = raw.reads.length;
+      await assert.rejects(image.read(chunks, 0, sb.file.length), { code: 'ERR_CHUNK_DIGEST' });
+      await blob.settled();
+      assert.equal(raw.reads.length - reads, 1, 'one backend read for the whole range');
+      assert.deepEqual([0, 1, 2, 3].map((i) => blob.chunkMap.isReady(i)), [true, true, false, true]);
+      assert.equal(counters.chunksFilled, 3);
+      const dataFile = readFileSync(blob.dataPath);
+      sb.chunks.forEach((c, i) => {
+        const want = i === 2 ? Buffer.alloc(c.uncompressedSize) : (sb.data[i] ?? Buffer.alloc(0));
+        assert.ok(dataFile.subarray(c.uncompressedOffset, c.uncompressedOffset + c.uncompressedSize).equals(want), `${compressor} chunk ${i}`);
+      });
+      assert.ok((await image.read(sb.chunks, 0, sb.file.length)).equals(sb.file));
+    } finally {
+      await image.close();
+    }
+  }
+});
+
 test('amplify_io extends a miss with the following chunks from the blob meta (one backend read)', async () => {
   const sizes = Array.from({ length: 16 }, () => 8192);
   const sb = buildBlob({ sizes, withCi: true });

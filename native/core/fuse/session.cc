@@ -45,7 +45,11 @@ const FuseSession::Handler FuseSession::kRouteHandlers[] = {
 };
 
 FuseSession::FuseSession(SessionOptions options, UpcallListener* listener)
-    : options_(options), listener_(listener), pending_(options.max_pending) {}
+    : options_(options),
+      listener_(listener),
+      pending_(options.max_pending),
+      // A handler that counts lookups must see every LOOKUP.
+      cache_replies_(options.immutable && !options.handler_ops[FUSE_FORGET]) {}
 
 FuseSession::~FuseSession() { Shutdown(); }
 
@@ -248,6 +252,9 @@ void FuseSession::ResetState(const char* why) {
   if (!all.empty()) {
     NLOG_INFO(kLog, "%s: failed %zu pending requests with EIO", why, all.size());
   }
+  // After the pending requests are void: the next session starts with no remembered answers
+  // (its guest may have been given another image, or the handler reinitialised its state).
+  reply_cache_.Clear();
 }
 
 void FuseSession::HandleForget(Request& r) {
@@ -302,12 +309,35 @@ void FuseSession::HandleRelease(Request& r) {
   HandleUpcall(r);
 }
 
+bool FuseSession::ReplyFromCache(Request& r) {
+  const uint32_t op = r.d.in.opcode;
+  bool overflow = false;
+  uint32_t n = 0;
+  if (op == FUSE_LOOKUP) {
+    fuse_entry_out e;
+    if (!reply_cache_.GetEntry(r.d.in.nodeid, r.d.name, r.d.name_len, &e)) return false;
+    n = WriteReply(*r.req, r.d.in.unique, &e, sizeof(e), &overflow);
+  } else if (op == FUSE_GETATTR) {
+    fuse_attr_out a;
+    if (!reply_cache_.GetAttr(r.d.in.nodeid, &a)) return false;
+    n = WriteReply(*r.req, r.d.in.unique, &a, sizeof(a), &overflow);
+  } else {
+    return false;
+  }
+  if (overflow) counters_.reply_overflows.fetch_add(1, std::memory_order_relaxed);
+  counters_.cached_replies.fetch_add(1, std::memory_order_relaxed);
+  counters_.native_replies.fetch_add(1, std::memory_order_relaxed);
+  Finish(r.req, n, overflow);
+  return true;
+}
+
 void FuseSession::HandleUpcall(Request& r) {
   const uint32_t op = r.d.in.opcode;
   if (!options_.handler_ops[op]) {
     HandleNativeDefault(r);
     return;
   }
+  if (cache_replies_ && ReplyFromCache(r)) return;
   Pending* p = pending_.Acquire();
   if (p == nullptr) {
     NLOG_WARN(kLog, "too many requests waiting for the handler; %s fails with EAGAIN",
@@ -546,6 +576,7 @@ SessionStats FuseSession::Stats() const {
   s.read.bytes_decompressed = ld(counters_.bytes_decompressed);
   s.read.bytes_zero = ld(counters_.bytes_zero);
   s.read.chunk_cache_hits = ld(counters_.chunk_cache_hits);
+  s.cached_replies = ld(counters_.cached_replies);
   {
     std::shared_lock lock(extents_mu_);
     s.extent_tables = extents_.size();

@@ -35,6 +35,7 @@
 #include "fuse/abi.h"
 #include "fuse/decode.h"
 #include "fuse/pending.h"
+#include "fuse/reply_cache.h"
 #include "fuse/upcall.h"
 #include "readpath/blob_registry.h"
 #include "readpath/extent_table.h"
@@ -51,6 +52,10 @@ struct SessionOptions {
   uint32_t max_write = kMaxWrite;
   // Requests waiting for the handler at once; beyond this new ones fail with EAGAIN.
   size_t max_pending = 1u << 16;
+  // The handler's LOOKUP and GETATTR answers never change and it keeps no lookup counts (no
+  // FORGET handler): the session answers repeats natively from a ReplyCache (reply_cache.h).
+  // Ignored when the handler takes FORGET.
+  bool immutable = false;
 };
 
 struct SessionStats {
@@ -72,6 +77,7 @@ struct SessionStats {
   uint64_t parked_now = 0;
   uint64_t pending_now = 0;
   uint64_t extent_tables = 0;
+  uint64_t cached_replies = 0;  // LOOKUP/GETATTR answered from the reply cache
   readpath::ReadStats read;
   uint32_t negotiated_minor = 0;
   bool initialized = false;
@@ -171,6 +177,8 @@ class FuseSession final : public transport::FuseRequestSink {
   void HandleRead(Request& r);
   void HandleRelease(Request& r);
   void HandleUpcall(Request& r);
+  // Answers a LOOKUP/GETATTR from the reply cache; false when it is not there.
+  bool ReplyFromCache(Request& r);
   void HandleNativeDefault(Request& r);
   void ResetState(const char* why);
   void Enqueue(QueueItem item);
@@ -217,6 +225,8 @@ class FuseSession final : public transport::FuseRequestSink {
   mutable std::shared_mutex extents_mu_;
   std::unordered_map<uint64_t, std::shared_ptr<const readpath::ExtentTable>> extents_;  // ^
   readpath::BlobRegistry blobs_;
+  const bool cache_replies_;  // options_.immutable and no FORGET handler
+  ReplyCache reply_cache_;
 
   std::mutex miss_mu_;
   // (slot << 32 | chunk index) -> tokens of parked READs waiting for that chunk.
@@ -232,7 +242,7 @@ class FuseSession final : public transport::FuseRequestSink {
         errors_returned{0}, bad_requests{0}, garbage_replies{0}, stale_replies{0},
         reply_overflows{0}, forgets{0}, fast_reads{0}, fast_read_bytes{0}, read_misses{0},
         miss_retries{0}, parked_now{0}, preadv_calls{0}, bytes_from_cache{0}, bytes_decompressed{0},
-        bytes_zero{0}, chunk_cache_hits{0};
+        bytes_zero{0}, chunk_cache_hits{0}, cached_replies{0};
     std::atomic<uint64_t> ops[kOpcodeTableSize] = {};
   };
   mutable Counters counters_;

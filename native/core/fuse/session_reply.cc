@@ -104,6 +104,18 @@ int FuseSession::ReplyEntry(uint64_t token, const double* rec) {
   fuse_entry_out e;
   const char* why = nullptr;
   if (!EntryFromRecord(rec, true, &e, &why)) return Garbage(p, "entry", why);
+  if (cache_replies_) {
+    reply_cache_.PutEntry(p->nodeid, p->name, p->name_len, e);
+    // The entry carries the node's attributes: a GETATTR right after the LOOKUP (stat) is a
+    // hit too. An immutable handler answers both from the same inode.
+    if (e.nodeid != 0) {
+      fuse_attr_out a{};
+      a.attr_valid = e.attr_valid;
+      a.attr_valid_nsec = e.attr_valid_nsec;
+      a.attr = e.attr;
+      reply_cache_.PutAttr(e.nodeid, a);
+    }
+  }
   bool overflow = false;
   uint32_t n = WriteReply(*p->req, p->unique, &e, sizeof(e), &overflow);
   if (overflow) counters_.reply_overflows.fetch_add(1, std::memory_order_relaxed);
@@ -118,6 +130,7 @@ int FuseSession::ReplyAttr(uint64_t token, const double* rec) {
   fuse_attr_out a;
   const char* why = nullptr;
   if (!AttrOutFromRecord(rec, &a, &why)) return Garbage(p, "attr", why);
+  if (cache_replies_) reply_cache_.PutAttr(p->nodeid, a);
   bool overflow = false;
   uint32_t n = WriteReply(*p->req, p->unique, &a, sizeof(a), &overflow);
   if (overflow) counters_.reply_overflows.fetch_add(1, std::memory_order_relaxed);
