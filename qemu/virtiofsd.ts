@@ -7,7 +7,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -44,12 +44,23 @@ export function virtiofsdAvailable(): string | false {
   return existsSync(kVirtiofsd) ? false : `${kVirtiofsd} not found (apt-get install qemu-system-common)`;
 }
 
-function isSocket(p: string): boolean {
+/**
+ * True once a Unix socket bound at `path` is listening. virtiofsd binds before it listens, so the
+ * socket file alone is not enough, and a probe connection would use up its only connection: read
+ * the kernel's table instead (flag __SO_ACCEPTCON, 0x10000, marks a listener).
+ */
+export function unixSocketListening(path: string): boolean {
+  let table: string;
   try {
-    return statSync(p).isSocket();
+    table = readFileSync('/proc/net/unix', 'utf8');
   } catch {
-    return false;
+    return statSync(path, { throwIfNoEntry: false })?.isSocket() ?? false;
   }
+  for (const line of table.split('\n')) {
+    const f = line.trim().split(/\s+/);
+    if (f.length >= 8 && f.slice(7).join(' ') === path && (parseInt(f[3] ?? '0', 16) & 0x10000) !== 0) return true;
+  }
+  return false;
 }
 
 export async function startVirtiofsd(opts: VirtiofsdOptions): Promise<Virtiofsd> {
@@ -97,7 +108,7 @@ export async function startVirtiofsd(opts: VirtiofsdOptions): Promise<Virtiofsd>
   };
 
   const deadline = Date.now() + (opts.startTimeoutMs ?? 10_000);
-  while (!isSocket(socket)) {
+  while (!unixSocketListening(socket)) {
     if (done || Date.now() > deadline) {
       await stop();
       throw new NydusError('ERR_VIRTIOFSD',

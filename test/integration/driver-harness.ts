@@ -10,11 +10,12 @@ import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   chmodSync, closeSync, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync,
-  readFileSync, readlinkSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync,
+  readFileSync, readlinkSync, rmSync, symlinkSync, utimesSync, writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+import { unixSocketListening } from '../../qemu/virtiofsd.js';
 import { nativeBuildFile } from '../helpers/paths.js';
 
 export const kVirtiofsd = '/usr/lib/qemu/virtiofsd';
@@ -120,13 +121,7 @@ export async function startVirtiofsd(dir: string, source: string): Promise<Backe
   const socket = join(dir, `vfsd-${Date.now()}-${Math.random().toString(36).slice(2, 6)}.sock`);
   const b = spawnBackend(kVirtiofsd, [`--socket-path=${socket}`, '-o', `source=${source}`, '-o', 'cache=auto'],
     dir, 'virtiofsd.log');
-  await waitFor(() => {
-    try {
-      return statSync(socket).isSocket();
-    } catch {
-      return false;
-    }
-  }, 10_000, 'virtiofsd to listen');
+  await waitFor(() => unixSocketListening(socket), 10_000, 'virtiofsd to listen');
   return { socket, pid: b.child.pid ?? 0, stop: b.stop, exited: b.exited };
 }
 
