@@ -23,7 +23,7 @@ export interface SuiteOptions {
 
 export const kUsage = `usage: npm run bench -- [options]
   --quick            ~2 minute subset (3 repetitions of 1 s, smaller files, no 100k-file image)
-  --reps N           repetitions per workload and side (default 5, quick 3)
+  --reps N           repetitions per workload and side (default 7, quick 3)
   --seconds S        seconds per driver run (default 2, quick 1)
   --only REGEX       only workloads/phases whose id matches (ids: ${kWarmWorkloads.map((w) => w.id).join(' ')} startup cold 100k)
   --keep             keep the temp folder with trees, images and logs
@@ -59,7 +59,7 @@ export function parseOptions(argv: readonly string[]): SuiteOptions {
   return {
     quick,
     guest: argv.includes('--guest'),
-    reps: Math.round(num('--reps', quick ? 3 : 5, 1, 100)),
+    reps: Math.round(num('--reps', quick ? 3 : 7, 1, 100)),
     seconds: num('--seconds', quick ? 1 : 2, 0.2, 60),
     only: only === undefined ? undefined : new RegExp(only),
     keep: argv.includes('--keep'),

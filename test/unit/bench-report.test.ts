@@ -116,7 +116,7 @@ test('warm rows carry the issue targets', () => {
 
 test('command line: defaults, --quick, bad values', () => {
   const d = parseOptions([]);
-  assert.equal(d.reps, 5);
+  assert.equal(d.reps, 7);
   assert.equal(d.seconds, 2);
   assert.equal(d.guest, false);
   const q = parseOptions(['--quick', '--only', 'seq', '--compare', 'old.json']);
