@@ -28,6 +28,8 @@ export interface DriverResult {
   server_cpu_us_per_request?: number;
   driver_cpu_s: number;
   driver_cpu_us_per_op: number;
+  /** Busy CPU of the whole machine minus server and driver: other work sharing the cores. */
+  other_cpu_s?: number;
   errors: number;
 }
 
@@ -130,11 +132,18 @@ export function driverCore(r: DriverResult): number {
   return r.seconds > 0 ? r.driver_cpu_s / r.seconds : Number.NaN;
 }
 
+/** Cores other processes used during the run (0 on an idle machine). */
+export function otherCores(r: DriverResult): number {
+  return r.seconds > 0 && r.other_cpu_s !== undefined ? Math.max(0, r.other_cpu_s / r.seconds) : Number.NaN;
+}
+
 const pct = (x: number): string => (Number.isFinite(x) ? `${Math.round(x * 100)}%` : '-');
 
 function cpuNote(s: WarmSamples): string {
   const med = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN;
-  return `driver CPU ${pct(med(s.ours.map(driverCore)))}/${pct(med(s.peer.map(driverCore)))} of a core`;
+  const f = (x: number): string => (Number.isFinite(x) ? x.toFixed(2) : '-');
+  return `driver ${pct(med(s.ours.map(driverCore)))}/${pct(med(s.peer.map(driverCore)))} of a core; ` +
+    `others ${f(med(s.ours.map(otherCores)))}/${f(med(s.peer.map(otherCores)))} cores`;
 }
 
 /**
@@ -189,7 +198,7 @@ export function warmRows(samples: readonly WarmSamples[], boundMBps: number[]): 
 export function renderCpuDetail(samples: readonly WarmSamples[]): string {
   const med = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN;
   const f = (x: number, d = 1): string => (Number.isFinite(x) ? x.toFixed(d) : '-');
-  const head = ['workload', 'side', 'req/s', 'srv us/req', 'srv cores', 'drv us/req', 'drv core'];
+  const head = ['workload', 'side', 'req/s', 'srv us/req', 'srv cores', 'drv us/req', 'drv core', 'others'];
   const lines: string[][] = [];
   for (const s of samples) {
     for (const [side, rs] of [['ours', s.ours], ['virtiofsd', s.peer]] as const) {
@@ -199,11 +208,13 @@ export function renderCpuDetail(samples: readonly WarmSamples[]): string {
         s.workload.id, side, f(med(rs.map(requestsPerSecond)), 0), f(med(rs.map(cpuPerRequest)), 2),
         f(med(rs.map((r) => (r.server_cpu_s ?? Number.NaN) / r.seconds)), 2),
         f(med(rs.map((r) => (r.driver_cpu_s * 1e6) / Math.max(1, reqs(r)))), 2), pct(med(rs.map(driverCore))),
+        f(med(rs.map(otherCores)), 2),
       ]);
     }
   }
   const widths = head.map((h, i) => Math.max(h.length, ...lines.map((l) => (l[i] ?? '').length)));
   const fmt = (c: string[]): string => c.map((x, i) => (i < 2 ? x.padEnd(widths[i] ?? 0) : x.padStart(widths[i] ?? 0))).join('  ');
   return ['CPU per request (medians; "cores" = CPU seconds per wall second; the driver is one thread, ' +
-    'so "drv core" near 100% would mean the driver limits the rate)', fmt(head), ...lines.map(fmt)].join('\n');
+    'so "drv core" near 100% would mean the driver limits the rate; "others" = cores used by other processes ' +
+    'during the run (machine busy time minus server and driver), 0 on an idle machine)', fmt(head), ...lines.map(fmt)].join('\n');
 }

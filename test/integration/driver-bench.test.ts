@@ -22,6 +22,8 @@ interface BenchJson {
   ops_per_s: number;
   server_cpu_s?: number;
   driver_cpu_s: number;
+  machine_cpu_s?: number;
+  other_cpu_s?: number;
 }
 
 const kFiles = 120;
@@ -49,6 +51,9 @@ describe('nydus_vu_driver benchmark commands', () => {
     assert.equal(r.errors, 0);
     assert.ok(r.ops > 0);
     assert.equal(r.requests, 2 * r.ops);
+    // The machine's busy time covers at least what the driver itself used (10 ms ticks apart).
+    assert.ok((r.machine_cpu_s ?? -1) >= r.driver_cpu_s - 0.05, `machine ${String(r.machine_cpu_s)} s, driver ${r.driver_cpu_s} s`);
+    assert.equal(typeof r.other_cpu_s, 'number');
   });
 
   test('smallfile: LOOKUP, OPEN, READ, RELEASE of regular files only, 4 KiB each', async () => {
