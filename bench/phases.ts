@@ -95,7 +95,7 @@ export function renderBounds(b: Bounds): string {
   return lines.join('\n');
 }
 
-/** Start-to-ready of both servers: spawn -> socket file -> first `info` done. */
+/** Start-to-ready of both servers: spawn -> socket listening -> first `info` done. */
 export async function measureStartup(workDir: string, warm: OursImage, src: string, reps: number, raw: RawRecord[]): Promise<Row[]> {
   const ours: number[] = [];
   const oursSocket: number[] = [];
@@ -124,10 +124,10 @@ export async function measureStartup(workDir: string, warm: OursImage, src: stri
     {
       id: 'start.ready', group: g, label: 'start-to-ready', unit: 'ms', ours: { name: 'ours', values: ours },
       ref: { name: 'virtiofsd', values: peer }, target: { kind: 'abs-max', value: 200 },
-      note: 'spawn -> socket file exists -> first driver `info` session done (includes ~driver exec)',
+      note: 'spawn -> socket listening (/proc/net/unix, no connect) -> first driver `info` session done (driver exec included)',
     },
     {
-      id: 'start.socket', group: g, label: 'spawn-to-socket', unit: 'ms', ours: { name: 'ours', values: oursSocket },
+      id: 'start.socket', group: g, label: 'spawn-to-listening', unit: 'ms', ours: { name: 'ours', values: oursSocket },
       ref: { name: 'virtiofsd', values: peerSocket }, note: `nydusd's own "ready in" log: ${oursSelf.map((x) => x.toFixed(1)).join(', ')} ms`,
     },
   ];

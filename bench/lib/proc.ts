@@ -61,12 +61,29 @@ export async function driverJson<T = Record<string, unknown>>(socket: string | u
   return JSON.parse(r.stdout) as T;
 }
 
+/** True when a Unix socket bound at `path` is listening (/proc/net/unix, flag __SO_ACCEPTCON). */
+export function isListening(path: string): boolean {
+  let table: string;
+  try {
+    table = readFileSync('/proc/net/unix', 'utf8');
+  } catch {
+    return existsSync(path); // no procfs: the file is the best sign there is
+  }
+  for (const line of table.split('\n')) {
+    // Num RefCount Protocol Flags Type St Inode Path
+    const f = line.trim().split(/\s+/);
+    if (f.length >= 8 && f.slice(7).join(' ') === path && (parseInt(f[3] ?? '0', 16) & 0x10000) !== 0) return true;
+  }
+  return false;
+}
+
 /**
- * Resolves once `path` exists (inotify on its folder, with a 5 ms poll as a fallback), or
- * rejects after `timeoutMs` or when `abort` resolves first. Never connects: a connection to a
- * vhost-user socket is a frontend.
+ * Resolves once a socket at `path` exists and listens: inotify on its folder for the file, a
+ * 1 ms poll of /proc/net/unix for listen(). Rejects after `timeoutMs` or when `abort` resolves
+ * first. Never connects: a connection to a vhost-user socket is a frontend, and a connect that
+ * lands between bind() and listen() is refused.
  */
-export function waitForFile(path: string, timeoutMs: number, abort?: Promise<unknown>): Promise<void> {
+export function waitForListener(path: string, timeoutMs: number, abort?: Promise<unknown>): Promise<void> {
   return new Promise((resolve, reject) => {
     let done = false;
     const finish = (err?: Error): void => {
@@ -79,15 +96,15 @@ export function waitForFile(path: string, timeoutMs: number, abort?: Promise<unk
       else resolve();
     };
     const check = (): void => {
-      if (existsSync(path)) finish();
+      if (existsSync(path) && isListening(path)) finish();
     };
     const name = basename(path);
     const watcher = watch(dirname(path), (_ev, f) => {
       if (f === name) check();
     });
-    const poll = setInterval(check, 5);
-    const timer = setTimeout(() => finish(new Error(`${path} did not appear within ${timeoutMs} ms`)), timeoutMs);
-    void abort?.then(() => finish(new Error(`the process exited before ${path} appeared`)));
+    const poll = setInterval(check, 1);
+    const timer = setTimeout(() => finish(new Error(`${path} did not start listening within ${timeoutMs} ms`)), timeoutMs);
+    void abort?.then(() => finish(new Error(`the process exited before ${path} was listening`)));
     check();
   });
 }

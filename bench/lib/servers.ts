@@ -13,7 +13,7 @@ import { join } from 'node:path';
 
 import { kVirtiofsd } from '../../qemu/virtiofsd.js';
 import { binDir } from '../../test/helpers/paths.js';
-import { driverJson, sleep, waitForFile } from './proc.js';
+import { driverJson, sleep, waitForListener } from './proc.js';
 
 const kSetpriv = '/usr/bin/setpriv';
 
@@ -21,7 +21,7 @@ export interface Server {
   name: 'ours' | 'virtiofsd';
   socket: string;
   pid: number;
-  /** ms from spawn to the socket file existing. */
+  /** ms from spawn to the socket listening (file exists and listen() done, from /proc/net/unix). */
   socketMs: number;
   /** ms from spawn to the end of the first `info` (only when started with `probe`). */
   readyMs?: number;
@@ -74,9 +74,9 @@ function spawnServer(cmd: string, args: string[], logFile: string): Spawned {
 }
 
 /**
- * After the socket file exists, one `info` (a whole frontend session: vhost-user negotiation,
- * FUSE INIT, GETATTR, STATFS, DESTROY) proves the server answers. A connect that lands between
- * bind() and listen() is refused without creating a frontend, so that one is retried.
+ * After the socket listens, one `info` (a whole frontend session: vhost-user negotiation, FUSE
+ * INIT, GETATTR, STATFS, DESTROY) proves the server answers. A refused connect creates no
+ * frontend, so that one (should listen() have been missed) is retried.
  */
 async function probe(socket: string): Promise<void> {
   for (let i = 0; ; i++) {
@@ -96,7 +96,7 @@ async function probe(socket: string): Promise<void> {
 async function started(name: Server['name'], s: Spawned, socket: string, t0: bigint, withProbe: boolean): Promise<Server> {
   const ms = (): number => Number(process.hrtime.bigint() - t0) / 1e6;
   try {
-    await waitForFile(socket, 60_000, s.exited);
+    await waitForListener(socket, 60_000, s.exited);
   } catch (err) {
     await s.stop();
     throw new Error(`${name} did not start: ${String(err)}\n${s.log().slice(-2000)}`, { cause: err });
