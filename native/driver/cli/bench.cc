@@ -1,25 +1,19 @@
-// bench read / bench meta: keep `qd` requests in flight for `seconds`, like a guest with that
-// many readers, and report throughput, latency and CPU per request of the backend process (from
-// /proc/<pid>/stat) and of this driver (getrusage).
+// bench read / bench meta: keep `qd` requests in flight for `seconds` (or, with --passes N, for
+// N passes over the file), like a guest with that many readers, and report throughput, latency
+// and CPU per request of the backend process (from /proc/<pid>/stat) and of this driver
+// (getrusage). `bench lookup-getattr|smallfile|readdir` are in bench_cycle.cc.
 #include <errno.h>
 #include <string.h>
-#include <sys/resource.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <random>
 
+#include "driver/cli/bench_common.h"
 #include "driver/cli/driver.h"
 
 namespace nydus::driver {
 namespace {
-
-double SelfCpuSeconds() {
-  struct rusage ru;
-  ::getrusage(RUSAGE_SELF, &ru);
-  return double(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-         double(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
 
 struct Result {
   uint64_t ops = 0;
@@ -29,25 +23,19 @@ struct Result {
   double seconds = 0;
 };
 
-uint64_t Percentile(std::vector<uint64_t>& v, double p) {
-  if (v.empty()) return 0;
-  size_t k = static_cast<size_t>(p * double(v.size() - 1));
-  std::nth_element(v.begin(), v.begin() + static_cast<ptrdiff_t>(k), v.end());
-  return v[k];
-}
-
 // The loop shared by both benchmarks: `make(i)` fills a RequestSpec for the i-th request,
-// `check(c)` validates a completion and returns the payload bytes it delivered (or -1).
+// `check(c)` validates a completion and returns the payload bytes it delivered (or -1). At most
+// `max_ops` requests are issued (0: no limit).
 template <typename Make, typename Check>
-int RunLoop(Connection* c, uint32_t qd, double seconds, Make make, Check check, Result* r,
-            std::string* error) {
+int RunLoop(Connection* c, uint32_t qd, double seconds, uint64_t max_ops, Make make, Check check,
+            Result* r, std::string* error) {
   const uint64_t start = MonoNs();
   const uint64_t end = start + static_cast<uint64_t>(seconds * 1e9);
   uint64_t issued = 0;
   std::vector<Completion> done;
   auto fill = [&]() {
     bool any = false;
-    while (c->fuse->in_flight() < qd && MonoNs() < end) {
+    while (c->fuse->in_flight() < qd && MonoNs() < end && (max_ops == 0 || issued < max_ops)) {
       RequestSpec spec = make(issued);
       int slot = c->fuse->Submit(spec, false);
       if (slot < 0) {
@@ -88,14 +76,19 @@ int RunLoop(Connection* c, uint32_t qd, double seconds, Make make, Check check, 
 }  // namespace
 
 int CmdBench(const DriverOptions& o) {
+  if (!o.args.empty() &&
+      (o.args[0] == "lookup-getattr" || o.args[0] == "smallfile" || o.args[0] == "readdir")) {
+    return CmdBenchCycle(o);
+  }
   if (o.args.empty() || (o.args[0] != "read" && o.args[0] != "meta")) {
-    return Fail("bench needs `read` or `meta`");
+    return Fail("bench needs read, meta, lookup-getattr, smallfile or readdir");
   }
   const bool is_read = o.args[0] == "read";
   const std::string path = o.Flag("path", "");
   if (path.empty()) return Fail("bench needs --path");
   const uint32_t qd = static_cast<uint32_t>(std::max(1, std::atoi(o.Flag("qd", "16").c_str())));
   const double seconds = std::max(0.1, std::atof(o.Flag("seconds", "5").c_str()));
+  const uint64_t passes = std::strtoull(o.Flag("passes", "0").c_str(), nullptr, 10);
   const uint64_t size = is_read ? ParseSize(o.Flag("size", "1M")) : 0;
   if (is_read && (size == 0 || size > (1u << 20))) return Fail("--size must be 1..1M");
   if (qd >= o.queue_size) return Fail("--qd must be below the queue size");
@@ -170,12 +163,15 @@ int CmdBench(const DriverOptions& o) {
     ++lookups;
     return 0;
   };
-  const double server0 = c.server_pid > 0 ? ProcessCpuSeconds(c.server_pid) : -1;
-  const double self0 = SelfCpuSeconds();
+  if (passes > 0 && !is_read) return Fail("--passes is for bench read");
+  // --passes bounds the run by work instead of time (a cold read of every byte once).
+  const uint64_t max_ops = passes > 0 ? passes * blocks : 0;
+  const double run_seconds = passes > 0 ? 1e6 : seconds;
+  CpuWindow cpu;
+  cpu.Start(c.server_pid);
   Result r;
-  rc = RunLoop(&c, qd, seconds, make, check, &r, &error);
-  const double server1 = c.server_pid > 0 ? ProcessCpuSeconds(c.server_pid) : -1;
-  const double self1 = SelfCpuSeconds();
+  rc = RunLoop(&c, qd, run_seconds, max_ops, make, check, &r, &error);
+  cpu.Stop();
   if (rc != 0) return Fail(error);
   if (!is_read && op == "lookup" && lookups > 0) {
     // Every successful LOOKUP took a reference on the same node: give them back.
@@ -187,10 +183,6 @@ int CmdBench(const DriverOptions& o) {
   }
   if (is_read) c.fuse->Release(node, fh, false);
   ForgetAll(&c);
-  std::vector<uint64_t>& lat = r.latencies_ns;
-  double avg = 0;
-  for (uint64_t l : lat) avg += double(l);
-  avg = lat.empty() ? 0 : avg / double(lat.size()) / 1000.0;
   const double ops_s = r.seconds > 0 ? double(r.ops) / r.seconds : 0;
   Json j;
   j.BeginObject()
@@ -202,22 +194,12 @@ int CmdBench(const DriverOptions& o) {
       .Field("random", random)
       .Field("seconds", r.seconds)
       .Field("ops", r.ops)
+      .Field("bytes", r.bytes)
       .Field("errors", r.errors)
       .Field("ops_per_s", ops_s)
       .Field("mb_per_s", r.seconds > 0 ? double(r.bytes) / r.seconds / 1e6 : 0.0);
-  j.Key("latency_us")
-      .BeginObject()
-      .Field("avg", avg)
-      .Field("p50", double(Percentile(lat, 0.5)) / 1000.0)
-      .Field("p99", double(Percentile(lat, 0.99)) / 1000.0)
-      .EndObject();
-  j.Field("server_pid", c.server_pid);
-  if (server0 >= 0 && server1 >= 0) {
-    j.Field("server_cpu_s", server1 - server0)
-        .Field("server_cpu_us_per_op", r.ops > 0 ? (server1 - server0) * 1e6 / double(r.ops) : 0.0);
-  }
-  j.Field("driver_cpu_s", self1 - self0)
-      .Field("driver_cpu_us_per_op", r.ops > 0 ? (self1 - self0) * 1e6 / double(r.ops) : 0.0);
+  LatencyJson(j, r.latencies_ns);
+  CpuJson(j, cpu, r.ops, r.ops);
   j.Field("used_len_mismatches", c.fuse->used_len_mismatches());
   j.EndObject();
   std::printf("%s\n", j.str().c_str());

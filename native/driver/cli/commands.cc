@@ -18,79 +18,6 @@ constexpr uint32_t kDataCap = 1 << 20;
 
 std::string Errno(int rc) { return strerror(rc < 0 ? -rc : rc); }
 
-struct DirEntry {
-  std::string name;
-  fuse_entry_out entry;
-  uint64_t off;
-  uint32_t type;
-};
-
-// Parses one READDIRPLUS reply; false on a malformed record (reported as such).
-bool ParseDirentPlus(const std::vector<uint8_t>& buf, std::vector<DirEntry>* out,
-                     std::string* error) {
-  size_t pos = 0;
-  while (pos < buf.size()) {
-    if (buf.size() - pos < sizeof(fuse_direntplus)) {
-      *error = "truncated direntplus record";
-      return false;
-    }
-    fuse_direntplus d;
-    memcpy(&d, buf.data() + pos, sizeof(d));
-    size_t rec = DirentAlign(sizeof(fuse_direntplus) + d.dirent.namelen);
-    if (d.dirent.namelen == 0 || d.dirent.namelen > 1024 ||
-        buf.size() - pos < sizeof(fuse_direntplus) + d.dirent.namelen) {
-      *error = "direntplus name length " + std::to_string(d.dirent.namelen) + " out of range";
-      return false;
-    }
-    DirEntry e;
-    e.name.assign(reinterpret_cast<const char*>(buf.data() + pos + sizeof(fuse_direntplus)),
-                  d.dirent.namelen);
-    e.entry = d.entry_out;
-    e.off = d.dirent.off;
-    e.type = d.dirent.type;
-    out->push_back(std::move(e));
-    pos += std::min(rec, buf.size() - pos);
-  }
-  return true;
-}
-
-// Reads a whole directory with OPENDIR / READDIRPLUS... / RELEASEDIR. Entries with a nodeid
-// are counted as lookups ("." and ".." are not, as the kernel does).
-int ListDir(Connection* c, uint64_t node, std::vector<DirEntry>* out, std::string* error) {
-  fuse_open_out oo{};
-  int rc = c->fuse->Open(node, true, &oo);
-  if (rc != 0) {
-    *error = "OPENDIR: " + Errno(rc);
-    return rc;
-  }
-  uint64_t off = 0;
-  for (int guard = 0; guard < 1000000; ++guard) {
-    std::vector<uint8_t> buf;
-    rc = c->fuse->ReadDirPlus(node, oo.fh, off, &buf);
-    if (rc != 0) {
-      *error = "READDIRPLUS: " + Errno(rc);
-      return rc;
-    }
-    if (buf.empty()) break;
-    std::vector<DirEntry> batch;
-    if (!ParseDirentPlus(buf, &batch, error)) return -EPROTO;
-    if (batch.empty()) break;
-    for (auto& e : batch) {
-      if (e.name == "." || e.name == "..") continue;
-      if (e.entry.nodeid != 0) ++c->lookups[e.entry.nodeid];
-      out->push_back(e);
-    }
-    if (batch.back().off == off) {
-      *error = "READDIRPLUS cookie did not advance";
-      return -EPROTO;
-    }
-    off = batch.back().off;
-  }
-  rc = c->fuse->Release(node, oo.fh, true);
-  if (rc != 0) *error = "RELEASEDIR: " + Errno(rc);
-  return rc;
-}
-
 int HashFile(Connection* c, uint64_t node, uint64_t size, std::string* digest, uint64_t* got,
              std::string* error) {
   fuse_open_out oo{};
@@ -135,6 +62,81 @@ int Open(const DriverOptions& o, Connection* c) {
 }
 
 }  // namespace
+
+bool ParseDirentPlus(const std::vector<uint8_t>& buf, std::vector<DirEntry>* out,
+                     std::string* error) {
+  size_t pos = 0;
+  while (pos < buf.size()) {
+    if (buf.size() - pos < sizeof(fuse_direntplus)) {
+      *error = "truncated direntplus record";
+      return false;
+    }
+    fuse_direntplus d;
+    memcpy(&d, buf.data() + pos, sizeof(d));
+    size_t rec = DirentAlign(sizeof(fuse_direntplus) + d.dirent.namelen);
+    if (d.dirent.namelen == 0 || d.dirent.namelen > 1024 ||
+        buf.size() - pos < sizeof(fuse_direntplus) + d.dirent.namelen) {
+      *error = "direntplus name length " + std::to_string(d.dirent.namelen) + " out of range";
+      return false;
+    }
+    DirEntry e;
+    e.name.assign(reinterpret_cast<const char*>(buf.data() + pos + sizeof(fuse_direntplus)),
+                  d.dirent.namelen);
+    e.entry = d.entry_out;
+    e.off = d.dirent.off;
+    e.type = d.dirent.type;
+    out->push_back(std::move(e));
+    pos += std::min(rec, buf.size() - pos);
+  }
+  return true;
+}
+
+int ListDir(Connection* c, uint64_t node, std::vector<DirEntry>* out, std::string* error,
+            uint64_t* requests) {
+  uint64_t sent = 0;
+  struct Count {  // every return path reports what was sent
+    uint64_t* requests;
+    const uint64_t& sent;
+    ~Count() {
+      if (requests != nullptr) *requests += sent;
+    }
+  } count{requests, sent};
+  fuse_open_out oo{};
+  ++sent;
+  int rc = c->fuse->Open(node, true, &oo);
+  if (rc != 0) {
+    *error = "OPENDIR: " + Errno(rc);
+    return rc;
+  }
+  uint64_t off = 0;
+  for (int guard = 0; guard < 1000000; ++guard) {
+    std::vector<uint8_t> buf;
+    ++sent;
+    rc = c->fuse->ReadDirPlus(node, oo.fh, off, &buf);
+    if (rc != 0) {
+      *error = "READDIRPLUS: " + Errno(rc);
+      return rc;
+    }
+    if (buf.empty()) break;
+    std::vector<DirEntry> batch;
+    if (!ParseDirentPlus(buf, &batch, error)) return -EPROTO;
+    if (batch.empty()) break;
+    for (auto& e : batch) {
+      if (e.name == "." || e.name == "..") continue;
+      if (e.entry.nodeid != 0) ++c->lookups[e.entry.nodeid];
+      out->push_back(e);
+    }
+    if (batch.back().off == off) {
+      *error = "READDIRPLUS cookie did not advance";
+      return -EPROTO;
+    }
+    off = batch.back().off;
+  }
+  ++sent;
+  rc = c->fuse->Release(node, oo.fh, true);
+  if (rc != 0) *error = "RELEASEDIR: " + Errno(rc);
+  return rc;
+}
 
 int CmdInfo(const DriverOptions& o) {
   Connection c;

@@ -52,6 +52,23 @@ struct Connection {
   std::map<uint64_t, uint64_t> lookups;
 };
 
+// One READDIRPLUS record.
+struct DirEntry {
+  std::string name;
+  fuse_entry_out entry;
+  uint64_t off;
+  uint32_t type;
+};
+
+// Parses one READDIRPLUS reply; false on a malformed record (reported as such).
+bool ParseDirentPlus(const std::vector<uint8_t>& buf, std::vector<DirEntry>* out,
+                     std::string* error);
+// Reads a whole directory with OPENDIR / READDIRPLUS... / RELEASEDIR. Entries with a nodeid
+// are counted as lookups ("." and ".." are not, as the kernel does). `requests`, when given,
+// counts the FUSE requests sent.
+int ListDir(Connection* c, uint64_t node, std::vector<DirEntry>* out, std::string* error,
+            uint64_t* requests = nullptr);
+
 int OpenConnection(const DriverOptions& o, uint32_t slots, uint32_t data_cap, Connection* c,
                    std::string* error);
 // Sends FORGET for every lookup taken (exercises the hiprio queue like a guest's drop_caches).
@@ -74,6 +91,8 @@ int CmdCat(const DriverOptions& o);
 int CmdTree(const DriverOptions& o);
 int CmdStatfs(const DriverOptions& o);
 int CmdBench(const DriverOptions& o);
+int CmdBenchCycle(const DriverOptions& o);  // bench lookup-getattr | smallfile | readdir
+int CmdBounds(const DriverOptions& o);      // machine bounds; needs no backend
 int CmdRebootCycle(const DriverOptions& o);
 int CmdFault(const DriverOptions& o);
 

@@ -35,6 +35,16 @@ commands:
   tree [PATH]              recursive listing with attributes, symlink targets and sha256
   bench read --path P [--size 1M] [--qd 16] [--seconds 5] [--random]
   bench meta --path P [--op getattr|lookup] [--qd 16] [--seconds 5]
+  bench read ... --passes N  stop after N passes over the file instead of after --seconds
+  bench lookup-getattr --path DIR [--qd 1] [--seconds 5]
+                           LOOKUP then GETATTR of every entry of DIR, `qd` chains at once
+  bench smallfile --path DIR [--qd 1] [--size 4K] [--seconds 5]
+                           LOOKUP, OPEN, READ, RELEASE of every file of DIR
+  bench readdir --path DIR [--seconds 5]
+                           whole listings: OPENDIR, READDIRPLUS (one page each), RELEASEDIR
+  bounds pread --file F | memcpy | codec --file F --algo A
+                           machine bounds (no --socket): page-cache read, memcpy,
+                           single-core decompression (see bounds.cc)
   reboot-cycle [--cycles 2]  start, use, stop (GET_VRING_BASE), start again on one connection
   fault KIND               inject a fault and report how the backend reacted; KIND is one of
                            bad-addr desc-loop nested-indirect indirect-bad-len next-out-of-range
@@ -126,6 +136,7 @@ int main(int argc, char** argv) {
   if (o.command == "fault" && !o.args.empty() && o.args[0] == "list") {
     return nydus::driver::CmdFault(o);
   }
+  if (o.command == "bounds") return nydus::driver::CmdBounds(o);
   if (o.socket.empty()) return Usage("--socket is required");
   if (o.command == "info") return nydus::driver::CmdInfo(o);
   if (o.command == "ls") return nydus::driver::CmdLs(o);
