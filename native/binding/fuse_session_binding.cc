@@ -449,6 +449,7 @@ class FuseSessionWrap : public Napi::ObjectWrap<FuseSessionWrap> {
     set("pendingNow", s.pending_now);
     set("extentTables", s.extent_tables);
     set("cachedReplies", s.cached_replies);
+    set("nativeOpens", s.native_opens);
     set("preadvCalls", s.read.preadv_calls);
     set("bytesFromCache", s.read.bytes_from_cache);
     set("bytesDecompressed", s.read.bytes_decompressed);

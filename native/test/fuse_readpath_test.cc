@@ -403,5 +403,78 @@ NTEST(ReadPathSession, ResolvedMissStillMissingFailsAndErrorsPropagate) {
   NEXPECT_EQ(c.header().error, -EIO);
 }
 
+// An immutable session remembers a node's first OPEN answer (flags + extent table) and answers
+// later OPENs of that node itself, with its own handles (>= 2^53) that READ natively and
+// RELEASE without an upcall. Handler handles still go to the handler; a reset forgets it all.
+NTEST(ReadPathSession, ImmutableSessionOpensAndReleasesNatively) {
+  Fixture f;
+  auto o = AllOps();
+  o.handler_ops.reset(FUSE_FORGET);
+  o.immutable = true;
+  Harness h(o);
+  auto& s = *h.s;
+  InitSession(s);
+  DrainAll(s);
+  std::string err;
+  auto map = std::make_shared<cache::ChunkMap>();
+  NASSERT_EQ(map->Open(f.map_path, 5, &err), 0);
+  map->SetReady(0);
+  NASSERT_EQ(s.blobs().Register(0, f.cache_path, map, codec::Algo::kNone, &err), 0);
+  NEXPECT_EQ(OpenWithTable(h, f.Table(), 17), 17u);
+  auto& again = h.Req(ReqBuilder(FUSE_OPEN, 51, 2).Arg(fuse_open_in{O_RDONLY, 0}).Bytes(), 32);
+  s.OnRequest(&again);
+  NEXPECT_TRUE(DrainAll(s).empty());
+  NASSERT_EQ(again.completions(), 1);
+  NEXPECT_EQ(again.header().error, 0);
+  const uint64_t fh = U64At(again.reply(), 16);
+  NEXPECT_TRUE(fh >= (1ull << 53));
+  NEXPECT_EQ(U32At(again.reply(), 24), static_cast<uint32_t>(FOPEN_KEEP_CACHE));
+  NEXPECT_EQ(s.Stats().native_opens, 1u);
+  NEXPECT_EQ(s.Stats().extent_tables, 2u);
+
+  fuse_read_in ri{};
+  ri.fh = fh;
+  ri.size = 4096;
+  auto& rd = h.Req(ReadBytes(ri), 16 + 4096);
+  s.OnRequest(&rd);
+  NASSERT_EQ(rd.completions(), 1);
+  auto b = rd.reply();
+  NASSERT_EQ(b.size(), 16u + 4096u);
+  NEXPECT_TRUE(std::equal(b.begin() + 16, b.end(), f.expected.begin()));
+
+  // Another node, and writes, are not served from the remembered answer.
+  auto& other = h.Req(ReqBuilder(FUSE_OPEN, 52, 3).Arg(fuse_open_in{O_RDONLY, 0}).Bytes(), 32);
+  s.OnRequest(&other);
+  auto ups = DrainAll(s);
+  NASSERT_EQ(ups.size(), 1u);
+  NEXPECT_EQ(s.ReplyError(ups[0].token(), EACCES), 0);
+  auto& w = h.Req(ReqBuilder(FUSE_OPEN, 53, 2).Arg(fuse_open_in{O_WRONLY, 0}).Bytes(), 32);
+  s.OnRequest(&w);
+  NEXPECT_EQ(w.header().error, -EROFS);
+
+  auto& rel = h.Req(ReqBuilder(FUSE_RELEASE, 54, 2).Arg(fuse_release_in{fh, 0, 0, 0}).Bytes(), 16);
+  s.OnRequest(&rel);
+  NEXPECT_TRUE(DrainAll(s).empty());
+  NEXPECT_EQ(rel.completions(), 1);
+  NEXPECT_EQ(rel.header().error, 0);
+  NEXPECT_EQ(s.Stats().extent_tables, 1u);
+  auto& rel17 =
+      h.Req(ReqBuilder(FUSE_RELEASE, 55, 2).Arg(fuse_release_in{17, 0, 0, 0}).Bytes(), 16);
+  s.OnRequest(&rel17);
+  ups = DrainAll(s);
+  NASSERT_EQ(ups.size(), 1u);
+  NEXPECT_EQ(s.ReplyOk(ups[0].token()), 0);
+
+  s.OnSessionReset();
+  DrainAll(s);
+  InitSession(s);
+  DrainAll(s);
+  auto& fresh = h.Req(ReqBuilder(FUSE_OPEN, 56, 2).Arg(fuse_open_in{O_RDONLY, 0}).Bytes(), 32);
+  s.OnRequest(&fresh);
+  NEXPECT_EQ(DrainAll(s).size(), 1u);
+  NEXPECT_EQ(fresh.completions(), 0);
+  s.Shutdown();
+}
+
 }  // namespace
 }  // namespace nydus::testing

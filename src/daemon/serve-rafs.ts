@@ -99,10 +99,10 @@ export async function serveRafs(ctx: ServeContext): Promise<RunningService> {
     done,
     stop(): Promise<void> {
       stopping ??= (async () => {
-        const stats = s.stats() as { requests?: number; fastReads?: number; fastReadBytes?: number };
+        const stats = s.stats() as { requests?: number; fastReads?: number; fastReadBytes?: number; nativeOpens?: number };
         log.info(
           `fuse: ${stats.requests ?? 0} requests; ${stats.fastReads ?? 0} READs served natively (${stats.fastReadBytes ?? 0} bytes), ` +
-            `${rfs.readMisses} read misses filled, ${rfs.jsReads} READs through JavaScript`,
+            `${rfs.readMisses} read misses filled, ${rfs.jsReads} READs through JavaScript, ${stats.nativeOpens ?? 0} OPENs answered natively`,
         );
         s.stop();
         await st.close();

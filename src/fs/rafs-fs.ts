@@ -19,14 +19,13 @@ import type {
   FuseDirEntry,
   FuseDirEntryPlus,
   FuseEntry,
-  FuseErrno,
   FuseFilesystem,
   FuseOpenReply,
   FuseReadMiss,
   FuseRequestContext,
   FuseStatfs,
 } from '../native/index.js';
-import { FuseExtentTable, fuseDirentSize, fuseErrno } from '../native/index.js';
+import { FuseErrno, FuseExtentTable, fuseDirentSize, fuseErrno } from '../native/index.js';
 import type { ChunkInfo, InodeRef, RafsImage } from '../rafs/index.js';
 import type { ImageStorage } from '../storage/index.js';
 import type { Logger } from '../util/logger.js';
@@ -63,6 +62,7 @@ const kS_IFMT = 0o170000;
 const kS_IFREG = 0o100000;
 const kS_IFDIR = 0o040000;
 const kExtentCacheSize = 1024;
+const kMissFileCacheSize = 256;
 const kMaxRead = 64 * 1024 * 1024;
 
 export class RafsFilesystem implements FuseFilesystem {
@@ -72,6 +72,8 @@ export class RafsFilesystem implements FuseFilesystem {
   private _nextFh = 1;
   /** Extent tables by inode, reused across opens (insertion order = LRU order). */
   private readonly _extents = new Map<InodeRef, FuseExtentTable | null>();
+  /** Files of natively opened handles that missed the cache, by inode (LRU order). */
+  private readonly _missFiles = new Map<InodeRef, OpenFile>();
 
   constructor(
     private readonly _image: RafsImage,
@@ -118,6 +120,7 @@ export class RafsFilesystem implements FuseFilesystem {
   destroy(): void {
     // The kernel forgot every handle (unmount, guest reboot, transport reset).
     this._files.clear();
+    this._missFiles.clear();
   }
 
   lookup(_ctx: FuseRequestContext, parent: number, name: Buffer): FuseEntry | FuseErrno {
@@ -220,9 +223,37 @@ export class RafsFilesystem implements FuseFilesystem {
     }
   }
 
-  async readMiss(_ctx: FuseRequestContext, miss: FuseReadMiss): Promise<void | FuseErrno> {
-    const f = this._files.get(miss.fh);
-    if (!f) return fuseErrno(kErrno.EBADF);
+  /**
+   * The open file a read miss belongs to. Handles the native session made itself (it answers
+   * repeated OPENs of an immutable image from its reply cache) were never seen here: those are
+   * resolved by node, and kept in a small cache so a cold file's misses share one chunk index.
+   */
+  private _missFile(fh: number, nodeid: number): OpenFile | FuseErrno {
+    const f = this._files.get(fh);
+    if (f) return f;
+    const ref = this._ref(nodeid);
+    if (typeof ref !== 'number') return fuseErrno(kErrno.EBADF);
+    const known = this._missFiles.get(ref);
+    if (known) return known;
+    const a = this._image.getAttr(ref);
+    if ((a.mode & kS_IFMT) !== kS_IFREG) return fuseErrno(kErrno.EBADF);
+    const file: OpenFile = { ref, size: a.size, chunks: this._image.chunks(ref) };
+    this._missFiles.set(ref, file);
+    if (this._missFiles.size > kMissFileCacheSize) {
+      const oldest = this._missFiles.keys().next();
+      if (oldest.done !== true) this._missFiles.delete(oldest.value);
+    }
+    return file;
+  }
+
+  async readMiss(ctx: FuseRequestContext, miss: FuseReadMiss): Promise<void | FuseErrno> {
+    let f: OpenFile | FuseErrno;
+    try {
+      f = this._missFile(miss.fh, ctx.nodeid);
+    } catch (err) {
+      return this._fail(`read miss on node ${ctx.nodeid}`, err);
+    }
+    if (f instanceof FuseErrno) return f;
     this.readMisses++;
     if (!f.byKey) {
       f.byKey = new Map();
@@ -231,13 +262,13 @@ export class RafsFilesystem implements FuseFilesystem {
     const wanted: ChunkInfo[] = [];
     for (const m of miss.chunks) {
       const c = f.byKey.get(`${m.blobSlot}:${m.chunkIndex}`);
-      if (!c) return this._fail(`read miss on fh ${miss.fh}`, new Error(`chunk ${m.blobSlot}:${m.chunkIndex} is not in the file`));
+      if (!c) return this._fail(`read miss on node ${ctx.nodeid}`, new Error(`chunk ${m.blobSlot}:${m.chunkIndex} is not in the file`));
       wanted.push(c);
     }
     try {
       await this._storage.ensureReady(wanted);
     } catch (err) {
-      return this._fail(`fetching ${wanted.length} chunk(s) for fh ${miss.fh} at ${miss.offset}+${miss.size}`, err);
+      return this._fail(`fetching ${wanted.length} chunk(s) of node ${ctx.nodeid} at ${miss.offset}+${miss.size}`, err);
     }
     const notify = this._opts.chunksReady;
     if (notify) {

@@ -7,7 +7,8 @@
  * dummycache.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -82,3 +83,51 @@ for (const v of kVariants) {
     rmSync(dir, { recursive: true, force: true });
   });
 }
+
+// The native session answers a second OPEN of a file itself (its reply cache) with a handle the
+// filesystem never saw. READs on that handle that miss the cache must still be filled: the
+// filesystem finds the file by node instead of by handle.
+test('a reopened file reads through the session\'s own handle, cold chunks filled on demand', { skip: kSkip, timeout: 60_000 }, async () => {
+  const dir = mkdtempSync(join(work, 'reopen-'));
+  const tree = join(dir, 'src');
+  const blobs = join(dir, 'blobs');
+  const mnt = join(dir, 'mnt');
+  for (const d of [tree, blobs, mnt]) mkdirSync(d);
+  const data = Buffer.alloc(2 << 20);
+  for (let i = 0, x = 12345; i < data.length; i++) {
+    x = (x * 1103515245 + 12345) >>> 0;
+    data[i] = x >>> 24;
+  }
+  writeFileSync(join(tree, 'big'), data);
+  const boot = join(dir, 'image.boot');
+  await createImage({ ...defaultBuildOptions(tree), chunkSize: kChunk, blobDir: blobs, bootstrapPath: boot });
+  const cfg = join(dir, 'config.json');
+  // amplify_io 0: fetches stay near what was asked for, so the second handle meets missing chunks.
+  writeFileSync(cfg, JSON.stringify({
+    device: { backend: { type: 'localfs', config: { dir: blobs } }, cache: { type: 'blobcache', config: { work_dir: join(dir, 'cache') } } },
+    amplify_io: 0,
+  }));
+  const d = await startDaemon(['--config', cfg, '--bootstrap', boot, '--mountpoint', mnt]);
+  let whole: Buffer;
+  try {
+    const fd = openSync(join(mnt, 'big'), 'r');
+    try {
+      const head = Buffer.alloc(4096);
+      assert.equal(readSync(fd, head, 0, 4096, 0), 4096);
+      assert.deepEqual(head, data.subarray(0, 4096));
+    } finally {
+      closeSync(fd);
+    }
+    whole = readFileSync(join(mnt, 'big'));
+  } finally {
+    assert.equal(await d.stop(), 0, d.log());
+  }
+  const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+  assert.equal(sha(whole), sha(data));
+  const m = /(\d+) read misses filled, (\d+) READs through JavaScript, (\d+) OPENs answered natively/.exec(d.log());
+  assert.ok(m, d.log());
+  assert.ok(Number(m[3]) >= 1, `the second open was not answered natively:\n${d.log()}`);
+  assert.ok(Number(m[1]) >= 2, `expected misses on both handles:\n${d.log()}`);
+  assert.doesNotMatch(d.log(), / ERROR /);
+  rmSync(dir, { recursive: true, force: true });
+});

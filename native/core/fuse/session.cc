@@ -301,11 +301,40 @@ void FuseSession::HandleOpen(Request& r) {
     ReplyErrorInline(r, EROFS);
     return;
   }
+  if (cache_replies_ && OpenFromCache(r)) return;
   HandleUpcall(r);
 }
 
+bool FuseSession::OpenFromCache(Request& r) {
+  ReplyCache::OpenAnswer a;
+  if (!reply_cache_.GetOpen(r.d.in.nodeid, &a)) return false;
+  const uint64_t fh = kNativeFhBase + next_native_fh_.fetch_add(1, std::memory_order_relaxed);
+  // Installed before the reply is sent: the kernel may READ the handle at once.
+  SetExtents(fh, std::move(a.table));
+  fuse_open_out o{};
+  o.fh = fh;
+  o.open_flags = a.open_flags;
+  bool overflow = false;
+  const uint32_t n = WriteReply(*r.req, r.d.in.unique, &o, sizeof(o), &overflow);
+  if (overflow) {
+    counters_.reply_overflows.fetch_add(1, std::memory_order_relaxed);
+    RemoveExtents(fh);
+  }
+  counters_.native_opens.fetch_add(1, std::memory_order_relaxed);
+  counters_.native_replies.fetch_add(1, std::memory_order_relaxed);
+  Finish(r.req, n, overflow);
+  return true;
+}
+
 void FuseSession::HandleRelease(Request& r) {
-  RemoveExtents(r.d.arg.release.fh);
+  const uint64_t fh = r.d.arg.release.fh;
+  RemoveExtents(fh);
+  if (fh >= kNativeFhBase) {
+    // A handle this session made (OpenFromCache): the handler has nothing to release.
+    counters_.native_replies.fetch_add(1, std::memory_order_relaxed);
+    Finish(r.req, WriteReply(*r.req, r.d.in.unique, nullptr, 0), false);
+    return;
+  }
   HandleUpcall(r);
 }
 
@@ -577,6 +606,7 @@ SessionStats FuseSession::Stats() const {
   s.read.bytes_zero = ld(counters_.bytes_zero);
   s.read.chunk_cache_hits = ld(counters_.chunk_cache_hits);
   s.cached_replies = ld(counters_.cached_replies);
+  s.native_opens = ld(counters_.native_opens);
   {
     std::shared_lock lock(extents_mu_);
     s.extent_tables = extents_.size();

@@ -78,6 +78,7 @@ struct SessionStats {
   uint64_t pending_now = 0;
   uint64_t extent_tables = 0;
   uint64_t cached_replies = 0;  // LOOKUP/GETATTR answered from the reply cache
+  uint64_t native_opens = 0;    // OPENs answered from the reply cache
   readpath::ReadStats read;
   uint32_t negotiated_minor = 0;
   bool initialized = false;
@@ -179,6 +180,9 @@ class FuseSession final : public transport::FuseRequestSink {
   void HandleUpcall(Request& r);
   // Answers a LOOKUP/GETATTR from the reply cache; false when it is not there.
   bool ReplyFromCache(Request& r);
+  // Answers an OPEN from the reply cache with a session-made file handle; false when the node's
+  // first OPEN has not been answered by the handler yet.
+  bool OpenFromCache(Request& r);
   void HandleNativeDefault(Request& r);
   void ResetState(const char* why);
   void Enqueue(QueueItem item);
@@ -227,6 +231,11 @@ class FuseSession final : public transport::FuseRequestSink {
   readpath::BlobRegistry blobs_;
   const bool cache_replies_;  // options_.immutable and no FORGET handler
   ReplyCache reply_cache_;
+  // Handles of OPENs answered from the reply cache count up from kNativeFhBase: the handler's
+  // handles are below 2^53 (ReplyOpen enforces it), so the two never meet, and RELEASE of a
+  // session-made handle is answered here without an upcall (the handler never saw it).
+  static constexpr uint64_t kNativeFhBase = 1ull << 53;
+  std::atomic<uint64_t> next_native_fh_{0};
 
   std::mutex miss_mu_;
   // (slot << 32 | chunk index) -> tokens of parked READs waiting for that chunk.
@@ -242,7 +251,7 @@ class FuseSession final : public transport::FuseRequestSink {
         errors_returned{0}, bad_requests{0}, garbage_replies{0}, stale_replies{0},
         reply_overflows{0}, forgets{0}, fast_reads{0}, fast_read_bytes{0}, read_misses{0},
         miss_retries{0}, parked_now{0}, preadv_calls{0}, bytes_from_cache{0}, bytes_decompressed{0},
-        bytes_zero{0}, chunk_cache_hits{0}, cached_replies{0};
+        bytes_zero{0}, chunk_cache_hits{0}, cached_replies{0}, native_opens{0};
     std::atomic<uint64_t> ops[kOpcodeTableSize] = {};
   };
   mutable Counters counters_;

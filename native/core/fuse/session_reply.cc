@@ -147,7 +147,11 @@ int FuseSession::ReplyOpen(uint64_t token, uint64_t fh, uint32_t open_flags,
   if (table != nullptr && p->opcode != FUSE_OPEN) {
     return Garbage(p, "open", "extent tables belong to files, not directories");
   }
-  if (table != nullptr) SetExtents(fh, std::move(table));
+  if (table != nullptr) {
+    // Remembered before the handle is installed, so an OPEN racing this one already finds it.
+    if (cache_replies_) reply_cache_.PutOpen(p->nodeid, {open_flags, table});
+    SetExtents(fh, std::move(table));
+  }
   fuse_open_out o{};
   o.fh = fh;
   o.open_flags = open_flags;
