@@ -43,8 +43,10 @@ const probe = spawnSync(cxx, ['-E', '-x', 'c++', '-'], {
   input: '#include <lz4.h>\n#include <zstd.h>\n',
   encoding: 'utf8',
 });
-if (probe.error) {
-  fail(`no C++ compiler (${cxx}) found; install it with: apt-get install -y g++ make python3`);
+// EPIPE only means the compiler stopped reading its input early (it failed on the first
+// #include): its exit status and stderr below still say why.
+if (probe.error && probe.error.code !== 'EPIPE') {
+  fail(`no C++ compiler (${cxx}) could be run (${probe.error.code ?? probe.error.message}); install it with: apt-get install -y g++ make python3`);
 }
 if (probe.status !== 0) {
   const missing = [];
