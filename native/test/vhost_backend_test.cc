@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <thread>
 
 #include "vhost_harness.h"
@@ -232,6 +233,54 @@ NTEST(VhostBackend, CallFdSwapsWhileBusy) {
   NEXPECT_FALSE(bad.load());
   NEXPECT_EQ(completed.load(), kTotal);
   NEXPECT_GT(swaps, 10);
+}
+
+// Holds its 9th request until the guest side has seen used entries: that can only happen if
+// the queue published the chains it finished before this one (max_chains_per_round), not once
+// at the end of the whole drain.
+class GateSink : public nydus::transport::FuseRequestSink {
+ public:
+  void OnRequest(nydus::transport::FuseRequest* r) override {
+    if (count.fetch_add(1) == 8) {
+      std::unique_lock<std::mutex> l(mu);
+      released = cv.wait_for(l, std::chrono::seconds(3), [this] { return gate_open; });
+    }
+    r->Complete(EchoReply(r));
+  }
+  void OnSessionReset() override {}
+  void Open() {
+    {
+      std::lock_guard<std::mutex> l(mu);
+      gate_open = true;
+    }
+    cv.notify_all();
+  }
+  std::atomic<int> count{0};
+  std::mutex mu;
+  std::condition_variable cv;
+  bool gate_open = false;  // guarded by mu
+  bool released = false;   // guarded by mu
+};
+
+NTEST(VhostBackend, InlineCompletionsArePublishedEveryFewChains) {
+  GateSink sink;
+  Harness h(&sink);
+  auto s = h.Connect();
+  NASSERT_TRUE(s != nullptr);
+  for (int i = 0; i < 16; ++i) SubmitEcho(*s, 1, 100 + i, "", 8, false);
+  s->Kick(1);
+  std::vector<VirtqUsedElem> used;
+  NEXPECT_TRUE(WaitFor(
+      [&] {
+        s->queue(1).Collect(&used);
+        return used.size() >= 4;
+      },
+      2000));
+  sink.Open();
+  auto rest = WaitUsed(*s, 1, 16 - used.size());
+  NEXPECT_EQ(used.size() + rest.size(), size_t{16});
+  std::lock_guard<std::mutex> l(sink.mu);
+  NEXPECT_TRUE(sink.released);
 }
 
 NTEST(VhostBackend, PoolModeCompletesEverything) {

@@ -6,6 +6,7 @@
 #include <sys/eventfd.h>
 #include <time.h>
 
+#include <algorithm>
 #include <cinttypes>
 
 #include "common/log.h"
@@ -265,13 +266,15 @@ void Vring::Drain() {
       break;
     }
     ring_.SuppressKicks();
-    bool more = PopAvailable(memory);
+    bool left = false;
+    bool more = PopAvailable(memory, &left);
     {
       std::lock_guard<std::mutex> lock(mu_);
-      // One used.idx store (and at most one notification) for everything completed inline.
+      // One used.idx store (and at most one notification) for the chains of this round.
       if (ring_.Publish() && ring_.NeedsNotify()) SignalCallLocked();
     }
     if (!more) break;
+    if (left) continue;  // chains seen but not taken yet: no need to ask for kicks
     ring_.AllowKicks();
     uint16_t pending = 0;
     if (!ring_.Pending(&pending)) {
@@ -284,15 +287,18 @@ void Vring::Drain() {
   tls_draining = nullptr;
 }
 
-bool Vring::PopAvailable(const std::shared_ptr<const GuestMemory>& memory) {
+bool Vring::PopAvailable(const std::shared_ptr<const GuestMemory>& memory, bool* left) {
   uint16_t pending = 0;
   if (!ring_.Pending(&pending)) {
     MarkBroken("the available index moved more than the queue size");
     return false;
   }
   const bool hand_off = options_.executor != nullptr && pending > options_.executor_threshold;
-  // At most `pending` (<= queue size) iterations.
-  for (uint16_t i = 0; i < pending; ++i) {
+  // At most `pending` (<= queue size) iterations; the rest are taken in the next round.
+  const uint32_t take =
+      std::min<uint32_t>(pending, std::max<uint32_t>(1, options_.max_chains_per_round));
+  *left = take < pending;
+  for (uint32_t i = 0; i < take; ++i) {
     if (stop_.load(std::memory_order_relaxed) || !enabled_.load(std::memory_order_relaxed)) {
       return false;
     }

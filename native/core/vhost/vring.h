@@ -76,6 +76,14 @@ struct VringOptions {
   // wakes itself to continue): a guest that keeps the ring full, or lays the rings over each
   // other so our used-ring writes move its avail index, cannot pin the worker in one drain.
   uint32_t max_rounds_per_drain = 64;
+  // Chains handled per round before the used index is published (and the driver notified if
+  // it asked). Publishing only after every pending chain made the driver and the queue take
+  // turns: at queue depth 16 the driver waited for all 16 replies before refilling the ring,
+  // and 4 KiB READs ran at half of virtiofsd's rate, which publishes per request. Publishing
+  // every few chains lets the driver refill while the rest are served (measured here, random
+  // 4 KiB READs at depth 16: all -> 238k/s, 8 -> 365k/s, 4 -> 500k/s, 2 -> 550k/s, 1 -> 505k/s;
+  // at 128 KiB, 4 was best). EVENT_IDX still suppresses notifications the driver did not ask for.
+  uint32_t max_chains_per_round = 4;
 };
 
 class Vring : public std::enable_shared_from_this<Vring> {
@@ -128,9 +136,9 @@ class Vring : public std::enable_shared_from_this<Vring> {
   void WorkerMain();
   void Wake();
   void Drain();
-  // Pops what is pending; returns false when the drain must end (broken, disabled, stopping,
-  // or the pool is empty).
-  bool PopAvailable(const std::shared_ptr<const GuestMemory>& memory);
+  // Pops up to max_chains_per_round of what is pending (*left: more were pending); returns
+  // false when the drain must end (broken, disabled, stopping, or the pool is empty).
+  bool PopAvailable(const std::shared_ptr<const GuestMemory>& memory, bool* left);
   VirtioFuseRequest* BeginRequest(uint16_t head, bool* duplicate);
   void FailChain(VirtioFuseRequest* request, ChainError error);
   void MarkBroken(const char* reason);
