@@ -1,9 +1,9 @@
 /**
  * `nydusd` command line. Flags follow upstream nydusd (reference/nydusd-cli-api.md §1.2); see
  * nydusd-flags.ts (the flags), nydusd-fast-args.ts and nydusd-args.ts (the parsers) and
- * nydusd-options.ts (validation into DaemonOptions). The daemon
- * runs until SIGTERM/SIGINT; exit status 0 on a clean stop, 2 on bad usage or configuration or a
- * feature not supported yet, 1 on a runtime failure.
+ * nydusd-options.ts (validation into DaemonOptions). The daemon runs until SIGTERM/SIGINT; exit
+ * status 0 on a clean stop, 2 on bad usage or configuration or a feature not supported yet, 1 on
+ * a runtime failure.
  */
 import { runDaemon } from '../daemon/index.js';
 import type { DaemonDeps } from '../daemon/index.js';

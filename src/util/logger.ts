@@ -19,8 +19,8 @@ import { openLogFile } from './log-file.js';
 import { formatJson, formatText, kLevelNumbers } from './log-format.js';
 import type { LogFields, LogFormat, LogLevel, LogRecord, LogSink } from './log-format.js';
 
-export type { LogFields, LogFormat, LogLevel, LogRecord, LogSink } from './log-format.js';
-export { kLogLevels, formatJson, formatText } from './log-format.js';
+export type { LogFields, LogFormat, LogLevel } from './log-format.js';
+export { kLogLevels } from './log-format.js';
 export { kLogRotationKeep } from './log-file.js';
 
 export type LogMessage = string | (() => string);
