@@ -1,7 +1,7 @@
 /**
- * The nydusd command line (yargs), with upstream's names, aliases and defaults
- * (src/bin/nydusd/main.rs; reference/nydusd-cli-api.md §1.2) plus the vhost-user backend
- * conventions (--socket-path, --fd, --print-capabilities) and --log-format (ours).
+ * The full nydusd command-line parser (yargs) over the flag table in nydusd-flags.ts: help,
+ * unusual spellings and every usage error. Common command lines never get here: main() tries
+ * nydusd-fast-args.ts first, which yields to this parser whenever it is not certain.
  *
  * Flags of features that are not built yet are parsed so they can be refused by name
  * (nydusd-options.ts), never silently ignored.
@@ -10,8 +10,7 @@ import yargs from 'yargs';
 import type { Argv } from 'yargs';
 
 import { UsageError } from '../util/errors.js';
-
-export const kSubcommands = ['fuse', 'virtiofs', 'singleton', 'nbd', 'uffd'] as const;
+import { kConflicts, kImplies, kNydusdFlags, kSubcommands } from './nydusd-flags.js';
 
 const kCommandHelp: Record<(typeof kSubcommands)[number], string> = {
   fuse: 'serve the image through /dev/fuse at --mountpoint (the default)',
@@ -43,56 +42,14 @@ export function nydusdParser(argv: string[]): Argv {
   if (wantsHelp(argv)) {
     for (const c of kSubcommands) y = y.command(c, kCommandHelp[c]);
   }
-  return y
+  // yargs' own --version is replaced by ours (in the table), which prints the build info.
+  y = y
     .parserConfiguration({ 'duplicate-arguments-array': false, 'boolean-negation': false, 'strip-aliased': true })
-    .option('config', { alias: 'C', type: 'string', describe: 'configuration file (v1 JSON, v2 JSON or TOML)' })
-    .option('bootstrap', { alias: 'B', type: 'string', describe: 'RAFS metadata (bootstrap) file' })
-    .option('localfs-dir', {
-      alias: 'D',
-      type: 'string',
-      describe: 'blob directory: enables the localfs backend and a blob cache in the same directory (instead of --config)',
-    })
-    .option('mountpoint', { alias: 'M', type: 'string', describe: 'FUSE mountpoint' })
-    .option('sock', { alias: 'socket-path', type: 'string', describe: 'vhost-user socket to create (virtio-fs)' })
-    .option('fd', { type: 'number', describe: 'already-listening vhost-user socket inherited from the parent (virtio-fs)' })
-    .option('print-capabilities', { type: 'boolean', describe: 'print the vhost-user backend capabilities (JSON) and exit' })
-    .option('fuse-threads', { alias: 'thread-num', type: 'number', default: 4, describe: 'FUSE worker threads, 1..1024' })
-    .option('log-level', {
-      alias: 'l',
-      choices: ['trace', 'debug', 'info', 'warn', 'error'] as const,
-      default: 'info' as const,
-      describe: 'log level',
-    })
-    .option('log-file', { alias: 'L', type: 'string', describe: 'log to this file (JSON lines; ".log" appended when no extension)' })
-    .option('log-format', { choices: ['text', 'json'] as const, default: 'text' as const, describe: 'format of log lines on stderr' })
-    .option('log-rotation-size', { type: 'number', default: 0, describe: 'rotate --log-file at this many MiB (0: never)' })
-    .option('rlimit-nofile', { type: 'number', default: 1000000, describe: 'raise RLIMIT_NOFILE to this (0: leave unchanged)' })
-    .option('id', { type: 'string', describe: 'service instance identifier (requires --supervisor)' })
-    .option('supervisor', { type: 'string', describe: 'supervisor socket for live upgrade (requires --id)' })
-    .option('virtual-mountpoint', { alias: 'm', type: 'string', default: '/', describe: 'path of the image inside the filesystem' })
-    .option('failover-policy', {
-      choices: ['none', 'resend', 'flush'] as const,
-      default: 'resend' as const,
-      describe: 'FUSE failover policy (only used with a supervisor)',
-    })
-    // Recognised so they can be refused clearly (later work).
-    .option('apisock', { alias: 'A', type: 'string', describe: 'API socket (not supported yet)' })
-    .option('upgrade', { type: 'boolean', describe: 'start in upgrade mode (not supported yet)' })
-    .option('writable', { type: 'boolean', describe: 'read-write mount (not supported yet)' })
-    .option('prefetch-files', { type: 'string', describe: 'file listing paths to prefetch (not supported yet)' })
-    .option('shared-dir', { alias: 's', type: 'string', describe: 'passthrough directory (not supported yet)' })
-    .option('hybrid-mode', { type: 'boolean', describe: 'RAFS and passthroughfs together (not supported yet)' })
-    .option('dedup-db', { type: 'string', describe: 'chunk dedup database (not supported yet)' })
-    .option('fscache', { alias: 'F', type: 'string', hidden: true })
-    .option('fscache-tag', { type: 'string', hidden: true })
-    .option('fscache-threads', { type: 'number', hidden: true })
-    .option('threads', { type: 'number', hidden: true })
-    .conflicts('localfs-dir', 'config')
-    .conflicts('bootstrap', 'shared-dir')
-    .implies('id', 'supervisor')
-    .implies('supervisor', 'id')
-    .version(false)
-    .option('version', { alias: 'V', type: 'boolean', describe: 'print version information' })
+    .version(false);
+  for (const [name, spec] of Object.entries(kNydusdFlags)) y = y.option(name, spec);
+  for (const [a, b] of kConflicts) y = y.conflicts(a, b);
+  for (const [a, b] of kImplies) y = y.implies(a, b);
+  return y
     .help('help')
     .alias('help', 'h')
     .strictOptions(true)

@@ -12,7 +12,7 @@ import type { DaemonOptions } from '../daemon/index.js';
 import { kDefaultStopTimeoutMs } from '../daemon/index.js';
 import { NotSupportedError, UsageError } from '../util/errors.js';
 import type { LogFormat, LogLevel } from '../util/logger.js';
-import { kSubcommands } from './nydusd-args.js';
+import { kSubcommands } from './nydusd-flags.js';
 
 export interface NydusdArgs {
   _: (string | number)[];

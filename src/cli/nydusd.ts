@@ -1,13 +1,14 @@
 /**
  * `nydusd` command line. Flags follow upstream nydusd (reference/nydusd-cli-api.md §1.2); see
- * nydusd-args.ts (the parser) and nydusd-options.ts (validation into DaemonOptions). The daemon
- * runs until SIGTERM/SIGINT; exit status 0 on a clean stop, 2 on bad usage or configuration or a
- * feature not supported yet, 1 on a runtime failure.
+ * nydusd-flags.ts (the flags), nydusd-fast-args.ts and nydusd-args.ts (the parsers) and
+ * nydusd-options.ts (validation into DaemonOptions). The daemon runs until SIGTERM/SIGINT; exit
+ * status 0 on a clean stop, 2 on bad usage or configuration or a feature not supported yet, 1 on
+ * a runtime failure.
  */
 import { runDaemon } from '../daemon/index.js';
 import type { DaemonDeps } from '../daemon/index.js';
 import { createLogger } from '../util/logger.js';
-import { nydusdParser } from './nydusd-args.js';
+import { parseNydusdArgsFast } from './nydusd-fast-args.js';
 import type { NydusdArgs } from './nydusd-options.js';
 import { resolveNydusdArgs } from './nydusd-options.js';
 import { buildInfo, versionText } from './version.js';
@@ -17,9 +18,15 @@ const kExitGraceMs = 2000;
 
 export const kCapabilities = '{"type":"fs"}';
 
+/** yargs, loaded only for help and command lines the fast path leaves to it (~50 ms to load). */
+async function parseNydusdArgsFull(argv: string[]): Promise<NydusdArgs> {
+  const { nydusdParser } = await import('./nydusd-args.js');
+  return nydusdParser(argv).parseAsync();
+}
+
 /** The injectable parts, so the lead can wire the filesystem (deps.serve) without touching the CLI. */
 export async function main(argv: string[], deps: Partial<Omit<DaemonDeps, 'log'>> = {}): Promise<number> {
-  const args = (await nydusdParser(argv).parseAsync()) as NydusdArgs;
+  const args = parseNydusdArgsFast(argv) ?? (await parseNydusdArgsFull(argv));
   if (args['help'] === true) return 0;
   if (args['version'] === true) {
     process.stdout.write(`${versionText('nydusd')}\n`);

@@ -4,7 +4,6 @@
  * them and users confuse the two, so the loader recognises both. The legacy `config` form is
  * converted to `config_v2` as upstream does.
  */
-import { parse as parseToml } from 'smol-toml';
 import { z } from 'zod';
 
 import { ConfigError } from './errors.js';
@@ -12,6 +11,7 @@ import { looksLikeJson, parseJsonc } from './jsonc.js';
 import { parseWithSchema } from './load.js';
 import { kCacheV2Schema, kBackendV2Schema } from './schema-v2.js';
 import type { NydusConfig } from './schema-v2.js';
+import { parseToml } from './toml.js';
 import { configIssues } from './validate.js';
 
 export const kBlobCacheEntryConfigV2Schema = z

@@ -8,7 +8,6 @@
  */
 import { readFileSync, statSync } from 'node:fs';
 
-import { parse as parseToml } from 'smol-toml';
 import type { z } from 'zod';
 
 import { ConfigError } from './errors.js';
@@ -16,6 +15,7 @@ import { looksLikeJson, parseJsonc } from './jsonc.js';
 import { kConfigV1Schema } from './schema-v1.js';
 import { kConfigV2Schema } from './schema-v2.js';
 import type { NydusConfig } from './schema-v2.js';
+import { parseToml } from './toml.js';
 import { translateV1 } from './translate.js';
 import { validateConfig } from './validate.js';
 import type { ConfigOrigin } from './validate.js';
