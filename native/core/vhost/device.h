@@ -39,7 +39,7 @@ struct DeviceOptions {
   // Bound on waiting for in-flight requests when a ring stops (GET_VRING_BASE).
   std::chrono::milliseconds stop_drain{2000};
   uint32_t max_rounds_per_drain = 64;  // VringOptions::max_rounds_per_drain
-  uint32_t max_chains_per_round = 4;   // VringOptions::max_chains_per_round
+  uint32_t max_chains_per_round = 2;   // VringOptions::max_chains_per_round
 };
 
 struct Reply {
