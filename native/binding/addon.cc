@@ -18,6 +18,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterErrors(env, exports);
   RegisterLog(env, exports);
   RegisterCodec(env, exports);
+  RegisterFill(env, exports);
   RegisterChunkMap(env, exports);
   RegisterFuseSession(env, exports);
   RegisterXattr(env, exports);

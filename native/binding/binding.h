@@ -16,6 +16,7 @@ namespace nydus::binding {
 // Each binding file adds its functions and classes to the module's exports.
 void RegisterErrors(Napi::Env env, Napi::Object exports);
 void RegisterCodec(Napi::Env env, Napi::Object exports);
+void RegisterFill(Napi::Env env, Napi::Object exports);
 void RegisterChunkMap(Napi::Env env, Napi::Object exports);
 void RegisterLog(Napi::Env env, Napi::Object exports);
 void RegisterXattr(Napi::Env env, Napi::Object exports);

@@ -52,6 +52,15 @@ export function decompress(algo: number, src: Buffer, uncompressedSize: number):
   return loadAddon().decompress(algo, src, uncompressedSize);
 }
 
+/**
+ * Decodes the chunks of one fetched range and writes them to the cache file `fd`, on a worker
+ * thread. `plan`: 5 numbers per chunk (src offset, stored size, file offset, uncompressed size,
+ * compressed 0/1). Resolves with a status per chunk: 0 written, -EIO did not decode, -errno.
+ */
+export function decodeWrite(algo: number, src: Buffer, plan: Float64Array, fd: number): Promise<Int32Array> {
+  return loadAddon().decodeWrite(algo, src, plan, fd);
+}
+
 export function blake3(data: Buffer): Buffer {
   return loadAddon().blake3(data);
 }

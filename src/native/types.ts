@@ -119,6 +119,7 @@ export interface NativeAddon {
   compress(algo: number, src: Buffer, level?: number): Buffer;
   decompress(algo: number, src: Buffer, uncompressedSize: number): Buffer;
   decompressInto(algo: number, src: Buffer, dst: Buffer): void;
+  decodeWrite(algo: number, src: Buffer, plan: Float64Array, fd: number): Promise<Int32Array>;
   blake3(data: Buffer): Buffer;
   Blake3Hasher: new () => NativeBlake3Hasher;
 

@@ -9,13 +9,14 @@
  * over missing or bad data. One fetch per chunk: concurrent misses join the in-flight fetch.
  */
 import { constants as fsc } from 'node:fs';
+import { constants as osc } from 'node:os';
 import type { FileHandle } from 'node:fs/promises';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import type { NativeChunkMap } from '../native/index.js';
 import { kBlobFeatures, kMaxChunksPerBlob } from '../rafs/layout/constants.js';
-import { openChunkMap } from '../native/index.js';
+import { decodeWrite, openChunkMap } from '../native/index.js';
 import type { Logger } from '../util/logger.js';
 import type { BlobBackend } from './backend.js';
 import { checkBlobId } from './blob-id.js';
@@ -23,6 +24,7 @@ import type { BlobMeta } from './blob-meta.js';
 import { blobMetaPath, fetchBlobMeta, readBlobMetaFile, writeBlobMetaFile } from './blob-meta.js';
 import type { BlobSource } from './chunk-data.js';
 import { checkChunk, decodeAndVerifyInto, intersect, untilAborted } from './chunk-data.js';
+import { compressorCode } from './codec.js';
 import type { CacheCounters } from './counters.js';
 import { errnoCode, StorageError } from './errors.js';
 import { amplifyRanges, mergeChunks } from './fetch-plan.js';
@@ -65,6 +67,13 @@ function deferred(): Deferred {
 }
 
 const kZeroDigest = Buffer.alloc(32);
+const kEIO = osc.errno.EIO;
+const kEBADMSG = osc.errno.EBADMSG;
+
+function errnoName(n: number): string {
+  for (const [name, v] of Object.entries(osc.errno)) if (v === n) return name;
+  return `errno ${n}`;
+}
 /** rafs-format.md: blob table uncompressed_size <= 2^44. */
 const kMaxUncompressedBlob = 2 ** 44;
 
@@ -290,6 +299,11 @@ export class CachedBlob implements BlobSource {
       for (const c of r.chunks) this._settle(c, e);
       return;
     }
+    // Without digest validation the native fill does the rest on a worker thread.
+    if (!this._ctx.validate && this.info.compressor !== 'gzip') {
+      await this._fillNative(r, buf);
+      return;
+    }
     // Decode first, each run of chunks adjacent in the uncompressed blob into one buffer, then
     // write each run of good chunks with one write. Fewer thread-pool round trips per fill, and
     // large writes give the cache file large page-cache folios: 1 MiB READs from a file written
@@ -353,6 +367,52 @@ export class CachedBlob implements BlobSource {
       }
     }
     for (const [c, err] of failed) this._settle(c, err);
+  }
+
+  /**
+   * Decodes and writes a fetched range off the JavaScript thread (native decodeWrite: runs of
+   * adjacent chunks, one pwrite per run of good chunks), then sets the bits of the chunks it
+   * wrote. Fills of concurrent misses run on separate worker threads. Same outcomes as the
+   * JavaScript path: a chunk that does not decode fails alone and is never written.
+   */
+  private async _fillNative(r: FetchRange, buf: Buffer): Promise<void> {
+    const { counters, log } = this._ctx;
+    const id = this.info.blobId;
+    const chunks = [...r.chunks].sort((a, b) => a.uncompressedOffset - b.uncompressedOffset);
+    const plan = new Float64Array(chunks.length * 5);
+    chunks.forEach((c, i) => plan.set([c.compressedOffset - r.offset, c.compressedSize, c.uncompressedOffset, c.uncompressedSize, c.compressed ? 1 : 0], i * 5));
+    let status: Int32Array;
+    try {
+      this._throwIfClosed();
+      status = await decodeWrite(compressorCode(this.info.compressor), buf, plan, this._fh.fd);
+    } catch (err) {
+      const e = err instanceof StorageError ? err : new StorageError('ERR_CACHE_FILE', `blob ${id}: filling ${chunks.length} chunk(s) failed: ${(err as Error).message}`, { cause: err });
+      for (const c of chunks) this._settle(c, e);
+      return;
+    }
+    for (const [i, c] of chunks.entries()) {
+      const rc = status[i] ?? -kEIO;
+      if (rc === -kEBADMSG) {
+        counters.decodeErrors++;
+        const msg = `blob ${id} chunk ${c.chunkIndex}: cannot decompress (${this.info.compressor}, compressed offset ${c.compressedOffset} size ${c.compressedSize})`;
+        log.error(msg);
+        this._settle(c, new StorageError('ERR_CHUNK_DECODE', msg));
+        continue;
+      }
+      if (rc !== 0) {
+        this._settle(c, new StorageError('ERR_CACHE_FILE', `blob ${id} chunk ${c.chunkIndex}: cannot write ${this.dataPath}: ${errnoName(-rc)}`));
+        continue;
+      }
+      try {
+        if (this._opts.afterWrite) await this._opts.afterWrite(c);
+        this._throwIfClosed();
+        this._map.setReady(c.chunkIndex);
+        counters.chunksFilled++;
+        this._settle(c);
+      } catch (err) {
+        this._settle(c, err instanceof StorageError ? err : new StorageError('ERR_CACHE_FILE', `blob ${id} chunk ${c.chunkIndex}: ${errnoCode(err)}`, { cause: err }));
+      }
+    }
   }
 
   private _throwIfClosed(): void {

@@ -1,7 +1,7 @@
 /**
  * Child process of storage-kill.test: fills a blob cache from a localfs blob, several chunks
  * at a time, printing "filled <index>" as each chunk it fetched becomes ready, until it is killed.
- * argv: <spec.json> (blobsDir, workDir, info, chunks with hex digests)
+ * argv: <spec.json> (blobsDir, workDir, info, chunks with hex digests, validate)
  */
 import { readFileSync } from 'node:fs';
 
@@ -13,6 +13,8 @@ interface Spec {
   workDir: string;
   info: BlobInfo;
   chunks: (Omit<ChunkInfo, 'digest'> & { digest: string })[];
+  /** false: fills take the native decodeWrite path instead of the JavaScript one. */
+  validate: boolean;
 }
 
 const spec = JSON.parse(readFileSync(process.argv[2] ?? '', 'utf8')) as Spec;
@@ -21,7 +23,7 @@ const service = await StorageService.create({
   backend: { type: 'localfs', config: { dir: spec.blobsDir, blob_file: '', alt_dirs: [] } },
   backendKey: 'backend.localfs',
   cache: { kind: 'blobcache', workDir: spec.workDir, workDirKey: 'work_dir' },
-  validate: true,
+  validate: spec.validate,
   batchSize: 0,
 });
 const image = await service.openImage([spec.info]);

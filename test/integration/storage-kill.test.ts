@@ -23,19 +23,12 @@ after(() => rmSync(tmpRoot, { recursive: true, force: true }));
 const kChunks = 240;
 const sb = buildBlob({ sizes: Array.from({ length: kChunks }, (_, i) => 65536 - (i % 7) * 512), compressor: 'zstd' });
 const blobsDir = join(tmpRoot, 'blobs');
-const workDir = join(tmpRoot, 'cache');
 mkdirSync(blobsDir);
-mkdirSync(workDir);
 writeFileSync(join(blobsDir, sb.info.blobId), sb.blob);
-const specPath = join(tmpRoot, 'spec.json');
-writeFileSync(
-  specPath,
-  JSON.stringify({ blobsDir, workDir, info: sb.info, chunks: sb.chunks.map((c) => ({ ...c, digest: c.digest.toString('hex') })) }),
-);
 const child = join(projectRoot, 'dist', 'test', 'integration', 'storage-kill-child.js');
 
 /** Runs the child and SIGKILLs it after it reported `after` more filled chunks. Returns how many it reported. */
-function fillAndKill(after: number): Promise<number> {
+function fillAndKill(specPath: string, after: number): Promise<number> {
   return new Promise((resolve, reject) => {
     const p = spawn(process.execPath, [child, specPath], { stdio: ['ignore', 'pipe', 'inherit'] });
     let seen = 0;
@@ -55,7 +48,7 @@ function fillAndKill(after: number): Promise<number> {
 }
 
 /** Every chunk whose bit is set must have exactly its data in the data file. */
-function verifyReadyChunks(): number {
+function verifyReadyChunks(workDir: string): number {
   const data = readFileSync(join(workDir, `${sb.info.blobId}.blob.data`));
   const map = openChunkMap(join(workDir, `${sb.info.blobId}.blob.data.chunk_map`), kChunks);
   let ready = 0;
@@ -72,32 +65,42 @@ function verifyReadyChunks(): number {
   return ready;
 }
 
-test('SIGKILL while filling never leaves a ready bit without its data; filling resumes', { timeout: 120_000 }, async () => {
-  let previous = 0;
-  for (const after of [20, 60, 30]) {
-    const reported = await fillAndKill(after);
-    assert.ok(reported >= after, 'the child was killed mid-fill');
-    const ready = verifyReadyChunks();
-    assert.ok(ready >= previous + after, `at least the ${after} reported chunks are ready (${ready})`);
-    assert.ok(ready < kChunks, 'the kill landed before the end');
-    previous = ready;
-  }
-  // A fresh process completes the cache, fetching only what is missing.
-  const service = await StorageService.create({
-    backend: { type: 'localfs', config: { dir: blobsDir, blob_file: '', alt_dirs: [] } },
-    backendKey: 'backend.localfs',
-    cache: { kind: 'blobcache', workDir, workDirKey: 'work_dir' },
-    validate: true,
-    batchSize: 0,
+for (const validate of [true, false]) {
+  // validate false: the native fill (decodeWrite on a worker thread) instead of the JavaScript one.
+  test(`SIGKILL while filling never leaves a ready bit without its data; filling resumes (${validate ? 'JavaScript' : 'native'} fill)`, { timeout: 120_000 }, async () => {
+    const workDir = join(tmpRoot, `cache-${String(validate)}`);
+    mkdirSync(workDir);
+    const specPath = join(tmpRoot, `spec-${String(validate)}.json`);
+    writeFileSync(
+      specPath,
+      JSON.stringify({ blobsDir, workDir, info: sb.info, validate, chunks: sb.chunks.map((c) => ({ ...c, digest: c.digest.toString('hex') })) }),
+    );
+    let previous = 0;
+    for (const after of [20, 60, 30]) {
+      const reported = await fillAndKill(specPath, after);
+      assert.ok(reported >= after, 'the child was killed mid-fill');
+      const ready = verifyReadyChunks(workDir);
+      assert.ok(ready >= previous + after, `at least the ${after} reported chunks are ready (${ready})`);
+      assert.ok(ready < kChunks, 'the kill landed before the end');
+      previous = ready;
+    }
+    // A fresh process completes the cache, fetching only what is missing.
+    const service = await StorageService.create({
+      backend: { type: 'localfs', config: { dir: blobsDir, blob_file: '', alt_dirs: [] } },
+      backendKey: 'backend.localfs',
+      cache: { kind: 'blobcache', workDir, workDirKey: 'work_dir' },
+      validate,
+      batchSize: 0,
+    });
+    try {
+      const image = await service.openImage([sb.info]);
+      const file = await image.read(sb.chunks, 0, sb.file.length);
+      assert.ok(file.equals(sb.file));
+      assert.equal(service.stats().cache.hits, previous);
+      assert.equal(service.stats().cache.chunksFilled, kChunks - previous);
+    } finally {
+      await service.close();
+    }
+    assert.equal(verifyReadyChunks(workDir), kChunks);
   });
-  try {
-    const image = await service.openImage([sb.info]);
-    const file = await image.read(sb.chunks, 0, sb.file.length);
-    assert.ok(file.equals(sb.file));
-    assert.equal(service.stats().cache.hits, previous);
-    assert.equal(service.stats().cache.chunksFilled, kChunks - previous);
-  } finally {
-    await service.close();
-  }
-  assert.equal(verifyReadyChunks(), kChunks);
-});
+}
