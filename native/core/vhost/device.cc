@@ -49,6 +49,7 @@ VhostUserFsDevice::VhostUserFsDevice(DeviceOptions options, transport::FuseReque
     vo.spawn_worker = options_.spawn_workers;
     vo.max_rounds_per_drain = options_.max_rounds_per_drain;
     vo.max_chains_per_round = options_.max_chains_per_round;
+    vo.busy_poll_us = options_.busy_poll_us;
     vrings_.push_back(std::make_shared<Vring>(vo));
   }
 }

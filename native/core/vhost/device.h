@@ -40,6 +40,7 @@ struct DeviceOptions {
   std::chrono::milliseconds stop_drain{2000};
   uint32_t max_rounds_per_drain = 64;  // VringOptions::max_rounds_per_drain
   uint32_t max_chains_per_round = 2;   // VringOptions::max_chains_per_round
+  uint32_t busy_poll_us = 20;          // VringOptions::busy_poll_us
 };
 
 struct Reply {

@@ -87,6 +87,15 @@ struct VringOptions {
   // more from early replies than large READs lose. EVENT_IDX still suppresses notifications
   // the driver did not ask for.
   uint32_t max_chains_per_round = 2;
+  // After a drain that handled at least busy_poll_min_chains chains, watch the available ring
+  // for up to busy_poll_us (from the last chain found) before sleeping in poll(). A driver
+  // keeping many requests in flight refills the ring within microseconds of a reply, while a
+  // sleep and a kick cost 10-20 us each way on these machines; at queue depth 1 (drains of one
+  // chain) nothing changes. Measured at depth 16 (ours / virtiofsd, no spin -> 20 us):
+  // random 4 KiB READs 0.87 -> 1.29 with CPU per request 1.66 -> 1.47 us; LOOKUP+GETATTR
+  // 0.90 -> 6.2; small-file cycle 1.11 -> 3.04; 128 KiB READs unchanged (0.94-0.96).
+  uint32_t busy_poll_us = 20;
+  uint32_t busy_poll_min_chains = 4;
 };
 
 class Vring : public std::enable_shared_from_this<Vring> {
@@ -139,6 +148,8 @@ class Vring : public std::enable_shared_from_this<Vring> {
   void WorkerMain();
   void Wake();
   void Drain();
+  // The busy poll after a busy drain (VringOptions::busy_poll_us).
+  void SpinForMore();
   // Pops up to max_chains_per_round of what is pending (*left: more were pending); returns
   // false when the drain must end (broken, disabled, stopping, or the pool is empty).
   bool PopAvailable(const std::shared_ptr<const GuestMemory>& memory, bool* left);
@@ -163,6 +174,7 @@ class Vring : public std::enable_shared_from_this<Vring> {
   std::atomic<int64_t> last_bad_chain_log_s_{0};    // any thread: second of the last warning
   std::shared_ptr<const GuestMemory> ring_memory_;  // mapping that holds the three rings
   ChainScratch scratch_;                            // worker thread
+  uint32_t last_drain_chains_ = 0;                  // worker thread
 
   mutable std::mutex mu_;
   std::condition_variable idle_cv_;      // signalled when in_flight_ drops to 0
