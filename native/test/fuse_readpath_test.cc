@@ -287,17 +287,25 @@ std::vector<uint8_t> ReadBytes(const fuse_read_in& ri) {
   return ReqBuilder(FUSE_READ, 60 + ri.offset, 2).Arg(ri).Bytes();
 }
 
+// Registers the fixture's cache file as blob slot 0 with only chunk 0 marked ready; returns its
+// chunk map (null on failure).
+std::shared_ptr<cache::ChunkMap> RegisterWithChunk0Ready(fuse::FuseSession& s, const Fixture& f) {
+  std::string err;
+  auto map = std::make_shared<cache::ChunkMap>();
+  if (map->Open(f.map_path, 5, &err) != 0) return nullptr;
+  map->SetReady(0);
+  if (s.blobs().Register(0, f.cache_path, map, codec::Algo::kNone, &err) != 0) return nullptr;
+  return map;
+}
+
 NTEST(ReadPathSession, FastReadMissAndFill) {
   Fixture f;
   Harness h(AllOps());
   auto& s = *h.s;
   InitSession(s);
   DrainAll(s);
-  std::string err;
-  auto map = std::make_shared<cache::ChunkMap>();
-  NASSERT_EQ(map->Open(f.map_path, 5, &err), 0);
-  map->SetReady(0);
-  NASSERT_EQ(s.blobs().Register(0, f.cache_path, map, codec::Algo::kNone, &err), 0);
+  auto map = RegisterWithChunk0Ready(s, f);
+  NASSERT_TRUE(map != nullptr);
   NEXPECT_EQ(OpenWithTable(h, f.Table(), 17), 17u);
   NEXPECT_EQ(s.Stats().extent_tables, 1u);
 
@@ -415,11 +423,7 @@ NTEST(ReadPathSession, ImmutableSessionOpensAndReleasesNatively) {
   auto& s = *h.s;
   InitSession(s);
   DrainAll(s);
-  std::string err;
-  auto map = std::make_shared<cache::ChunkMap>();
-  NASSERT_EQ(map->Open(f.map_path, 5, &err), 0);
-  map->SetReady(0);
-  NASSERT_EQ(s.blobs().Register(0, f.cache_path, map, codec::Algo::kNone, &err), 0);
+  NASSERT_TRUE(RegisterWithChunk0Ready(s, f) != nullptr);
   NEXPECT_EQ(OpenWithTable(h, f.Table(), 17), 17u);
   auto& again = h.Req(ReqBuilder(FUSE_OPEN, 51, 2).Arg(fuse_open_in{O_RDONLY, 0}).Bytes(), 32);
   s.OnRequest(&again);

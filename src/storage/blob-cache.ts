@@ -352,19 +352,7 @@ export class CachedBlob implements BlobSource {
         for (const d of group) this._settle(d.c, e);
         continue;
       }
-      for (const { c } of group) {
-        try {
-          if (this._opts.afterWrite) await this._opts.afterWrite(c);
-          // The file handle and map are closed only after every fill settled (close()), so the
-          // bit is never set through a closed map; the check keeps a late fill from resurrecting.
-          this._throwIfClosed();
-          this._map.setReady(c.chunkIndex);
-          counters.chunksFilled++;
-          this._settle(c);
-        } catch (err) {
-          this._settle(c, err instanceof StorageError ? err : new StorageError('ERR_CACHE_FILE', `blob ${this.info.blobId} chunk ${c.chunkIndex}: cannot write ${this.dataPath}: ${errnoCode(err)}`, { cause: err }));
-        }
-      }
+      for (const { c } of group) await this._markWritten(c);
     }
     for (const [c, err] of failed) this._settle(c, err);
   }
@@ -403,15 +391,22 @@ export class CachedBlob implements BlobSource {
         this._settle(c, new StorageError('ERR_CACHE_FILE', `blob ${id} chunk ${c.chunkIndex}: cannot write ${this.dataPath}: ${errnoName(-rc)}`));
         continue;
       }
-      try {
-        if (this._opts.afterWrite) await this._opts.afterWrite(c);
-        this._throwIfClosed();
-        this._map.setReady(c.chunkIndex);
-        counters.chunksFilled++;
-        this._settle(c);
-      } catch (err) {
-        this._settle(c, err instanceof StorageError ? err : new StorageError('ERR_CACHE_FILE', `blob ${id} chunk ${c.chunkIndex}: ${errnoCode(err)}`, { cause: err }));
-      }
+      await this._markWritten(c);
+    }
+  }
+
+  /** A chunk's data is in the cache file: set its bit and settle its waiters. */
+  private async _markWritten(c: ChunkInfo): Promise<void> {
+    try {
+      if (this._opts.afterWrite) await this._opts.afterWrite(c);
+      // The file handle and map are closed only after every fill settled (close()), so the
+      // bit is never set through a closed map; the check keeps a late fill from resurrecting.
+      this._throwIfClosed();
+      this._map.setReady(c.chunkIndex);
+      this._ctx.counters.chunksFilled++;
+      this._settle(c);
+    } catch (err) {
+      this._settle(c, err instanceof StorageError ? err : new StorageError('ERR_CACHE_FILE', `blob ${this.info.blobId} chunk ${c.chunkIndex}: cannot write ${this.dataPath}: ${errnoCode(err)}`, { cause: err }));
     }
   }
 

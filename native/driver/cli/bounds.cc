@@ -49,6 +49,20 @@ struct Timed {
   double cpu_s = 0;
 };
 
+// Calls `step` (false: stop, it failed) until `seconds` have passed; fills t's time and CPU.
+template <typename Step>
+bool TimeLoop(double seconds, Timed* t, Step step) {
+  const double cpu0 = SelfCpuSeconds();
+  const uint64_t start = MonoNs();
+  const uint64_t end = start + static_cast<uint64_t>(seconds * 1e9);
+  do {
+    if (!step()) return false;
+  } while (MonoNs() < end);
+  t->seconds = double(MonoNs() - start) / 1e9;
+  t->cpu_s = SelfCpuSeconds() - cpu0;
+  return true;
+}
+
 void Print(const char* what, const Timed& t, Json& extra) {
   Json j;
   j.BeginObject()
@@ -84,23 +98,17 @@ int Pread(const DriverOptions& o, double seconds) {
     if (::pread(fd, buf.get(), size, static_cast<off_t>(off)) < 0) return Fail(strerror(errno));
   }
   Timed t;
-  const double cpu0 = SelfCpuSeconds();
-  const uint64_t start = MonoNs();
-  const uint64_t end = start + static_cast<uint64_t>(seconds * 1e9);
   uint64_t off = 0;
-  do {
-    ssize_t n = ::pread(fd, buf.get(), size, static_cast<off_t>(off));
-    if (n != static_cast<ssize_t>(size)) {
-      ::close(fd);
-      return Fail("short pread");
-    }
+  const bool ok = TimeLoop(seconds, &t, [&] {
+    if (::pread(fd, buf.get(), size, static_cast<off_t>(off)) != static_cast<ssize_t>(size))
+      return false;
     Clobber(buf.get());
     t.bytes += size;
     off = off + size >= span ? 0 : off + size;
-  } while (MonoNs() < end);
-  t.seconds = double(MonoNs() - start) / 1e9;
-  t.cpu_s = SelfCpuSeconds() - cpu0;
+    return true;
+  });
   ::close(fd);
+  if (!ok) return Fail("short pread");
   Json extra;
   extra.BeginObject().Field("file", file).Field("size", size).Field("file_bytes", span).EndObject();
   Print("pread", t, extra);
@@ -118,18 +126,14 @@ int Memcpy(const DriverOptions& o, double seconds) {
   if (!src || !dst) return Fail("out of memory");
   const uint64_t usable = span / size * size;
   Timed t;
-  const double cpu0 = SelfCpuSeconds();
-  const uint64_t start = MonoNs();
-  const uint64_t end = start + static_cast<uint64_t>(seconds * 1e9);
   uint64_t off = 0;
-  do {
+  TimeLoop(seconds, &t, [&] {
     memcpy(dst.get(), src.get() + off, size);
     Clobber(dst.get());
     t.bytes += size;
     off = off + size >= usable ? 0 : off + size;
-  } while (MonoNs() < end);
-  t.seconds = double(MonoNs() - start) / 1e9;
-  t.cpu_s = SelfCpuSeconds() - cpu0;
+    return true;
+  });
   Json extra;
   extra.BeginObject().Field("size", size).Field("span", span).EndObject();
   Print("memcpy", t, extra);
@@ -206,22 +210,16 @@ int Codec(const DriverOptions& o, double seconds) {
     }
   }
   Timed t;
-  const double cpu0 = SelfCpuSeconds();
-  const uint64_t start = MonoNs();
-  const uint64_t end = start + static_cast<uint64_t>(seconds * 1e9);
   size_t i = 0;
-  do {
-    if (!decompress(chunks[i])) {
-      ZSTD_freeDCtx(dctx);
-      return Fail("decompression failed");
-    }
+  const bool ok = TimeLoop(seconds, &t, [&] {
+    if (!decompress(chunks[i])) return false;
     Clobber(out.get());
     t.bytes += chunk;
     i = i + 1 == chunks.size() ? 0 : i + 1;
-  } while (MonoNs() < end);
-  t.seconds = double(MonoNs() - start) / 1e9;
-  t.cpu_s = SelfCpuSeconds() - cpu0;
+    return true;
+  });
   ZSTD_freeDCtx(dctx);
+  if (!ok) return Fail("decompression failed");
   Json extra;
   extra.BeginObject()
       .Field("algo", algo_name)
