@@ -395,21 +395,26 @@ export class FuseSession {
         ctx: { nodeid: r[o + 2] as number, uid: r[o + 3] as number, gid: r[o + 4] as number, pid: r[o + 5] as number },
         size: op === kFuseOp.READ || op === kFuseOp.READDIR || op === kFuseOp.READDIRPLUS ? (r[o + 8] as number) : 0,
       };
-      let result: unknown;
-      try {
-        result = this._call(req, o);
-      } catch (err) {
-        this._fail(req, err);
-        continue;
-      }
-      if (isThenable(result)) {
-        result.then(
-          (v) => this._finish(req, v),
-          (err: unknown) => this._fail(req, err),
-        );
-      } else {
-        this._finish(req, result);
-      }
+      this._answer(req, () => this._call(req, o));
+    }
+  }
+
+  /** Runs a handler call and answers `req` with its result, sync or async, or its failure. */
+  private _answer(req: Req, call: () => unknown): void {
+    let result: unknown;
+    try {
+      result = call();
+    } catch (err) {
+      this._fail(req, err);
+      return;
+    }
+    if (isThenable(result)) {
+      result.then(
+        (v) => this._finish(req, v),
+        (err: unknown) => this._fail(req, err),
+      );
+    } else {
+      this._finish(req, result);
     }
   }
 
@@ -574,21 +579,8 @@ export class FuseSession {
           this._native.resolveMiss(req.token, kEIO);
           return;
         }
-        let result: unknown;
-        try {
-          result = h.readMiss(req.ctx, { fh: r[o + 6] as number, offset: r[o + 7] as number, size: r[o + 8] as number, chunks });
-        } catch (err) {
-          this._fail(req, err);
-          return;
-        }
-        if (isThenable(result)) {
-          result.then(
-            (v) => this._finish(req, v),
-            (err: unknown) => this._fail(req, err),
-          );
-        } else {
-          this._finish(req, result);
-        }
+        const miss = { fh: r[o + 6] as number, offset: r[o + 7] as number, size: r[o + 8] as number, chunks };
+        this._answer(req, () => h.readMiss?.(req.ctx, miss));
         return;
       }
       case R.kUpcallForget: {

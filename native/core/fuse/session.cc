@@ -314,15 +314,9 @@ bool FuseSession::OpenFromCache(Request& r) {
   fuse_open_out o{};
   o.fh = fh;
   o.open_flags = a.open_flags;
-  bool overflow = false;
-  const uint32_t n = WriteReply(*r.req, r.d.in.unique, &o, sizeof(o), &overflow);
-  if (overflow) {
-    counters_.reply_overflows.fetch_add(1, std::memory_order_relaxed);
-    RemoveExtents(fh);
-  }
   counters_.native_opens.fetch_add(1, std::memory_order_relaxed);
-  counters_.native_replies.fetch_add(1, std::memory_order_relaxed);
-  Finish(r.req, n, overflow);
+  // An OPEN whose reply did not fit never reaches the kernel: its handle would never be released.
+  if (!FinishInline(r, &o, sizeof(o))) RemoveExtents(fh);
   return true;
 }
 
@@ -331,8 +325,7 @@ void FuseSession::HandleRelease(Request& r) {
   RemoveExtents(fh);
   if (fh >= kNativeFhBase) {
     // A handle this session made (OpenFromCache): the handler has nothing to release.
-    counters_.native_replies.fetch_add(1, std::memory_order_relaxed);
-    Finish(r.req, WriteReply(*r.req, r.d.in.unique, nullptr, 0), false);
+    FinishInline(r, nullptr, 0);
     return;
   }
   HandleUpcall(r);
@@ -340,24 +333,29 @@ void FuseSession::HandleRelease(Request& r) {
 
 bool FuseSession::ReplyFromCache(Request& r) {
   const uint32_t op = r.d.in.opcode;
-  bool overflow = false;
-  uint32_t n = 0;
   if (op == FUSE_LOOKUP) {
     fuse_entry_out e;
     if (!reply_cache_.GetEntry(r.d.in.nodeid, r.d.name, r.d.name_len, &e)) return false;
-    n = WriteReply(*r.req, r.d.in.unique, &e, sizeof(e), &overflow);
-  } else if (op == FUSE_GETATTR) {
+    counters_.cached_replies.fetch_add(1, std::memory_order_relaxed);
+    FinishInline(r, &e, sizeof(e));
+    return true;
+  }
+  if (op == FUSE_GETATTR) {
     fuse_attr_out a;
     if (!reply_cache_.GetAttr(r.d.in.nodeid, &a)) return false;
-    n = WriteReply(*r.req, r.d.in.unique, &a, sizeof(a), &overflow);
-  } else {
-    return false;
+    counters_.cached_replies.fetch_add(1, std::memory_order_relaxed);
+    FinishInline(r, &a, sizeof(a));
+    return true;
   }
-  if (overflow) counters_.reply_overflows.fetch_add(1, std::memory_order_relaxed);
-  counters_.cached_replies.fetch_add(1, std::memory_order_relaxed);
+  return false;
+}
+
+bool FuseSession::FinishInline(Request& r, const void* body, size_t len) {
   counters_.native_replies.fetch_add(1, std::memory_order_relaxed);
+  bool overflow = false;
+  const uint32_t n = WriteCounted(*r.req, r.d.in.unique, body, len, &overflow);
   Finish(r.req, n, overflow);
-  return true;
+  return !overflow;
 }
 
 void FuseSession::HandleUpcall(Request& r) {

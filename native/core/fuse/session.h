@@ -194,6 +194,13 @@ class FuseSession final : public transport::FuseRequestSink {
   Pending* ClaimFor(uint64_t token, const char* what, bool (*accepts)(uint32_t opcode), int* rc);
   int Garbage(Pending* p, const char* what, const char* why);
   void CompleteClaimed(Pending* p, uint32_t written, bool error);
+  // WriteReply that counts an overflow (a reply larger than the writable space).
+  uint32_t WriteCounted(transport::FuseRequest& req, uint64_t unique, const void* body, size_t len,
+                        bool* overflow);
+  // A claimed request answered with `body`; returns 0 (the Reply* result).
+  int CompleteWith(Pending* p, const void* body, size_t len);
+  // An inline request answered natively with `body`; false when the reply did not fit.
+  bool FinishInline(Request& r, const void* body, size_t len);
 
   // Parked READs (session_read.cc).
   void ServeFastRead(Request& r, std::shared_ptr<const readpath::ExtentTable> table);

@@ -71,6 +71,20 @@ void FuseSession::CompleteClaimed(Pending* p, uint32_t written, bool error) {
   pending_.Release(p);
 }
 
+uint32_t FuseSession::WriteCounted(transport::FuseRequest& req, uint64_t unique, const void* body,
+                                   size_t len, bool* overflow) {
+  const uint32_t n = WriteReply(req, unique, body, len, overflow);
+  if (*overflow) counters_.reply_overflows.fetch_add(1, std::memory_order_relaxed);
+  return n;
+}
+
+int FuseSession::CompleteWith(Pending* p, const void* body, size_t len) {
+  bool overflow = false;
+  const uint32_t n = WriteCounted(*p->req, p->unique, body, len, &overflow);
+  CompleteClaimed(p, n, overflow);
+  return 0;
+}
+
 int FuseSession::ReplyError(uint64_t token, int err) {
   Pending* p = pending_.Claim(token);
   if (p == nullptr) {
@@ -116,11 +130,7 @@ int FuseSession::ReplyEntry(uint64_t token, const double* rec) {
       reply_cache_.PutAttr(e.nodeid, a);
     }
   }
-  bool overflow = false;
-  uint32_t n = WriteReply(*p->req, p->unique, &e, sizeof(e), &overflow);
-  if (overflow) counters_.reply_overflows.fetch_add(1, std::memory_order_relaxed);
-  CompleteClaimed(p, n, overflow);
-  return 0;
+  return CompleteWith(p, &e, sizeof(e));
 }
 
 int FuseSession::ReplyAttr(uint64_t token, const double* rec) {
@@ -131,11 +141,7 @@ int FuseSession::ReplyAttr(uint64_t token, const double* rec) {
   const char* why = nullptr;
   if (!AttrOutFromRecord(rec, &a, &why)) return Garbage(p, "attr", why);
   if (cache_replies_) reply_cache_.PutAttr(p->nodeid, a);
-  bool overflow = false;
-  uint32_t n = WriteReply(*p->req, p->unique, &a, sizeof(a), &overflow);
-  if (overflow) counters_.reply_overflows.fetch_add(1, std::memory_order_relaxed);
-  CompleteClaimed(p, n, overflow);
-  return 0;
+  return CompleteWith(p, &a, sizeof(a));
 }
 
 int FuseSession::ReplyOpen(uint64_t token, uint64_t fh, uint32_t open_flags,
@@ -155,11 +161,7 @@ int FuseSession::ReplyOpen(uint64_t token, uint64_t fh, uint32_t open_flags,
   fuse_open_out o{};
   o.fh = fh;
   o.open_flags = open_flags;
-  bool overflow = false;
-  uint32_t n = WriteReply(*p->req, p->unique, &o, sizeof(o), &overflow);
-  if (overflow) counters_.reply_overflows.fetch_add(1, std::memory_order_relaxed);
-  CompleteClaimed(p, n, overflow);
-  return 0;
+  return CompleteWith(p, &o, sizeof(o));
 }
 
 int FuseSession::ReplyStatfs(uint64_t token, const double* rec) {
@@ -169,11 +171,7 @@ int FuseSession::ReplyStatfs(uint64_t token, const double* rec) {
   fuse_statfs_out st;
   const char* why = nullptr;
   if (!StatfsFromRecord(rec, &st, &why)) return Garbage(p, "statfs", why);
-  bool overflow = false;
-  uint32_t n = WriteReply(*p->req, p->unique, &st, sizeof(st), &overflow);
-  if (overflow) counters_.reply_overflows.fetch_add(1, std::memory_order_relaxed);
-  CompleteClaimed(p, n, overflow);
-  return 0;
+  return CompleteWith(p, &st, sizeof(st));
 }
 
 int FuseSession::ReplyData(uint64_t token, const uint8_t* data, size_t len) {

@@ -13,32 +13,20 @@ SliceReader::SliceReader(std::span<const transport::IoSlice> slices, size_t limi
   limit_ = limit < total ? limit : total;
 }
 
-bool SliceReader::Copy(void* dst, size_t n) {
-  if (n > remaining()) return false;
-  auto* out = static_cast<uint8_t*>(dst);
-  while (n > 0) {
-    const auto& s = slices_[slice_];
-    size_t take = s.len - within_;
-    if (take > n) take = n;
-    std::memcpy(out, s.base + within_, take);
-    out += take;
-    n -= take;
-    consumed_ += take;
-    within_ += take;
-    if (within_ == s.len) {
-      ++slice_;
-      within_ = 0;
-    }
-  }
-  return true;
-}
+bool SliceReader::Copy(void* dst, size_t n) { return Take(static_cast<uint8_t*>(dst), n); }
 
-bool SliceReader::Skip(size_t n) {
+bool SliceReader::Skip(size_t n) { return Take(nullptr, n); }
+
+bool SliceReader::Take(uint8_t* out, size_t n) {
   if (n > remaining()) return false;
   while (n > 0) {
     const auto& s = slices_[slice_];
     size_t take = s.len - within_;
     if (take > n) take = n;
+    if (out != nullptr) {
+      std::memcpy(out, s.base + within_, take);
+      out += take;
+    }
     n -= take;
     consumed_ += take;
     within_ += take;

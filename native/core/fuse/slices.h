@@ -33,6 +33,9 @@ class SliceReader {
   long CopyCString(char* dst, size_t max_len);
 
  private:
+  // Consumes n bytes, copying them to `out` unless it is null.
+  bool Take(uint8_t* out, size_t n);
+
   std::span<const transport::IoSlice> slices_;
   size_t limit_;
   size_t consumed_ = 0;
