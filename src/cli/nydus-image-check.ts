@@ -10,6 +10,7 @@ import { join } from 'node:path';
 
 import { BlobFile, chunkDigest, openBootstrap, readChunkData, type BlobInfo, type ChunkInfo, type RafsImage } from '../rafs/index.js';
 import { NydusError, NotSupportedError, UsageError } from '../util/errors.js';
+import { fileType, S_IFDIR, S_IFLNK, S_IFREG } from '../util/mode-bits.js';
 import { asString, baseParser } from './nydus-image-common.js';
 import { flagNames, kBlobFeatureNames, showBytes } from './nydus-image-inspect.js';
 import { buildInfo } from './version.js';
@@ -66,9 +67,9 @@ export function checkImage(image: RafsImage, blobDir: string | undefined, log?: 
       inodes++;
       log?.(`${where}: ref ${ref} mode 0${a.mode.toString(8)} size ${a.size}`);
       for (const n of image.listXattrs(ref)) if (image.getXattr(ref, n) === undefined) problem(`${where}: xattr ${showBytes(n)} is listed but has no value`);
-      const type = a.mode & 0o170000;
+      const type = fileType(a.mode);
       let expect: Buffer | undefined;
-      if (type === 0o040000) {
+      if (type === S_IFDIR) {
         const parts: Buffer[] = [];
         if (seen.has(ref)) {
           problem(`${where}: directory reached twice (cycle)`);
@@ -88,9 +89,9 @@ export function checkImage(image: RafsImage, blobDir: string | undefined, log?: 
           if (d) parts.push(d);
         }
         expect = hash(parts);
-      } else if (type === 0o120000) {
+      } else if (type === S_IFLNK) {
         expect = hash([image.readLink(ref)]);
-      } else if (type === 0o100000) {
+      } else if (type === S_IFREG) {
         const chunks = image.chunks(ref);
         checkChunks(where, a.size, chunks, blobs, problem);
         expect = hash(chunks.map((c) => c.digest));

@@ -7,6 +7,7 @@
  */
 import { openBootstrap, type ChunkInfo, type InodeAttr, type RafsImage } from '../rafs/index.js';
 import { NydusError, NotSupportedError, UsageError } from '../util/errors.js';
+import { fileType, kFileTypeNames } from '../util/mode-bits.js';
 import { asString, baseParser } from './nydus-image-common.js';
 
 function parser(argv: string[]) {
@@ -78,8 +79,6 @@ function chunkJson(c: ChunkInfo): Record<string, number | string | boolean> {
   };
 }
 
-const kTypeNames: Record<number, string> = { 0o040000: 'dir', 0o100000: 'file', 0o120000: 'symlink', 0o020000: 'chr', 0o060000: 'blk', 0o010000: 'fifo', 0o140000: 'sock' };
-
 /** Pre-order walk with byte-exact paths (readDir names are Buffers). */
 export function walkImage(image: RafsImage, visit: (path: Buffer, ref: number, attr: InodeAttr) => void): void {
   const stack: [Buffer, number][] = [[Buffer.from('/'), image.super.rootRef]];
@@ -101,7 +100,7 @@ export function walkImage(image: RafsImage, visit: (path: Buffer, ref: number, a
 }
 
 function entryReport(image: RafsImage, path: Buffer, ref: number, a: InodeAttr): EntryReport {
-  const type = kTypeNames[a.mode & 0o170000] ?? 'unknown';
+  const type = kFileTypeNames[fileType(a.mode)] ?? 'unknown';
   const r: EntryReport = {
     path: showBytes(path),
     ref,

@@ -61,7 +61,18 @@ export {
   type ZranContext,
 } from './blob/meta.js';
 export { extractTocEntry, findToc, getTocEntry, parseTarHeader, parseToc, tocDigest, type TarHeader, type TocEntry, type TocLocation } from './blob/toc.js';
-export { chunkDigest, compressorFromEnum, decodeChunk, digesterFromEnum, sha256 } from './blob/codec.js';
+export {
+  chunkDigest,
+  compressChunk,
+  compressorFromEnum,
+  compressorToEnum,
+  decodeChunk,
+  decodeChunkInto,
+  digesterFromEnum,
+  digesterToEnum,
+  sha256,
+  type WritableCompressor,
+} from './blob/codec.js';
 export {
   BlobFile,
   blobDirMetaProvider,

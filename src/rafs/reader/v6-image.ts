@@ -18,15 +18,12 @@ import {
   DT_REG,
   DT_SOCK,
   DT_UNKNOWN,
-  isDeviceMode,
-  isDirMode,
-  isLnkMode,
-  isRegMode,
   cmpName,
   notDir,
   walkImage,
   wrongType,
 } from './common.js';
+import { isDeviceMode, isDirMode, isLnkMode, isRegMode } from '../../util/mode-bits.js';
 import { parseV6Super, type V6Meta } from './v6-super.js';
 import { V6ChunkResolver } from './v6-chunks.js';
 import type { BlobInfo, ChunkInfo, DirEntry, InodeAttr, InodeRef, RafsImage, RafsSuper } from './types.js';
