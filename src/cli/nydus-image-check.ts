@@ -8,7 +8,7 @@
 import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { BlobFile, chunkDigest, openBootstrap, readChunkData, type BlobInfo, type ChunkInfo, type RafsImage } from '../rafs/index.js';
+import { BlobFile, chunkDigest, isDotOrDotDot, openBootstrap, readChunkData, type BlobInfo, type ChunkInfo, type RafsImage } from '../rafs/index.js';
 import { NydusError, NotSupportedError, UsageError } from '../util/errors.js';
 import { fileType, S_IFDIR, S_IFLNK, S_IFREG } from '../util/mode-bits.js';
 import { asString, baseParser } from './nydus-image-common.js';
@@ -78,7 +78,7 @@ export function checkImage(image: RafsImage, blobDir: string | undefined, log?: 
         seen.add(ref);
         const children: [Buffer, number][] = [];
         image.readDir(ref, 0, (e) => {
-          if (!(e.name.length <= 2 && e.name.every((c) => c === 0x2e))) children.push([e.name, e.ref]);
+          if (!isDotOrDotDot(e.name)) children.push([e.name, e.ref]);
           return true;
         });
         for (let i = 1; i < children.length; i++) {

@@ -5,7 +5,7 @@
  * interactive prompt is not offered (the full report replaces it). `--blob-dir` lets images
  * whose chunk info lives in the blobs (INLINED_CHUNK_DIGEST) list their chunks.
  */
-import { openBootstrap, type ChunkInfo, type InodeAttr, type RafsImage } from '../rafs/index.js';
+import { isDotOrDotDot, openBootstrap, type ChunkInfo, type InodeAttr, type RafsImage } from '../rafs/index.js';
 import { NydusError, NotSupportedError, UsageError } from '../util/errors.js';
 import { fileType, kFileTypeNames } from '../util/mode-bits.js';
 import { asString, baseParser } from './nydus-image-common.js';
@@ -91,8 +91,7 @@ export function walkImage(image: RafsImage, visit: (path: Buffer, ref: number, a
     seenDirs.add(ref);
     const children: [Buffer, number][] = [];
     image.readDir(ref, 0, (e) => {
-      const dot = e.name.length <= 2 && e.name.every((c) => c === 0x2e);
-      if (!dot) children.push([Buffer.concat([path.length === 1 ? Buffer.alloc(0) : path, Buffer.from('/'), e.name]), e.ref]);
+      if (!isDotOrDotDot(e.name)) children.push([Buffer.concat([path.length === 1 ? Buffer.alloc(0) : path, Buffer.from('/'), e.name]), e.ref]);
       return true;
     });
     for (let i = children.length - 1; i >= 0; i--) stack.push(children[i]!);

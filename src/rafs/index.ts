@@ -43,7 +43,7 @@ export type { BlobInfo, ChunkInfo, CompressorName, DigesterName, DirEntry, Inode
 export { openBootstrap, openBootstrapBuffer, metaPathStem, type OpenOptions } from './reader/open.js';
 export { V5Image } from './reader/v5-image.js';
 export { V6Image } from './reader/v6-image.js';
-export { DT_BLK, DT_CHR, DT_DIR, DT_FIFO, DT_LNK, DT_REG, DT_SOCK, DT_UNKNOWN } from './reader/common.js';
+export { DT_BLK, DT_CHR, DT_DIR, DT_FIFO, DT_LNK, DT_REG, DT_SOCK, DT_UNKNOWN, isDotOrDotDot } from './reader/common.js';
 export { RafsError, kRafsErrorCodes, type RafsErrorCode } from './layout/errors.js';
 
 // Blob side.

@@ -58,16 +58,14 @@ export function walkImage(img: RafsImage, file: string, visit: (path: string, re
     const children: { path: string; ref: InodeRef }[] = [];
     const prefix = path === '/' ? '/' : `${path}/`;
     img.readDir(ref, 0, (e) => {
-      const n = e.name;
-      if (!(n.length === 1 && n[0] === 0x2e) && !(n.length === 2 && n[0] === 0x2e && n[1] === 0x2e)) {
-        children.push({ path: prefix + n.toString('utf8'), ref: e.ref });
-      }
+      if (!isDotOrDotDot(e.name)) children.push({ path: prefix + e.name.toString('utf8'), ref: e.ref });
       return true;
     });
     for (let i = children.length - 1; i >= 0; i--) stack.push(children[i] as { path: string; ref: InodeRef });
   }
 }
 
+/** The "." and ".." entries every directory lists first. */
 export function isDotOrDotDot(name: Buffer): boolean {
   return (name.length === 1 && name[0] === 0x2e) || (name.length === 2 && name[0] === 0x2e && name[1] === 0x2e);
 }
