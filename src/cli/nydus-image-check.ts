@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { BlobFile, chunkDigest, isDotOrDotDot, openBootstrap, readChunkData, type BlobInfo, type ChunkInfo, type RafsImage } from '../rafs/index.js';
 import { NydusError, NotSupportedError, UsageError } from '../util/errors.js';
 import { fileType, S_IFDIR, S_IFLNK, S_IFREG } from '../util/mode-bits.js';
-import { asString, baseParser } from './nydus-image-common.js';
+import { asString, baseParser, userMessage } from './nydus-image-common.js';
 import { flagNames, kBlobFeatureNames, showBytes } from './nydus-image-inspect.js';
 import { buildInfo } from './version.js';
 
@@ -106,7 +106,7 @@ export function checkImage(image: RafsImage, blobDir: string | undefined, log?: 
             try {
               readChunkData((o, l) => f.read(o, l), c, blob, true);
             } catch (err) {
-              problem(`${where}: chunk at file offset ${c.fileOffset}: ${(err as Error).message}`);
+              problem(`${where}: chunk at file offset ${c.fileOffset}: ${userMessage(err)}`);
             }
           }
         }
@@ -121,7 +121,7 @@ export function checkImage(image: RafsImage, blobDir: string | undefined, log?: 
       }
       return expect;
     } catch (err) {
-      problem(`${where}: ${(err as Error).message}`);
+      problem(`${where}: ${userMessage(err)}`);
       return undefined;
     }
   };
@@ -160,7 +160,7 @@ export async function run(argv: string[]): Promise<number> {
   if (path === undefined) throw new UsageError('missing parameter `bootstrap` or `BOOTSTRAP`');
   const blobDir = asString(args['blob-dir']);
   if (blobDir !== undefined && !(existsSync(blobDir) && statSync(blobDir).isDirectory())) throw new UsageError(`--blob-dir ${blobDir} is not a directory`);
-  const image = openBootstrap(path, blobDir !== undefined ? { blobDir } : {});
+  const image = openBootstrap(path, blobDir !== undefined ? { blobDir, chunkTableFallback: true } : { chunkTableFallback: true });
   let result: CheckResult;
   try {
     result = checkImage(image, blobDir, args['verbose'] === true ? (l) => process.stdout.write(`${l}\n`) : undefined);

@@ -2,13 +2,14 @@
  * `nydus-image inspect`: what an image holds — superblock, blobs, prefetch table and the tree
  * with every file's chunks — as text, or as one JSON document with `--json`. Upstream's request
  * mode (`-R stats|blobs|prefetch|ls [DIR]|stat PATH`) prints the same JSON answers; its
- * interactive prompt is not offered (the full report replaces it). `--blob-dir` lets images
- * whose chunk info lives in the blobs (INLINED_CHUNK_DIGEST) list their chunks.
+ * interactive prompt is not offered (the full report replaces it). Images whose chunk info lives
+ * in the blobs (INLINED_CHUNK_DIGEST) list it from the blob meta with `--blob-dir`, else from the
+ * bootstrap's chunk info table, as upstream does.
  */
 import { isDotOrDotDot, openBootstrap, type ChunkInfo, type InodeAttr, type RafsImage } from '../rafs/index.js';
 import { NydusError, NotSupportedError, UsageError } from '../util/errors.js';
 import { fileType, kFileTypeNames } from '../util/mode-bits.js';
-import { asString, baseParser } from './nydus-image-common.js';
+import { asString, baseParser, userMessage } from './nydus-image-common.js';
 
 function parser(argv: string[]) {
   return baseParser(argv, '$0 inspect [options] <BOOTSTRAP>\n\nInspect RAFS filesystem metadata')
@@ -123,7 +124,7 @@ function entryReport(image: RafsImage, path: Buffer, ref: number, a: InodeAttr):
     try {
       r.chunks = image.chunks(ref).map(chunkJson);
     } catch (err) {
-      r.chunks = `unavailable: ${(err as Error).message}`;
+      r.chunks = `unavailable: ${userMessage(err)}`;
     }
   }
   return r;
@@ -207,7 +208,7 @@ export async function run(argv: string[]): Promise<number> {
   const path = asString(args['BOOTSTRAP']) ?? asString(args['bootstrap']);
   if (path === undefined) throw new UsageError('missing parameter `bootstrap` or `BOOTSTRAP`');
   const blobDir = asString(args['blob-dir']);
-  const image = openBootstrap(path, blobDir !== undefined ? { blobDir } : {});
+  const image = openBootstrap(path, blobDir !== undefined ? { blobDir, chunkTableFallback: true } : { chunkTableFallback: true });
   try {
     const write = (s: string): void => {
       process.stdout.write(s);

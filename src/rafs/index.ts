@@ -22,7 +22,9 @@
  *  2. `openBootstrap(path, { blobMetaProvider })`: called synchronously on first need per blob;
  *  3. `openBootstrap(path, { blobDir })`: `<dir>/<blob_id>.blob.meta` (+ `.blob.digest`) or the
  *     data blob `<dir>/<blob_id>` itself (CI at ci_offset, digests via its TOC);
- *  4. for an inline-meta blob opened as the bootstrap, that blob file itself.
+ *  4. for an inline-meta blob opened as the bootstrap, that blob file itself;
+ *  5. with `openBootstrap(path, { chunkTableFallback: true })` (nydus-image check/inspect), the
+ *     bootstrap's own chunk info table, which upstream and our builder write for these images too.
  * Without any of them `chunks()` throws `ERR_RAFS_BLOB_META_REQUIRED`; it never guesses. A
  * `ChunkInfo.digest` of all zeros means "digest not available" (meta supplied without digests).
  *

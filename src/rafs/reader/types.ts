@@ -84,8 +84,9 @@ export interface RafsImage {
   /**
    * Regular files: ordered by fileOffset; [] for empty files; holes have no chunk. For v6
    * INLINED_CHUNK_DIGEST images this needs the blob meta of each blob the file uses: it is taken
-   * from `setBlobMeta`, else asked from the `blobMetaProvider`/`blobDir` given at open; without it
-   * the call throws ERR_RAFS_BLOB_META_REQUIRED.
+   * from `setBlobMeta`, else asked from the `blobMetaProvider`/`blobDir` given at open, else (when
+   * opened with `chunkTableFallback`) read from the bootstrap's chunk info table; without any of
+   * them the call throws ERR_RAFS_BLOB_META_REQUIRED.
    */
   chunks(ref: InodeRef): ChunkInfo[];
   isDir(ref: InodeRef): boolean;

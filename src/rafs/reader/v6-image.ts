@@ -50,6 +50,8 @@ interface V6Inode {
 
 export interface V6ImageOptions {
   blobMetaProvider?: BlobMetaProvider | undefined;
+  /** See OpenOptions.chunkTableFallback. */
+  chunkTableFallback?: boolean | undefined;
 }
 
 export class V6Image implements RafsImage {
@@ -85,7 +87,7 @@ export class V6Image implements RafsImage {
       inlinedChunkDigest: (m.flags & kSuperFlags.INLINED_CHUNK_DIGEST) !== 0,
       tarfs: (m.flags & kSuperFlags.TARFS_MODE) !== 0,
     };
-    this._chunks = new V6ChunkResolver(this._v, m, this.super, opts.blobMetaProvider);
+    this._chunks = new V6ChunkResolver(this._v, m, this.super, opts.blobMetaProvider, opts.chunkTableFallback === true);
     const root = this._inode(m.rootNid);
     if (!isDirMode(root.mode)) throw this._v.fail('v6 root inode', root.off, `root nid ${m.rootNid} is not a directory`);
   }
