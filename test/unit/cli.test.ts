@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 
+import { createImage, defaultBuildOptions } from '../../src/rafs/builder/index.js';
 import { binDir } from '../helpers/paths.js';
 
 function run(bin: string, args: string[]): { status: number | null; stdout: string; stderr: string } {
@@ -24,3 +27,37 @@ for (const bin of ['nydusd', 'nydus-image']) {
     assert.match(r.stdout, new RegExp(bin));
   });
 }
+
+/** Runs a command whose stdout reader is gone before it writes (what `| head -1` leads to). */
+function runIntoClosedPipe(bin: string, args: string[]): Promise<{ status: number | null; stderr: string }> {
+  const child = spawn(process.execPath, [join(binDir, bin), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout.destroy();
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  return new Promise((resolve) => child.on('close', (status) => resolve({ status, stderr })));
+}
+
+test('output into a pipe whose reader is gone ends quietly with the command\'s own status (| head)', async () => {
+  const work = mkdtempSync(join(tmpdir(), 'cli-epipe-'));
+  try {
+    const src = join(work, 'src');
+    mkdirSync(src);
+    for (let i = 0; i < 200; i++) writeFileSync(join(src, `f${i}`), `${i}`);
+    const out = join(work, 'out');
+    mkdirSync(out);
+    const { bootstrapPath } = await createImage({ ...defaultBuildOptions(src), blobDir: out, bootstrapPath: join(out, 'boot') });
+    for (const [bin, args] of [
+      ['nydus-image', ['check', '-v', bootstrapPath!]],
+      ['nydus-image', ['inspect', bootstrapPath!]],
+      ['nydus-image', ['--help']],
+      ['nydusd', ['--version']],
+      ['nydusd', ['--help']],
+    ] as const) {
+      const r = await runIntoClosedPipe(bin, [...args]);
+      assert.equal(r.stderr, '', `${bin} ${args.join(' ')}`);
+      assert.equal(r.status, 0, `${bin} ${args.join(' ')}`);
+    }
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+});
