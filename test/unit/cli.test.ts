@@ -20,6 +20,22 @@ for (const bin of ['nydusd', 'nydus-image']) {
     assert.match(r.stdout, /Version:\s+v\d+\.\d+\.\d+/);
   });
 
+  test(`${bin} --version has upstream's lines: Version, Git Commit (as the snapshotter reads it), Build Time, Profile, Rustc`, () => {
+    const r = run(bin, ['--version']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(
+      r.stdout,
+      new RegExp(`^${bin} \\rVersion: \\tv\\d+\\.\\d+\\.\\d+\\nGit Commit: \\t(?:[0-9a-f]{12}|unknown)\\nBuild Time: \\t\\w{3}, \\d\\d \\w{3} \\d{4} \\d\\d:\\d\\d:\\d\\d \\+0000\\nProfile: \\trelease\\nRustc: \\t\\tnode v\\d+\\.\\d+\\.\\d+\\n$`),
+    );
+    // nydus-snapshotter's pattern, and the commit it must find.
+    const commit = /Git Commit:\s*(.+)/.exec(r.stdout)?.[1];
+    const head = spawnSync('git', ['rev-parse', 'HEAD'], { cwd: binDir, encoding: 'utf8' });
+    if (head.status === 0) assert.equal(commit, head.stdout.trim().slice(0, 12));
+    // The build time is when this program was compiled: not in the future.
+    const built = Date.parse(/Build Time: \t(.+)/.exec(r.stdout)?.[1] ?? '');
+    assert.ok(built <= Date.now() && built > Date.parse('2024-01-01'), r.stdout);
+  });
+
   test(`${bin} --help lists usage and exits 0`, () => {
     const r = run(bin, ['--help']);
     assert.equal(r.status, 0, r.stderr);
