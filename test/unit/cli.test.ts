@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -43,6 +43,22 @@ for (const bin of ['nydusd', 'nydus-image']) {
     assert.match(r.stdout, new RegExp(bin));
   });
 }
+
+test('the executables work through a symlink on PATH from any directory (the README install step)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cli-path-'));
+  try {
+    for (const bin of ['nydusd', 'nydus-image']) symlinkSync(join(binDir, bin), join(dir, bin));
+    const env = { ...process.env, PATH: `${dir}:${process.env['PATH'] ?? ''}` };
+    const v = spawnSync('nydus-image', ['--version'], { encoding: 'utf8', cwd: '/', env });
+    assert.equal(v.status, 0, v.stderr);
+    assert.match(v.stdout, /Git Commit:/);
+    const c = spawnSync('nydusd', ['--print-capabilities'], { encoding: 'utf8', cwd: '/', env });
+    assert.equal(c.status, 0, c.stderr);
+    assert.equal(c.stdout, '{"type":"fs"}\n');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
 
 /** Runs a command whose stdout reader is gone before it writes (what `| head -1` leads to). */
 function runIntoClosedPipe(bin: string, args: string[]): Promise<{ status: number | null; stderr: string }> {

@@ -77,7 +77,7 @@ export function parseV6Devices(boot: Buffer): { devices: DeviceInfo[]; chunks: C
     throw new ExportError('bootstrap is not a RAFS v6 (EROFS) image; only v6 can be exported as a block device');
   }
   const blkszbits = boot.readUInt8(kV6SuperBlockOffset + 12);
-  if (blkszbits !== 12) throw new NotSupportedError(`exporting images with ${1 << blkszbits}-byte blocks (tarfs)`);
+  if (blkszbits !== 12) throw new NotSupportedError(`exporting tarfs images (${1 << blkszbits}-byte blocks)`);
   const ndev = boot.readUInt16LE(kV6SuperBlockOffset + 86);
   const slotOff = boot.readUInt16LE(kV6SuperBlockOffset + 88) * kV6DeviceSlotSize;
   const ext = kV6SuperBlockOffset + kV6SuperBlockSize;
