@@ -230,3 +230,58 @@ test('house rules: every package.json dependency is used', () => {
   const unusedDev = Object.keys(pkg.devDependencies ?? {}).filter((d) => !anywhere.has(d) && !runAsTool(d) && !typesFor(d));
   assert.deepEqual(unusedDev, [], 'devDependencies that nothing imports, runs or types');
 });
+
+/** Whether version `v` (x.y.z) satisfies an npm `engines` range of the forms package-locks hold. */
+function satisfies(v: string, range: string): boolean {
+  const [maj, min, pat] = v.split('.').map(Number) as [number, number, number];
+  const cmp = (parts: number[]): number => {
+    const want = [parts[0] ?? 0, parts[1] ?? 0, parts[2] ?? 0];
+    return maj - want[0]! || min - want[1]! || pat - want[2]!;
+  };
+  const one = (c: string): boolean => {
+    if (c === '*' || c === 'x') return true;
+    const m = /^(>=|<=|>|<|\^|=)?v?(\d+)(?:\.(\d+|\*|x))?(?:\.(\d+|\*|x))?$/.exec(c);
+    if (!m) throw new Error(`engines range not understood: ${range}`);
+    const parts = [m[2], m[3], m[4]].filter((p) => p !== undefined && p !== '*' && p !== 'x').map(Number);
+    switch (m[1] ?? '=') {
+      case '>=':
+        return cmp(parts) >= 0;
+      case '>':
+        return cmp(parts) > 0;
+      case '<=':
+        return cmp(parts) <= 0;
+      case '<':
+        return cmp(parts) < 0;
+      case '^':
+        return maj === parts[0] && cmp(parts) >= 0;
+      default:
+        // A bare or partial version: the parts given must match.
+        return parts.every((p, i) => [maj, min, pat][i] === p);
+    }
+  };
+  return range.split('||').some((alt) => {
+    const comps = alt.trim().replace(/(>=|<=|>|<|\^|=)\s+/g, '$1').split(/\s+/).filter(Boolean);
+    return comps.length === 0 || comps.every(one);
+  });
+}
+
+test('house rules: every locked package supports the Node versions package.json names (npm ci prints no EBADENGINE)', () => {
+  assert.equal(satisfies('20.19.0', '^20.17.0 || >=22.9.0'), true);
+  assert.equal(satisfies('20.19.0', '^22.22.2 || ^24.15.0 || >=26.0.0'), false);
+  assert.equal(satisfies('20.19.0', '>=16 || 14 >=14.17'), true);
+  assert.equal(satisfies('20.19.0', '6.* || 8.* || >= 10.*'), true);
+  assert.equal(satisfies('20.19.0', '18 || 20 || >=22'), true);
+  assert.equal(satisfies('20.19.0', '>=20.19.1'), false);
+  assert.equal(satisfies('20.19.0', '*'), true);
+  const pkg = JSON.parse(readFileSync(join(projectRoot, 'package.json'), 'utf8')) as { engines: { node: string } };
+  const min = /^>=\s*(\d+\.\d+\.\d+)$/.exec(pkg.engines.node)?.[1];
+  assert.ok(min, `engines.node should be ">=x.y.z", is ${pkg.engines.node}`);
+  const lock = JSON.parse(readFileSync(join(projectRoot, 'package-lock.json'), 'utf8')) as { packages: Record<string, { engines?: unknown }> };
+  const bad: string[] = [];
+  for (const [name, p] of Object.entries(lock.packages)) {
+    const node = p.engines !== null && typeof p.engines === 'object' && !Array.isArray(p.engines) ? (p.engines as { node?: string }).node : undefined;
+    if (node === undefined) continue;
+    for (const v of [min, process.version.slice(1)]) if (!satisfies(v, node)) bad.push(`${name || 'nydusd-node'}: node ${node} excludes ${v}`);
+  }
+  assert.deepEqual(bad, []);
+});
