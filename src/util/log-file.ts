@@ -1,17 +1,23 @@
 /**
- * The `--log-file` sink: formatted lines (text, or JSON with --log-format json) appended with one
- * synchronous write each, like the stderr writer, so nothing is held in memory and a line is in
- * the file before the call returns (a crash loses nothing already logged). With
+ * The `--log-file` sink: a winston logger (loaded on first use, so a daemon logging to stderr never
+ * loads it) whose one transport appends formatted lines (text, or JSON with --log-format json)
+ * with one synchronous write each, like the stderr writer: nothing is held in memory and a line is
+ * in the file before the call returns (a crash loses nothing already logged). With
  * `--log-rotation-size` the file rotates by size: the current file keeps its name, rotated ones
  * are `<name>1<ext>` (newest) .. `<name>9<ext>`, kLogRotationKeep files in all.
  *
- * (winston's File transport did this before; it lost the records written while it reopened a
- * rotated file and threw when closed during a rotation.)
+ * (winston's own File transport lost the records written while it reopened a rotated file and
+ * threw when closed during a rotation, hence the transport here.)
  */
 import { closeSync, fstatSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { extname } from 'node:path';
 
+import type winston from 'winston';
+import type TransportStream from 'winston-transport';
+
 import { UsageError } from './errors.js';
+import { kLevelNumbers } from './log-format.js';
 import type { LogRecord, LogSink } from './log-format.js';
 
 /** Files kept when --log-rotation-size is set (the current one plus rotated ones). */
@@ -27,8 +33,42 @@ export function rotatedLogName(filename: string, n: number): string {
   return `${filename.slice(0, filename.length - ext.length)}${n}${ext}`;
 }
 
+/** A stuck file system must not hold the process past its stop timeout. */
+const kCloseTimeoutMs = 2000;
+
 /** Opens `filename` (already with its extension) for appending; fails now, naming the file. */
 export function openLogFile(filename: string, rotationSizeMb: number, format: (rec: LogRecord) => string): LogSink {
+  const file = openRotatingFile(filename, rotationSizeMb);
+  // Synchronous (winston is CommonJS) so createLogger stays synchronous.
+  const w = createRequire(import.meta.url)('winston') as typeof winston;
+  // winston exports the transport base class as `Transport` (its typings only as a namespace).
+  const Transport = (w as unknown as { Transport: typeof TransportStream }).Transport;
+  class SyncFileTransport extends Transport {
+    override log(info: unknown, next: () => void): void {
+      file.write(format(info as LogRecord));
+      next();
+    }
+  }
+  const logger = w.createLogger({ level: 'trace', levels: kLevelNumbers, transports: [new SyncFileTransport()], exitOnError: false });
+  return {
+    write: (rec) => {
+      logger.log(rec);
+    },
+    close: async () => {
+      const finished = new Promise<void>((resolve) => logger.once('finish', () => resolve()));
+      logger.end();
+      await Promise.race([finished, new Promise<void>((resolve) => setTimeout(resolve, kCloseTimeoutMs).unref())]);
+      file.close();
+    },
+  };
+}
+
+interface RotatingFile {
+  write(line: string): void;
+  close(): void;
+}
+
+function openRotatingFile(filename: string, rotationSizeMb: number): RotatingFile {
   const open = (): number => openSync(filename, 'a', 0o644);
   let fd: number;
   try {
@@ -60,9 +100,9 @@ export function openLogFile(filename: string, rotationSizeMb: number, format: (r
     size = 0;
   };
   return {
-    write: (rec) => {
+    write: (text) => {
       if (fd < 0) return;
-      const line = Buffer.from(`${format(rec)}\n`);
+      const line = Buffer.from(`${text}\n`);
       try {
         for (let off = 0; off < line.length; ) off += writeSync(fd, line, off);
         size += line.length;
@@ -82,7 +122,6 @@ export function openLogFile(filename: string, rotationSizeMb: number, format: (r
     close: () => {
       if (fd >= 0) closeSync(fd);
       fd = -1;
-      return Promise.resolve();
     },
   };
 }
