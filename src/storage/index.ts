@@ -1,15 +1,23 @@
 /**
- * Storage layer: backends (localfs now; registry, OSS, S3, http-proxy, localdisk next) behind
- * one contract with a shared retry/metrics wrapper, and the blob cache (blobcache files with the
- * upstream layout, or dummycache) that turns chunk lists into bytes.
+ * Storage layer: backends (localfs, localdisk, registry, S3, OSS, http-proxy; the network ones on
+ * one undici client layer with proxy/fallback/health checks and mirrors) behind one contract with
+ * a shared retry/metrics wrapper, and the blob cache (blobcache files with the upstream layout,
+ * or dummycache) that turns chunk lists into bytes.
  *
  * Neighbours: config/ (settings) above; the RAFS reader supplies BlobInfo/ChunkInfo; the fs layer
  * calls ImageStorage.ensureReady/read and registers blobcache files with the native READ fast
  * path (nativeRegistrations()); native/ provides codecs and the persistent chunk map.
  */
-export type { RawBackend, BackendPolicy, BackendStats } from './backend.js';
-export { BlobBackend, kLocalPolicy, kMaxBackendRead } from './backend.js';
+export type { RawBackend, BackendPolicy, BackendStats, ReadOptions, ReadPriority } from './backend.js';
+export { BlobBackend, kLocalPolicy, kMaxBackendRead, remotePolicy } from './backend.js';
 export { LocalFsBackend } from './localfs.js';
+export { LocalDiskBackend } from './localdisk.js';
+export { HttpProxyBackend } from './http-proxy.js';
+export { RegistryBackend } from './registry/registry.js';
+export { ObjectStorageBackend } from './object/object-storage.js';
+export { Transport } from './http/transport.js';
+export type { NetConfig, TransportOptions } from './http/transport.js';
+export { HttpClient } from './http/client.js';
 export { checkBlobId } from './blob-id.js';
 export { StorageError, kEIO } from './errors.js';
 export type { StorageErrorCode } from './errors.js';
@@ -20,7 +28,7 @@ export type { BlobCacheContext, CachedBlobOptions, NativeBlobRegistration } from
 export { DirectBlob } from './dummy-cache.js';
 export { ImageStorage, kMaxFileRead } from './image-storage.js';
 export { StorageService, createBackend, prepareCacheDir } from './service.js';
-export type { OpenImageOptions } from './service.js';
+export type { OpenImageOptions, CreateBackendOptions, RegistryAuthUpdate } from './service.js';
 export { storageSettings } from './settings.js';
 export type { StorageSettings, CacheSettings } from './settings.js';
 export type { CacheCounters } from './counters.js';
