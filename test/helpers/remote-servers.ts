@@ -207,13 +207,15 @@ export interface Nginx extends Proc {
   dir: string;
   /** Lines of the access log (format: what `logFormat` says). */
   access: () => string[];
+  /** Replaces the server blocks and reloads (SIGHUP); new workers take over within ~100 ms. */
+  reconfigure: (servers: string) => void;
 }
 
 /** nginx (master + 1 worker) with `servers` (server blocks) inside an http block. */
 export async function startNginx(dir: string, servers: string, waitFor: { url: string; socketPath?: string }, logFormat = '$request $status'): Promise<Nginx> {
   mkdirSync(join(dir, 'tmp'), { recursive: true });
   const root = process.getuid?.() === 0;
-  const conf = [
+  const conf = (blocks: string): string => [
     root ? 'user root;' : '',
     'daemon off;',
     'worker_processes 1;',
@@ -231,10 +233,10 @@ export async function startNginx(dir: string, servers: string, waitFor: { url: s
     '  default_type application/octet-stream;',
     '  sendfile on;',
     '  keepalive_requests 10000;',
-    servers,
+    blocks,
     '}',
   ].join('\n');
-  writeFileSync(join(dir, 'nginx.conf'), conf);
+  writeFileSync(join(dir, 'nginx.conf'), conf(servers));
   const proc = spawnLogged(which('nginx') ?? 'nginx', ['-p', dir, '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'error.log')], join(dir, 'stderr.log'));
   const log = (): string => `${proc.log()}${existsSync(join(dir, 'error.log')) ? readFileSync(join(dir, 'error.log'), 'utf8') : ''}`;
   await waitHttp(waitFor.url, { ...proc, log }, waitFor.socketPath === undefined ? {} : { socketPath: waitFor.socketPath });
@@ -243,6 +245,10 @@ export async function startNginx(dir: string, servers: string, waitFor: { url: s
     log,
     dir,
     access: () => (existsSync(join(dir, 'access.log')) ? readFileSync(join(dir, 'access.log'), 'utf8').split('\n').filter(Boolean) : []),
+    reconfigure: (blocks: string) => {
+      writeFileSync(join(dir, 'nginx.conf'), conf(blocks));
+      proc.child.kill('SIGHUP');
+    },
   };
 }
 
@@ -307,16 +313,17 @@ export function makeGptDisk(path: string, blobs: { id: string; file: string }[])
   const sectors = (n: number): number => Math.ceil(n / 512);
   let total = 2048 + 34;
   for (const b of blobs) total += Math.ceil(sectors(statSync(b.file).size) / 2048) * 2048;
+  // Partitions start on 1 MiB boundaries (sgdisk's alignment) and end on the blob's last sector.
   writeFileSync(path, '');
   spawnSync('truncate', ['-s', String((total + 2048) * 512), path]);
   const args = ['-o'];
   let start = 2048;
   const placed: [number, string][] = [];
   blobs.forEach((b, i) => {
-    const n = Math.ceil(sectors(statSync(b.file).size) / 2048) * 2048;
+    const n = sectors(statSync(b.file).size);
     args.push(`-n`, `${i + 1}:${start}:${start + n - 1}`, '-t', `${i + 1}:8300`, '-c', `${i + 1}:${b.id.slice(0, 32)}`, '-u', `${i + 1}:${guidText(b.id.slice(32))}`);
     placed.push([start, b.file]);
-    start += n;
+    start += Math.ceil(n / 2048) * 2048;
   });
   const r = spawnSync('sgdisk', [...args, path], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`sgdisk: ${r.stderr}${r.stdout}`);

@@ -171,6 +171,9 @@ export class HttpClient {
         path,
         method: req.method,
         headers,
+        // undici closes the connection after a HEAD unless told not to (a guard against
+        // servers that send a body anyway); blob servers do not, and HEAD is every size query.
+        ...(req.method === 'HEAD' ? { reset: false } : {}),
         ...(req.body === undefined ? {} : { body: req.body }),
         ...(req.signal ? { signal: req.signal } : {}),
       });
@@ -203,14 +206,16 @@ export class HttpClient {
   }
 }
 
+/** Error replies carry at most this much body worth reading (we never show it; it is drained). */
+const kMaxErrorBody = 64 * 1024;
+
 async function readBody(res: Dispatcher.ResponseData, max: number, what: string, head: boolean): Promise<Buffer> {
-  if (head) {
-    await res.body.dump().catch(() => undefined);
-    return Buffer.alloc(0);
-  }
+  // An error reply's body is never used: drained (bounded) so the connection can be reused.
+  const limit = head ? 0 : res.statusCode >= 200 && res.statusCode < 300 ? max : kMaxErrorBody;
   const declared = Number(header(res, 'content-length') ?? Number.NaN);
-  if (Number.isFinite(declared) && declared > max) {
-    res.body.destroy();
+  if (!head && Number.isFinite(declared) && declared > limit) {
+    discard(res);
+    if (limit !== max) return Buffer.alloc(0);
     throw new StorageError('ERR_BACKEND', `${what}: HTTP ${res.statusCode} with a ${declared}-byte body, more than the ${max} bytes asked for`, { retryable: true });
   }
   const parts: Buffer[] = [];
@@ -219,8 +224,9 @@ async function readBody(res: Dispatcher.ResponseData, max: number, what: string,
     for await (const chunk of res.body) {
       const b = chunk as Buffer;
       n += b.length;
-      if (n > max) {
-        res.body.destroy();
+      if (n > limit) {
+        discard(res);
+        if (limit !== max) return Buffer.alloc(0);
         throw new StorageError('ERR_BACKEND', `${what}: HTTP ${res.statusCode} sent more than the ${max} bytes asked for`, { retryable: true });
       }
       parts.push(b);
@@ -229,7 +235,14 @@ async function readBody(res: Dispatcher.ResponseData, max: number, what: string,
     if (err instanceof StorageError) throw err;
     throw transportError(`${what}: HTTP ${res.statusCode} body`, err);
   }
+  if (head || limit !== max) return Buffer.alloc(0);
   return parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, n);
+}
+
+/** Drops a reply body we will not read (the connection closes; nothing is left unhandled). */
+function discard(res: Dispatcher.ResponseData): void {
+  res.body.on('error', () => undefined);
+  res.body.destroy();
 }
 
 function transportError(what: string, err: unknown): Error {
