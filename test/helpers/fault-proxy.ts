@@ -53,7 +53,7 @@ function getHeader(h: [string, string][], name: string): string | undefined {
 }
 
 function setHeader(h: [string, string][], name: string, value: string): void {
-  const e = h.find(([k]) => k.toLowerCase() === name);
+  const e = h.find(([k]) => k.toLowerCase() === name.toLowerCase());
   if (e) e[1] = value;
   else h.push([name, value]);
 }

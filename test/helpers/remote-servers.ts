@@ -207,18 +207,22 @@ export interface Nginx extends Proc {
   dir: string;
   /** Lines of the access log (format: what `logFormat` says). */
   access: () => string[];
-  /** Replaces the server blocks and reloads (SIGHUP); new workers take over within ~100 ms. */
-  reconfigure: (servers: string) => void;
+  /** Restarts nginx with other server blocks (same ports). */
+  reconfigure: (servers: string) => Promise<void>;
 }
 
-/** nginx (master + 1 worker) with `servers` (server blocks) inside an http block. */
+/**
+ * nginx as one process (`master_process off`: a kill takes the whole server down at once, and
+ * it dies with the test through setpriv's parent-death signal) with `servers` (server blocks)
+ * inside an http block.
+ */
 export async function startNginx(dir: string, servers: string, waitFor: { url: string; socketPath?: string }, logFormat = '$request $status'): Promise<Nginx> {
   mkdirSync(join(dir, 'tmp'), { recursive: true });
   const root = process.getuid?.() === 0;
   const conf = (blocks: string): string => [
     root ? 'user root;' : '',
     'daemon off;',
-    'worker_processes 1;',
+    'master_process off;',
     `pid ${join(dir, 'nginx.pid')};`,
     `error_log ${join(dir, 'error.log')} warn;`,
     'events { worker_connections 256; }',
@@ -239,17 +243,22 @@ export async function startNginx(dir: string, servers: string, waitFor: { url: s
   writeFileSync(join(dir, 'nginx.conf'), conf(servers));
   const proc = spawnLogged(which('nginx') ?? 'nginx', ['-p', dir, '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'error.log')], join(dir, 'stderr.log'));
   const log = (): string => `${proc.log()}${existsSync(join(dir, 'error.log')) ? readFileSync(join(dir, 'error.log'), 'utf8') : ''}`;
-  await waitHttp(waitFor.url, { ...proc, log }, waitFor.socketPath === undefined ? {} : { socketPath: waitFor.socketPath });
-  return {
+  const waitOpts = waitFor.socketPath === undefined ? {} : { socketPath: waitFor.socketPath };
+  await waitHttp(waitFor.url, { ...proc, log }, waitOpts);
+  const n: Nginx = {
     ...proc,
     log,
     dir,
     access: () => (existsSync(join(dir, 'access.log')) ? readFileSync(join(dir, 'access.log'), 'utf8').split('\n').filter(Boolean) : []),
-    reconfigure: (blocks: string) => {
+    reconfigure: async (blocks: string) => {
+      await n.stop();
       writeFileSync(join(dir, 'nginx.conf'), conf(blocks));
-      proc.child.kill('SIGHUP');
+      const again = spawnLogged(which('nginx') ?? 'nginx', ['-p', dir, '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'error.log')], join(dir, 'stderr.log'));
+      Object.assign(n, { child: again.child, stop: again.stop, kill: again.kill });
+      await waitHttp(waitFor.url, { ...again, log }, waitOpts);
     },
   };
+  return n;
 }
 
 export interface Child extends Proc {

@@ -269,7 +269,7 @@ describe('remote backends against real servers', { skip: kSkip, timeout: 240_000
         location /files/ { if ($arg_sig != "${sig}") { return 403; } alias ${blobFiles}/; }
       }`;
     const ng = await startNginx(d, conf('SIG-ONE-s3cr3t'), { url: `http://127.0.0.1:${front}/v2/` });
-    stop.push(ng.stop);
+    stop.push(() => ng.stop());
     const cap = capture();
     const be = await createBackend(settings(registry({ host: `127.0.0.1:${front}` })), cap.log);
     try {
@@ -280,8 +280,7 @@ describe('remote backends against real servers', { skip: kSkip, timeout: 240_000
       assert.equal(redirects(), before, 'the cached location is used');
       // The signature changes (the presigned URL expired): 403 at the old location, the
       // registry is asked again, once.
-      ng.reconfigure(conf('SIG-TWO-s3cr3t'));
-      await sleep(500);
+      await ng.reconfigure(conf('SIG-TWO-s3cr3t'));
       assert.ok((await be.read(a.info.blobId, 50, 50)).equals(a.blob.subarray(50, 100)));
       assert.equal(redirects(), before + 1);
     } finally {

@@ -73,7 +73,7 @@ export function checkRangeBody(
     });
   }
   if (knownSize !== undefined && cr.total !== undefined && cr.total !== knownSize) {
-    throw new StorageError('ERR_BACKEND', `blob ${blobId}: ${what}: the server says the blob has ${cr.total} bytes, it said ${knownSize} before`);
+    throw new StorageError('ERR_BACKEND', `blob ${blobId}: ${what}: the server now says the blob has ${cr.total} bytes, it said ${knownSize} before`);
   }
   if (res.body.length !== length) {
     throw new StorageError('ERR_BLOB_SHORT', `blob ${blobId}: ${what}: short body, ${res.body.length} of ${length} bytes`, { retryable: true });
