@@ -169,6 +169,8 @@ export async function startRegistry(dir: string, storageDir: string, auth: Regis
     '  accesslog:',
     '    disabled: true',
     'storage:',
+    '  cache:',
+    '    blobdescriptor: inmemory',
     '  filesystem:',
     `    rootdirectory: ${storageDir}`,
     '  delete:',

@@ -145,7 +145,7 @@ describe('remote backends against real servers', { skip: kSkip, timeout: 240_000
     await svc.close();
   });
 
-  test('registry, htpasswd Basic auth: auth / IMAGE_PULL_AUTH credentials, refused without or with wrong ones', async () => {
+  test('registry, htpasswd Basic auth: served with the configured credentials, refused without or with wrong ones', async () => {
     const htpasswd = join(work, 'htpasswd');
     writeFileSync(htpasswd, htpasswdLine('puller', 'pull-secret-1'));
     const reg = await startRegistry(join(work, 'basic'), store, { kind: 'htpasswd', file: htpasswd });
@@ -229,7 +229,7 @@ describe('remote backends against real servers', { skip: kSkip, timeout: 240_000
     assert.doesNotMatch(cap.text(), /eyJ|pull-secret-1/, 'no token or password in the log');
   });
 
-  test('registry over TLS: ca_cert_files trusted, an unknown CA refused without retries, skip_verify accepted', async () => {
+  test('registry over TLS: ca_cert_files trusted, an unknown CA refused without retries, skip_verify accepted (and falls back to http)', async () => {
     const reg = await startRegistry(join(work, 'tls'), store, { kind: 'none' }, { cert: certs.serverPem, key: certs.serverKey });
     stop.push(reg.stop);
     const tls = (extra: Record<string, unknown>): ResolvedBackend => registry({ scheme: 'https', host: `127.0.0.1:${reg.port}`, ...extra });
@@ -253,6 +253,15 @@ describe('remote backends against real servers', { skip: kSkip, timeout: 240_000
       await skip.close();
     }
     await assert.rejects(createBackend(settings(tls({ ca_cert_files: [join(work, 'missing.pem')] })), capture().log), /ca_cert_files .*missing\.pem: cannot read \(ENOENT\)/);
+    // skip_verify and https against a plain-http registry: switched to http for good (upstream).
+    const cap = capture();
+    const plain = await createBackend(settings(registry({ scheme: 'https', skip_verify: true })), cap.log);
+    try {
+      await checkBytes(plain, a);
+      assert.match(cap.text(), /speaks plain http; switching to http \(skip_verify\)/);
+    } finally {
+      await plain.close();
+    }
   });
 
   test('registry redirects: Location cached per blob, blob_redirected_host applied, an expired location asked again, a loop fails', async () => {

@@ -4,6 +4,26 @@
  * `pauseAfterMs` (upstream's check_pause_elapsed: an idle daemon sends no pings) and, for
  * mirrors, while the route is healthy (only unhealthy mirrors are pinged back to health).
  */
+import type { HttpClient } from './client.js';
+
+/** A probe that GETs `url` (bounded by `timeoutMs`) and judges the status; errors are unhealthy. */
+export function httpProbe(
+  client: HttpClient,
+  url: URL,
+  timeoutMs: number,
+  healthy: (status: number) => boolean,
+  headers: Record<string, string> = {},
+): HealthOptions['probe'] {
+  return async (signal) => {
+    try {
+      const res = await client.request({ method: 'GET', url, headers, signal: AbortSignal.any([signal, AbortSignal.timeout(Math.max(timeoutMs, 1000))]), maxBody: 64 * 1024 });
+      return healthy(res.status);
+    } catch {
+      return false;
+    }
+  };
+}
+
 export interface HealthOptions {
   intervalMs: number;
   pauseAfterMs: number;

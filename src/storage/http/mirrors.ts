@@ -10,7 +10,7 @@
 import type { MirrorConfig } from '../../config/index.js';
 import type { Logger } from '../../util/logger.js';
 import type { HttpClient, HttpRequest, HttpResponse } from './client.js';
-import { HealthCheck } from './health.js';
+import { HealthCheck, httpProbe } from './health.js';
 import { displayUrl, parseHttpUrl } from './url.js';
 
 export class Mirror {
@@ -31,15 +31,8 @@ export class Mirror {
       intervalMs: cfg.health_check_interval * 1000,
       pauseAfterMs: cfg.health_check_pause_elapsed * 1000,
       onlyWhenUnhealthy: true,
-      probe: async (signal) => {
-        try {
-          const timeout = AbortSignal.timeout(Math.max(connectTimeoutMs, 1000));
-          const res = await client.request({ method: 'GET', url: ping, headers: cfg.headers, signal: AbortSignal.any([signal, timeout]), maxBody: 64 * 1024 });
-          return res.status < 500;
-        } catch {
-          return false;
-        }
-      },
+      // Anything below 500 means the mirror is back (upstream).
+      probe: httpProbe(client, ping, connectTimeoutMs, (status) => status < 500, cfg.headers),
       onChange: (ok) => {
         if (ok) {
           this._failures = 0;

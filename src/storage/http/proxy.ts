@@ -10,7 +10,7 @@ import type { ProxyConfig } from '../../config/index.js';
 import type { Logger } from '../../util/logger.js';
 import type { HttpClient, HttpRequest, HttpResponse } from './client.js';
 import { header } from './client.js';
-import { HealthCheck } from './health.js';
+import { HealthCheck, httpProbe } from './health.js';
 import { displayUrl, parseHttpUrl } from './url.js';
 
 export type Priority = 'ondemand' | 'prefetch';
@@ -24,7 +24,11 @@ export function dragonflyHeaders(priority: Priority): Record<string, string> {
   };
 }
 
-export type ProxyOutcome = { kind: 'response'; res: HttpResponse } | { kind: 'fallback'; why: string } | { kind: 'refused'; why: string };
+export type ProxyOutcome =
+  | { kind: 'response'; res: HttpResponse }
+  | { kind: 'fallback'; why: string }
+  /** Fallback is off; `retryable` false for dfdaemon's own 403 (upstream does not retry it). */
+  | { kind: 'refused'; why: string; retryable: boolean };
 
 export class ProxyRoute {
   readonly url: URL;
@@ -45,15 +49,8 @@ export class ProxyRoute {
         intervalMs: _cfg.check_interval * 1000,
         pauseAfterMs: _cfg.check_pause_elapsed * 1000,
         onlyWhenUnhealthy: false,
-        probe: async (signal) => {
-          try {
-            const timeout = AbortSignal.timeout(Math.max(connectTimeoutMs, 1000));
-            const res = await _client.request({ method: 'GET', url: ping, headers: {}, signal: AbortSignal.any([signal, timeout]), maxBody: 64 * 1024 });
-            return res.status >= 200 && res.status < 400;
-          } catch {
-            return false;
-          }
-        },
+        // 2xx/3xx is healthy (upstream), probed within connect_timeout.
+        probe: httpProbe(_client, ping, connectTimeoutMs, (status) => status >= 200 && status < 400),
         onChange: (ok) => {
           if (ok) this._log.info(`proxy ${displayUrl(this.url)} is healthy again`);
           else this._log.warn(`proxy ${displayUrl(this.url)} failed its health check (${displayUrl(ping)})${_cfg.fallback ? '; requests go to the origin' : ''}`);
@@ -95,15 +92,15 @@ export class ProxyRoute {
     }
     // dfdaemon marks errors of its own (rate limits, refusals) apart from the origin's.
     if (header(res, 'x-dragonfly-error-type') === 'proxy' && (res.status === 429 || res.status === 403)) {
-      return this._fail(`the proxy refused the request (HTTP ${res.status})`);
+      return this._fail(`the proxy refused the request (HTTP ${res.status})`, res.status === 429);
     }
     if (res.status >= 500 && this._cfg.fallback) return this._fail(`the proxy answered HTTP ${res.status}`);
     this._warnedFallback = false;
     return { kind: 'response', res };
   }
 
-  private _fail(why: string): ProxyOutcome {
-    if (!this._cfg.fallback) return { kind: 'refused', why: `${why} and fallback is disabled` };
+  private _fail(why: string, retryable = true): ProxyOutcome {
+    if (!this._cfg.fallback) return { kind: 'refused', why: `${why} and fallback is disabled`, retryable };
     if (!this._warnedFallback) {
       this._warnedFallback = true;
       this._log.warn(`proxy ${displayUrl(this.url)}: ${why}; falling back to the origin`);

@@ -100,7 +100,7 @@ export class Transport {
     if (!route.direct && this._proxy) {
       const out = await this._proxy.send(req, route.priority ?? 'ondemand');
       if (out.kind === 'response') return out.res;
-      if (out.kind === 'refused') throw new StorageError('ERR_BACKEND', `${req.method} via proxy: ${out.why}`, { retryable: true });
+      if (out.kind === 'refused') throw new StorageError('ERR_BACKEND', `${req.method} via proxy: ${out.why}`, { retryable: out.retryable });
     } else if (!route.direct && route.mirrorable && this._mirrors) {
       const res = await this._mirrors.send(this.client, req);
       if (res) return res;
