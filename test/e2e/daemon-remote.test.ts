@@ -166,12 +166,12 @@ describe('nydusd with remote backends: FUSE and a QEMU guest read lazily what th
       }
       checkLog(d, b);
       if (b === 'http-proxy') {
-        const lines = blobNginx.access().filter((l) => l.includes(blobId));
+        const lines = (await blobNginx.settled()).filter((l) => l.includes(blobId));
         assert.ok(lines.length > 0 && lines.every((l) => l.includes('x=header-from-env ua=nydusd/1.0.0')), lines.join('\n'));
       }
       if (b === 'oss') {
         // Every request went through the proxy, signed as Alibaba documents it.
-        const lines = ossProxy.access().filter((l) => l.includes(blobId));
+        const lines = (await ossProxy.settled()).filter((l) => l.includes(blobId));
         assert.ok(lines.length > 0);
         for (const l of lines) {
           const [method = '', host, uri = '', date = '', auth] = l.split('|');

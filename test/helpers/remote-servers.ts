@@ -209,6 +209,11 @@ export interface Nginx extends Proc {
   dir: string;
   /** Lines of the access log (format: what `logFormat` says). */
   access: () => string[];
+  /**
+   * The access log once it stops growing (nginx logs a request after the reply went out, so a
+   * client may see the reply before the line is written).
+   */
+  settled: () => Promise<string[]>;
   /** Restarts nginx with other server blocks (same ports). */
   reconfigure: (servers: string) => Promise<void>;
 }
@@ -252,6 +257,16 @@ export async function startNginx(dir: string, servers: string, waitFor: { url: s
     log,
     dir,
     access: () => (existsSync(join(dir, 'access.log')) ? readFileSync(join(dir, 'access.log'), 'utf8').split('\n').filter(Boolean) : []),
+    settled: async () => {
+      let prev = -1;
+      for (let i = 0; i < 20; i++) {
+        const lines = n.access();
+        if (lines.length === prev) return lines;
+        prev = lines.length;
+        await sleep(50);
+      }
+      return n.access();
+    },
     reconfigure: async (blocks: string) => {
       await n.stop();
       writeFileSync(join(dir, 'nginx.conf'), conf(blocks));

@@ -165,7 +165,7 @@ describe('bad backends, proxy and mirror failures', { skip: kSkip, timeout: 240_
     try {
       assert.ok((await be.read(id, 0, 1000)).equals(sb.blob.subarray(0, 1000)));
       assert.ok((await be2.read(id, 0, 1000)).equals(sb.blob.subarray(0, 1000)));
-      const through = ng.access().filter((l) => l.includes('/blobs/sha256:'));
+      const through = (await ng.settled()).filter((l) => l.includes('/blobs/sha256:'));
       assert.ok(through.length >= 2, ng.access().join('\n'));
       assert.ok(through.every((l) => l.includes('p2p=true prio=6')), through.join('\n'));
       const direct = fp.requests;
@@ -203,8 +203,8 @@ describe('bad backends, proxy and mirror failures', { skip: kSkip, timeout: 240_
     const be = await createBackend(settings(backend({ host: fp.origin, mirrors }), false), cap.log);
     try {
       assert.ok((await be.read(id, 0, 1000)).equals(sb.blob.subarray(0, 1000)));
-      const viaMirror = ng.access().filter((l) => l.includes('/blobs/sha256:'));
-      assert.ok(viaMirror.length >= 1 && viaMirror.every((l) => l.endsWith(`m=${kMirrorSecret}`)), ng.access().join('\n'));
+      const viaMirror = (await ng.settled()).filter((l) => l.includes('/blobs/sha256:'));
+      assert.ok(viaMirror.length >= 1 && viaMirror.every((l) => l.endsWith(`m=${kMirrorSecret}`)), `${ng.access().join('\n')}\n${cap.lines.join('')}\n${ng.log()}`);
       const originBefore = fp.requests;
       await ng.kill();
       for (let i = 1; i <= 4; i++) assert.ok((await be.read(id, i * 1000, 1000)).equals(sb.blob.subarray(i * 1000, (i + 1) * 1000)));
@@ -215,9 +215,9 @@ describe('bad backends, proxy and mirror failures', { skip: kSkip, timeout: 240_
       ng = await start();
       await sleep(2500);
       assert.match(cap.lines.join(''), /mirror http:\/\/127\.0\.0\.1:\d+\/ is healthy again/);
-      const before = ng.access().length;
+      const before = (await ng.settled()).length;
       await be.read(id, 9000, 1000);
-      assert.ok(ng.access().length > before, 'the mirror serves again');
+      assert.ok((await ng.settled()).length > before, 'the mirror serves again');
     } finally {
       await be.close();
       await ng.stop();

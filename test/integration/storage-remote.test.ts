@@ -283,15 +283,15 @@ describe('remote backends against real servers', { skip: kSkip, timeout: 240_000
     const be = await createBackend(settings(registry({ host: `127.0.0.1:${front}` })), cap.log);
     try {
       await checkBytes(be, a);
-      const redirects = (): number => ng.access().filter((l) => / 307$/.test(l)).length;
-      const before = redirects();
+      const redirects = async (): Promise<number> => (await ng.settled()).filter((l) => / 307$/.test(l)).length;
+      const before = await redirects();
       for (let i = 0; i < 5; i++) await be.read(a.info.blobId, i, 10);
-      assert.equal(redirects(), before, 'the cached location is used');
+      assert.equal(await redirects(), before, 'the cached location is used');
       // The signature changes (the presigned URL expired): 403 at the old location, the
       // registry is asked again, once.
       await ng.reconfigure(conf('SIG-TWO-s3cr3t'));
       assert.ok((await be.read(a.info.blobId, 50, 50)).equals(a.blob.subarray(50, 100)));
-      assert.equal(redirects(), before + 1);
+      assert.equal(await redirects(), before + 1);
     } finally {
       await be.close();
     }

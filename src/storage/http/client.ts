@@ -164,9 +164,9 @@ export class HttpClient {
       origin = this._opts.socketPath === undefined ? req.url.origin : 'http://localhost';
       path = `${req.url.pathname}${req.url.search}`;
     }
-    let res: Dispatcher.ResponseData;
-    try {
-      res = await dispatcher.request({
+    return collect(
+      dispatcher,
+      {
         origin,
         path,
         method: req.method,
@@ -175,13 +175,10 @@ export class HttpClient {
         // servers that send a body anyway); blob servers do not, and HEAD is every size query.
         ...(req.method === 'HEAD' ? { reset: false } : {}),
         ...(req.body === undefined ? {} : { body: req.body }),
-        ...(req.signal ? { signal: req.signal } : {}),
-      });
-    } catch (err) {
-      throw transportError(what, err);
-    }
-    const body = await readBody(res, req.maxBody, what, req.method === 'HEAD');
-    return { status: res.statusCode, headers: res.headers, body };
+      },
+      req,
+      what,
+    );
   }
 
   private _tunnel(via: URL): ProxyAgent {
@@ -206,43 +203,104 @@ export class HttpClient {
   }
 }
 
-/** Error replies carry at most this much body worth reading (we never show it; it is drained). */
+/** Error replies carry at most this much body worth reading (we never show it; it is dropped). */
 const kMaxErrorBody = 64 * 1024;
 
-async function readBody(res: Dispatcher.ResponseData, max: number, what: string, head: boolean): Promise<Buffer> {
-  // An error reply's body is never used: drained (bounded) so the connection can be reused.
-  const limit = head ? 0 : res.statusCode >= 200 && res.statusCode < 300 ? max : kMaxErrorBody;
-  const declared = Number(header(res, 'content-length') ?? Number.NaN);
-  if (!head && Number.isFinite(declared) && declared > limit) {
-    discard(res);
-    if (limit !== max) return Buffer.alloc(0);
-    throw new StorageError('ERR_BACKEND', `${what}: HTTP ${res.statusCode} with a ${declared}-byte body, more than the ${max} bytes asked for`, { retryable: true });
-  }
-  const parts: Buffer[] = [];
-  let n = 0;
-  try {
-    for await (const chunk of res.body) {
-      const b = chunk as Buffer;
-      n += b.length;
-      if (n > limit) {
-        discard(res);
-        if (limit !== max) return Buffer.alloc(0);
-        throw new StorageError('ERR_BACKEND', `${what}: HTTP ${res.statusCode} sent more than the ${max} bytes asked for`, { retryable: true });
-      }
-      parts.push(b);
+/**
+ * Dispatches one request and collects its reply with a raw undici handler: body bytes go
+ * straight into one buffer of the announced size (no stream, no concatenation), a body longer
+ * than allowed aborts the request, and an abort of `req.signal` aborts it too. An error reply's
+ * body is never returned (messages never carry what a server said); a large one just costs the
+ * connection.
+ */
+function collect(dispatcher: Dispatcher, opts: Dispatcher.DispatchOptions, req: HttpRequest, what: string): Promise<HttpResponse> {
+  const head = req.method === 'HEAD';
+  const signal = req.signal;
+  return new Promise<HttpResponse>((resolve, reject) => {
+    let controller: Dispatcher.DispatchController | undefined;
+    let status = 0;
+    let headers: Record<string, string | string[] | undefined> = {};
+    let keep = false;
+    let limit = 0;
+    let buf: Buffer | undefined;
+    const parts: Buffer[] = [];
+    let n = 0;
+    /** Why we aborted it ourselves (reported instead of undici's abort error). */
+    let refused: Error | undefined;
+    let dropped = false;
+    let settled = false;
+    const onAbort = (): void => controller?.abort(signal?.reason instanceof Error ? signal.reason : new Error('aborted'));
+    const finish = (err: Error | undefined, res?: HttpResponse): void => {
+      if (settled) return;
+      settled = true;
+      signal?.removeEventListener('abort', onAbort);
+      if (err) reject(err);
+      else if (res) resolve(res);
+    };
+    const refuse = (c: Dispatcher.DispatchController, e: StorageError): void => {
+      refused = e;
+      c.abort(e);
+    };
+    if (signal?.aborted) {
+      reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
+      return;
     }
-  } catch (err) {
-    if (err instanceof StorageError) throw err;
-    throw transportError(`${what}: HTTP ${res.statusCode} body`, err);
-  }
-  if (head || limit !== max) return Buffer.alloc(0);
-  return parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, n);
-}
-
-/** Drops a reply body we will not read (the connection closes; nothing is left unhandled). */
-function discard(res: Dispatcher.ResponseData): void {
-  res.body.on('error', () => undefined);
-  res.body.destroy();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const handler: Dispatcher.DispatchHandler = {
+      onRequestStart(c) {
+        controller = c;
+      },
+      onResponseStart(c, statusCode, hdrs) {
+        status = statusCode;
+        headers = hdrs;
+        keep = !head && statusCode >= 200 && statusCode < 300;
+        limit = head ? 0 : keep ? req.maxBody : kMaxErrorBody;
+        const v = hdrs['content-length'];
+        const declared = Number(Array.isArray(v) ? v[0] : (v ?? Number.NaN));
+        if (head || !Number.isFinite(declared)) return;
+        if (declared > limit) {
+          if (!keep) {
+            dropped = true;
+            c.abort(new Error('error reply body dropped'));
+            return;
+          }
+          refuse(c, new StorageError('ERR_BACKEND', `${what}: HTTP ${statusCode} with a ${declared}-byte body, more than the ${req.maxBody} bytes asked for`, { retryable: true }));
+          return;
+        }
+        if (keep) buf = Buffer.allocUnsafe(declared);
+      },
+      onResponseData(c, chunk) {
+        if (n + chunk.length > limit) {
+          if (!keep) {
+            dropped = true;
+            c.abort(new Error('error reply body dropped'));
+            return;
+          }
+          refuse(c, new StorageError('ERR_BACKEND', `${what}: HTTP ${status} sent more than the ${req.maxBody} bytes asked for`, { retryable: true }));
+          return;
+        }
+        if (buf) chunk.copy(buf, n);
+        else if (keep) parts.push(chunk);
+        n += chunk.length;
+      },
+      onResponseEnd() {
+        let body: Buffer = Buffer.alloc(0);
+        if (keep) body = buf ? (n === buf.length ? buf : buf.subarray(0, n)) : parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, n);
+        finish(undefined, { status, headers, body });
+      },
+      onResponseError(_c, err) {
+        if (refused) finish(refused);
+        else if (dropped) finish(undefined, { status, headers, body: Buffer.alloc(0) });
+        else if (signal?.aborted) finish(signal.reason instanceof Error ? signal.reason : err);
+        else finish(transportError(status === 0 ? what : `${what}: HTTP ${status} body`, err));
+      },
+    };
+    try {
+      dispatcher.dispatch(opts, handler);
+    } catch (err) {
+      finish(transportError(what, err));
+    }
+  });
 }
 
 function transportError(what: string, err: unknown): Error {
