@@ -11,13 +11,9 @@
 export type { RawBackend, BackendPolicy, BackendStats, ReadOptions, ReadPriority } from './backend.js';
 export { BlobBackend, kLocalPolicy, kMaxBackendRead, remotePolicy } from './backend.js';
 export { LocalFsBackend } from './localfs.js';
-export { LocalDiskBackend } from './localdisk.js';
-export { HttpProxyBackend } from './http-proxy.js';
-export { RegistryBackend } from './registry/registry.js';
-export { ObjectStorageBackend } from './object/object-storage.js';
-export { Transport } from './http/transport.js';
+// The network and disk backends (registry/, object/, http/, http-proxy.ts, localdisk.ts) are
+// not re-exported: createBackend() loads them on demand, so a localfs start never loads undici.
 export type { NetConfig, TransportOptions } from './http/transport.js';
-export { HttpClient } from './http/client.js';
 export { checkBlobId } from './blob-id.js';
 export { StorageError, kEIO } from './errors.js';
 export type { StorageErrorCode } from './errors.js';

@@ -21,14 +21,9 @@ import { newCounters } from './counters.js';
 import { DirectBlob } from './dummy-cache.js';
 import { errnoCode } from './errors.js';
 import { ImageStorage } from './image-storage.js';
-import { HttpProxyBackend } from './http-proxy.js';
 import type { TransportOptions } from './http/transport.js';
-import { Transport } from './http/transport.js';
-import { LocalDiskBackend } from './localdisk.js';
 import { LocalFsBackend } from './localfs.js';
-import { ObjectStorageBackend } from './object/object-storage.js';
 import type { AuthUpdate } from './registry/auth.js';
-import { RegistryBackend } from './registry/registry.js';
 import type { StorageSettings } from './settings.js';
 import type { BlobInfo } from './types.js';
 
@@ -54,6 +49,10 @@ export interface CreateBackendOptions {
   lookup?: TransportOptions['lookup'];
 }
 
+/**
+ * The network and disk backends are loaded on first use: a plain localfs start must not pay for
+ * undici (start-up budget; test/integration/daemon-startup.test.ts).
+ */
 async function createRaw(settings: StorageSettings, log: Logger, o: CreateBackendOptions): Promise<RawBackend> {
   const b = settings.backend;
   const at = settings.backendKey;
@@ -61,23 +60,25 @@ async function createRaw(settings: StorageSettings, log: Logger, o: CreateBacken
   switch (b.type) {
     case 'localfs':
       return LocalFsBackend.create(b.config, at);
-    case 'localdisk':
+    case 'localdisk': {
+      const { LocalDiskBackend } = await import('./localdisk.js');
       return LocalDiskBackend.create(b.config, at, log);
-    case 'http-proxy':
-      return HttpProxyBackend.create(b.config, net);
-    case 'registry': {
-      const t = await Transport.create(b.config, net);
-      try {
-        return new RegistryBackend(b.config, t, log, at);
-      } catch (err) {
-        await t.close();
-        throw err;
-      }
     }
+    case 'http-proxy': {
+      const { HttpProxyBackend } = await import('./http-proxy.js');
+      return HttpProxyBackend.create(b.config, net);
+    }
+    case 'registry':
     case 's3':
     case 'oss': {
+      const { Transport } = await import('./http/transport.js');
       const t = await Transport.create(b.config, net);
       try {
+        if (b.type === 'registry') {
+          const { RegistryBackend } = await import('./registry/registry.js');
+          return new RegistryBackend(b.config, t, log, at);
+        }
+        const { ObjectStorageBackend } = await import('./object/object-storage.js');
         return b.type === 's3' ? ObjectStorageBackend.s3(b.config, t, at) : ObjectStorageBackend.oss(b.config, t, at);
       } catch (err) {
         await t.close();
@@ -175,8 +176,8 @@ export class StorageService {
    * when `auth` is not base64 of "user:password".
    */
   reloadAuth(update: RegistryAuthUpdate): boolean {
-    const raw = this.backend.raw;
-    if (!(raw instanceof RegistryBackend)) return false;
+    const raw = this.backend.raw as RawBackend & { reloadAuth?: (u: AuthUpdate) => void };
+    if (this.backend.type !== 'registry' || typeof raw.reloadAuth !== 'function') return false;
     raw.reloadAuth(update);
     this._log.info(`registry credentials reloaded (${[update.auth !== undefined ? 'auth' : '', update.registry_token !== undefined ? 'registry_token' : ''].filter(Boolean).join(', ') || 'nothing'})`);
     return true;

@@ -143,3 +143,28 @@ test('a mirror rewrites scheme, host and port and keeps path and query', () => {
   assert.equal(m.rewrite(new URL('http://reg:5000/v2/a/blobs/sha256:x?y=1')).href, 'https://mirror.test:7000/v2/a/blobs/sha256:x?y=1');
   m.health.stop();
 });
+
+test('an abort settles a request at once, even one still queued for a connection', async () => {
+  const held: ServerResponse[] = [];
+  const s = await server((_req, r) => held.push(r));
+  const c = await HttpClient.create({ timeoutMs: 10_000, connectTimeoutMs: 2000, connectionsPerOrigin: 1 });
+  try {
+    const first = c.request({ method: 'GET', url: new URL(`${s.url}/a`), headers: {}, maxBody: 10 });
+    const ac = new AbortController();
+    const queued = c.request({ method: 'GET', url: new URL(`${s.url}/b`), headers: {}, maxBody: 10, signal: ac.signal });
+    const t0 = Date.now();
+    ac.abort(new Error('stop now'));
+    await assert.rejects(queued, /stop now/);
+    assert.ok(Date.now() - t0 < 1000);
+    for (;;) {
+      if (held.length > 0) break;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    held[0]?.writeHead(200, { 'Content-Length': '2' }).end('ok');
+    assert.equal((await first).body.toString(), 'ok');
+  } finally {
+    for (const r of held) r.destroy();
+    await c.close();
+    await s.close();
+  }
+});

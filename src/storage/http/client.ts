@@ -229,7 +229,10 @@ function collect(dispatcher: Dispatcher, opts: Dispatcher.DispatchOptions, req: 
     let refused: Error | undefined;
     let dropped = false;
     let settled = false;
-    const onAbort = (): void => controller?.abort(signal?.reason instanceof Error ? signal.reason : new Error('aborted'));
+    const reason = (): Error => (signal?.reason instanceof Error ? signal.reason : new Error('aborted'));
+    // A request still queued for a connection has no controller yet: settle now, and abort it
+    // when it starts (onRequestStart).
+    const onAbort = (): void => (controller ? controller.abort(reason()) : finish(reason()));
     const finish = (err: Error | undefined, res?: HttpResponse): void => {
       if (settled) return;
       settled = true;
@@ -242,13 +245,14 @@ function collect(dispatcher: Dispatcher, opts: Dispatcher.DispatchOptions, req: 
       c.abort(e);
     };
     if (signal?.aborted) {
-      reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
+      reject(reason());
       return;
     }
     signal?.addEventListener('abort', onAbort, { once: true });
     const handler: Dispatcher.DispatchHandler = {
       onRequestStart(c) {
         controller = c;
+        if (signal?.aborted) c.abort(reason());
       },
       onResponseStart(c, statusCode, hdrs) {
         status = statusCode;
@@ -291,7 +295,7 @@ function collect(dispatcher: Dispatcher, opts: Dispatcher.DispatchOptions, req: 
       onResponseError(_c, err) {
         if (refused) finish(refused);
         else if (dropped) finish(undefined, { status, headers, body: Buffer.alloc(0) });
-        else if (signal?.aborted) finish(signal.reason instanceof Error ? signal.reason : err);
+        else if (signal?.aborted) finish(reason());
         else finish(transportError(status === 0 ? what : `${what}: HTTP ${status} body`, err));
       },
     };
