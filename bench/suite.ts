@@ -12,6 +12,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+import { measureColdRegistry, registrySkip } from './cold-remote.js';
 import { runGuestSuite } from './guest-suite.js';
 import { makeFixture, readTree } from './lib/fixture.js';
 import type { SuiteOptions } from './lib/options.js';
@@ -72,6 +73,11 @@ async function runDriverSuite(o: SuiteOptions): Promise<RunFile> {
     }
     if (want('startup')) rows.push(...(await measureStartup(work, fx.warm, fx.src, o.quick ? 3 : 5, raw)));
     if (want('cold')) rows.push(...(await measureCold(work, fx.cold, bounds, o.quick ? 2 : 3, raw)));
+    if (want('cold-registry')) {
+      const skip = registrySkip();
+      if (skip) notes.push(`cold reads through the registry skipped: ${skip}`);
+      else rows.push(...(await measureColdRegistry(work, fx.cold, o.quick ? 2 : 3, raw)));
+    }
     if (want('100k')) {
       if (o.quick && o.only === undefined) notes.push('100k-file image skipped in --quick (run with --only 100k)');
       else rows.push(...(await measureHundredK(work, o.quick ? 2 : 3, raw)));

@@ -18,6 +18,9 @@ export const kPackages = {
   test: [
     'qemu-system-x86', 'qemu-system-common', 'busybox-static', 'cpio', 'fuse3', 'erofs-utils',
     'clang-16', 'libfuzzer-16-dev', 'libclang-rt-16-dev', 'clang-format', 'debootstrap',
+    // Remote storage backends: real servers the tests start, certificates, GPT disk images,
+    // an independent SigV4 signer (curl --aws-sigv4).
+    'docker-registry', 'nginx', 'gdisk', 'openssl', 'curl',
   ],
 };
 
@@ -48,7 +51,9 @@ export function ensurePackages(pkgs) {
     process.exit(1);
   }
   say(`installing Debian packages: ${missing.join(' ')}`);
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  // RUNLEVEL=1: package scripts do not start services (nginx, docker-registry would otherwise
+  // listen on their default ports); the tests start their own instances.
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive', RUNLEVEL: '1' };
   if (run('apt-get', ['install', '-y', '-q', '--no-install-recommends', ...missing], { env, stdio: ['ignore', 'ignore', 'inherit'] }) !== 0) {
     say('apt-get install failed; refreshing the package lists and retrying');
     if (run('apt-get', ['update', '-q'], { env, stdio: ['ignore', 'ignore', 'inherit'] }) !== 0 ||

@@ -36,6 +36,8 @@ export interface OursImage {
   blobDir: string;
   /** blobcache work_dir (warm when it already holds the data). */
   cacheDir: string;
+  /** Another backend (config v1 `device.backend`) instead of localfs on blobDir. */
+  backend?: { type: string; config: Record<string, unknown> };
 }
 
 interface Spawned {
@@ -128,7 +130,7 @@ export async function startOurs(workDir: string, image: OursImage, opts: { probe
   const cfg = join(dir, 'config.json');
   writeFileSync(cfg, JSON.stringify({
     device: {
-      backend: { type: 'localfs', config: { dir: image.blobDir } },
+      backend: image.backend ?? { type: 'localfs', config: { dir: image.blobDir } },
       cache: { type: 'blobcache', config: { work_dir: image.cacheDir } },
     },
   }));

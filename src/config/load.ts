@@ -36,7 +36,6 @@ export interface LoadedConfig {
 
 // Keys users still have from older docs; the warning says why they do nothing.
 const kKeyHints: Record<string, string> = {
-  mirrors: 'mirrors were removed upstream in 2025; use proxy',
   readahead: 'the localfs readahead log was removed upstream',
   readahead_sec: 'the localfs readahead log was removed upstream',
   metadata_path: 'only blob cache entries use it',

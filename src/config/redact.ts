@@ -1,7 +1,7 @@
 /**
  * The view of a configuration that may be logged or returned by the API: secrets replaced by
  * "<redacted>" (upstream `clone_without_secrets` blanks OSS keys and registry auth; we also cover
- * S3 keys, the cache encryption key and credentials embedded in URLs).
+ * S3 keys, the cache encryption key, mirror header values and credentials embedded in URLs).
  */
 export const kRedacted = '<redacted>';
 
@@ -12,12 +12,20 @@ function redactUrl(s: string): string {
   return s.replace(/^([a-zA-Z][a-zA-Z0-9+.-]*:\/\/)[^/@]+@/, `$1${kRedacted}@`);
 }
 
+/** Header maps (mirror `headers`): names stay, every value may be a credential. */
+function redactHeaders(h: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, val] of Object.entries(h)) out[k] = typeof val === 'string' && val !== '' ? kRedacted : val;
+  return out;
+}
+
 function walk(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(walk);
   if (v !== null && typeof v === 'object') {
     const out: Record<string, unknown> = {};
     for (const [k, val] of Object.entries(v)) {
       if (kSecretKeys.has(k) && typeof val === 'string') out[k] = val === '' ? '' : kRedacted;
+      else if (k === 'headers' && val !== null && typeof val === 'object' && !Array.isArray(val)) out[k] = redactHeaders(val as Record<string, unknown>);
       else out[k] = walk(val);
     }
     return out;

@@ -84,6 +84,9 @@ function walk(s: z.ZodType, prefix: string, rows: ReferenceRow[]): void {
       default: hasDefault ? JSON.stringify(dflt) : '',
       description: description ?? '',
     });
+    // Arrays of sections (mirrors) list their fields as `key[].field`.
+    const element = def(core).type === 'array' ? def(core).element : undefined;
+    if (element && def(element).type === 'object') walk(element, `${path}[]`, rows);
   }
 }
 

@@ -34,6 +34,17 @@ export const kProxySchema = z
   })
   .describe('HTTP proxy in front of the backend');
 
+export const kMirrorSchema = z
+  .strictObject({
+    host: z.string().describe('mirror base URL, scheme://host[:port] (e.g. a Dragonfly dfdaemon)'),
+    ping_url: z.string().default('').describe('health-check URL of the mirror; empty: <host>/v2'),
+    headers: z.record(z.string(), z.string()).default({}).describe('extra headers sent to this mirror (values are treated as secrets)'),
+    health_check_interval: u64().default(5).describe('seconds between health checks of an unhealthy mirror'),
+    failure_limit: u8().default(5).describe('failed requests before the mirror is skipped until its health check passes'),
+    health_check_pause_elapsed: u64().default(300).describe('pause health checks after this many idle seconds'),
+  })
+  .describe('a mirror tried before the origin');
+
 function netFields(): {
   skip_verify: z.ZodDefault<z.ZodBoolean>;
   ca_cert_files: z.ZodDefault<z.ZodArray<z.ZodString>>;
@@ -41,14 +52,16 @@ function netFields(): {
   connect_timeout: z.ZodDefault<z.ZodNumber>;
   retry_limit: z.ZodDefault<z.ZodNumber>;
   proxy: z.ZodPrefault<typeof kProxySchema>;
+  mirrors: z.ZodDefault<z.ZodArray<typeof kMirrorSchema>>;
 } {
   return {
     skip_verify: z.boolean().default(false).describe('skip TLS certificate verification'),
     ca_cert_files: z.array(z.string()).default([]).describe('extra PEM CA certificate files to trust'),
-    timeout: u32().default(5).describe('request timeout, seconds'),
+    timeout: u32().default(5).describe('seconds a request may wait for the reply headers or for more body bytes'),
     connect_timeout: u32().default(5).describe('connection timeout, seconds'),
-    retry_limit: u8().default(0).describe('retries of a failed read'),
+    retry_limit: u8().default(0).describe('retries of a failed read; on-demand reads always get at least 3 (upstream)'),
     proxy: kProxySchema.prefault({}),
+    mirrors: z.array(kMirrorSchema).default([]).describe('mirrors tried in order before the origin (conflicts with proxy)'),
   };
 }
 
@@ -141,6 +154,7 @@ export const kPrefetchV2Schema = z
   .describe('prefetch');
 
 export type ProxyConfig = z.infer<typeof kProxySchema>;
+export type MirrorConfig = z.infer<typeof kMirrorSchema>;
 export type LocalFsConfig = z.infer<typeof kLocalFsSchema>;
 export type LocalDiskConfig = z.infer<typeof kLocalDiskSchema>;
 export type OssConfig = z.infer<typeof kOssSchema>;

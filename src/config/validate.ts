@@ -8,7 +8,7 @@
  */
 import { ConfigError } from './errors.js';
 import { kMaxBatchSize } from './schema-common.js';
-import type { PrefetchConfig } from './schema-common.js';
+import type { MirrorConfig, PrefetchConfig, ProxyConfig } from './schema-common.js';
 import type { NydusConfig } from './schema-v2.js';
 
 export interface ConfigIssue {
@@ -26,6 +26,22 @@ function prefetchIssues(p: PrefetchConfig, at: string, out: ConfigIssue[]): void
 
 function required(v: string, path: string, out: ConfigIssue[], why = 'required'): void {
   if (v === '') out.push({ path, problem: why });
+}
+
+const kHttpUrl = /^https?:\/\/[^/]/;
+
+/** The fields every network backend shares: scheme, proxy, mirrors. */
+function netIssues(n: { scheme?: string; proxy: ProxyConfig; mirrors: MirrorConfig[] }, at: string, out: ConfigIssue[]): void {
+  if (n.scheme !== undefined && n.scheme !== '' && n.scheme !== 'http' && n.scheme !== 'https') {
+    out.push({ path: `${at}.scheme`, problem: 'must be "http" or "https"' });
+  }
+  if (n.proxy.url !== '' && !kHttpUrl.test(n.proxy.url)) out.push({ path: `${at}.proxy.url`, problem: 'must be an http:// or https:// URL' });
+  if (n.proxy.ping_url !== '' && !kHttpUrl.test(n.proxy.ping_url)) out.push({ path: `${at}.proxy.ping_url`, problem: 'must be an http:// or https:// URL' });
+  if (n.proxy.url !== '' && n.mirrors.length > 0) out.push({ path: `${at}.mirrors`, problem: 'proxy and mirrors cannot be configured at the same time' });
+  n.mirrors.forEach((m, i) => {
+    if (!kHttpUrl.test(m.host)) out.push({ path: `${at}.mirrors[${i}].host`, problem: 'must be an http:// or https:// URL' });
+    if (m.ping_url !== '' && !kHttpUrl.test(m.ping_url)) out.push({ path: `${at}.mirrors[${i}].ping_url`, problem: 'must be an http:// or https:// URL' });
+  });
 }
 
 /** All semantic issues of `cfg`, with v2 paths. */
@@ -49,6 +65,7 @@ export function configIssues(cfg: NydusConfig): ConfigIssue[] {
         else {
           required(b.oss.endpoint, `${at}.endpoint`, out);
           required(b.oss.bucket_name, `${at}.bucket_name`, out);
+          netIssues(b.oss, at, out);
         }
         break;
       case 's3':
@@ -56,6 +73,7 @@ export function configIssues(cfg: NydusConfig): ConfigIssue[] {
         else {
           required(b.s3.region, `${at}.region`, out);
           required(b.s3.bucket_name, `${at}.bucket_name`, out);
+          netIssues(b.s3, at, out);
         }
         break;
       case 'registry':
@@ -63,6 +81,7 @@ export function configIssues(cfg: NydusConfig): ConfigIssue[] {
         else {
           required(b.registry.host, `${at}.host`, out);
           required(b.registry.repo, `${at}.repo`, out);
+          netIssues(b.registry, at, out);
         }
         break;
       case 'http-proxy': {
@@ -70,6 +89,8 @@ export function configIssues(cfg: NydusConfig): ConfigIssue[] {
         if (!h) out.push({ path: at, problem: `section required when backend.type is "${t}"` });
         else if (!/^https?:\/\//.test(h.addr) && !h.addr.startsWith('/')) {
           out.push({ path: `${at}.addr`, problem: 'must be http://, https:// or an absolute Unix socket path' });
+        } else {
+          netIssues(h, at, out);
         }
         break;
       }

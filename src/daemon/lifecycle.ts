@@ -63,7 +63,7 @@ export class Daemon {
       (this._deps.applyRlimit ?? applyRlimitNofile)(o.rlimitNofile, log);
       await checkBootstrap(o.bootstrap);
       await checkTransportTarget(o, log);
-      const settings = storageSettings(o.config, o.configOrigin);
+      const settings = storageSettings(o.config, o.configOrigin, o.backendHeaders);
       this._storage = await (this._deps.createStorage ?? StorageService.create)(settings, log.child('storage'));
       log.info(
         `storage ready: backend ${settings.backend.type}, cache ${settings.cache.kind === 'blobcache' ? `blobcache in ${settings.cache.workDir}` : 'dummycache'}`,

@@ -93,8 +93,9 @@ export class RafsFilesystem implements FuseFilesystem {
 
   /** An internal failure: logged with what was being done, answered EIO. */
   private _fail(what: string, err: unknown): FuseErrno {
-    const e = err as { errno?: unknown; message?: unknown };
-    this._opts.log.error(`${what}: ${typeof e.message === 'string' ? e.message : String(err)}`);
+    const e = err as { errno?: unknown; message?: unknown; reported?: unknown };
+    // Storage logs a failed fetch once, with blob and range; every READ waiting on it gets EIO.
+    this._opts.log.log(e.reported === true ? 'debug' : 'error', `${what}: ${typeof e.message === 'string' ? e.message : String(err)}`);
     return fuseErrno(kErrno.EIO);
   }
 

@@ -3,35 +3,37 @@
  *
  * A backend implements `RawBackend`: `size()` and `tryRead()`, one attempt each, throwing a
  * StorageError marked `retryable` for transient failures. `BlobBackend` adds what every backend
- * shares: argument checks, blob id checks, per-attempt timeouts, bounded retries with backoff,
- * abort via AbortSignal, and counters (exposed later by the metrics API).
+ * shares: argument checks, blob id checks, per-attempt timeouts, bounded retries with
+ * exponential backoff and jitter (fewer for prefetch), abort via AbortSignal, and counters
+ * (exposed later by the metrics API).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import type { Logger } from '../util/logger.js';
 import { nullLogger } from '../util/logger.js';
 import { checkBlobId } from './blob-id.js';
-import { StorageError } from './errors.js';
+import { StorageError } from './contract/errors.js';
+import type { RawBackend, ReadOptions } from './contract/raw-backend.js';
 
-export interface RawBackend {
-  readonly type: string;
-  /** Size of the blob in bytes. */
-  size(blobId: string, signal?: AbortSignal): Promise<number>;
-  /** Exactly `length` bytes at `offset` (one attempt), or a StorageError. */
-  tryRead(blobId: string, offset: number, length: number, signal?: AbortSignal): Promise<Buffer>;
-  close(): Promise<void>;
-}
+export type { RawBackend, ReadOptions, ReadPriority } from './contract/raw-backend.js';
 
 export interface BackendPolicy {
   /** Extra attempts after a retryable failure (config `retry_limit`). */
   retryLimit: number;
   /** Per-attempt timeout in ms; 0 = none (local backends). */
   timeoutMs: number;
-  /** First backoff delay; doubles per retry. */
+  /** First backoff delay; doubles per retry, each delay drawn from [d/2, d] (jitter). */
   retryDelayMs: number;
+  /** Retries of a prefetch read (upstream: 1; on-demand reads get retryLimit). */
+  prefetchRetryLimit?: number;
 }
 
 export const kLocalPolicy: BackendPolicy = { retryLimit: 0, timeoutMs: 0, retryDelayMs: 0 };
+
+/** Network backends: upstream's budget (3 on-demand retries, 1 for prefetch), more if configured. */
+export function remotePolicy(retryLimit: number): BackendPolicy {
+  return { retryLimit: Math.max(3, retryLimit), timeoutMs: 0, retryDelayMs: 100, prefetchRetryLimit: 1 };
+}
 
 /** Largest single read we issue or accept (a merged range of chunks). */
 export const kMaxBackendRead = 256 * 1024 * 1024;
@@ -42,6 +44,8 @@ export interface BackendStats {
   readBytes: number;
   retries: number;
   cumulativeLatencyMs: number;
+  /** Connections the backend opened (network backends; 0 otherwise). */
+  connections: number;
 }
 
 function checkRange(blobId: string, offset: number, length: number): void {
@@ -56,7 +60,7 @@ function abortError(blobId: string, signal: AbortSignal): StorageError {
 }
 
 export class BlobBackend {
-  private readonly _stats: BackendStats = { readCount: 0, readErrors: 0, readBytes: 0, retries: 0, cumulativeLatencyMs: 0 };
+  private readonly _stats: Omit<BackendStats, 'connections'> = { readCount: 0, readErrors: 0, readBytes: 0, retries: 0, cumulativeLatencyMs: 0 };
 
   constructor(
     private readonly _raw: RawBackend,
@@ -68,18 +72,25 @@ export class BlobBackend {
     return this._raw.type;
   }
 
+  /** The backend itself (tests; hot reload of registry credentials). */
+  get raw(): RawBackend {
+    return this._raw;
+  }
+
   async size(blobId: string, signal?: AbortSignal): Promise<number> {
     checkBlobId(blobId);
-    return this._attempt(blobId, signal, (s) => this._raw.size(blobId, s));
+    return this._attempt(blobId, signal, this._policy.retryLimit, (s) => this._raw.size(blobId, s));
   }
 
   /** Reads `[offset, offset+length)` of a blob: exactly `length` bytes or a StorageError. */
-  async read(blobId: string, offset: number, length: number, signal?: AbortSignal): Promise<Buffer> {
+  async read(blobId: string, offset: number, length: number, signal?: AbortSignal, opts: ReadOptions = {}): Promise<Buffer> {
     checkRange(blobId, offset, length);
     this._log.trace(() => `read ${blobId} offset ${offset} length ${length}`);
     const t0 = performance.now();
+    const prefetch = opts.priority === 'prefetch';
+    const retries = prefetch ? Math.min(this._policy.retryLimit, this._policy.prefetchRetryLimit ?? this._policy.retryLimit) : this._policy.retryLimit;
     try {
-      const buf = await this._attempt(blobId, signal, (s) => this._raw.tryRead(blobId, offset, length, s));
+      const buf = await this._attempt(blobId, signal, retries, (s) => this._raw.tryRead(blobId, offset, length, s, opts));
       if (buf.length !== length) {
         throw new StorageError('ERR_BLOB_SHORT', `blob ${blobId}: backend returned ${buf.length} bytes at offset ${offset}, wanted ${length}`);
       }
@@ -95,15 +106,15 @@ export class BlobBackend {
   }
 
   stats(): BackendStats {
-    return { ...this._stats };
+    return { ...this._stats, connections: this._raw.connectionsOpened ?? 0 };
   }
 
   close(): Promise<void> {
     return this._raw.close();
   }
 
-  private async _attempt<T>(blobId: string, signal: AbortSignal | undefined, op: (s: AbortSignal | undefined) => Promise<T>): Promise<T> {
-    const { retryLimit, timeoutMs, retryDelayMs } = this._policy;
+  private async _attempt<T>(blobId: string, signal: AbortSignal | undefined, retryLimit: number, op: (s: AbortSignal | undefined) => Promise<T>): Promise<T> {
+    const { timeoutMs, retryDelayMs } = this._policy;
     for (let attempt = 0; ; attempt++) {
       if (signal?.aborted) throw abortError(blobId, signal);
       const timeout = timeoutMs > 0 ? AbortSignal.timeout(timeoutMs) : undefined;
@@ -122,10 +133,12 @@ export class BlobBackend {
         const retryable = e instanceof StorageError && e.retryable;
         if (!retryable || attempt >= retryLimit) throw e;
         this._stats.retries++;
-        this._log.warn(`blob ${blobId}: ${(e as Error).message}; retry ${attempt + 1} of ${retryLimit}`);
+        // The final failure is logged once by whoever gave up (the cache, with blob and range).
+        this._log.debug(() => `blob ${blobId}: ${(e as Error).message}; retry ${attempt + 1} of ${retryLimit}`);
         if (retryDelayMs > 0) {
+          const d = retryDelayMs * 2 ** attempt;
           try {
-            await sleep(retryDelayMs * 2 ** attempt, undefined, signal ? { signal } : {});
+            await sleep(d / 2 + Math.random() * (d / 2), undefined, signal ? { signal } : {});
           } catch {
             if (signal?.aborted) throw abortError(blobId, signal);
           }

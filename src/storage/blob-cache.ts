@@ -26,7 +26,7 @@ import { blobMetaPath, fetchBlobMeta, readBlobMetaFile, writeBlobMetaFile } from
 import type { BlobSource } from './chunk-data.js';
 import { checkChunk, decodeAndVerifyInto, intersect, untilAborted } from './chunk-data.js';
 import type { CacheCounters } from './counters.js';
-import { errnoCode, StorageError } from './errors.js';
+import { errnoCode, reportOnce, StorageError } from './contract/errors.js';
 import { amplifyRanges, mergeChunks } from './fetch-plan.js';
 import type { FetchRange } from './fetch-plan.js';
 import type { BlobInfo, ChunkInfo } from './types.js';
@@ -295,7 +295,7 @@ export class CachedBlob implements BlobSource {
       counters.backendBytes += r.length;
     } catch (err) {
       const e = err instanceof Error ? err : new Error(String(err));
-      if (!this._closed) log.error(`blob ${this.info.blobId}: fetching ${r.chunks.length} chunk(s) at offset ${r.offset} length ${r.length} failed: ${e.message}`);
+      if (!this._closed) reportOnce(e, (m) => log.error(m), `blob ${this.info.blobId}: fetching ${r.chunks.length} chunk(s) at offset ${r.offset} length ${r.length} failed: ${e.message}`);
       for (const c of r.chunks) this._settle(c, e);
       return;
     }
@@ -384,7 +384,7 @@ export class CachedBlob implements BlobSource {
         counters.decodeErrors++;
         const msg = `blob ${id} chunk ${c.chunkIndex}: cannot decompress (${this.info.compressor}, compressed offset ${c.compressedOffset} size ${c.compressedSize})`;
         log.error(msg);
-        this._settle(c, new StorageError('ERR_CHUNK_DECODE', msg));
+        this._settle(c, new StorageError('ERR_CHUNK_DECODE', msg, { reported: true }));
         continue;
       }
       if (rc !== 0) {

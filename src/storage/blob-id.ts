@@ -2,7 +2,7 @@
  * Blob ids name files (`<dir>/<id>`, `<work_dir>/<id>.blob.data`) but come from images, which
  * are untrusted: only plain file names are accepted, so no id can reach outside its directory.
  */
-import { StorageError } from './errors.js';
+import { StorageError } from './contract/errors.js';
 
 const kMaxBlobIdBytes = 200; // leaves room for ".blob.data.chunk_map" within NAME_MAX (255)
 

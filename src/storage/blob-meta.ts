@@ -12,7 +12,7 @@ import type { BlobChunkEntry, BlobChunkInfoArray, BlobChunkMeta, BlobMetaHeader 
 import { parseBlobMetaFile, parseBlobMetaRegion } from '../rafs/index.js';
 import { kBlobMetaHeaderSize } from '../rafs/layout/constants.js';
 import type { BlobBackend } from './backend.js';
-import { errnoCode, StorageError } from './errors.js';
+import { errnoCode, StorageError } from './contract/errors.js';
 import type { BlobInfo } from './types.js';
 
 /** CI buffers above this are treated as corrupt (2^24 chunks x 24 B is 384 MiB). */

@@ -8,7 +8,7 @@ import { isZero } from '../rafs/layout/bytes.js';
 import { kMaxChunkSize } from '../rafs/layout/constants.js';
 import type { Logger } from '../util/logger.js';
 import type { CacheCounters } from './counters.js';
-import { StorageError } from './errors.js';
+import { StorageError } from './contract/errors.js';
 import type { BlobInfo, ChunkInfo } from './types.js';
 
 /** Compressed chunks may be slightly larger than their data (incompressible input). */
@@ -51,7 +51,7 @@ function decodeFailed(ctx: VerifyContext, c: ChunkInfo, err: unknown): never {
   ctx.counters.decodeErrors++;
   const msg = `blob ${blob.blobId} chunk ${c.chunkIndex}: cannot decompress (${blob.compressor}, compressed offset ${c.compressedOffset} size ${c.compressedSize}): ${(err as Error).message}`;
   ctx.log.error(msg);
-  throw new StorageError('ERR_CHUNK_DECODE', msg, { cause: err });
+  throw new StorageError('ERR_CHUNK_DECODE', msg, { cause: err, reported: true });
 }
 
 /** Decompresses and (when asked and the image has a digest) validates one chunk. */
@@ -99,7 +99,7 @@ function verifyDigest(ctx: VerifyContext, c: ChunkInfo, data: Buffer): void {
       ctx.counters.digestErrors++;
       const msg = `blob ${blob.blobId} chunk ${c.chunkIndex}: ${blob.digester} digest mismatch (compressed offset ${c.compressedOffset}); data rejected`;
       ctx.log.error(msg);
-      throw new StorageError('ERR_CHUNK_DIGEST', msg);
+      throw new StorageError('ERR_CHUNK_DIGEST', msg, { reported: true });
     }
   }
 }

@@ -9,7 +9,7 @@ import { checkBlobId } from './blob-id.js';
 import type { BlobSource } from './chunk-data.js';
 import { checkChunk, decodeAndVerify, intersect, untilAborted } from './chunk-data.js';
 import type { CacheCounters } from './counters.js';
-import { StorageError } from './errors.js';
+import { reportOnce, StorageError } from './contract/errors.js';
 import { mergeChunks } from './fetch-plan.js';
 import type { FetchRange } from './fetch-plan.js';
 import type { BlobInfo, ChunkInfo } from './types.js';
@@ -90,6 +90,7 @@ export class DirectBlob implements BlobSource {
       counters.backendBytes += r.length;
     } catch (err) {
       const e = err instanceof Error ? err : new Error(String(err));
+      if (!this._closed) reportOnce(e, (m) => log.error(m), `blob ${this.info.blobId}: fetching ${r.chunks.length} chunk(s) at offset ${r.offset} length ${r.length} failed: ${e.message}`);
       for (const c of r.chunks) this._settle(c.chunkIndex, e);
       return;
     }

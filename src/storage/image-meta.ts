@@ -16,7 +16,7 @@ import { kBlobFeatures, kBlobMetaHeaderSize, kTocNames } from '../rafs/layout/co
 import type { Logger } from '../util/logger.js';
 import type { BlobBackend } from './backend.js';
 import { CachedBlob } from './blob-cache.js';
-import { errnoCode, StorageError } from './errors.js';
+import { errnoCode, StorageError } from './contract/errors.js';
 import type { ImageStorage } from './image-storage.js';
 
 const kTocTail = 4096;

@@ -5,7 +5,7 @@
 import type { NativeBlobRegistration } from './blob-cache.js';
 import { CachedBlob } from './blob-cache.js';
 import type { BlobSource } from './chunk-data.js';
-import { StorageError } from './errors.js';
+import { StorageError } from './contract/errors.js';
 import type { ChunkInfo } from './types.js';
 
 /** Largest file read served in one call (FUSE max_read is far below). */

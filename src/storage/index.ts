@@ -1,19 +1,23 @@
 /**
- * Storage layer: backends (localfs now; registry, OSS, S3, http-proxy, localdisk next) behind
- * one contract with a shared retry/metrics wrapper, and the blob cache (blobcache files with the
- * upstream layout, or dummycache) that turns chunk lists into bytes.
+ * Storage layer: backends (localfs, localdisk, registry, S3, OSS, http-proxy; the network ones on
+ * one undici client layer with proxy/fallback/health checks and mirrors) behind one contract with
+ * a shared retry/metrics wrapper, and the blob cache (blobcache files with the upstream layout,
+ * or dummycache) that turns chunk lists into bytes.
  *
  * Neighbours: config/ (settings) above; the RAFS reader supplies BlobInfo/ChunkInfo; the fs layer
  * calls ImageStorage.ensureReady/read and registers blobcache files with the native READ fast
  * path (nativeRegistrations()); rafs/blob/codec decodes and digests chunks; native/ provides the
  * persistent chunk map and the off-thread decode-and-write.
  */
-export type { RawBackend, BackendPolicy, BackendStats } from './backend.js';
-export { BlobBackend, kLocalPolicy, kMaxBackendRead } from './backend.js';
+export type { RawBackend, BackendPolicy, BackendStats, ReadOptions, ReadPriority } from './backend.js';
+export { BlobBackend, kLocalPolicy, kMaxBackendRead, remotePolicy } from './backend.js';
 export { LocalFsBackend } from './localfs.js';
+// The network and disk backends (registry/, object/, http/, http-proxy.ts, localdisk.ts) are
+// not re-exported: createBackend() loads them on demand, so a localfs start never loads undici.
+export type { NetConfig, TransportOptions } from './http/transport.js';
 export { checkBlobId } from './blob-id.js';
-export { StorageError, kEIO } from './errors.js';
-export type { StorageErrorCode } from './errors.js';
+export { StorageError, kEIO } from './contract/errors.js';
+export type { StorageErrorCode } from './contract/errors.js';
 export type { BlobInfo, ChunkInfo, CompressorName, DigesterName } from './types.js';
 export type { BlobSource } from './chunk-data.js';
 export { CachedBlob } from './blob-cache.js';
@@ -21,7 +25,7 @@ export type { BlobCacheContext, CachedBlobOptions, NativeBlobRegistration } from
 export { DirectBlob } from './dummy-cache.js';
 export { ImageStorage, kMaxFileRead } from './image-storage.js';
 export { StorageService, createBackend, prepareCacheDir } from './service.js';
-export type { OpenImageOptions } from './service.js';
+export type { OpenImageOptions, CreateBackendOptions, RegistryAuthUpdate } from './service.js';
 export { storageSettings } from './settings.js';
 export type { StorageSettings, CacheSettings } from './settings.js';
 export type { CacheCounters } from './counters.js';

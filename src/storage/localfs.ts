@@ -11,7 +11,7 @@ import type { LocalFsConfig } from '../config/index.js';
 import { ConfigError } from '../config/index.js';
 import type { RawBackend } from './backend.js';
 import { checkBlobId } from './blob-id.js';
-import { errnoCode, StorageError } from './errors.js';
+import { errnoCode, StorageError } from './contract/errors.js';
 
 interface OpenBlob {
   fh: FileHandle;

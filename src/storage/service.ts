@@ -6,22 +6,24 @@
 import { mkdir, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import { ConfigError } from '../config/index.js';
+import { ConfigError, kUserAgent } from '../config/index.js';
 import { kBlobFeatures } from '../rafs/layout/constants.js';
 import { NotSupportedError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { nullLogger } from '../util/logger.js';
-import type { BackendStats } from './backend.js';
-import { BlobBackend, kLocalPolicy } from './backend.js';
+import type { BackendStats, RawBackend } from './backend.js';
+import { BlobBackend, kLocalPolicy, remotePolicy } from './backend.js';
 import type { CachedBlobOptions } from './blob-cache.js';
 import { CachedBlob } from './blob-cache.js';
 import type { BlobSource } from './chunk-data.js';
 import type { CacheCounters } from './counters.js';
 import { newCounters } from './counters.js';
 import { DirectBlob } from './dummy-cache.js';
-import { errnoCode } from './errors.js';
+import { errnoCode } from './contract/errors.js';
 import { ImageStorage } from './image-storage.js';
+import type { TransportOptions } from './http/transport.js';
 import { LocalFsBackend } from './localfs.js';
+import type { AuthUpdate } from './registry/auth.js';
 import type { StorageSettings } from './settings.js';
 import type { BlobInfo } from './types.js';
 
@@ -42,19 +44,59 @@ export async function prepareCacheDir(dir: string, key: string): Promise<void> {
   }
 }
 
-export async function createBackend(settings: StorageSettings, log: Logger): Promise<BlobBackend> {
+export interface CreateBackendOptions {
+  /** Tests: name resolution override for network backends (e.g. OSS bucket host names). */
+  lookup?: TransportOptions['lookup'];
+}
+
+/**
+ * The network and disk backends are loaded on first use: a plain localfs start must not pay for
+ * undici (start-up budget; test/integration/daemon-startup.test.ts).
+ */
+async function createRaw(settings: StorageSettings, log: Logger, o: CreateBackendOptions): Promise<RawBackend> {
   const b = settings.backend;
+  const at = settings.backendKey;
+  const net: TransportOptions = { at, headers: settings.headers ?? { 'User-Agent': kUserAgent }, log, ...(o.lookup ? { lookup: o.lookup } : {}) };
   switch (b.type) {
     case 'localfs':
-      return new BlobBackend(await LocalFsBackend.create(b.config, settings.backendKey), kLocalPolicy, log);
-    case 'localdisk':
-    case 'oss':
-    case 's3':
+      return LocalFsBackend.create(b.config, at);
+    case 'localdisk': {
+      const { LocalDiskBackend } = await import('./localdisk.js');
+      return LocalDiskBackend.create(b.config, at, log);
+    }
+    case 'http-proxy': {
+      const { HttpProxyBackend } = await import('./http-proxy.js');
+      return HttpProxyBackend.create(b.config, net);
+    }
     case 'registry':
-    case 'http-proxy':
-      throw new NotSupportedError(`backend ${b.type}`);
+    case 's3':
+    case 'oss': {
+      const { Transport } = await import('./http/transport.js');
+      const t = await Transport.create(b.config, net);
+      try {
+        if (b.type === 'registry') {
+          const { RegistryBackend } = await import('./registry/registry.js');
+          return new RegistryBackend(b.config, t, log, at);
+        }
+        const { ObjectStorageBackend } = await import('./object/object-storage.js');
+        return b.type === 's3' ? ObjectStorageBackend.s3(b.config, t, at) : ObjectStorageBackend.oss(b.config, t, at);
+      } catch (err) {
+        await t.close();
+        throw err;
+      }
+    }
   }
 }
+
+export async function createBackend(settings: StorageSettings, log: Logger, o: CreateBackendOptions = {}): Promise<BlobBackend> {
+  const b = settings.backend;
+  const raw = await createRaw(settings, log, o);
+  const policy = b.type === 'localfs' || b.type === 'localdisk' ? kLocalPolicy : remotePolicy(b.config.retry_limit);
+  return new BlobBackend(raw, policy, log);
+}
+
+/** What `PUT /api/v1/config` may change at runtime (upstream key `registry_auth` = `auth`). */
+export type RegistryAuthUpdate = AuthUpdate;
 
 const kUnsupportedBlobFeatures: readonly [number, string][] = [
   [kBlobFeatures.ZRAN, 'zran (targz-ref) blobs'],
@@ -78,8 +120,8 @@ export class StorageService {
     private readonly _log: Logger,
   ) {}
 
-  static async create(settings: StorageSettings, log: Logger = nullLogger()): Promise<StorageService> {
-    const backend = await createBackend(settings, log.child('backend'));
+  static async create(settings: StorageSettings, log: Logger = nullLogger(), o: CreateBackendOptions = {}): Promise<StorageService> {
+    const backend = await createBackend(settings, log.child('backend'), o);
     try {
       if (settings.cache.kind === 'blobcache') await prepareCacheDir(settings.cache.workDir, settings.cache.workDirKey);
     } catch (err) {
@@ -127,10 +169,26 @@ export class StorageService {
     return { backend: this.backend.stats(), cache: { ...this.counters } };
   }
 
+  /**
+   * Hot reload of registry credentials (`PUT /api/v1/config` with `registry_auth`, which is
+   * `auth`; or a new `registry_token`). Takes effect for the next request; never logs a value.
+   * Returns false when the backend is not a registry (nothing to apply); throws a ConfigError
+   * when `auth` is not base64 of "user:password".
+   */
+  reloadAuth(update: RegistryAuthUpdate): boolean {
+    const raw = this.backend.raw as RawBackend & { reloadAuth?: (u: AuthUpdate) => void };
+    if (this.backend.type !== 'registry' || typeof raw.reloadAuth !== 'function') return false;
+    raw.reloadAuth(update);
+    this._log.info(`registry credentials reloaded (${[update.auth !== undefined ? 'auth' : '', update.registry_token !== undefined ? 'registry_token' : ''].filter(Boolean).join(', ') || 'nothing'})`);
+    return true;
+  }
+
   /** Closes every open image (waiting for running fills) and the backend. */
   async close(): Promise<void> {
     await Promise.allSettled([...this._images].map((i) => i.close()));
+    const { connections } = this.backend.stats();
     await this.backend.close();
+    if (this.backend.raw.connectionsOpened !== undefined) this._log.info(`backend ${this.backend.type}: ${connections} connection(s) opened`);
   }
 }
 

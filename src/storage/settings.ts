@@ -3,7 +3,7 @@
  * rejected up front ("X is not supported yet", exit status 2) instead of silently ignored.
  */
 import type { ConfigOrigin, NydusConfig, ResolvedBackend } from '../config/index.js';
-import { ConfigError, resolveBackend } from '../config/index.js';
+import { ConfigError, kUserAgent, resolveBackend } from '../config/index.js';
 import { NotSupportedError } from '../util/errors.js';
 
 export type CacheSettings = { kind: 'blobcache'; workDir: string; workDirKey: string } | { kind: 'dummycache' };
@@ -17,9 +17,15 @@ export interface StorageSettings {
   validate: boolean;
   /** rafs.batch_size (amplify_io). */
   batchSize: number;
+  /** Headers on every request of a network backend: User-Agent and NYDUS_HEADER_* (default: User-Agent). */
+  headers?: Record<string, string>;
 }
 
-export function storageSettings(cfg: NydusConfig, origin: ConfigOrigin = 'v2'): StorageSettings {
+export function storageSettings(
+  cfg: NydusConfig,
+  origin: ConfigOrigin = 'v2',
+  headers: Record<string, string> = { 'User-Agent': kUserAgent },
+): StorageSettings {
   if (!cfg.backend) throw new ConfigError('backend: a storage backend is required to serve a RAFS image');
   const backend = resolveBackend(cfg.backend);
   if (!backend) throw new ConfigError(`backend.${cfg.backend.type}: section required when backend.type is "${cfg.backend.type}"`);
@@ -42,5 +48,6 @@ export function storageSettings(cfg: NydusConfig, origin: ConfigOrigin = 'v2'): 
     cache,
     validate: (c?.validate ?? false) || (cfg.rafs?.validate ?? false),
     batchSize: cfg.rafs?.batch_size ?? 1024 * 1024,
+    headers: { ...headers },
   };
 }

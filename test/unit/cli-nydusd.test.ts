@@ -121,9 +121,13 @@ test('configuration errors exit 2 and name the file and key', () => {
   r = nydusd(['--config', work, ...fuse]);
   assert.equal(r.status, 2);
   assert.match(reason(r.stderr), /^nydusd: device\.cache\.config\.work_dir .*: cannot create the cache directory \(ENOTDIR\)$/);
-  r = nydusd(['--config', writeConfig('reg.json', JSON.stringify({ device: { backend: { type: 'registry', config: { host: 'h', repo: 'r' } } } })), ...fuse]);
+  const sdk = { host: 'h', repo: 'r', proxy: { url: 'http://127.0.0.1:9', dragonfly_scheduler_endpoint: 'http://127.0.0.1:9' } };
+  r = nydusd(['--config', writeConfig('reg.json', JSON.stringify({ device: { backend: { type: 'registry', config: sdk } } })), ...fuse]);
   assert.equal(r.status, 2);
-  assert.equal(reason(r.stderr), 'nydusd: backend registry is not supported yet');
+  assert.equal(reason(r.stderr), 'nydusd: device.backend.config.proxy.dragonfly_scheduler_endpoint (Dragonfly SDK mode) is not supported yet');
+  r = nydusd(['--config', writeConfig('reg3.json', JSON.stringify({ device: { backend: { type: 'registry', config: { host: 'h', repo: 'r', auth: 'not-base64!' } } } })), ...fuse]);
+  assert.equal(r.status, 2);
+  assert.equal(reason(r.stderr), 'nydusd: device.backend.config.auth: not the base64 encoding of "username:password"');
   r = nydusd(['--bootstrap', join(root, 'none.boot'), '--mountpoint', mnt, '-D', blobs]);
   assert.equal(r.status, 2);
   assert.match(reason(r.stderr), /^nydusd: --bootstrap .*none\.boot: no such file$/);
@@ -148,7 +152,8 @@ test('logs: warnings for unknown keys, JSON lines with --log-format json, secret
   const secret = 'c2VjcmV0OnBhc3N3b3Jk';
   const cfg = writeConfig('reg2.json', JSON.stringify({ device: { backend: { type: 'registry', config: { host: 'h', repo: 'r', auth: 'old', typo_key: 1 } } } }));
   const r = nydusd(['--config', cfg, ...fuse, '--log-level', 'trace', '--log-format', 'json'], { IMAGE_PULL_AUTH: secret });
-  assert.equal(r.status, 2);
+  // The registry backend starts (IMAGE_PULL_AUTH replaced the bad `auth`); the image does not open.
+  assert.equal(r.status, 1, r.stderr);
   const lines = r.stderr.trim().split('\n');
   const records = lines.slice(0, -1).map((l) => JSON.parse(l) as { level: string; msg: string });
   assert.ok(records.some((x) => x.level === 'warn' && x.msg === `${cfg}: unknown key device.backend.config.typo_key ignored`));

@@ -1,5 +1,5 @@
 /** Storage errors: stable codes, the errno a FUSE reply should carry, and whether a retry may help. */
-import { NydusError } from '../util/errors.js';
+import { NydusError } from '../../util/errors.js';
 
 export const kEIO = 5;
 
@@ -20,12 +20,27 @@ export type StorageErrorCode =
 
 export class StorageError extends NydusError {
   readonly retryable: boolean;
+  /**
+   * Already logged (at error level, with blob and range) where it happened: layers above answer
+   * EIO without logging it again, so one failure is one log line however many reads wait on it.
+   */
+  reported: boolean;
 
-  constructor(code: StorageErrorCode, message: string, options: { cause?: unknown; errno?: number; retryable?: boolean } = {}) {
+  constructor(code: StorageErrorCode, message: string, options: { cause?: unknown; errno?: number; retryable?: boolean; reported?: boolean } = {}) {
     super(code, message, { cause: options.cause, errno: options.errno ?? kEIO });
     this.name = 'StorageError';
     this.retryable = options.retryable ?? false;
+    this.reported = options.reported ?? false;
   }
+}
+
+/** Logs a storage failure once; later layers see `reported` and stay quiet. */
+export function reportOnce(err: unknown, log: (msg: string) => void, msg: string): void {
+  if (err instanceof StorageError) {
+    if (err.reported) return;
+    err.reported = true;
+  }
+  log(msg);
 }
 
 export function errnoCode(err: unknown): string {

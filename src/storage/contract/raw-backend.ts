@@ -1,0 +1,22 @@
+/**
+ * The backend contract (STYLE.md "Backend contract"): what one backend implements, one attempt per
+ * call. The shared wrapper with retries and counters is ../backend.ts; this folder sits below every
+ * other storage folder (the HTTP layer and the backends import it, it imports none of them).
+ */
+/** On-demand reads (a guest waits) or prefetch (nobody waits); decides retries and hints. */
+export type ReadPriority = 'ondemand' | 'prefetch';
+
+export interface ReadOptions {
+  priority?: ReadPriority;
+}
+
+export interface RawBackend {
+  readonly type: string;
+  /** Size of the blob in bytes. */
+  size(blobId: string, signal?: AbortSignal): Promise<number>;
+  /** Exactly `length` bytes at `offset` (one attempt), or a StorageError. */
+  tryRead(blobId: string, offset: number, length: number, signal?: AbortSignal, opts?: ReadOptions): Promise<Buffer>;
+  close(): Promise<void>;
+  /** Network backends: TCP/Unix connections opened so far. */
+  readonly connectionsOpened?: number;
+}
