@@ -6,12 +6,12 @@
  * checked before anything large is allocated, so a forged size cannot make us allocate gigabytes
  * for a few compressed bytes.
  */
-import { createHash } from 'node:crypto';
-import { gunzipSync } from 'node:zlib';
-
 import { blake3, compress, createBlake3Hasher, decompress, native } from '../../native/index.js';
 import { Compressor, Digester, kSuperFlags, kTocEntryFlags } from '../layout/constants.js';
 import { kRafsErrorCodes, RafsError } from '../layout/errors.js';
+
+// node:crypto and node:zlib load on first use (process.getBuiltinModule): loading both was ~10%
+// of nydusd's start (issue 13), which hashes with them only to validate and rarely meets gzip.
 
 export type CompressorName = 'none' | 'lz4_block' | 'gzip' | 'zstd';
 export type DigesterName = 'blake3' | 'sha256';
@@ -134,7 +134,7 @@ function checkDecode(algo: CompressorName, compressed: Buffer, uncompressedSize:
 function gunzipExactly(compressed: Buffer, uncompressedSize: number, what: string): Buffer {
   let out: Buffer;
   try {
-    out = gunzipSync(compressed, { maxOutputLength: Math.max(1, uncompressedSize) });
+    out = process.getBuiltinModule('node:zlib').gunzipSync(compressed, { maxOutputLength: Math.max(1, uncompressedSize) });
   } catch (err) {
     throw bad(what, `gzip data does not decode to ${uncompressedSize} bytes`, err);
   }
@@ -183,7 +183,7 @@ export function compressChunk(compressor: WritableCompressor, data: Buffer): { d
 }
 
 export function sha256(data: Buffer): Buffer {
-  return createHash('sha256').update(data).digest();
+  return process.getBuiltinModule('node:crypto').createHash('sha256').update(data).digest();
 }
 
 export function chunkDigest(digester: DigesterName, data: Buffer): Buffer {
@@ -192,5 +192,5 @@ export function chunkDigest(digester: DigesterName, data: Buffer): Buffer {
 
 /** An incremental chunkDigest, for digests over many pieces (v5 inode digests). */
 export function createDigestHasher(digester: DigesterName): { update(b: Buffer): unknown; digest(): Buffer } {
-  return digester === 'blake3' ? createBlake3Hasher() : createHash('sha256');
+  return digester === 'blake3' ? createBlake3Hasher() : process.getBuiltinModule('node:crypto').createHash('sha256');
 }
