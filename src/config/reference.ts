@@ -45,6 +45,12 @@ function unwrap(s: z.ZodType): { core: z.ZodType; description: string | undefine
       description ??= core.description;
       continue;
     }
+    if (d.type === 'lazy') {
+      // Sections built on first use (schema-common.ts).
+      core = (core as z.ZodLazy<z.ZodType>).unwrap();
+      description ??= core.description;
+      continue;
+    }
     return { core, description, dflt, hasDefault };
   }
 }
