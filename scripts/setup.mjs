@@ -87,7 +87,7 @@ function newestTs(dir, acc = 0) {
   for (const ent of readdirSync(dir, { withFileTypes: true })) {
     const p = join(dir, ent.name);
     if (ent.isDirectory()) acc = newestTs(p, acc);
-    else if (ent.name.endsWith('.ts')) acc = Math.max(acc, statSync(p).mtimeMs);
+    else if (/\.c?ts$/.test(ent.name)) acc = Math.max(acc, statSync(p).mtimeMs);
   }
   return acc;
 }
@@ -107,6 +107,14 @@ export function ensureTypeScript() {
   }
 }
 
+/** nydusd's start artefact (bundle + V8 code cache, see src/cli/launch.cts), rebuilt when stale. */
+export function ensureStartArtefact() {
+  if (run(process.execPath, [join(root, 'scripts', 'build-start.mjs'), '--if-stale']) !== 0) {
+    say('building the start artefact failed');
+    process.exit(1);
+  }
+}
+
 /** Everything the given profile needs, in dependency order. */
 export function ensureAll(profile) {
   const pkgs = [...kPackages.build, ...(profile === 'build' ? [] : kPackages[profile] ?? [])];
@@ -114,6 +122,7 @@ export function ensureAll(profile) {
   ensureNodeModules();
   ensureAddon();
   ensureTypeScript();
+  ensureStartArtefact();
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
