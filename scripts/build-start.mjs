@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 // Builds nydusd's start artefact (what it is and when it runs: src/cli/launch.cts) from the
 // compiled dist/: esbuild bundles the graph of dist/src/cli/nydusd-bundle.js into one CommonJS
-// file, a fresh Node without flags (V8 refuses a cache made under other flags) runs it with its
-// warm-up and writes the V8 code cache, and the manifest written last names every input, the
-// bundle and the cache. Runs after tsc in scripts/setup.mjs (npm run build, npm test, .ci/run)
+// file, scripts/train-start.mjs (a fresh Node without flags: V8 refuses a cache made under other
+// flags) runs it through its warm-up and one real start and writes the V8 code cache, and the
+// manifest written last names every input, the bundle and the cache. Runs after tsc in scripts/setup.mjs (npm run build, npm test, .ci/run)
 // and in `npm run build:ts`. Without esbuild (an install without dev dependencies) it only
 // says so: nydusd then starts on the plain path.
 //
@@ -32,13 +32,6 @@ const kBundled = new Set(['zod']);
 
 function say(msg) {
   process.stderr.write(`build-start: ${msg}\n`);
-}
-
-/** The child: make the code cache of the bundle (argv: --make-cache BUNDLE OUT). */
-if (process.argv[2] === '--make-cache') {
-  const { makeCodeCache } = createRequire(import.meta.url)(launchFile);
-  writeFileSync(process.argv[4], makeCodeCache(process.argv[3]));
-  process.exit(0);
 }
 
 if (!existsSync(launchFile) || !existsSync(entry)) {
@@ -131,14 +124,24 @@ renameSync(tmp(paths.bundle), paths.bundle);
 
 const env = { ...process.env };
 delete env.NODE_OPTIONS;
-const child = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--make-cache', paths.bundle, tmp(paths.cache)], { stdio: 'inherit', env });
+// The training start logs like any nydusd; that goes to the console only when it fails.
+const child = spawnSync(process.execPath, [join(self, 'scripts', 'train-start.mjs'), root, paths.bundle, tmp(paths.cache)], {
+  env,
+  encoding: 'utf8',
+  stdio: ['ignore', 'pipe', 'pipe'],
+  timeout: 120_000,
+});
+for (const line of (child.stderr ?? '').split('\n')) if (line.startsWith('train-start: ') && child.status === 0) say(line.slice(13));
 let cache = null;
+let cacheCovers = [];
 if (child.status === 0) {
   renameSync(tmp(paths.cache), paths.cache);
   cache = launch.fileKey(paths.cache);
+  cacheCovers = JSON.parse(child.stdout.trim().split('\n').pop()).covers;
 } else {
   rmSync(tmp(paths.cache), { force: true });
-  say('making the code cache failed: the artefact runs without it');
+  process.stderr.write(child.stderr ?? '');
+  say(`making the code cache failed (${child.error?.message ?? `status ${child.status ?? child.signal}`}): the artefact runs without it`);
 }
 
 const manifest = {
@@ -148,7 +151,12 @@ const manifest = {
   inputs: inputs.map((f) => [f, ...launch.fileKey(join(root, f))]),
   bundle: launch.fileKey(paths.bundle),
   cache,
+  /** What ran before the cache was taken (its functions are in it, compiled). */
+  cacheCovers,
 };
 writeFileSync(tmp(paths.manifest), `${JSON.stringify(manifest)}\n`);
 renameSync(tmp(paths.manifest), paths.manifest);
-say(`${relative(root, paths.bundle)}: ${inputs.length} modules, ${(text.length / 1024).toFixed(0)} KiB; code cache ${cache ? `${(cache[0] / 1024).toFixed(0)} KiB` : 'none'}`);
+say(
+  `${relative(root, paths.bundle)}: ${inputs.length} modules, ${(text.length / 1024).toFixed(0)} KiB; ` +
+    `code cache ${cache ? `${(cache[0] / 1024).toFixed(0)} KiB (${cacheCovers.join(', ')})` : 'none'}`,
+);

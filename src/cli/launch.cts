@@ -3,7 +3,8 @@
  * which Node's own start is ~50 ms) has no room for loading ~190 ES modules one by one: resolving,
  * reading and compiling them was most of a start. So the build (scripts/build-start.mjs) also makes
  * a start artefact in dist/start/: the start graph bundled into one CommonJS file, a V8 code cache
- * of it (its functions need no parsing or compiling), and a manifest of what both were made from.
+ * of it taken after a real start (its functions need no parsing or compiling), and a manifest of
+ * what both were made from.
  *
  * launch() runs the artefact only while the manifest still holds: the same Node and V8, and every
  * input file (dist/ modules, bundled packages), the bundle and the cache exactly as they were when
@@ -45,6 +46,8 @@ interface Manifest {
   inputs: [string, ...FileKey][];
   bundle: FileKey;
   cache: FileKey | null;
+  /** What ran before the cache was taken (scripts/train-start.mjs): its functions are in it, compiled. */
+  cacheCovers?: string[];
 }
 
 const kFormat = 1;
@@ -194,12 +197,15 @@ function launch(program: Program, root = projectRoot()): void {
 }
 
 /**
- * Build side (scripts/build-start.mjs, in a fresh Node without flags): compiles the bundle, runs it
- * and its warm-up, and returns the code cache with every function the warm-up compiled.
+ * Build side (scripts/train-start.mjs, in a fresh Node without flags): compiles the bundle, runs
+ * it, its warm-up and `train` (a real start), and returns the code cache with every function they
+ * compiled.
  */
-function makeCodeCache(bundle: string): Buffer {
+async function makeCodeCache(bundle: string, train?: (cli: CliExports) => Promise<void>): Promise<Buffer> {
   const script = compileBundle(bundle);
-  runBundle(script, bundle).warmUp?.();
+  const cli = runBundle(script, bundle);
+  cli.warmUp?.();
+  if (train !== undefined) await train(cli);
   return script.createCachedData();
 }
 

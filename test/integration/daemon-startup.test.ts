@@ -17,7 +17,7 @@ import { after, test } from 'node:test';
 
 import { unixSocketListening } from '../../qemu/virtiofsd.js';
 import { startDaemon } from '../helpers/daemon.js';
-import { binDir, fixture, fixturesSkip } from '../helpers/paths.js';
+import { binDir, fixture, fixturesSkip, projectRoot } from '../helpers/paths.js';
 import { scriptTraceEnv } from '../helpers/script-trace.js';
 import { driverJson } from './driver-harness.js';
 
@@ -73,8 +73,11 @@ async function serveOnce(name: string, env: NodeJS.ProcessEnv = {}): Promise<{ s
 
 test('a plain virtiofs start runs the start artefact with its code cache and loads no optional library', { skip: fixturesSkip(), timeout: 60_000 }, async () => {
   const { scripts, log } = await serveOnce('serve');
-  // The artefact the build made is current and V8 took its code cache (else starts are slow).
+  // The artefact the build made is current, its code cache was taken after a real start and
+  // session (so a start compiles almost nothing), and V8 took it (else starts are slow).
   assert.match(log, /start: bundle dist\/start\/nydusd\.cjs \(code cache\)/);
+  const manifest = JSON.parse(readFileSync(join(projectRoot, 'dist', 'start', 'nydusd.manifest.json'), 'utf8')) as { cacheCovers: string[] };
+  assert.deepEqual(manifest.cacheCovers, ['warm-up', 'virtiofs start', 'first session', 'stop']);
   assert.ok(scripts.some((u) => u.endsWith('/dist/start/nydusd.cjs')), scripts.slice(0, 20).join('\n'));
   const graph = scripts.filter((u) => u.includes('/dist/src/') && !u.endsWith('/dist/src/cli/launch.cjs'));
   assert.deepEqual(graph, [], 'modules of dist/src loaded besides the bundle');
