@@ -67,15 +67,15 @@ NTEST(ReplyCache, BoundedAndClearable) {
 }
 
 std::vector<double> EntryRec(double nodeid, double size) {
-  std::vector<double> r(fuse::kDirentStride, 0);
-  r[0] = nodeid;
-  r[2] = 1;
-  r[3] = 1;
-  r[4] = nodeid;
-  r[5] = size;
-  r[13] = S_IFREG | 0644;
-  r[14] = 1;
-  r[18] = 4096;
+  std::vector<double> r(DirentSlot::kStride, 0);
+  r[EntrySlot::kNodeid] = nodeid;
+  r[EntrySlot::kEntryValid] = 1;
+  r[EntrySlot::kAttrValid] = 1;
+  r[EntrySlot::kIno] = nodeid;
+  r[EntrySlot::kSize] = size;
+  r[EntrySlot::kMode] = S_IFREG | 0644;
+  r[EntrySlot::kNlink] = 1;
+  r[EntrySlot::kBlksize] = 4096;
   return r;
 }
 
