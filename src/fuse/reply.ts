@@ -1,28 +1,16 @@
 /**
- * Encoding handler results into the reply scratch the native session reads (the numeric record
- * layouts of native/core/fuse/upcall.h; a unit test checks these constants against
- * `fuseAbiInfo()`). No FUSE byte layout lives here: the native side builds the wire structs
- * and validates every number written below.
+ * Encoding handler results into the reply scratch the native session reads: the entry, statfs
+ * and dirent records, whose slots come from the addon (src/native/abi.ts). No FUSE byte layout
+ * lives here: the native side builds the wire structs and validates every number written below.
  */
-import type { FuseAttr, FuseDirEntry, FuseDirEntryPlus, FuseEntry, FuseOpenReply, FuseStatfs } from './fuse-types.js';
+import { nativeAbi } from '../native/index.js';
+import type { NativeAbi, RecordLayout } from '../native/index.js';
+import type { FuseAttr, FuseDirEntry, FuseDirEntryPlus, FuseEntry, FuseOpenReply, FuseStatfs } from './types.js';
 
-export const kUpcallStride = 12;
-export const kAttrBase = 4;
-export const kEntryStride = 20;
-export const kStatfsStride = 8;
-export const kDirentStride = 24;
-export const kDirentOff = 20;
-export const kDirentNameOffset = 21;
-export const kDirentNameLength = 22;
-export const kDirentType = 23;
-export const kUpcallReadMiss = 4097;
-export const kUpcallForget = 4098;
-export const kUpcallInit = 4099;
-export const kUpcallDestroy = 4100;
-export const kUpcallClosed = 4101;
-export const kOpcodeTableSize = 52;
 /** Most dirent records one reply can hold (a 128 KiB reply of minimal 32-byte records). */
 export const kMaxDirents = 4096;
+/** A type the kernel accepts for the (ignored) attributes of a negative entry: S_IFREG. */
+const kNegativeEntryMode = 0o100000;
 
 export interface TimeoutDefaults {
   entryTimeout: number;
@@ -31,114 +19,145 @@ export interface TimeoutDefaults {
 
 /** Bytes one READDIR (plus = READDIRPLUS) record takes for a name of `nameLength` bytes. */
 export function fuseDirentSize(nameLength: number, plus: boolean): number {
-  return (((plus ? 152 : 24) + nameLength + 7) & ~7) >>> 0;
+  const l = nativeAbi().limits;
+  return (((plus ? l.direntPlusHeader : l.direntHeader) + nameLength + 7) & ~7) >>> 0;
 }
 
-export function writeAttr(nums: Float64Array, base: number, a: FuseAttr): void {
-  const o = base + kAttrBase;
-  nums[o] = a.ino;
-  nums[o + 1] = a.size;
-  nums[o + 2] = a.blocks ?? Math.ceil(a.size / 512);
-  nums[o + 3] = a.atime;
-  nums[o + 4] = a.atimeNsec ?? 0;
-  nums[o + 5] = a.mtime;
-  nums[o + 6] = a.mtimeNsec ?? 0;
-  nums[o + 7] = a.ctime;
-  nums[o + 8] = a.ctimeNsec ?? 0;
-  nums[o + 9] = a.mode;
-  nums[o + 10] = a.nlink;
-  nums[o + 11] = a.uid;
-  nums[o + 12] = a.gid;
-  nums[o + 13] = a.rdev ?? 0;
-  nums[o + 14] = a.blksize ?? 4096;
-  nums[o + 15] = a.flags ?? 0;
-}
+/** Writes records into one session's reply scratch (the numbers array lent to the addon). */
+export class ReplyEncoder {
+  private readonly _e: RecordLayout<'entry'>;
+  private readonly _d: RecordLayout<'dirent'>;
+  private readonly _s: RecordLayout<'statfs'>;
+  private readonly _fopen: NativeAbi['codes'];
+  private readonly _head: number;
+  private readonly _headPlus: number;
 
-export function writeEntry(nums: Float64Array, base: number, e: FuseEntry, d: TimeoutDefaults): void {
-  nums[base] = e.nodeid;
-  nums[base + 1] = e.generation ?? 0;
-  nums[base + 2] = e.entryTimeout ?? d.entryTimeout;
-  nums[base + 3] = e.attrTimeout ?? d.attrTimeout;
-  if (e.attr !== undefined) {
-    writeAttr(nums, base, e.attr);
-  } else if (e.nodeid === 0) {
-    nums.fill(0, base + kAttrBase, base + kEntryStride);
-    nums[base + kAttrBase + 9] = 0o100000; // a valid type for the (ignored) attr of a negative entry
-  } else {
-    throw new TypeError('entry.attr is required for nodeid != 0');
+  constructor(
+    private readonly _nums: Float64Array,
+    private readonly _bytes: Buffer,
+    private readonly _defaults: TimeoutDefaults,
+    abi: NativeAbi = nativeAbi(),
+  ) {
+    this._e = abi.records.entry;
+    this._d = abi.records.dirent;
+    this._s = abi.records.statfs;
+    this._fopen = abi.codes;
+    this._head = abi.limits.direntHeader;
+    this._headPlus = abi.limits.direntPlusHeader;
   }
-}
 
-export function writeAttrReply(nums: Float64Array, attr: FuseAttr, attrTimeout: number): void {
-  nums[3] = attrTimeout;
-  writeAttr(nums, 0, attr);
-}
+  /** The attributes of the entry (or dirent) record at `base`. */
+  attr(base: number, a: FuseAttr): void {
+    const n = this._nums;
+    const e = this._e;
+    n[base + e.ino] = a.ino;
+    n[base + e.size] = a.size;
+    n[base + e.blocks] = a.blocks ?? Math.ceil(a.size / 512);
+    n[base + e.atime] = a.atime;
+    n[base + e.atimeNsec] = a.atimeNsec ?? 0;
+    n[base + e.mtime] = a.mtime;
+    n[base + e.mtimeNsec] = a.mtimeNsec ?? 0;
+    n[base + e.ctime] = a.ctime;
+    n[base + e.ctimeNsec] = a.ctimeNsec ?? 0;
+    n[base + e.mode] = a.mode;
+    n[base + e.nlink] = a.nlink;
+    n[base + e.uid] = a.uid;
+    n[base + e.gid] = a.gid;
+    n[base + e.rdev] = a.rdev ?? 0;
+    n[base + e.blksize] = a.blksize ?? 4096;
+    n[base + e.flags] = a.flags ?? 0;
+  }
 
-export function writeStatfs(nums: Float64Array, s: FuseStatfs): void {
-  nums[0] = s.blocks;
-  nums[1] = s.bfree;
-  nums[2] = s.bavail;
-  nums[3] = s.files;
-  nums[4] = s.ffree;
-  nums[5] = s.bsize;
-  nums[6] = s.namelen;
-  nums[7] = s.frsize;
-}
-
-export function openFlagsOf(r: FuseOpenReply): number {
-  let f = r.openFlags ?? 0;
-  if (r.directIo === true) f |= 1;
-  if (r.keepCache === true) f |= 2;
-  if (r.nonSeekable === true) f |= 4;
-  if (r.cacheDir === true) f |= 8;
-  if (r.noFlush === true) f |= 32;
-  return f >>> 0;
-}
-
-/**
- * Writes up to `kMaxDirents` records whose total size fits `size` into the scratch. Returns how
- * many records and name bytes were written (the native side may still send fewer when the
- * writable space is smaller than `size`).
- */
-export function encodeDirents(
-  nums: Float64Array,
-  bytes: Buffer,
-  entries: readonly (FuseDirEntry | FuseDirEntryPlus)[],
-  plus: boolean,
-  size: number,
-  d: TimeoutDefaults,
-): { count: number; namesLength: number } {
-  let used = 0;
-  let pos = 0;
-  let count = 0;
-  const max = Math.min(entries.length, kMaxDirents, Math.floor(nums.length / kDirentStride));
-  for (; count < max; count++) {
-    const e = entries[count] as FuseDirEntry & FuseDirEntryPlus;
-    const name = e.name;
-    const len = typeof name === 'string' ? Buffer.byteLength(name) : name.length;
-    const rec = fuseDirentSize(len, plus);
-    if (used + rec > size || pos + len > bytes.length) break;
-    if (typeof name === 'string') bytes.write(name, pos, 'utf8');
-    else bytes.set(name, pos);
-    const b = count * kDirentStride;
-    if (plus) {
-      writeEntry(nums, b, e.entry, d);
-      nums[b + kDirentType] = -1;
-      if (e.entry.nodeid === 0 && e.entry.attr === undefined) {
-        throw new TypeError('a readdirplus entry without nodeid needs attr (ino, mode)');
-      }
+  /** A LOOKUP answer (or the entry part of a READDIRPLUS record) at `base`. */
+  entry(base: number, v: FuseEntry): void {
+    const n = this._nums;
+    const e = this._e;
+    n[base + e.nodeid] = v.nodeid;
+    n[base + e.generation] = v.generation ?? 0;
+    n[base + e.entryValid] = v.entryTimeout ?? this._defaults.entryTimeout;
+    n[base + e.attrValid] = v.attrTimeout ?? this._defaults.attrTimeout;
+    if (v.attr !== undefined) {
+      this.attr(base, v.attr);
+    } else if (v.nodeid === 0) {
+      n.fill(0, base + e.ino, base + e.stride);
+      n[base + e.mode] = kNegativeEntryMode;
     } else {
-      nums[b + kAttrBase] = e.ino;
-      nums[b + kAttrBase + 9] = e.mode ?? 0;
-      nums[b + kDirentType] = e.type ?? (e.mode === undefined ? 0 : -1);
+      throw new TypeError('entry.attr is required for nodeid != 0');
     }
-    nums[b + kDirentOff] = e.offset;
-    nums[b + kDirentNameOffset] = pos;
-    nums[b + kDirentNameLength] = len;
-    pos += len;
-    used += rec;
   }
-  return { count, namesLength: pos };
+
+  /** A GETATTR answer. */
+  attrReply(attr: FuseAttr, attrTimeout: number): void {
+    this._nums[this._e.attrValid] = attrTimeout;
+    this.attr(0, attr);
+  }
+
+  statfs(v: FuseStatfs): void {
+    const n = this._nums;
+    const s = this._s;
+    n[s.blocks] = v.blocks;
+    n[s.bfree] = v.bfree;
+    n[s.bavail] = v.bavail;
+    n[s.files] = v.files;
+    n[s.ffree] = v.ffree;
+    n[s.bsize] = v.bsize;
+    n[s.namelen] = v.namelen;
+    n[s.frsize] = v.frsize;
+  }
+
+  openFlags(r: FuseOpenReply): number {
+    const c = this._fopen;
+    let f = r.openFlags ?? 0;
+    if (r.directIo === true) f |= c.fopenDirectIo;
+    if (r.keepCache === true) f |= c.fopenKeepCache;
+    if (r.nonSeekable === true) f |= c.fopenNonseekable;
+    if (r.cacheDir === true) f |= c.fopenCacheDir;
+    if (r.noFlush === true) f |= c.fopenNoflush;
+    return f >>> 0;
+  }
+
+  /**
+   * Writes up to `kMaxDirents` records whose total size fits `size` into the scratch. Returns how
+   * many records and name bytes were written (the native side may still send fewer when the
+   * writable space is smaller than `size`).
+   */
+  dirents(entries: readonly (FuseDirEntry | FuseDirEntryPlus)[], plus: boolean, size: number): { count: number; namesLength: number } {
+    const nums = this._nums;
+    const bytes = this._bytes;
+    const d = this._d;
+    let used = 0;
+    let pos = 0;
+    let count = 0;
+    const head = plus ? this._headPlus : this._head;
+    const max = Math.min(entries.length, kMaxDirents, Math.floor(nums.length / d.stride));
+    for (; count < max; count++) {
+      const e = entries[count] as FuseDirEntry & FuseDirEntryPlus;
+      const name = e.name;
+      const len = typeof name === 'string' ? Buffer.byteLength(name) : name.length;
+      const rec = ((head + len + 7) & ~7) >>> 0;
+      if (used + rec > size || pos + len > bytes.length) break;
+      if (typeof name === 'string') bytes.write(name, pos, 'utf8');
+      else bytes.set(name, pos);
+      const b = count * d.stride;
+      if (plus) {
+        this.entry(b, e.entry);
+        nums[b + d.type] = -1;
+        if (e.entry.nodeid === 0 && e.entry.attr === undefined) {
+          throw new TypeError('a readdirplus entry without nodeid needs attr (ino, mode)');
+        }
+      } else {
+        nums[b + d.ino] = e.ino;
+        nums[b + d.mode] = e.mode ?? 0;
+        nums[b + d.type] = e.type ?? (e.mode === undefined ? 0 : -1);
+      }
+      nums[b + d.off] = e.offset;
+      nums[b + d.nameOffset] = pos;
+      nums[b + d.nameLength] = len;
+      pos += len;
+      used += rec;
+    }
+    return { count, namesLength: pos };
+  }
 }
 
 /** LISTXATTR reply bytes: every name followed by NUL. */
