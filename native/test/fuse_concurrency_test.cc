@@ -72,16 +72,7 @@ NTEST(FuseConcurrency, EveryRequestCompletesOnceUnderRaces) {
     });
   }
   // The owner: answer everything, alternating how misses are resolved.
-  std::vector<double> entry(EntrySlot::kStride, 0);
-  entry[EntrySlot::kNodeid] = 2;
-  entry[EntrySlot::kEntryValid] = 1;
-  entry[EntrySlot::kAttrValid] = 1;
-  entry[EntrySlot::kIno] = 2;
-  entry[EntrySlot::kSize] = 10;
-  entry[EntrySlot::kBlocks] = 1;
-  entry[EntrySlot::kMode] = S_IFREG | 0644;
-  entry[EntrySlot::kNlink] = 1;
-  entry[EntrySlot::kBlksize] = 4096;
+  const auto entry = EntryRecord(2, S_IFREG | 0644, 10);
   int n = 0;
   for (;;) {
     auto ups = DrainAll(s, 16);

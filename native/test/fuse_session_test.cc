@@ -12,31 +12,6 @@ namespace {
 
 using fuse::FuseSession;
 
-std::vector<double> EntryRecord(double nodeid, double mode, double size) {
-  std::vector<double> r(DirentSlot::kStride, 0);
-  r[EntrySlot::kNodeid] = nodeid;
-  r[EntrySlot::kGeneration] = 7;
-  r[EntrySlot::kEntryValid] = 1.5;
-  r[EntrySlot::kAttrValid] = 2.25;
-  r[EntrySlot::kIno] = nodeid;
-  r[EntrySlot::kSize] = size;
-  r[EntrySlot::kBlocks] = 8;
-  r[EntrySlot::kAtime] = 1700000000;
-  r[EntrySlot::kAtimeNsec] = 5;
-  r[EntrySlot::kMtime] = 1700000001;
-  r[EntrySlot::kMtimeNsec] = 6;
-  r[EntrySlot::kCtime] = 1700000002;
-  r[EntrySlot::kCtimeNsec] = 7;
-  r[EntrySlot::kMode] = mode;
-  r[EntrySlot::kNlink] = 1;
-  r[EntrySlot::kUid] = 1000;
-  r[EntrySlot::kGid] = 100;
-  r[EntrySlot::kRdev] = 0;
-  r[EntrySlot::kBlksize] = 4096;
-  r[EntrySlot::kFlags] = 0;
-  return r;
-}
-
 // Checks fuse_attr at `off` against EntryRecord's values (offsets from linux/fuse.h layout).
 void ExpectAttr(const std::vector<uint8_t>& b, size_t off, uint64_t ino, uint32_t mode,
                 uint64_t size) {

@@ -147,6 +147,33 @@ using UpcallSlot = abi::UpcallRecord;
 using EntrySlot = abi::EntryRecord;
 using DirentSlot = abi::DirentRecord;
 
+// An entry record (also a valid dirent record's entry part) for a node of `mode` and `size`, with
+// fixed generation, timeouts, times and owner (fuse_session_test.cc ExpectAttr checks them).
+inline std::vector<double> EntryRecord(double nodeid, double mode, double size) {
+  std::vector<double> r(DirentSlot::kStride, 0);
+  r[EntrySlot::kNodeid] = nodeid;
+  r[EntrySlot::kGeneration] = 7;
+  r[EntrySlot::kEntryValid] = 1.5;
+  r[EntrySlot::kAttrValid] = 2.25;
+  r[EntrySlot::kIno] = nodeid;
+  r[EntrySlot::kSize] = size;
+  r[EntrySlot::kBlocks] = 8;
+  r[EntrySlot::kAtime] = 1700000000;
+  r[EntrySlot::kAtimeNsec] = 5;
+  r[EntrySlot::kMtime] = 1700000001;
+  r[EntrySlot::kMtimeNsec] = 6;
+  r[EntrySlot::kCtime] = 1700000002;
+  r[EntrySlot::kCtimeNsec] = 7;
+  r[EntrySlot::kMode] = mode;
+  r[EntrySlot::kNlink] = 1;
+  r[EntrySlot::kUid] = 1000;
+  r[EntrySlot::kGid] = 100;
+  r[EntrySlot::kRdev] = 0;
+  r[EntrySlot::kBlksize] = 4096;
+  r[EntrySlot::kFlags] = 0;
+  return r;
+}
+
 class CountingListener final : public fuse::UpcallListener {
  public:
   void OnUpcallsPending() override { wakes.fetch_add(1); }
