@@ -62,7 +62,7 @@ export class Daemon {
     try {
       (this._deps.applyRlimit ?? applyRlimitNofile)(o.rlimitNofile, log);
       await checkBootstrap(o.bootstrap);
-      await checkTransportTarget(o);
+      await checkTransportTarget(o, log);
       const settings = storageSettings(o.config, o.configOrigin);
       this._storage = await (this._deps.createStorage ?? StorageService.create)(settings, log.child('storage'));
       log.info(

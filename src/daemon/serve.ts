@@ -1,11 +1,10 @@
 /**
- * The step that turns a prepared daemon into a serving one: open the bootstrap with the RAFS
- * reader, build the filesystem over it and `ImageStorage`, and attach the transport (FUSE mount
- * at options.mountpoint, or the vhost-user socket). The filesystem layer provides it; until it
- * lands every run stops here with "not supported yet" (exit status 2).
+ * The contract of the step that turns a prepared daemon into a serving one: open the bootstrap
+ * with the RAFS reader, build the filesystem over it and `ImageStorage`, and attach the
+ * transport (FUSE mount at options.mountpoint, or the vhost-user socket). serve-rafs.ts is the
+ * step nydusd runs; tests inject their own through DaemonDeps.serve.
  */
 import type { StorageService } from '../storage/index.js';
-import { NotSupportedError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import type { DaemonOptions } from './options.js';
 
@@ -24,5 +23,3 @@ export interface RunningService {
 }
 
 export type ServeStep = (ctx: ServeContext) => Promise<RunningService>;
-
-export const serveNotSupported: ServeStep = () => Promise.reject(new NotSupportedError('serving RAFS images'));
