@@ -13,12 +13,13 @@
 // Every request is completed exactly once: inline, by the one Claim() of its token, or by
 // Shutdown()/reset with EIO.
 //
-// The session's state is four classes, one lock each: the pending tokens (pending.h), the upcall
-// queue and its arena encoding (upcall_queue.h), the open handles with their extent tables and
-// cached OPENs (handle_table.h), and the parked READs with their retry thread
-// (readpath/parked_reads.h). The session itself keeps decode, dispatch, INIT (init_mu_) and the
-// handler's replies; files: session.cc (dispatch, INIT, upcalls), session_reply.cc (Reply*),
-// session_read.cc (the READ fast path, parking and retries).
+// The session's state is in classes with one lock each: the pending tokens (pending.h), the
+// upcall queue and its arena encoding (upcall_queue.h), the open handles with their extent
+// tables and cached OPENs (handle_table.h), the parked READs with their retry thread
+// (readpath/parked_reads.h), plus the LOOKUP/GETATTR reply cache (reply_cache.h) and the blob
+// registry (readpath/blob_registry.h). The session itself keeps decode, dispatch, INIT
+// (init_mu_) and the handler's replies; files: session.cc (dispatch, INIT, upcalls),
+// session_reply.cc (Reply*), session_read.cc (the READ fast path, parking and retries).
 //
 // Threading: OnRequest may run on several transport threads at once. DrainUpcalls, Reply*,
 // ResolveMiss, ChunksReady, SetExtents and Shutdown run on the owner's thread (the JS thread),
