@@ -283,22 +283,6 @@ NTEST(VhostBackend, InlineCompletionsArePublishedEveryFewChains) {
   NEXPECT_TRUE(sink.released);
 }
 
-NTEST(VhostBackend, PoolModeCompletesEverything) {
-  EchoSink sink;
-  BackendOptions o;
-  o.pool_threads = 2;
-  o.pool_threshold = 1;
-  Harness h(&sink, o);
-  auto s = h.Connect();
-  NASSERT_TRUE(s != nullptr);
-  std::vector<Submitted> subs;
-  for (int i = 0; i < 32; ++i) subs.push_back(SubmitEcho(*s, 1, 1000 + i, "pool", 16, false));
-  s->Kick(1);
-  auto used = WaitUsed(*s, 1, 32);
-  NEXPECT_EQ(used.size(), size_t{32});
-  for (int i = 0; i < 32; ++i) NEXPECT_EQ(ReadOut(*s, subs[i].out_gpa).unique, 1000u + i);
-}
-
 NTEST(VhostBackend, PollModeWithoutKickFd) {
   EchoSink sink;
   Harness h(&sink);

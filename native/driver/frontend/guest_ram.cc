@@ -1,4 +1,4 @@
-#include "vhost/frontend/guest_ram.h"
+#include "driver/frontend/guest_ram.h"
 
 #include <errno.h>
 #include <string.h>
@@ -7,7 +7,10 @@
 
 #include "common/checked.h"
 
-namespace nydus::vhost::frontend {
+namespace nydus::driver::frontend {
+
+// The frontend speaks the backend's protocol vocabulary (vhost/vhost_user.h, vhost/virtq.h).
+using namespace vhost;
 
 std::unique_ptr<GuestRam> GuestRam::Create(uint64_t size, RamLayout layout, std::string* error) {
   if (size < 2 * kAllocStart || size % 4096 != 0) {
@@ -66,4 +69,4 @@ uint64_t GuestRam::Alloc(uint64_t size, uint64_t align) {
   return at;
 }
 
-}  // namespace nydus::vhost::frontend
+}  // namespace nydus::driver::frontend

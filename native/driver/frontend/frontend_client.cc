@@ -1,4 +1,4 @@
-#include "vhost/frontend/frontend_client.h"
+#include "driver/frontend/frontend_client.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -11,7 +11,10 @@
 
 #include "vhost/message.h"
 
-namespace nydus::vhost::frontend {
+namespace nydus::driver::frontend {
+
+// The frontend speaks the backend's protocol vocabulary (vhost/vhost_user.h, vhost/virtq.h).
+using namespace vhost;
 
 int VhostUserFrontend::Fail(int rc, const std::string& what) {
   last_error_ = what;
@@ -240,4 +243,4 @@ int VhostUserFrontend::SetSlaveReqFd() {
   return rc != 0 ? rc : MaybeAck(VHOST_USER_SET_SLAVE_REQ_FD, ack);
 }
 
-}  // namespace nydus::vhost::frontend
+}  // namespace nydus::driver::frontend

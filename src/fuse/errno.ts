@@ -1,28 +1,32 @@
 /**
- * Errno handling for FUSE handlers: cheap `FuseErrno` values to return, and the mapping from
- * whatever a handler throws to the errno the kernel gets.
+ * Errno for FUSE handlers, in one place: the errno numbers by name (`kErrno`, from the running
+ * system), cheap shared `FuseErrno` values to return, and the mapping from whatever a handler
+ * throws to the errno the kernel gets.
  */
 import { constants } from 'node:os';
 
+import { nativeAbi } from '../native/index.js';
 import { NydusError } from '../util/errors.js';
-import { FuseErrno } from './fuse-types.js';
+import { FuseErrno } from './types.js';
 
-export { FuseErrno } from './fuse-types.js';
+/** errno numbers by name (kErrno.ENOENT, kErrno.EIO, ...), as the running system defines them. */
+export const kErrno = constants.errno;
 
-/** errno numbers by name (ENOENT, EIO, ...), from the running system. */
-export const Errno: Readonly<Record<string, number>> = constants.errno;
-
-const kEIO = constants.errno.EIO;
 const kCache = new Map<number, FuseErrno>();
+
+/** True when `n` is an errno a FUSE reply can carry (1 .. the kernel's maximum). */
+export function isReplyErrno(n: number): boolean {
+  return Number.isInteger(n) && n >= 1 && n <= nativeAbi().limits.maxErrno;
+}
 
 /**
  * A shared, frozen FuseErrno for `errno` (a number, or a name such as 'ENOENT'). Returning it is
  * cheaper than throwing: a negative lookup in a hot directory allocates nothing.
  */
 export function fuseErrno(errno: number | string): FuseErrno {
-  const n = typeof errno === 'string' ? constants.errno[errno as keyof typeof constants.errno] : errno;
-  if (n === undefined || !Number.isInteger(n) || n < 1 || n > 511) {
-    throw new NydusError('ERR_FUSE_ERRNO', `${String(errno)} is not an errno in 1..511`);
+  const n = typeof errno === 'string' ? kErrno[errno as keyof typeof kErrno] : errno;
+  if (n === undefined || !isReplyErrno(n)) {
+    throw new NydusError('ERR_FUSE_ERRNO', `${String(errno)} is not an errno in 1..${String(nativeAbi().limits.maxErrno)}`);
   }
   let e = kCache.get(n);
   if (e === undefined) {
@@ -45,15 +49,15 @@ export function errnoOf(err: unknown): { errno: number; expected: boolean } {
       return validErrno(Math.abs(e.errno));
     }
     if (typeof e.code === 'string' && /^E[A-Z0-9]+$/.test(e.code)) {
-      const n = constants.errno[e.code as keyof typeof constants.errno];
+      const n = kErrno[e.code as keyof typeof kErrno];
       if (n !== undefined) return validErrno(n);
     }
   }
-  return { errno: kEIO, expected: false };
+  return { errno: kErrno.EIO, expected: false };
 }
 
 function validErrno(n: number): { errno: number; expected: boolean } {
-  return n >= 1 && n <= 511 ? { errno: n, expected: true } : { errno: kEIO, expected: false };
+  return isReplyErrno(n) ? { errno: n, expected: true } : { errno: kErrno.EIO, expected: false };
 }
 
 /** A FUSE session or transport failure raised to the caller (mount, stop, arguments). */

@@ -11,10 +11,13 @@
 #include <string>
 #include <vector>
 
-#include "vhost/frontend/guest_ram.h"
+#include "driver/frontend/guest_ram.h"
 #include "vhost/virtq.h"
 
-namespace nydus::vhost::frontend {
+namespace nydus::driver::frontend {
+
+// The frontend speaks the backend's protocol vocabulary (vhost/vhost_user.h, vhost/virtq.h).
+using namespace vhost;
 
 class DriverQueue {
  public:
@@ -86,4 +89,4 @@ class DriverQueue {
   uint16_t in_flight_ = 0;
 };
 
-}  // namespace nydus::vhost::frontend
+}  // namespace nydus::driver::frontend

@@ -1,9 +1,12 @@
-#include "vhost/frontend/driver_queue.h"
+#include "driver/frontend/driver_queue.h"
 
 #include <errno.h>
 #include <string.h>
 
-namespace nydus::vhost::frontend {
+namespace nydus::driver::frontend {
+
+// The frontend speaks the backend's protocol vocabulary (vhost/vhost_user.h, vhost/virtq.h).
+using namespace vhost;
 
 uint16_t* DriverQueue::AvailU16(size_t off) const {
   // SAFETY: avail_ points at AvailRingBytes(size_) bytes of our guest RAM, 2-byte aligned.
@@ -186,4 +189,4 @@ bool DriverQueue::ArmInterrupt() {
   return __atomic_load_n(UsedU16(kUsedIdxOff), __ATOMIC_ACQUIRE) != last_used_;
 }
 
-}  // namespace nydus::vhost::frontend
+}  // namespace nydus::driver::frontend

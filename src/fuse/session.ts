@@ -12,18 +12,16 @@
  *
  * Lifecycle: `new FuseSession(handler)`, one `mount()` / `attachVirtio()` / `attachLoopback()`,
  * then `stop()`. `closed` resolves when the transport ends (stop, or an external unmount).
- * A mounted session unmounts on SIGTERM/SIGINT/SIGHUP (unless `unmountOnSignal: false`), and
- * re-raises the signal when nobody else listens for it.
+ * Process-wide policy (unmounting on signals or at exit) is the embedder's: the daemon stops its
+ * session in its own shutdown; src/daemon/stop-on-signal.ts does it for simple embedders.
  */
-import { constants } from 'node:os';
-
-import { loadAddon } from './binding.js';
-import { errnoOf, FuseSessionError } from './fuse-errors.js';
-import type { FuseExtentTable } from './fuse-extents.js';
-import * as R from './fuse-reply.js';
-import type { FuseDirEntry, FuseDirEntryPlus, FuseFilesystem, FuseForget, FuseOpenReply, FuseRequestContext } from './fuse-types.js';
-import { FuseErrno, kFuseOp } from './fuse-types.js';
-import type { CompressAlgo, NativeChunkMap, NativeFuseSession } from './types.js';
+import { native, nativeAbi } from '../native/index.js';
+import type { NativeAbi, NativeChunkMap, NativeFuseSession, NativeSessionStats, RecordLayout } from '../native/index.js';
+import { errnoOf, FuseSessionError, isReplyErrno, kErrno } from './errno.js';
+import type { FuseExtentTable } from './extents.js';
+import { joinXattrNames, kMaxDirents, ReplyEncoder } from './reply.js';
+import type { FuseDirEntry, FuseDirEntryPlus, FuseFilesystem, FuseForget, FuseOpenReply, FuseRequestContext } from './types.js';
+import { FuseErrno, kFuseOp } from './types.js';
 
 export interface FuseLogger {
   error(message: string): void;
@@ -60,8 +58,6 @@ export interface FuseMountOptions {
    * 'mount' (mount(2) only), 'fusermount' (always the fusermount3 helper).
    */
   method?: 'auto' | 'mount' | 'fusermount';
-  /** Unmount on SIGTERM/SIGINT/SIGHUP (default true). */
-  unmountOnSignal?: boolean;
 }
 
 export interface FuseVirtioOptions {
@@ -76,8 +72,6 @@ export interface FuseBlob {
   dataPath: string;
   /** The blob's chunk-ready bitmap, or null when every chunk is present. */
   chunkMap: NativeChunkMap | null;
-  /** Algorithm of extents flagged compressed (None, Lz4Block or Zstd). */
-  compressor: CompressAlgo;
 }
 
 export interface FuseCloseInfo {
@@ -85,44 +79,14 @@ export interface FuseCloseInfo {
   errno: number;
 }
 
-export type FuseSessionStats = Record<string, unknown>;
+/** The native counters plus how many upcall batches (and records) crossed into JavaScript. */
+export type FuseSessionStats = NativeSessionStats & { readonly jsBatches: number; readonly jsRecords: number };
 
-const kDispatchLoopback = 1;
-const kEIO = constants.errno.EIO;
-const kENODEV = constants.errno.ENODEV;
-const kESTALE = -116;
-const kEINVAL = -22;
+const kEIO = kErrno.EIO;
+const kENODEV = kErrno.ENODEV;
+const kESTALE = -kErrno.ESTALE;
+const kEINVAL = -kErrno.EINVAL;
 const kOpNames: Record<number, string> = Object.fromEntries(Object.entries(kFuseOp).map(([k, v]) => [v, k]));
-const kActive = new Set<FuseSession>();
-const kSignals: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP'];
-let signalHandler: ((sig: NodeJS.Signals) => void) | undefined;
-
-function onSignal(sig: NodeJS.Signals): void {
-  for (const s of [...kActive]) s.stop();
-  // stop() removed our listeners once no mount was left; without other listeners, die the way
-  // the signal would have killed us.
-  if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
-}
-
-// process.exit() skips the addon's environment cleanup hooks on the main thread, so mounts are
-// also undone from the 'exit' event (synchronous, which is all stop() needs).
-function onExit(): void {
-  for (const s of [...kActive]) s.stop();
-}
-
-function trackMounted(s: FuseSession, on: boolean): void {
-  if (on) kActive.add(s);
-  else kActive.delete(s);
-  if (kActive.size > 0 && signalHandler === undefined) {
-    signalHandler = onSignal;
-    for (const sig of kSignals) process.on(sig, signalHandler);
-    process.on('exit', onExit);
-  } else if (kActive.size === 0 && signalHandler !== undefined) {
-    for (const sig of kSignals) process.removeListener(sig, signalHandler);
-    process.removeListener('exit', onExit);
-    signalHandler = undefined;
-  }
-}
 
 function isThenable(v: unknown): v is PromiseLike<unknown> {
   return typeof v === 'object' && v !== null && typeof (v as { then?: unknown }).then === 'function';
@@ -152,11 +116,13 @@ interface Req {
 export class FuseSession {
   private readonly _handler: FuseFilesystem;
   private readonly _native: NativeFuseSession;
+  private readonly _abi: NativeAbi;
+  /** Slots of an upcall record. */
+  private readonly _u: RecordLayout<'upcall'>;
   private readonly _records: Float64Array;
   private readonly _upBytes: Buffer;
-  private readonly _nums: Float64Array;
-  private readonly _replyBytes: Buffer;
-  private readonly _defaults: R.TimeoutDefaults;
+  private readonly _reply: ReplyEncoder;
+  private readonly _defaults: { entryTimeout: number; attrTimeout: number };
   private readonly _log: FuseLogger;
   private readonly _loopback = new Map<number, (reply: Buffer) => void>();
   private _nextId = 1;
@@ -164,7 +130,6 @@ export class FuseSession {
   private _batchRecords = 0;
   private _attached = false;
   private _stopped = false;
-  private _mounted = false;
   private _closeInfo: FuseCloseInfo | undefined;
   private _resolveClosed!: (info: FuseCloseInfo) => void;
   /** Resolves once when the transport ended: stop(), an external unmount, or a fatal error. */
@@ -183,7 +148,10 @@ export class FuseSession {
     this._log = options.logger ?? { error: (m) => console.error(`nydusd fuse: ${m}`), warn: (m) => console.error(`nydusd fuse: ${m}`) };
     this._handler = handler;
     this.closed = new Promise((resolve) => (this._resolveClosed = resolve));
-    const ops = new Uint8Array(R.kOpcodeTableSize);
+    const abi = nativeAbi();
+    this._abi = abi;
+    this._u = abi.records.upcall;
+    const ops = new Uint8Array(abi.limits.opcodeTableSize);
     const has = (m: keyof FuseFilesystem): boolean => typeof handler[m] === 'function';
     const map: [keyof FuseFilesystem, number][] = [
       ['lookup', kFuseOp.LOOKUP], ['forget', kFuseOp.FORGET], ['getattr', kFuseOp.GETATTR],
@@ -195,19 +163,22 @@ export class FuseSession {
       ['lseek', kFuseOp.LSEEK],
     ];
     for (const [m, op] of map) if (has(m)) ops[op] = 1;
+    // Upcall arena: 256 records and 1 MiB of names and payloads per batch (the addon's minimum
+    // is limits.minUpcallRecords / minUpcallBytes); reply scratch: a full READDIR(PLUS) reply.
     const upBuf = new ArrayBuffer(1 << 20);
-    this._records = new Float64Array(256 * R.kUpcallStride);
+    this._records = new Float64Array(256 * this._u.stride);
     this._upBytes = Buffer.from(upBuf);
-    this._nums = new Float64Array(R.kMaxDirents * R.kDirentStride);
-    this._replyBytes = Buffer.from(new ArrayBuffer(256 * 1024));
-    this._native = new (loadAddon().FuseSession)(
+    const nums = new Float64Array(kMaxDirents * abi.records.dirent.stride);
+    const replyBytes = Buffer.from(new ArrayBuffer(256 * 1024));
+    this._reply = new ReplyEncoder(nums, replyBytes, this._defaults, abi);
+    this._native = new (native().FuseSession)(
       (kind, a, b) => this._dispatch(kind, a, b),
       ops,
       this._records,
       new Uint8Array(upBuf),
-      this._nums,
-      new Uint8Array(this._replyBytes.buffer, this._replyBytes.byteOffset, this._replyBytes.length),
-      options.immutable === true ? 1 : 0,
+      nums,
+      new Uint8Array(replyBytes.buffer, replyBytes.byteOffset, replyBytes.length),
+      options.immutable === true ? abi.codes.sessionImmutable : 0,
     );
   }
 
@@ -226,8 +197,9 @@ export class FuseSession {
     if (method !== 'auto' && method !== 'mount' && method !== 'fusermount') {
       throw new FuseSessionError('ERR_INVALID_ARG', `mount method must be auto, mount or fusermount, got ${String(method)}`);
     }
-    if (!Number.isInteger(threads) || threads < 1 || threads > 64) {
-      throw new FuseSessionError('ERR_INVALID_ARG', `threads must be an integer in [1, 64], got ${String(threads)}`);
+    const maxThreads = this._abi.limits.maxFuseThreads;
+    if (!Number.isInteger(threads) || threads < 1 || threads > maxThreads) {
+      throw new FuseSessionError('ERR_INVALID_ARG', `threads must be an integer in [1, ${String(maxThreads)}], got ${String(threads)}`);
     }
     const info = this._native.mount({
       mountpoint,
@@ -240,8 +212,6 @@ export class FuseSession {
       forceFusermount: method === 'fusermount',
     });
     this._attached = true;
-    this._mounted = true;
-    if (options.unmountOnSignal ?? true) trackMounted(this, true);
     return info;
   }
 
@@ -258,11 +228,12 @@ export class FuseSession {
     }
     const queues = options.numRequestQueues ?? 1;
     const qsize = options.maxQueueSize ?? 1024;
-    if (!Number.isInteger(queues) || queues < 1 || queues > 254) {
-      throw new FuseSessionError('ERR_INVALID_ARG', `numRequestQueues must be 1..254, got ${String(queues)}`);
+    const { maxRequestQueues, maxQueueSize } = this._abi.limits;
+    if (!Number.isInteger(queues) || queues < 1 || queues > maxRequestQueues) {
+      throw new FuseSessionError('ERR_INVALID_ARG', `numRequestQueues must be 1..${String(maxRequestQueues)}, got ${String(queues)}`);
     }
-    if (!Number.isInteger(qsize) || qsize < 1 || qsize > 32768 || (qsize & (qsize - 1)) !== 0) {
-      throw new FuseSessionError('ERR_INVALID_ARG', `maxQueueSize must be a power of two up to 32768, got ${String(qsize)}`);
+    if (!Number.isInteger(qsize) || qsize < 1 || qsize > maxQueueSize || (qsize & (qsize - 1)) !== 0) {
+      throw new FuseSessionError('ERR_INVALID_ARG', `maxQueueSize must be a power of two up to ${String(maxQueueSize)}, got ${String(qsize)}`);
     }
     const info = this._native.attachVirtio({
       ...(options.socketPath === undefined ? {} : { socketPath: options.socketPath }),
@@ -287,7 +258,7 @@ export class FuseSession {
    */
   inject(request: Uint8Array, outCapacity: number): Promise<Buffer> {
     this._requireOpen();
-    checkCount(outCapacity, 'outCapacity', 8 << 20);
+    checkCount(outCapacity, 'outCapacity', this._abi.limits.maxInjectReply);
     const id = this._nextId++;
     return new Promise((resolve) => {
       this._loopback.set(id, resolve);
@@ -307,18 +278,18 @@ export class FuseSession {
     return this._native.removeExtents(fh);
   }
 
-  /** Makes blob `slot` (0..4095) available to extent tables. */
+  /** Makes blob `slot` (0 .. limits.maxBlobSlots - 1) available to extent tables. */
   registerBlob(slot: number, blob: FuseBlob): void {
     this._requireOpen();
-    checkCount(slot, 'slot', 4095);
+    this._checkSlot(slot);
     if (typeof blob.dataPath !== 'string' || blob.dataPath === '') {
       throw new FuseSessionError('ERR_INVALID_ARG', 'blob dataPath must be a path');
     }
-    this._native.registerBlob(slot, blob.dataPath, blob.chunkMap, blob.compressor);
+    this._native.registerBlob(slot, blob.dataPath, blob.chunkMap);
   }
 
   unregisterBlob(slot: number): void {
-    checkCount(slot, 'slot', 4095);
+    this._checkSlot(slot);
     this._native.unregisterBlob(slot);
   }
 
@@ -327,7 +298,7 @@ export class FuseSession {
    * parked on them whose chunks are all present. Returns how many READs were woken.
    */
   chunksReady(slot: number, indices: readonly number[] | Uint32Array): number {
-    checkCount(slot, 'slot', 4095);
+    this._checkSlot(slot);
     const arr = indices instanceof Uint32Array ? indices : Uint32Array.from(indices);
     return this._native.chunksReady(slot, arr);
   }
@@ -336,6 +307,10 @@ export class FuseSession {
    * and `jsRecords`: how many upcall batches crossed into JavaScript and what they carried. */
   stats(): FuseSessionStats {
     return { ...this._native.stats(), jsBatches: this._batches, jsRecords: this._batchRecords };
+  }
+
+  private _checkSlot(slot: number): void {
+    checkCount(slot, 'slot', this._abi.limits.maxBlobSlots - 1);
   }
 
   /**
@@ -348,7 +323,6 @@ export class FuseSession {
     try {
       this._native.stop();
     } finally {
-      if (this._mounted) trackMounted(this, false);
       this._close({ reason: 'stopped', errno: 0 });
     }
   }
@@ -373,30 +347,39 @@ export class FuseSession {
   // --- Upcalls ------------------------------------------------------------------------------
 
   private _dispatch(kind: number, a: number, b?: Buffer): void {
-    if (kind === kDispatchLoopback) {
+    if (kind === this._abi.codes.dispatchLoopback) {
       const done = this._loopback.get(a);
       this._loopback.delete(a);
       done?.(b ?? Buffer.alloc(0));
       return;
     }
     const r = this._records;
+    const u = this._u;
+    const firstKind = this._abi.codes.upcallReadMiss;
     this._batches++;
     this._batchRecords += a;
     for (let i = 0; i < a; i++) {
-      const o = i * R.kUpcallStride;
-      const op = r[o + 1] as number;
-      if (op >= R.kUpcallReadMiss) {
+      const o = i * u.stride;
+      const op = r[o + u.opcode] as number;
+      if (op >= firstKind) {
         this._notification(op, o);
         continue;
       }
       const req: Req = {
-        token: r[o] as number,
+        token: r[o + u.token] as number,
         op,
-        ctx: { nodeid: r[o + 2] as number, uid: r[o + 3] as number, gid: r[o + 4] as number, pid: r[o + 5] as number },
-        size: op === kFuseOp.READ || op === kFuseOp.READDIR || op === kFuseOp.READDIRPLUS ? (r[o + 8] as number) : 0,
+        ctx: this._context(o),
+        size: op === kFuseOp.READ || op === kFuseOp.READDIR || op === kFuseOp.READDIRPLUS ? (r[o + u.a2] as number) : 0,
       };
       this._answer(req, () => this._call(req, o));
     }
+  }
+
+  /** Who sent the upcall at record offset `o`. */
+  private _context(o: number): FuseRequestContext {
+    const r = this._records;
+    const u = this._u;
+    return { nodeid: r[o + u.nodeid] as number, uid: r[o + u.uid] as number, gid: r[o + u.gid] as number, pid: r[o + u.pid] as number };
   }
 
   /** Runs a handler call and answers `req` with its result, sync or async, or its failure. */
@@ -419,8 +402,8 @@ export class FuseSession {
   }
 
   private _name(o: number): Buffer {
-    const off = this._records[o + 10] as number;
-    const len = this._records[o + 11] as number;
+    const off = this._records[o + this._u.byteOffset] as number;
+    const len = this._records[o + this._u.byteLength] as number;
     return Buffer.from(this._upBytes.subarray(off, off + len));
   }
 
@@ -428,13 +411,15 @@ export class FuseSession {
   private _call(req: Req, o: number): unknown {
     const h = this._handler;
     const r = this._records;
+    const u = this._u;
     const { ctx } = req;
-    const a0 = r[o + 6] as number;
-    const a1 = r[o + 7] as number;
-    const a2 = r[o + 8] as number;
+    const a0 = r[o + u.a0] as number;
+    const a1 = r[o + u.a1] as number;
+    const a2 = r[o + u.a2] as number;
+    const datasync = (a1 & this._abi.codes.fsyncFdatasync) !== 0;
     switch (req.op) {
       case kFuseOp.LOOKUP: return h.lookup?.(ctx, ctx.nodeid, this._name(o));
-      case kFuseOp.GETATTR: return h.getattr?.(ctx, ctx.nodeid, a0 < 0 ? undefined : a0);
+      case kFuseOp.GETATTR: return h.getattr?.(ctx, ctx.nodeid, a0 === this._abi.codes.noFh ? undefined : a0);
       case kFuseOp.READLINK: return h.readlink?.(ctx, ctx.nodeid);
       case kFuseOp.OPEN: return h.open?.(ctx, ctx.nodeid, a0);
       case kFuseOp.READ: return h.read?.(ctx, ctx.nodeid, a0, a1, a2);
@@ -448,8 +433,8 @@ export class FuseSession {
       case kFuseOp.LISTXATTR: return h.listxattr?.(ctx, ctx.nodeid);
       case kFuseOp.ACCESS: return h.access?.(ctx, ctx.nodeid, a0);
       case kFuseOp.FLUSH: return h.flush?.(ctx, ctx.nodeid, a0);
-      case kFuseOp.FSYNC: return h.fsync?.(ctx, ctx.nodeid, a0, (a1 & 1) !== 0);
-      case kFuseOp.FSYNCDIR: return h.fsyncdir?.(ctx, ctx.nodeid, a0, (a1 & 1) !== 0);
+      case kFuseOp.FSYNC: return h.fsync?.(ctx, ctx.nodeid, a0, datasync);
+      case kFuseOp.FSYNCDIR: return h.fsyncdir?.(ctx, ctx.nodeid, a0, datasync);
       case kFuseOp.LSEEK: return h.lseek?.(ctx, ctx.nodeid, a0, a1, a2);
       default:
         throw new FuseSessionError('ERR_FUSE_INTERNAL', `no dispatch for opcode ${String(req.op)}`);
@@ -468,7 +453,7 @@ export class FuseSession {
       rc = this._encode(req, v);
     } catch (err) {
       this._log.error(`invalid ${this._opName(op)} reply from the filesystem handler: ${(err as Error).message}`);
-      if (op === R.kUpcallReadMiss) this._native.resolveMiss(token, kEIO);
+      if (op === this._abi.codes.upcallReadMiss) this._native.resolveMiss(token, kEIO);
       else this._native.replyError(token, kEIO);
       return;
     }
@@ -480,11 +465,11 @@ export class FuseSession {
     const { token } = req;
     switch (req.op) {
       case kFuseOp.LOOKUP:
-        R.writeEntry(this._nums, 0, v as Parameters<typeof R.writeEntry>[2], this._defaults);
+        this._reply.entry(0, v as Parameters<ReplyEncoder['entry']>[1]);
         return n.replyEntry(token);
       case kFuseOp.GETATTR: {
-        const a = v as { attr: Parameters<typeof R.writeAttr>[2]; attrTimeout?: number };
-        R.writeAttrReply(this._nums, a.attr, a.attrTimeout ?? this._defaults.attrTimeout);
+        const a = v as { attr: Parameters<ReplyEncoder['attr']>[1]; attrTimeout?: number };
+        this._reply.attrReply(a.attr, a.attrTimeout ?? this._defaults.attrTimeout);
         return n.replyAttr(token);
       }
       case kFuseOp.READLINK:
@@ -495,14 +480,14 @@ export class FuseSession {
       case kFuseOp.OPENDIR: {
         const o = v as FuseOpenReply;
         const ext = o.extents;
-        return n.replyOpen(token, o.fh, R.openFlagsOf(o), ext?.values ?? null, ext?.fileSize ?? 0, ext?.count ?? 0);
+        return n.replyOpen(token, o.fh, this._reply.openFlags(o), ext?.values ?? null, ext?.fileSize ?? 0, ext?.count ?? 0);
       }
       case kFuseOp.READDIR:
       case kFuseOp.READDIRPLUS: {
         const entries = v as (FuseDirEntry | FuseDirEntryPlus)[];
         if (!Array.isArray(entries)) throw new TypeError('readdir result must be an array');
         const plus = req.op === kFuseOp.READDIRPLUS;
-        const enc = R.encodeDirents(this._nums, this._replyBytes, entries, plus, req.size, this._defaults);
+        const enc = this._reply.dirents(entries, plus, req.size);
         const sent = n.replyReaddir(token, enc.count, enc.namesLength);
         if (plus && sent >= 0 && sent < entries.length && this._handler.readdirplusUnsent !== undefined) {
           this._notify('readdirplusUnsent', () =>
@@ -512,18 +497,17 @@ export class FuseSession {
         return sent < 0 ? sent : 0;
       }
       case kFuseOp.STATFS:
-        R.writeStatfs(this._nums, v as Parameters<typeof R.writeStatfs>[1]);
+        this._reply.statfs(v as Parameters<ReplyEncoder['statfs']>[0]);
         return n.replyStatfs(token);
       case kFuseOp.GETXATTR:
         return n.replyXattr(token, toBytes(v, 'getxattr result'));
       case kFuseOp.LISTXATTR:
         if (!Array.isArray(v)) throw new TypeError('listxattr result must be an array of names');
-        return n.replyXattr(token, R.joinXattrNames(v as (Buffer | string)[]));
+        return n.replyXattr(token, joinXattrNames(v as (Buffer | string)[]));
       case kFuseOp.LSEEK:
         return n.replyLseek(token, v as number);
-      case R.kUpcallReadMiss:
-        return n.resolveMiss(token, 0);
       default:
+        if (req.op === this._abi.codes.upcallReadMiss) return n.resolveMiss(token, 0);
         // RELEASE, RELEASEDIR, FLUSH, FSYNC, FSYNCDIR, ACCESS: success carries no payload.
         if (v !== undefined && v !== null) throw new TypeError('this operation returns nothing');
         return n.replyOk(token);
@@ -539,15 +523,15 @@ export class FuseSession {
   }
 
   private _answerErrno(req: Req, errno: number, expected: boolean, _err: unknown): void {
-    const valid = Number.isInteger(errno) && errno >= 1 && errno <= 511;
+    const valid = isReplyErrno(errno);
     if (!valid && expected) this._log.error(`${this._opName(req.op)} handler answered an invalid errno ${String(errno)}`);
     const e = valid ? errno : kEIO;
-    const rc = req.op === R.kUpcallReadMiss ? this._native.resolveMiss(req.token, e) : this._native.replyError(req.token, e);
+    const rc = req.op === this._abi.codes.upcallReadMiss ? this._native.resolveMiss(req.token, e) : this._native.replyError(req.token, e);
     if (rc !== 0 && rc !== kESTALE) this._log.error(`answering ${this._opName(req.op)} failed (${String(rc)})`);
   }
 
   private _opName(op: number): string {
-    return op === R.kUpcallReadMiss ? 'read miss' : (kOpNames[op] ?? `opcode ${String(op)}`);
+    return op === this._abi.codes.upcallReadMiss ? 'read miss' : (kOpNames[op] ?? `opcode ${String(op)}`);
   }
 
   private _notify(what: string, fn: () => void): void {
@@ -560,18 +544,16 @@ export class FuseSession {
 
   private _notification(op: number, o: number): void {
     const r = this._records;
+    const u = this._u;
+    const c = this._abi.codes;
     const h = this._handler;
+    const a0 = r[o + u.a0] as number;
     switch (op) {
-      case R.kUpcallReadMiss: {
-        const req: Req = {
-          token: r[o] as number,
-          op,
-          ctx: { nodeid: r[o + 2] as number, uid: r[o + 3] as number, gid: r[o + 4] as number, pid: r[o + 5] as number },
-          size: r[o + 8] as number,
-        };
-        const off = r[o + 10] as number;
+      case c.upcallReadMiss: {
+        const req: Req = { token: r[o + u.token] as number, op, ctx: this._context(o), size: r[o + u.a2] as number };
+        const off = r[o + u.byteOffset] as number;
         const chunks: { blobSlot: number; chunkIndex: number }[] = [];
-        for (let k = 0; k < (r[o + 9] as number); k++) {
+        for (let k = 0; k < (r[o + u.a3] as number); k++) {
           chunks.push({ blobSlot: this._upBytes.readUInt32LE(off + k * 8), chunkIndex: this._upBytes.readUInt32LE(off + k * 8 + 4) });
         }
         if (h.readMiss === undefined) {
@@ -579,30 +561,33 @@ export class FuseSession {
           this._native.resolveMiss(req.token, kEIO);
           return;
         }
-        const miss = { fh: r[o + 6] as number, offset: r[o + 7] as number, size: r[o + 8] as number, chunks };
+        const miss = { fh: a0, offset: r[o + u.a1] as number, size: r[o + u.a2] as number, chunks };
         this._answer(req, () => h.readMiss?.(req.ctx, miss));
         return;
       }
-      case R.kUpcallForget: {
-        const count = r[o + 6] as number;
-        const pairs = new Float64Array(this._upBytes.buffer, this._upBytes.byteOffset + (r[o + 10] as number), count * 2);
-        const items: FuseForget[] = new Array<FuseForget>(count);
-        for (let k = 0; k < count; k++) items[k] = { nodeid: pairs[2 * k] as number, nlookup: pairs[2 * k + 1] as number };
+      case c.upcallForget: {
+        const pairs = new Float64Array(this._upBytes.buffer, this._upBytes.byteOffset + (r[o + u.byteOffset] as number), a0 * 2);
+        const items: FuseForget[] = new Array<FuseForget>(a0);
+        for (let k = 0; k < a0; k++) items[k] = { nodeid: pairs[2 * k] as number, nlookup: pairs[2 * k + 1] as number };
         this._notify('forget', () => h.forget?.(items));
         return;
       }
-      case R.kUpcallInit:
+      case c.upcallInit:
         this._notify('init', () =>
-          h.init?.({ minor: r[o + 6] as number, kernelMinor: r[o + 7] as number, reinit: r[o + 8] === 1, transport: r[o + 9] === 1 ? 'fusedev' : 'virtio' }),
+          h.init?.({
+            minor: a0,
+            kernelMinor: r[o + u.a1] as number,
+            reinit: r[o + u.a2] === 1,
+            transport: r[o + u.a3] === c.transportFuseDev ? 'fusedev' : 'virtio',
+          }),
         );
         return;
-      case R.kUpcallDestroy:
-        this._notify('destroy', () => h.destroy?.({ reason: r[o + 6] === 0 ? 'destroy' : 'reset' }));
+      case c.upcallDestroy:
+        this._notify('destroy', () => h.destroy?.({ reason: a0 === c.destroyRequest ? 'destroy' : 'reset' }));
         return;
-      case R.kUpcallClosed: {
-        const errno = r[o + 6] as number;
+      case c.upcallClosed: {
         // The kernel ended the connection (external unmount, abort): clean up our side too.
-        this._close({ reason: errno === kENODEV ? 'unmounted' : 'error', errno });
+        this._close({ reason: a0 === kENODEV ? 'unmounted' : 'error', errno: a0 });
         this.stop();
         return;
       }

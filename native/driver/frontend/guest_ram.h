@@ -1,9 +1,10 @@
 // The frontend side of vhost-user, part 1: guest RAM as a VMM provides it.
 //
-// The frontend library under vhost/frontend/ plays QEMU (or cloud-hypervisor) and the guest's
-// virtio driver against any vhost-user-fs backend: it is what the frontend driver tool
-// (native/driver), the core unit tests and the fuzzers use to exercise the backend over a real
-// socket. It is test tooling, kept in the core so tests and fuzzers can link it without Node.
+// The frontend library in native/driver/frontend plays QEMU (or cloud-hypervisor) and the
+// guest's virtio driver against any vhost-user-fs backend: it is what the frontend driver tool
+// (native/driver/cli) and the core unit tests use to exercise the backend over a real socket.
+// It is test tooling: a static library of its own, linked into those binaries and never into
+// the addon (test/unit/native-symbols.test.ts checks the addon's symbols).
 //
 // GuestRam is one memfd (like `-object memory-backend-memfd,share=on`) mapped once into this
 // process. Guest physical address g lives at file offset g; QEMU's x86 layout leaves out the VGA
@@ -19,7 +20,10 @@
 #include "vhost/unique_fd.h"
 #include "vhost/vhost_user.h"
 
-namespace nydus::vhost::frontend {
+namespace nydus::driver::frontend {
+
+// The frontend speaks the backend's protocol vocabulary (vhost/vhost_user.h, vhost/virtq.h).
+using namespace vhost;
 
 enum class RamLayout : uint8_t { kQemuSplit, kSingle };
 
@@ -58,4 +62,4 @@ class GuestRam {
   uint64_t next_ = kAllocStart;
 };
 
-}  // namespace nydus::vhost::frontend
+}  // namespace nydus::driver::frontend

@@ -9,11 +9,14 @@
 #include <string>
 #include <vector>
 
-#include "vhost/frontend/driver_queue.h"
-#include "vhost/frontend/frontend_client.h"
-#include "vhost/frontend/guest_ram.h"
+#include "driver/frontend/driver_queue.h"
+#include "driver/frontend/frontend_client.h"
+#include "driver/frontend/guest_ram.h"
 
-namespace nydus::vhost::frontend {
+namespace nydus::driver::frontend {
+
+// The frontend speaks the backend's protocol vocabulary (vhost/vhost_user.h, vhost/virtq.h).
+using namespace vhost;
 
 enum class Flavor : uint8_t {
   // QEMU 7.2: realize (GET_FEATURES, protocol negotiation, GET_QUEUE_NUM, GET_MAX_MEM_SLOTS,
@@ -100,4 +103,4 @@ class FsFrontendSession {
   int starts_ = 0;
 };
 
-}  // namespace nydus::vhost::frontend
+}  // namespace nydus::driver::frontend

@@ -1,4 +1,4 @@
-#include "vhost/frontend/fs_session.h"
+#include "driver/frontend/fs_session.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -7,7 +7,10 @@
 #include <time.h>
 #include <unistd.h>
 
-namespace nydus::vhost::frontend {
+namespace nydus::driver::frontend {
+
+// The frontend speaks the backend's protocol vocabulary (vhost/vhost_user.h, vhost/virtq.h).
+using namespace vhost;
 namespace {
 
 // What a Linux 6.1 guest acks of what QEMU/cloud-hypervisor offer for virtio-fs (observed guest
@@ -253,4 +256,4 @@ int FsFrontendSession::Wait(uint32_t queue, std::vector<VirtqUsedElem>* out, int
   }
 }
 
-}  // namespace nydus::vhost::frontend
+}  // namespace nydus::driver::frontend

@@ -1,6 +1,6 @@
 /**
  * The FUSE filesystem handler interface: what the daemon's fs layer implements so a
- * `FuseSession` (fuse-session.ts) can serve it over /dev/fuse or virtio-fs.
+ * `FuseSession` (session.ts) can serve it over /dev/fuse or virtio-fs.
  *
  * The native session decodes every FUSE request, answers what needs no filesystem knowledge
  * itself (INIT, DESTROY, FORGET bookkeeping, INTERRUPT, every mutating op with EROFS, locks and
@@ -19,11 +19,11 @@
  * handles and directory cookies are chosen by the handler; the kernel echoes them back).
  * Names and xattr values are raw bytes (`Buffer`); replies accept `string` too (encoded UTF-8).
  *
- * Neighbours: fuse-session.ts (the session class), fuse-extents.ts (READ fast path tables),
- * fuse-errors.ts (errno mapping). The daemon's src/fs implements this interface.
+ * Neighbours: session.ts (the session class), extents.ts (READ fast path tables), errno.ts
+ * (errno mapping). The daemon's src/fs implements this interface.
  */
 import { NydusError } from '../util/errors.js';
-import type { FuseExtentTable } from './fuse-extents.js';
+import type { FuseExtentTable } from './extents.js';
 
 /** Who asked. `nodeid` is the inode the request is about (the parent directory for lookup). */
 export interface FuseRequestContext {
@@ -92,7 +92,7 @@ export interface FuseAttrReply {
   attrTimeout?: number;
 }
 
-/** FOPEN_* flags of an OPEN/OPENDIR reply. */
+/** FOPEN_* flags of an OPEN/OPENDIR reply (linux/fuse.h; the ABI test checks them). */
 export const kFopen = {
   DIRECT_IO: 1,
   KEEP_CACHE: 2,
@@ -116,7 +116,7 @@ export interface FuseOpenReply {
   /** Raw FOPEN_* bits, ORed with the booleans above. */
   openFlags?: number;
   /**
-   * OPEN only: serve READs of this handle natively from these extents (fuse-extents.ts). The
+   * OPEN only: serve READs of this handle natively from these extents (extents.ts). The
    * table is installed before the reply reaches the kernel and dropped at RELEASE.
    */
   extents?: FuseExtentTable;
@@ -271,7 +271,7 @@ export interface FuseFilesystem {
   lseek?(ctx: FuseRequestContext, nodeid: number, fh: number, offset: number, whence: number): FuseResult<number>;
 }
 
-/** FUSE opcodes the handler sees (linux/fuse.h). */
+/** FUSE opcodes the handler sees (linux/fuse.h; the ABI test checks them). */
 export const kFuseOp = {
   LOOKUP: 1,
   FORGET: 2,

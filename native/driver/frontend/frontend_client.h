@@ -11,7 +11,10 @@
 #include "vhost/unique_fd.h"
 #include "vhost/vhost_user.h"
 
-namespace nydus::vhost::frontend {
+namespace nydus::driver::frontend {
+
+// The frontend speaks the backend's protocol vocabulary (vhost/vhost_user.h, vhost/virtq.h).
+using namespace vhost;
 
 // When NEED_REPLY is set (only once REPLY_ACK is negotiated): QEMU 7.2 asks for acks on memory
 // table updates; cloud-hypervisor (rust-vmm Frontend with set_hdr_flags(NEED_REPLY)) on every
@@ -75,4 +78,4 @@ class VhostUserFrontend {
   std::string last_error_;
 };
 
-}  // namespace nydus::vhost::frontend
+}  // namespace nydus::driver::frontend
