@@ -1,0 +1,127 @@
+#include "passthrough/pt_creds.h"
+
+#include <linux/capability.h>
+#include <sched.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <vector>
+
+#include "common/log.h"
+
+namespace nydus::passthrough {
+namespace {
+
+struct ThreadState {
+  std::vector<gid_t> groups;  // the thread's supplementary groups while a CallerScope is active
+  bool fs_private = false;    // unshare(CLONE_FS) done
+  bool fs_failed = false;
+  int umask = -1;  // the thread's umask as last set here (-1: unknown)
+};
+
+ThreadState& State() {
+  thread_local ThreadState state;
+  return state;
+}
+
+bool CapGet(__user_cap_data_struct data[2]) {
+  __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
+  return syscall(SYS_capget, &hdr, data) == 0;
+}
+
+bool CapSet(__user_cap_data_struct data[2]) {
+  __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
+  return syscall(SYS_capset, &hdr, data) == 0;
+}
+
+bool Effective(const __user_cap_data_struct data[2], int cap) {
+  return (data[cap / 32].effective & (1u << (cap % 32))) != 0;
+}
+
+long RawSetgroups(size_t n, const gid_t* list) { return syscall(SYS_setgroups, n, list); }
+
+}  // namespace
+
+bool CanSwitchCredentials() {
+  __user_cap_data_struct data[2] = {};
+  if (!CapGet(data)) return false;
+  return Effective(data, CAP_SETUID) && Effective(data, CAP_SETGID);
+}
+
+CallerScope::CallerScope(uint32_t uid, uint32_t gid, bool enabled) {
+  if (!enabled || (uid == 0 && gid == 0)) return;
+  ThreadState& ts = State();
+  // Save the thread's groups each time: something else in the process may have changed them.
+  int n = getgroups(0, nullptr);
+  if (n < 0) {
+    error_ = -errno;
+    return;
+  }
+  ts.groups.resize(static_cast<size_t>(n));
+  if (n > 0 && getgroups(n, ts.groups.data()) != n) {
+    error_ = -EAGAIN;
+    return;
+  }
+  if (RawSetgroups(0, nullptr) != 0) {
+    error_ = -errno;
+    return;
+  }
+  // The group first: with fsuid already away from 0 the thread would still have CAP_SETGID
+  // (not a file-system capability), but keeping the order of virtiofsd is easier to reason about.
+  prev_gid_ = static_cast<int>(syscall(SYS_setfsgid, gid));
+  prev_uid_ = static_cast<int>(syscall(SYS_setfsuid, uid));
+  switched_ = true;
+}
+
+CallerScope::~CallerScope() {
+  if (!switched_) return;
+  syscall(SYS_setfsuid, prev_uid_);
+  syscall(SYS_setfsgid, prev_gid_);
+  const ThreadState& ts = State();
+  if (RawSetgroups(ts.groups.size(), ts.groups.data()) != 0) {
+    NLOG_ERROR("passthrough", "restoring supplementary groups failed: errno %d", errno);
+  }
+}
+
+DropFsetidScope::DropFsetidScope(bool enabled) {
+  if (!enabled) return;
+  __user_cap_data_struct data[2] = {};
+  if (!CapGet(data) || !Effective(data, CAP_FSETID)) return;
+  saved_effective_[0] = data[0].effective;
+  saved_effective_[1] = data[1].effective;
+  data[CAP_FSETID / 32].effective &= ~(1u << (CAP_FSETID % 32));
+  dropped_ = CapSet(data);
+}
+
+DropFsetidScope::~DropFsetidScope() {
+  if (!dropped_) return;
+  __user_cap_data_struct data[2] = {};
+  if (!CapGet(data)) return;
+  data[0].effective = saved_effective_[0];
+  data[1].effective = saved_effective_[1];
+  if (!CapSet(data)) NLOG_ERROR("passthrough", "restoring CAP_FSETID failed: errno %d", errno);
+}
+
+int SetThreadUmask(uint32_t mask) {
+  ThreadState& ts = State();
+  if (!ts.fs_private) {
+    if (ts.fs_failed) return -EPERM;
+    if (unshare(CLONE_FS) != 0) {
+      ts.fs_failed = true;
+      NLOG_WARN("passthrough", "unshare(CLONE_FS) failed (errno %d): the process umask applies",
+                errno);
+      return -EPERM;
+    }
+    ts.fs_private = true;
+  }
+  const int want = static_cast<int>(mask & 07777);
+  if (ts.umask != want) {
+    ::umask(static_cast<mode_t>(want));
+    ts.umask = want;
+  }
+  return 0;
+}
+
+}  // namespace nydus::passthrough
