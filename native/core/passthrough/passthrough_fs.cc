@@ -1,5 +1,6 @@
 #include "passthrough/passthrough_fs.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -269,6 +270,13 @@ int PassthroughFs::ReplyAttr(Call& c, int fd) {
   return Reply(c, &out, sizeof(out));
 }
 
+int PassthroughFs::ReserveFd(Fd* out) const {
+  int fd = fcntl(root_dir_.get(), F_DUPFD_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  *out = Fd(fd);
+  return 0;
+}
+
 int PassthroughFs::LookupChild(const std::shared_ptr<Inode>& parent, const char* name,
                                std::shared_ptr<Inode>* out, struct statx* st) {
   int fd = OpenBeneath(parent->fd(), name, O_PATH);
@@ -315,6 +323,7 @@ uint32_t PassthroughFs::OpenReplyFlags(bool dir) const {
 
 int PassthroughFs::OpenFlagsForHost(uint32_t guest_flags) const {
   int f = static_cast<int>(guest_flags) & kPassedOpenFlags;
+  if (!options_.allow_direct_io) f &= ~O_DIRECT;
   if (writeback_.load(std::memory_order_relaxed)) {
     // The kernel reads pages around partial writes through any handle, and computes append
     // positions itself.

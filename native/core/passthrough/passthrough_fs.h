@@ -76,6 +76,10 @@ struct PassthroughOptions {
   bool posix_locks = false;
   bool flock = false;
   CachePolicy cache = CachePolicy::kAuto;
+  // Pass the guest's O_DIRECT on to the host. Off by default (unlike upstream): host O_DIRECT
+  // needs block-aligned buffers, and a /dev/fuse reply buffer starts 16 bytes after an aligned
+  // address, so the guest would see EINVAL; without it the host page cache is used.
+  bool allow_direct_io = false;
   uint64_t entry_timeout_ns = 5'000'000'000;
   uint64_t attr_timeout_ns = 5'000'000'000;
   // Run host permission checks as the guest's caller (pt_creds.h). False: as the daemon.
@@ -166,6 +170,10 @@ class PassthroughFs {
   int ReplyAttr(Call& c, int fd);
   int Reply(Call& c, const void* body, size_t len);
   int ReplyOk(Call& c) { return Reply(c, nullptr, 0); }
+  // Takes one descriptor slot (a duplicate of the root) so that an op creating something on the
+  // host fails with EMFILE/ENFILE before it creates, as Linux's open(O_CREAT) does, instead of
+  // after, when the new node's O_PATH descriptor cannot be opened. Released right before that.
+  int ReserveFd(Fd* out) const;
   // Looks up `name` under `parent` (an already validated component) and adds a reference.
   int LookupChild(const std::shared_ptr<Inode>& parent, const char* name,
                   std::shared_ptr<Inode>* out, struct statx* st);
@@ -193,7 +201,7 @@ class PassthroughFs {
   int DoRmdir(Call& c);
   int DoRename(Call& c);
   int DoRename2(Call& c);
-  int FinishCreated(Call& c, const std::shared_ptr<Inode>& parent, const char* name);
+  int FinishCreated(Call& c, const std::shared_ptr<Inode>& parent, const char* name, Fd reserved);
   int RenameCommon(Call& c, uint64_t newdir, uint32_t flags);
 
   // Attributes and xattrs (pt_attr_ops.cc).
@@ -221,7 +229,7 @@ class PassthroughFs {
   int DoLseek(Call& c);
   int DoCopyFileRange(Call& c);
   int DoSyncfs(Call& c);
-  int ReplyCreated(Call& c, Fd file, int host_flags);
+  int ReplyCreated(Call& c, Fd file, int host_flags, Fd reserved);
   // Reopens an inode for the guest's open flags (writeback adjustments, kill-suid on O_TRUNC).
   // Returns the fd or -errno; *used = the host flags it was opened with.
   int ReopenForGuest(int opath_fd, uint32_t guest_flags, uint32_t open_flags, int* used);

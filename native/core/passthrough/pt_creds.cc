@@ -18,7 +18,6 @@ struct ThreadState {
   std::vector<gid_t> groups;  // the thread's supplementary groups while a CallerScope is active
   bool fs_private = false;    // unshare(CLONE_FS) done
   bool fs_failed = false;
-  int umask = -1;  // the thread's umask as last set here (-1: unknown)
 };
 
 ThreadState& State() {
@@ -68,10 +67,24 @@ CallerScope::CallerScope(uint32_t uid, uint32_t gid, bool enabled) {
     error_ = -errno;
     return;
   }
-  // The group first: with fsuid already away from 0 the thread would still have CAP_SETGID
-  // (not a file-system capability), but keeping the order of virtiofsd is easier to reason about.
+  // The group first, as virtiofsd does. setfsuid/setfsgid report failure only by leaving the
+  // value unchanged (a uid with no mapping in our user namespace, a lost capability): each switch
+  // is read back, and a request that cannot run as its caller fails instead of running as root.
   prev_gid_ = static_cast<int>(syscall(SYS_setfsgid, gid));
+  if (static_cast<uint32_t>(syscall(SYS_setfsgid, -1)) != gid) {
+    syscall(SYS_setfsgid, prev_gid_);
+    RawSetgroups(ts.groups.size(), ts.groups.data());
+    error_ = -EPERM;
+    return;
+  }
   prev_uid_ = static_cast<int>(syscall(SYS_setfsuid, uid));
+  if (static_cast<uint32_t>(syscall(SYS_setfsuid, -1)) != uid) {
+    syscall(SYS_setfsuid, prev_uid_);
+    syscall(SYS_setfsgid, prev_gid_);
+    RawSetgroups(ts.groups.size(), ts.groups.data());
+    error_ = -EPERM;
+    return;
+  }
   switched_ = true;
 }
 
@@ -116,11 +129,9 @@ int SetThreadUmask(uint32_t mask) {
     }
     ts.fs_private = true;
   }
-  const int want = static_cast<int>(mask & 07777);
-  if (ts.umask != want) {
-    ::umask(static_cast<mode_t>(want));
-    ts.umask = want;
-  }
+  // Set every time (one cheap syscall): caching the value would go stale if anything else on
+  // this thread called umask().
+  ::umask(static_cast<mode_t>(mask & 0777));
   return 0;
 }
 

@@ -36,7 +36,8 @@ class CallerScope {
   CallerScope(const CallerScope&) = delete;
   CallerScope& operator=(const CallerScope&) = delete;
 
-  // 0, or -errno when the switch failed (the request must then fail with that errno).
+  // 0, or -errno when the switch failed (the request must then fail with that errno): EPERM when
+  // the kernel kept the old fsuid/fsgid (no mapping for the id in our user namespace).
   int error() const { return error_; }
 
  private:

@@ -74,7 +74,9 @@ int PassthroughFs::DoBatchForget(Call& c) {
 }
 
 // The entry just created as `name` under `parent`, with one lookup reference.
-int PassthroughFs::FinishCreated(Call& c, const std::shared_ptr<Inode>& parent, const char* name) {
+int PassthroughFs::FinishCreated(Call& c, const std::shared_ptr<Inode>& parent, const char* name,
+                                 Fd reserved) {
+  reserved.Reset();
   std::shared_ptr<Inode> node;
   struct statx st;
   int rc = LookupChild(parent, name, &node, &st);
@@ -90,8 +92,11 @@ int PassthroughFs::DoMknod(Call& c) {
   if (parent == nullptr) return -ESTALE;
   if (!IsPlainName(c.a.name, c.a.name_len)) return -EINVAL;
   SetThreadUmask(c.a.a.mknod.umask);
+  Fd reserved;
+  int rc = ReserveFd(&reserved);
+  if (rc != 0) return rc;
   if (mknodat(parent->fd(), c.a.name, c.a.a.mknod.mode, c.a.a.mknod.rdev) != 0) return -errno;
-  return FinishCreated(c, parent, c.a.name);
+  return FinishCreated(c, parent, c.a.name, std::move(reserved));
 }
 
 // MKDIR: EEXIST, ENOENT (parent removed), EMLINK, ENOSPC, EACCES.
@@ -101,8 +106,11 @@ int PassthroughFs::DoMkdir(Call& c) {
   if (parent == nullptr) return -ESTALE;
   if (!IsPlainName(c.a.name, c.a.name_len)) return -EINVAL;
   SetThreadUmask(c.a.a.mkdir.umask);
+  Fd reserved;
+  int rc = ReserveFd(&reserved);
+  if (rc != 0) return rc;
   if (mkdirat(parent->fd(), c.a.name, c.a.a.mkdir.mode) != 0) return -errno;
-  return FinishCreated(c, parent, c.a.name);
+  return FinishCreated(c, parent, c.a.name, std::move(reserved));
 }
 
 // SYMLINK (entry name, then target): the target is stored as given and never resolved on the
@@ -112,12 +120,16 @@ int PassthroughFs::DoSymlink(Call& c) {
   auto parent = NodeOf(c.in.nodeid);
   if (parent == nullptr) return -ESTALE;
   if (!IsPlainName(c.a.name, c.a.name_len)) return -EINVAL;
+  Fd reserved;
+  int rc = ReserveFd(&reserved);
+  if (rc != 0) return rc;
   if (symlinkat(c.a.name2, parent->fd(), c.a.name) != 0) return -errno;
-  return FinishCreated(c, parent, c.a.name);
+  return FinishCreated(c, parent, c.a.name, std::move(reserved));
 }
 
 // LINK: the existing node with one more lookup reference. EXDEV when the node belongs to another
-// filesystem of the session, EPERM for a directory, EEXIST, EMLINK.
+// filesystem of the session; from the host, in Linux's order: ENOENT / ENOTDIR / EEXIST for the
+// new name first, then EPERM for a directory, EMLINK.
 int PassthroughFs::DoLink(Call& c) {
   if (c.req.out_bytes() < kEntryReply) return -EIO;
   if (!inodes_.Owns(c.a.a.link.oldnodeid)) return -EXDEV;
@@ -125,7 +137,6 @@ int PassthroughFs::DoLink(Call& c) {
   auto parent = NodeOf(c.in.nodeid);
   if (old == nullptr || parent == nullptr) return -ESTALE;
   if (!IsPlainName(c.a.name, c.a.name_len)) return -EINVAL;
-  if (old->is_dir()) return -EPERM;
   // Through /proc with AT_SYMLINK_FOLLOW: links the inode the O_PATH fd holds (a symlink too),
   // with the caller's permission checks (fs.protected_hardlinks applies as on the host).
   ProcPath p(old->fd());

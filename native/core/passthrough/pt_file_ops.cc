@@ -76,13 +76,16 @@ int PassthroughFs::DoCreate(Call& c) {
   const fuse_create_in& in = c.a.a.create;
   const int flags = OpenFlagsForHost(in.flags) & ~O_DIRECTORY;
   SetThreadUmask(in.umask);
+  Fd reserved;
+  int rc = ReserveFd(&reserved);
+  if (rc != 0) return rc;
   int fd = OpenBeneath(parent->fd(), c.a.name, flags | O_CREAT | O_EXCL, in.mode & 07777);
   if (fd == -EEXIST && (in.flags & O_EXCL) == 0) {
     int p = OpenBeneath(parent->fd(), c.a.name, O_PATH);
     if (p < 0) return p;
     Fd existing(p);
     struct statx st;
-    int rc = StatFd(existing.get(), &st);
+    rc = StatFd(existing.get(), &st);
     if (rc != 0) return rc;
     switch (st.stx_mode & S_IFMT) {
       case S_IFREG:
@@ -97,10 +100,10 @@ int PassthroughFs::DoCreate(Call& c) {
     int used = 0;
     fd = ReopenForGuest(existing.get(), in.flags, in.open_flags, &used);
     if (fd < 0) return fd;
-    return ReplyCreated(c, Fd(fd), used);
+    return ReplyCreated(c, Fd(fd), used, std::move(reserved));
   }
   if (fd < 0) return fd;
-  return ReplyCreated(c, Fd(fd), flags);
+  return ReplyCreated(c, Fd(fd), flags, std::move(reserved));
 }
 
 // TMPFILE (Linux 6.1, O_TMPFILE): an unnamed regular file in the directory, answered like
@@ -114,10 +117,13 @@ int PassthroughFs::DoTmpfile(Call& c) {
   int flags = OpenFlagsForHost(in.flags) & ~(O_DIRECTORY | O_TRUNC);
   if ((flags & O_ACCMODE) == O_RDONLY) flags = (flags & ~O_ACCMODE) | O_RDWR;
   SetThreadUmask(in.umask);
+  Fd reserved;
+  int rc = ReserveFd(&reserved);
+  if (rc != 0) return rc;
   const ProcPath dir(parent->fd());
   int fd = open(dir.c_str(), flags | O_TMPFILE | O_CLOEXEC, in.mode & 07777);
   if (fd < 0) return -errno;
-  return ReplyCreated(c, Fd(fd), flags);
+  return ReplyCreated(c, Fd(fd), flags, std::move(reserved));
 }
 
 int PassthroughFs::ReopenForGuest(int opath_fd, uint32_t guest_flags, uint32_t open_flags,
@@ -137,8 +143,9 @@ int PassthroughFs::ReopenForGuest(int opath_fd, uint32_t guest_flags, uint32_t o
   return fd;
 }
 
-int PassthroughFs::ReplyCreated(Call& c, Fd file, int host_flags) {
+int PassthroughFs::ReplyCreated(Call& c, Fd file, int host_flags, Fd reserved) {
   // The node is taken from the open descriptor itself: the name may already be something else.
+  reserved.Reset();
   const ProcPath self(file.get());
   Fd opath(open(self.c_str(), O_PATH | O_CLOEXEC));
   if (!opath.valid()) return -errno;
