@@ -202,7 +202,7 @@ NTEST(PassthroughEscape, RacingSymlinkSwapsNeverReachOutside) {
     }
   });
   int opened = 0;
-  for (int i = 0; i < 300; ++i) {
+  for (int i = 0; i < 150; ++i) {
     fuse_entry_out e{};
     if (c.Lookup(c.root(), "x", &e) == 0) {
       uint64_t fh = 0;

@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/fuse.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -97,9 +98,12 @@ class PtClient {
   explicit PtClient(const std::string& root,
                     passthrough::PassthroughOptions opts = passthrough::PassthroughOptions()) {
     int err = 0;
-    fs = passthrough::PassthroughFs::Open(root, opts, &err);
+    owned = passthrough::PassthroughFs::Open(root, opts, &err);
+    fs = owned.get();
     open_error = err;
   }
+  // A second client (another thread's) on the same filesystem.
+  explicit PtClient(passthrough::PassthroughFs* shared) : fs(shared) {}
   uint64_t root() const { return fs->root_id(); }
 
   // Sends one request; `split` cuts both buffers into slices of that many bytes.
@@ -253,7 +257,8 @@ class PtClient {
     return r.error;
   }
 
-  std::unique_ptr<passthrough::PassthroughFs> fs;
+  std::unique_ptr<passthrough::PassthroughFs> owned;
+  passthrough::PassthroughFs* fs = nullptr;
   int open_error = 0;
   uint64_t unique = 0;
   uint32_t uid = 0;
@@ -296,6 +301,27 @@ inline size_t OpenFdCount() {
   ::closedir(d);
   return n - 1;
 }
+
+// A tmpfs of `size` mounted on a fresh directory for the test's lifetime.
+class SmallTmpfs {
+ public:
+  explicit SmallTmpfs(const char* size) {
+    path_ = dir_.File("mnt");
+    mkdir(path_.c_str(), 0755);
+    std::string opts = std::string("size=") + size + ",mode=0755";
+    mounted_ = mount("tmpfs", path_.c_str(), "tmpfs", 0, opts.c_str()) == 0;
+  }
+  ~SmallTmpfs() {
+    if (mounted_) umount2(path_.c_str(), MNT_DETACH);
+  }
+  bool mounted() const { return mounted_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  TempDir dir_;
+  std::string path_;
+  bool mounted_ = false;
+};
 
 // Waits up to ~5 s for a deferred request to complete.
 inline bool WaitCompleted(const MemRequest& req, int count = 1) {
