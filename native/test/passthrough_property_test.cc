@@ -10,9 +10,11 @@
 #include <unistd.h>
 
 #include <map>
+#include <optional>
 #include <random>
 #include <thread>
 
+#include "passthrough/pt_creds.h"
 #include "passthrough_testing.h"
 
 using nydus::testing::MemRequest;
@@ -43,6 +45,7 @@ std::vector<std::string> Split(const std::string& p) {
 // the guest kernel resolves paths through LOOKUP.
 int HostParent(const std::string& root, const std::string& parent, int* out) {
   int fd = open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return errno;
   for (const auto& comp : Split(parent)) {
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISDIR(st.st_mode)) {
@@ -103,6 +106,8 @@ void CompareTrees(const std::string& a, const std::string& b, const std::string&
     const std::string path = rel + "/" + name;
     NEXPECT_EQ(sa.st_mode, sb.st_mode);
     NEXPECT_EQ(sa.st_nlink, sb.st_nlink);
+    NEXPECT_EQ(sa.st_uid, sb.st_uid);
+    NEXPECT_EQ(sa.st_gid, sb.st_gid);
     if (S_ISREG(sa.st_mode)) {
       NEXPECT_EQ(sa.st_size, sb.st_size);
       NEXPECT_TRUE(ReadFileAt(a + path) == ReadFileAt(b + path));
@@ -117,12 +122,25 @@ void CompareTrees(const std::string& a, const std::string& b, const std::string&
   }
 }
 
-void RunDifferential(unsigned seed, int ops) {
+// Both trees start with the same root-owned entries (so an unprivileged caller meets
+// permission errors) and get the same random ops, the mirror's as direct syscalls made with the
+// same credentials on this thread.
+void RunDifferential(unsigned seed, int ops, uint32_t uid) {
   TempDir tmp;
   const std::string A = tmp.File("fs"), B = tmp.File("mirror");
-  mkdir(A.c_str(), 0755);
-  mkdir(B.c_str(), 0755);
+  chmod(tmp.path().c_str(), 0755);
+  for (const auto& root : {A, B}) {
+    mkdir(root.c_str(), 0777);
+    chmod(root.c_str(), 0777);
+    mkdir((root + "/d1").c_str(), 0755);
+    nydus::testing::WriteFileAt(root + "/d1/a", "root's", 0644);
+    mkdir((root + "/d3").c_str(), 0777);
+    chmod((root + "/d3").c_str(), 01777);  // sticky: only owners may remove or rename
+  }
+  nydus::passthrough::SetThreadUmask(0);
   PtClient c(A);
+  c.uid = uid;
+  c.gid = uid;
   std::map<uint64_t, uint64_t> refs;
   FsWalker w{c, refs};
   std::mt19937 rng(seed);
@@ -133,13 +151,19 @@ void RunDifferential(unsigned seed, int ops) {
     const std::string p2 = pick(kParents), n2 = pick(kNames);
     int hfd = -1, hfd2 = -1;
     uint64_t node = 0, node2 = 0;
+    // The mirror's syscalls run as the caller, exactly like the filesystem's.
+    std::optional<nydus::passthrough::CallerScope> as_caller;
+    as_caller.emplace(uid, uid, true);
     int herr = HostParent(B, p1, &hfd);
+    as_caller.reset();
     int ferr = w.Parent(p1, &node);
     NEXPECT_EQ(ferr, herr);
     const bool two = op == 4 || op == 5;
     int herr2 = 0, ferr2 = 0;
     if (two) {
+      as_caller.emplace(uid, uid, true);
       herr2 = HostParent(B, p2, &hfd2);
+      as_caller.reset();
       ferr2 = w.Parent(p2, &node2);
       NEXPECT_EQ(ferr2, herr2);
     }
@@ -148,7 +172,12 @@ void RunDifferential(unsigned seed, int ops) {
       if (hfd2 >= 0) close(hfd2);
       continue;
     }
-    auto host = [](int rc) { return rc == 0 ? 0 : errno; };
+    auto host = [&](int rc) {
+      int err = rc == 0 ? 0 : errno;
+      as_caller.reset();
+      return err;
+    };
+    as_caller.emplace(uid, uid, true);
     int want = 0, got = 0;
     fuse_entry_out e{};
     switch (op) {
@@ -216,14 +245,17 @@ void RunDifferential(unsigned seed, int ops) {
         // Truncate or chmod of whatever the name is, unless it is a symlink (the host's path
         // calls would follow it; the guest kernel never sends SETATTR for a link's target).
         struct stat st;
-        if (fstatat(hfd, n1.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode)) break;
+        if (fstatat(hfd, n1.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode)) {
+          as_caller.reset();
+          break;
+        }
         fuse_setattr_in s{};
         const bool trunc = rng() % 2 == 0;
         if (trunc) {
           s.valid = FATTR_SIZE;
           s.size = rng() % 4000;
           int fd = openat(hfd, n1.c_str(), O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
-          want = fd < 0 ? errno : host(ftruncate(fd, static_cast<off_t>(s.size)));
+          want = host(fd < 0 ? -1 : ftruncate(fd, static_cast<off_t>(s.size)));
           if (fd >= 0) close(fd);
         } else {
           s.valid = FATTR_MODE;
@@ -252,7 +284,12 @@ void RunDifferential(unsigned seed, int ops) {
 }  // namespace
 
 NTEST(PassthroughProperty, RandomOpsMatchTheHostErrnoForErrno) {
-  for (unsigned seed = 1; seed <= 4; ++seed) RunDifferential(seed, 250);
+  for (unsigned seed = 1; seed <= 4; ++seed) RunDifferential(seed, 250, 0);
+}
+
+NTEST(PassthroughProperty, RandomOpsAsAnUnprivilegedCallerMatchTheHost) {
+  if (geteuid() != 0) PT_SKIP("needs root to act as uid 1000");
+  for (unsigned seed = 11; seed <= 14; ++seed) RunDifferential(seed, 250, 1000);
 }
 
 NTEST(PassthroughProperty, ConcurrentThreadsKeepTablesConsistent) {

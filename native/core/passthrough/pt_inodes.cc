@@ -29,10 +29,9 @@ int Inode::DataFd(bool write) {
     }
   }
   if (rw_fd_.valid()) return rw_fd_.get();
-  // A read-only mount, or a daemon without the right to write this file: reads still work;
-  // a write gets the reason the read-write open failed.
-  if (write)
-    return rw_errno_ == EACCES || rw_errno_ == EROFS || rw_errno_ == ETXTBSY ? -rw_errno_ : -EBADF;
+  // A read-only mount, an immutable or running file: reads still work through a read-only
+  // descriptor; a write gets the reason the read-write open failed.
+  if (write) return -rw_errno_;
   if (!ro_fd_.valid()) {
     int fd = ReopenInode(fd_.get(), O_RDONLY);
     if (fd < 0) return fd;

@@ -69,8 +69,9 @@ class Inode {
 
   // A descriptor for I/O without a FUSE file handle (the kernel's zero-message open sends
   // fh 0): opened on first use through /proc/self/fd, read-write when the host allows it, and
-  // kept until the node is forgotten. Returns the fd (owned by the Inode) or -errno: EBADF for
-  // a write when only a read-only descriptor could be opened.
+  // kept until the node is forgotten. Returns the fd (owned by the Inode) or -errno: for a
+  // write when only a read-only descriptor could be opened, why the read-write open failed
+  // (EROFS, ETXTBSY, EPERM for an immutable file).
   int DataFd(bool write);
 
   // POSIX and flock lock owners of this node (pt_locks.h); created on first use.

@@ -15,7 +15,9 @@ int LockOwners::Get(int opath_fd, uint64_t owner, bool flock, std::shared_ptr<Ow
     return 0;
   }
   int fd = ReopenInode(opath_fd, O_RDWR);
-  if (fd == -EACCES || fd == -EROFS || fd == -ETXTBSY) fd = ReopenInode(opath_fd, O_RDONLY);
+  if (fd == -EACCES || fd == -EROFS || fd == -ETXTBSY || fd == -EPERM) {
+    fd = ReopenInode(opath_fd, O_RDONLY);
+  }
   if (fd < 0) return fd;
   auto o = std::make_shared<OwnerFd>();
   o->fd = Fd(fd);
