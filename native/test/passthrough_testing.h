@@ -67,9 +67,9 @@ class PtReq {
     h.uid = uid;
     h.gid = gid;
     h.len = len_ != 0 ? len_ : static_cast<uint32_t>(sizeof(h) + body_.size());
-    std::vector<uint8_t> out(sizeof(h));
+    std::vector<uint8_t> out(sizeof(h) + body_.size());
     std::memcpy(out.data(), &h, sizeof(h));
-    out.insert(out.end(), body_.begin(), body_.end());
+    if (!body_.empty()) std::memcpy(out.data() + sizeof(h), body_.data(), body_.size());
     return out;
   }
 
