@@ -202,6 +202,9 @@ class PassthroughFs {
   int DoRename(Call& c);
   int DoRename2(Call& c);
   int FinishCreated(Call& c, const std::shared_ptr<Inode>& parent, const char* name, Fd reserved);
+  // MKNOD / MKDIR / SYMLINK: `make` creates c.a.name under the given directory fd (0 or -1 with
+  // errno) with the thread's umask set to `umask`.
+  int MakeEntry(Call& c, uint32_t umask, int (*make)(int dirfd, const OpArgs& a));
   int RenameCommon(Call& c, uint64_t newdir, uint32_t flags);
 
   // Attributes and xattrs (pt_attr_ops.cc).
@@ -214,7 +217,8 @@ class PassthroughFs {
   int DoGetxattr(Call& c);
   int DoListxattr(Call& c);
   int DoRemovexattr(Call& c);
-  int XattrSizedReply(Call& c, uint32_t size, long got, const uint8_t* data);
+  // GETXATTR (list false) / LISTXATTR: a size probe or the bytes.
+  int ReadXattr(Call& c, bool list);
 
   // Files (pt_file_ops.cc).
   int DoOpen(Call& c);

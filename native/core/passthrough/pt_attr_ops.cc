@@ -155,42 +155,32 @@ int PassthroughFs::DoSetxattr(Call& c) {
   return ReplyOk(c);
 }
 
-// GETXATTR / LISTXATTR replies: a size probe (size 0) gets fuse_getxattr_out, otherwise the
-// bytes; ERANGE when they do not fit `size` (the host says so).
-int PassthroughFs::XattrSizedReply(Call& c, uint32_t size, long got, const uint8_t* data) {
+// GETXATTR / LISTXATTR: a size probe (size 0) gets fuse_getxattr_out, otherwise the bytes
+// (the value, or the NUL-terminated names); ERANGE when they do not fit `size` (the host says
+// so), ENODATA for a missing attribute.
+int PassthroughFs::DoGetxattr(Call& c) { return ReadXattr(c, false); }
+
+int PassthroughFs::DoListxattr(Call& c) { return ReadXattr(c, true); }
+
+int PassthroughFs::ReadXattr(Call& c, bool list) {
+  if (!options_.xattr) return -ENOSYS;
+  auto node = NodeOf(c.in.nodeid);
+  if (node == nullptr) return -ESTALE;
+  if (!list && c.a.name_len > kMaxXattrName) return -ERANGE;
+  const ProcPath path(node->fd());
+  const uint32_t size = c.a.a.getxattr.size;
+  const size_t cap = size < kMaxXattrValue ? size : kMaxXattrValue;
+  auto& buf = Scratch(cap == 0 ? 1 : cap);
+  void* into = size == 0 ? nullptr : buf.data();
+  const ssize_t got = list ? listxattr(path.c_str(), static_cast<char*>(into), cap)
+                           : getxattr(path.c_str(), c.a.name, into, cap);
   if (got < 0) return -errno;
   if (size == 0) {
     fuse_getxattr_out out{};
     out.size = static_cast<uint32_t>(got);
     return Reply(c, &out, sizeof(out));
   }
-  return Reply(c, data, static_cast<size_t>(got));
-}
-
-int PassthroughFs::DoGetxattr(Call& c) {
-  if (!options_.xattr) return -ENOSYS;
-  auto node = NodeOf(c.in.nodeid);
-  if (node == nullptr) return -ESTALE;
-  if (c.a.name_len > kMaxXattrName) return -ERANGE;
-  const ProcPath path(node->fd());
-  const uint32_t size = c.a.a.getxattr.size;
-  const size_t cap = size < kMaxXattrValue ? size : kMaxXattrValue;
-  auto& buf = Scratch(cap == 0 ? 1 : cap);
-  long got = getxattr(path.c_str(), c.a.name, size == 0 ? nullptr : buf.data(), cap);
-  return XattrSizedReply(c, size, got, buf.data());
-}
-
-int PassthroughFs::DoListxattr(Call& c) {
-  if (!options_.xattr) return -ENOSYS;
-  auto node = NodeOf(c.in.nodeid);
-  if (node == nullptr) return -ESTALE;
-  const ProcPath path(node->fd());
-  const uint32_t size = c.a.a.getxattr.size;
-  const size_t cap = size < kMaxXattrValue ? size : kMaxXattrValue;
-  auto& buf = Scratch(cap == 0 ? 1 : cap);
-  long got =
-      listxattr(path.c_str(), size == 0 ? nullptr : reinterpret_cast<char*>(buf.data()), cap);
-  return XattrSizedReply(c, size, got, buf.data());
+  return Reply(c, buf.data(), static_cast<size_t>(got));
 }
 
 // REMOVEXATTR: ENODATA when absent.

@@ -76,7 +76,7 @@ int PassthroughFs::DoBatchForget(Call& c) {
 // The entry just created as `name` under `parent`, with one lookup reference.
 int PassthroughFs::FinishCreated(Call& c, const std::shared_ptr<Inode>& parent, const char* name,
                                  Fd reserved) {
-  reserved.Reset();
+  reserved.reset();
   std::shared_ptr<Inode> node;
   struct statx st;
   int rc = LookupChild(parent, name, &node, &st);
@@ -84,47 +84,39 @@ int PassthroughFs::FinishCreated(Call& c, const std::shared_ptr<Inode>& parent, 
   return ReplyEntry(c, node, st);
 }
 
-// MKNOD: regular files, FIFOs, sockets and (for a privileged caller) device nodes; the node is
-// created on the host but never opened there. EEXIST, EPERM, ENOSPC, EDQUOT as the host gives.
-int PassthroughFs::DoMknod(Call& c) {
+int PassthroughFs::MakeEntry(Call& c, uint32_t umask, int (*make)(int dirfd, const OpArgs& a)) {
   if (c.req.out_bytes() < kEntryReply) return -EIO;
   auto parent = NodeOf(c.in.nodeid);
   if (parent == nullptr) return -ESTALE;
   if (!IsPlainName(c.a.name, c.a.name_len)) return -EINVAL;
-  SetThreadUmask(c.a.a.mknod.umask);
+  SetThreadUmask(umask);
   Fd reserved;
   int rc = ReserveFd(&reserved);
   if (rc != 0) return rc;
-  if (mknodat(parent->fd(), c.a.name, c.a.a.mknod.mode, c.a.a.mknod.rdev) != 0) return -errno;
+  if (make(parent->fd(), c.a) != 0) return -errno;
   return FinishCreated(c, parent, c.a.name, std::move(reserved));
+}
+
+// MKNOD: regular files, FIFOs, sockets and (for a privileged caller) device nodes; the node is
+// created on the host but never opened there. EEXIST, EPERM, ENOSPC, EDQUOT as the host gives.
+int PassthroughFs::DoMknod(Call& c) {
+  return MakeEntry(c, c.a.a.mknod.umask, [](int dirfd, const OpArgs& a) {
+    return mknodat(dirfd, a.name, a.a.mknod.mode, a.a.mknod.rdev);
+  });
 }
 
 // MKDIR: EEXIST, ENOENT (parent removed), EMLINK, ENOSPC, EACCES.
 int PassthroughFs::DoMkdir(Call& c) {
-  if (c.req.out_bytes() < kEntryReply) return -EIO;
-  auto parent = NodeOf(c.in.nodeid);
-  if (parent == nullptr) return -ESTALE;
-  if (!IsPlainName(c.a.name, c.a.name_len)) return -EINVAL;
-  SetThreadUmask(c.a.a.mkdir.umask);
-  Fd reserved;
-  int rc = ReserveFd(&reserved);
-  if (rc != 0) return rc;
-  if (mkdirat(parent->fd(), c.a.name, c.a.a.mkdir.mode) != 0) return -errno;
-  return FinishCreated(c, parent, c.a.name, std::move(reserved));
+  return MakeEntry(c, c.a.a.mkdir.umask, [](int dirfd, const OpArgs& a) {
+    return mkdirat(dirfd, a.name, a.a.mkdir.mode);
+  });
 }
 
 // SYMLINK (entry name, then target): the target is stored as given and never resolved on the
-// host; it may name anything, the guest resolves it in its own namespace.
+// host; it may name anything, the guest resolves it in its own namespace. No umask applies.
 int PassthroughFs::DoSymlink(Call& c) {
-  if (c.req.out_bytes() < kEntryReply) return -EIO;
-  auto parent = NodeOf(c.in.nodeid);
-  if (parent == nullptr) return -ESTALE;
-  if (!IsPlainName(c.a.name, c.a.name_len)) return -EINVAL;
-  Fd reserved;
-  int rc = ReserveFd(&reserved);
-  if (rc != 0) return rc;
-  if (symlinkat(c.a.name2, parent->fd(), c.a.name) != 0) return -errno;
-  return FinishCreated(c, parent, c.a.name, std::move(reserved));
+  return MakeEntry(c, 0,
+                   [](int dirfd, const OpArgs& a) { return symlinkat(a.name2, dirfd, a.name); });
 }
 
 // LINK: the existing node with one more lookup reference. EXDEV when the node belongs to another

@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <climits>
+#include <span>
 
 #include "fuse/reply.h"
 #include "passthrough/pt_call.h"
@@ -22,9 +23,28 @@ constexpr int kIovMax = 1024;
 // Linux caps one read/write/copy at MAX_RW_COUNT; FUSE's write_out.size is 32 bits.
 constexpr uint64_t kMaxRwCount = 0x7ffff000;
 
-struct iovec* IovScratch() {
+// Moves up to n bytes between `fd` at `offset` and [pos, pos + n) of `slices`: preadv into
+// them (to_slices) or pwritev from them, IOV_MAX slices per call, no copy in between. Stops at
+// a short transfer (end of file, full disk). Returns the bytes moved, or -errno when an error
+// came before any byte moved (after some bytes, the count: the kernel asks again for the rest).
+long MoveData(int fd, std::span<const transport::IoSlice> slices, size_t pos, size_t n,
+              uint64_t offset, bool to_slices) {
   thread_local struct iovec iov[kIovMax];
-  return iov;
+  size_t done = 0;
+  while (done < n) {
+    size_t covered = 0;
+    int count = SliceIovecs(slices, pos + done, n - done, iov, kIovMax, &covered);
+    if (count < 0) return -EIO;
+    const off_t at = static_cast<off_t>(offset + done);
+    ssize_t moved;
+    do {
+      moved = to_slices ? preadv(fd, iov, count, at) : pwritev(fd, iov, count, at);
+    } while (moved < 0 && errno == EINTR);
+    if (moved < 0) return done == 0 ? -errno : static_cast<long>(done);
+    done += static_cast<size_t>(moved);
+    if (static_cast<size_t>(moved) < covered) break;
+  }
+  return static_cast<long>(done);
 }
 
 // Why a node cannot be opened on the host, by type: symlinks as O_NOFOLLOW would (ELOOP);
@@ -145,7 +165,7 @@ int PassthroughFs::ReopenForGuest(int opath_fd, uint32_t guest_flags, uint32_t o
 
 int PassthroughFs::ReplyCreated(Call& c, Fd file, int host_flags, Fd reserved) {
   // The node is taken from the open descriptor itself: the name may already be something else.
-  reserved.Reset();
+  reserved.reset();
   const ProcPath self(file.get());
   Fd opath(open(self.c_str(), O_PATH | O_CLOEXEC));
   if (!opath.valid()) return -errno;
@@ -184,25 +204,9 @@ int PassthroughFs::DoRead(Call& c) {
       c.req.out_bytes() > sizeof(fuse_out_header) ? c.req.out_bytes() - sizeof(fuse_out_header) : 0;
   size_t want = r.size < room ? r.size : room;
   if (want > kMaxRwCount) want = kMaxRwCount;
-  struct iovec* iov = IovScratch();
-  size_t done = 0;
-  while (done < want) {
-    size_t covered = 0;
-    int n = SliceIovecs(c.req.out(), sizeof(fuse_out_header) + done, want - done, iov, kIovMax,
-                        &covered);
-    if (n < 0) return -EIO;
-    ssize_t got;
-    do {
-      got = preadv(fd, iov, n, static_cast<off_t>(r.offset + done));
-    } while (got < 0 && errno == EINTR);
-    if (got < 0) {
-      if (done == 0) return -errno;
-      break;
-    }
-    done += static_cast<size_t>(got);
-    if (static_cast<size_t>(got) < covered) break;  // end of file
-  }
-  c.written = fuse::WriteHeader(c.req, c.in.unique, done);
+  const long done = MoveData(fd, c.req.out(), sizeof(fuse_out_header), want, r.offset, true);
+  if (done < 0) return static_cast<int>(done);
+  c.written = fuse::WriteHeader(c.req, c.in.unique, static_cast<size_t>(done));
   return 0;
 }
 
@@ -219,23 +223,8 @@ int PassthroughFs::DoWrite(Call& c) {
   if (w.offset > static_cast<uint64_t>(LLONG_MAX)) return -EINVAL;
   DropFsetidScope kill((w.write_flags & FUSE_WRITE_KILL_SUIDGID) != 0);
   const size_t want = c.a.payload_len < kMaxRwCount ? c.a.payload_len : kMaxRwCount;
-  struct iovec* iov = IovScratch();
-  size_t done = 0;
-  while (done < want) {
-    size_t covered = 0;
-    int n = SliceIovecs(c.req.in(), c.a.payload_off + done, want - done, iov, kIovMax, &covered);
-    if (n < 0) return -EIO;
-    ssize_t put;
-    do {
-      put = pwritev(fd, iov, n, static_cast<off_t>(w.offset + done));
-    } while (put < 0 && errno == EINTR);
-    if (put < 0) {
-      if (done == 0) return -errno;
-      break;
-    }
-    done += static_cast<size_t>(put);
-    if (static_cast<size_t>(put) < covered) break;
-  }
+  const long done = MoveData(fd, c.req.in(), c.a.payload_off, want, w.offset, false);
+  if (done < 0) return static_cast<int>(done);
   fuse_write_out out{};
   out.size = static_cast<uint32_t>(done);
   return Reply(c, &out, sizeof(out));

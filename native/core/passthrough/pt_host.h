@@ -17,40 +17,12 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "vhost/unique_fd.h"
+
 namespace nydus::passthrough {
 
-// An owned file descriptor (-1 when empty). Move-only; closes on destruction.
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() { Reset(); }
-  Fd(Fd&& o) noexcept : fd_(o.Release()) {}
-  Fd& operator=(Fd&& o) noexcept {
-    if (this != &o) {
-      Reset();
-      fd_ = o.Release();
-    }
-    return *this;
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-
-  int get() const { return fd_; }
-  bool valid() const { return fd_ >= 0; }
-  int Release() {
-    int fd = fd_;
-    fd_ = -1;
-    return fd;
-  }
-  void Reset() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  int fd_ = -1;
-};
+// An owned file descriptor (-1 when empty), the one the vhost layer uses.
+using Fd = vhost::UniqueFd;
 
 // "/proc/self/fd/N" for an fd, built without allocation. Following it (open, chmod, getxattr,
 // truncate, utimensat without AT_SYMLINK_NOFOLLOW) reaches the inode the fd refers to, even for

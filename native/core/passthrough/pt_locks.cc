@@ -26,23 +26,17 @@ int LockOwners::Get(int opath_fd, uint64_t owner, bool flock, std::shared_ptr<Ow
   return 0;
 }
 
-bool LockOwners::DropPosix(uint64_t owner) {
-  std::shared_ptr<OwnerFd> dropped;
-  std::lock_guard lock(mu_);
-  auto it = posix_.find(owner);
-  if (it == posix_.end()) return false;
-  dropped = std::move(it->second);
-  posix_.erase(it);
-  return true;
-}
+bool LockOwners::DropPosix(uint64_t owner) { return Drop(&posix_, owner); }
 
-bool LockOwners::DropFlock(uint64_t owner) {
-  std::shared_ptr<OwnerFd> dropped;
+bool LockOwners::DropFlock(uint64_t owner) { return Drop(&flock_, owner); }
+
+bool LockOwners::Drop(Map* map, uint64_t owner) {
+  std::shared_ptr<OwnerFd> dropped;  // closed after mu_ is released
   std::lock_guard lock(mu_);
-  auto it = flock_.find(owner);
-  if (it == flock_.end()) return false;
+  auto it = map->find(owner);
+  if (it == map->end()) return false;
   dropped = std::move(it->second);
-  flock_.erase(it);
+  map->erase(it);
   return true;
 }
 

@@ -49,9 +49,12 @@ class LockOwners {
   size_t size() const;
 
  private:
+  using Map = std::unordered_map<uint64_t, std::shared_ptr<OwnerFd>>;
+  bool Drop(Map* map, uint64_t owner);
+
   mutable std::mutex mu_;
-  std::unordered_map<uint64_t, std::shared_ptr<OwnerFd>> posix_;  // guarded by mu_
-  std::unordered_map<uint64_t, std::shared_ptr<OwnerFd>> flock_;  // guarded by mu_
+  Map posix_;  // guarded by mu_
+  Map flock_;  // guarded by mu_
 };
 
 class LockWaiter {
