@@ -54,6 +54,21 @@ NTEST(PassthroughEntry, LookupGivesStableNodesAndForgetReleasesThem) {
   NEXPECT_EQ(c.Lookup(c.root(), "missing"), ENOENT);
 }
 
+NTEST(PassthroughEntry, RootEntryForAPseudoRootsLookup) {
+  TempDir dir;
+  nydus::passthrough::PassthroughOptions o;
+  o.node_base = 1 << 20;
+  PtClient c(dir.path(), o);
+  fuse_entry_out e{};
+  NASSERT_EQ(c.fs->RootEntry(&e), 0);
+  NEXPECT_EQ(e.nodeid, uint64_t{1} << 20);
+  NEXPECT_EQ(e.attr.mode & S_IFMT, static_cast<uint32_t>(S_IFDIR));
+  struct stat st;
+  NASSERT_EQ(stat(dir.path().c_str(), &st), 0);
+  NEXPECT_EQ(e.attr.ino, st.st_ino);
+  NEXPECT_EQ(c.fs->Syncfs(), 0);
+}
+
 NTEST(PassthroughEntry, BatchForgetDropsOnlyItsOwnNodes) {
   TempDir dir;
   NASSERT_TRUE(WriteFileAt(dir.File("a"), ""));

@@ -212,6 +212,17 @@ PassthroughFs::Outcome PassthroughFs::Handle(const fuse_in_header& in,
 
 void PassthroughFs::Forget(uint64_t nodeid, uint64_t nlookup) { inodes_.Forget(nodeid, nlookup); }
 
+int PassthroughFs::RootEntry(fuse_entry_out* out) const {
+  const auto root = inodes_.root();
+  struct statx st;
+  int rc = StatFd(root->fd(), &st);
+  if (rc != 0) return rc;
+  FillEntry(root, st, out);
+  return 0;
+}
+
+int PassthroughFs::Syncfs() const { return syncfs(root_dir_.get()) == 0 ? 0 : -errno; }
+
 bool PassthroughFs::Interrupt(uint64_t unique) { return lock_waiter_.Interrupt(unique); }
 
 void PassthroughFs::Reset() {

@@ -138,6 +138,13 @@ class PassthroughFs {
 
   // One FORGET entry (the session splits BATCH_FORGET by node range and calls this per entry).
   void Forget(uint64_t nodeid, uint64_t nlookup);
+  // The root's entry (node id root_id(), this filesystem's timeouts), for a session that answers
+  // the LOOKUP of the mount point itself (a pseudo root with several mounts). The root holds no
+  // lookup count: FORGET of it is ignored. 0 or -errno.
+  int RootEntry(fuse_entry_out* out) const;
+  // syncfs(2) of the host file system under the share, for a session that answers SYNCFS of its
+  // pseudo root by syncing every writable mount. 0 or -errno.
+  int Syncfs() const;
   // FUSE_INTERRUPT for request `unique`: a parked SETLKW ends with EINTR. False when nothing
   // here waits for it (nothing else here ever blocks).
   bool Interrupt(uint64_t unique);

@@ -347,8 +347,8 @@ int PassthroughFs::DoCopyFileRange(Call& c) {
 
 // SYNCFS: the host file system of the share's root.
 int PassthroughFs::DoSyncfs(Call& c) {
-  if (syncfs(root_dir_.get()) != 0) return -errno;
-  return ReplyOk(c);
+  int rc = Syncfs();
+  return rc != 0 ? rc : ReplyOk(c);
 }
 
 }  // namespace nydus::passthrough
