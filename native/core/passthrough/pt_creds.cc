@@ -7,7 +7,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <vector>
 
 #include "common/log.h"
 
@@ -15,8 +14,7 @@ namespace nydus::passthrough {
 namespace {
 
 struct ThreadState {
-  std::vector<gid_t> groups;  // the thread's supplementary groups while a CallerScope is active
-  bool fs_private = false;    // unshare(CLONE_FS) done
+  bool fs_private = false;  // unshare(CLONE_FS) done
   bool fs_failed = false;
 };
 
@@ -51,19 +49,13 @@ bool CanSwitchCredentials() {
 
 CallerScope::CallerScope(uint32_t uid, uint32_t gid, bool enabled) {
   if (!enabled || (uid == 0 && gid == 0)) return;
-  ThreadState& ts = State();
-  // Save the thread's groups each time: something else in the process may have changed them.
-  int n = getgroups(0, nullptr);
-  if (n < 0) {
-    error_ = -errno;
-    return;
-  }
-  ts.groups.resize(static_cast<size_t>(n));
-  if (n > 0 && getgroups(n, ts.groups.data()) != n) {
-    error_ = -EAGAIN;
-    return;
-  }
-  if (RawSetgroups(0, nullptr) != 0) {
+  // FUSE requests carry no supplementary groups, so none may help a caller: the thread's are
+  // dropped, for good (virtiofsd drops them for its whole process at start). Each setgroups
+  // commits new credentials (~2.5 us here), which per request would double the cost of a switch;
+  // the daemon's own work on this thread runs as root, whose rights do not depend on groups.
+  // Checked every time (a cheap read): a glibc setgroups() elsewhere in the process would give
+  // every thread its groups back.
+  if (getgroups(0, nullptr) != 0 && RawSetgroups(0, nullptr) != 0) {
     error_ = -errno;
     return;
   }
@@ -73,7 +65,6 @@ CallerScope::CallerScope(uint32_t uid, uint32_t gid, bool enabled) {
   prev_gid_ = static_cast<int>(syscall(SYS_setfsgid, gid));
   if (static_cast<uint32_t>(syscall(SYS_setfsgid, -1)) != gid) {
     syscall(SYS_setfsgid, prev_gid_);
-    RawSetgroups(ts.groups.size(), ts.groups.data());
     error_ = -EPERM;
     return;
   }
@@ -81,7 +72,6 @@ CallerScope::CallerScope(uint32_t uid, uint32_t gid, bool enabled) {
   if (static_cast<uint32_t>(syscall(SYS_setfsuid, -1)) != uid) {
     syscall(SYS_setfsuid, prev_uid_);
     syscall(SYS_setfsgid, prev_gid_);
-    RawSetgroups(ts.groups.size(), ts.groups.data());
     error_ = -EPERM;
     return;
   }
@@ -92,10 +82,6 @@ CallerScope::~CallerScope() {
   if (!switched_) return;
   syscall(SYS_setfsuid, prev_uid_);
   syscall(SYS_setfsgid, prev_gid_);
-  const ThreadState& ts = State();
-  if (RawSetgroups(ts.groups.size(), ts.groups.data()) != 0) {
-    NLOG_ERROR("passthrough", "restoring supplementary groups failed: errno %d", errno);
-  }
 }
 
 DropFsetidScope::DropFsetidScope(bool enabled) {
