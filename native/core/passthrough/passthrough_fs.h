@@ -19,12 +19,15 @@
 // Containment: see pt_host.h. Credentials: see pt_creds.h. Every op reports the errno the host
 // gave; the guest never sees an errno that Linux would not give for the same call.
 //
-// Threading: Handle(), Forget(), Interrupt() and Stats() may run on any number of threads at
-// once. Reset() and OnInit() may run concurrently with them too (requests then see either the
-// old or the new state). The locks, innermost last: InodeTable::mu_, HandleTable::mu_,
-// Inode::data_mu_ / Inode's LockOwners::mu_, OpenFile::dir_mu, LockWaiter::mu_; no code path
-// holds two of them at once except OpenFile::dir_mu -> InodeTable::mu_ (READDIRPLUS interns
-// the entries it lists while holding its directory stream).
+// Threading: Handle(), Forget(), Interrupt(), RootEntry(), Syncfs() and Stats() may run on any
+// number of threads at once; Reset() and OnInit() too (a request then sees the old or the new
+// state). Each lock guards its own object (see the headers): InodeTable::mu_ (both node maps,
+// lookup counts), HandleTable::mu_ (the handle map), Inode::data_mu_ (a node's no-handle data
+// descriptors), LockOwners::mu_ (a node's lock owners), OpenFile::dir_mu (a directory stream),
+// LockWaiter::mu_ (parked SETLKWs). No path holds two at once, except OpenFile::dir_mu and then
+// InodeTable::mu_ (READDIRPLUS interns the entries it lists while it holds its stream). The
+// LockWaiter's thread runs lock attempts and the CompleteFn holding none of them. Per-thread
+// state (argument and iovec scratch, credentials, umask) is thread_local to the calling thread.
 #pragma once
 
 #include <linux/fuse.h>
@@ -107,9 +110,10 @@ class PassthroughFs {
   // Default: req->Complete(written).
   using CompleteFn = std::function<void(transport::FuseRequest* req, uint32_t written, bool error)>;
 
-  // Serves the directory `root_dir` (must exist and be a directory; a symlink is refused).
-  // Returns nullptr with *err = -errno when it cannot (ENOENT, ENOTDIR, EACCES, ELOOP, and
-  // ENOSYS when /proc/self/fd is not available: every reopen goes through it).
+  // Serves the directory `root_dir` (a symlink to a directory is followed here, once: the path
+  // is the administrator's; nothing below it is ever followed). Returns nullptr with
+  // *err = -errno when it cannot (ENOENT, ENOTDIR, EACCES, ELOOP, and ENOSYS when /proc/self/fd
+  // is not available: every reopen goes through it).
   static std::unique_ptr<PassthroughFs> Open(const std::string& root_dir,
                                              const PassthroughOptions& options, int* err);
   ~PassthroughFs();

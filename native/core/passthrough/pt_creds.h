@@ -16,7 +16,7 @@
 // its own credentials (CanSwitchCredentials() tells the owner, who logs it once).
 //
 // The umask: file creation must not apply the daemon's umask (Node's, usually 022) to a mode the
-// guest already masked. The first passthrough request on a thread unshares that thread's
+// guest already masked. The first creating request on a thread unshares that thread's
 // fs_struct (cwd, root, umask: unshare(CLONE_FS)) so it can set the request's umask without
 // touching the rest of the process; threads that run passthrough requests must therefore not
 // rely on sharing the process's cwd (the FUSE session's threads work on fds only).
