@@ -228,9 +228,14 @@ NTEST(PassthroughAttr, Xattrs) {
   NEXPECT_TRUE(r.body == std::vector<uint8_t>({'v', 0, 'x'}));
   NEXPECT_EQ(get("user.a", 2, &r), ERANGE);
   NEXPECT_EQ(get("user.none", 64, &r), ENODATA);
-  if (geteuid() == 0) {
+  // trusted.* and security.* need CAP_SYS_ADMIN on the host (not in every container).
+  const bool admin = lsetxattr(dir.File("f").c_str(), "trusted.probe", "1", 1, 0) == 0 &&
+                     lremovexattr(dir.File("f").c_str(), "trusted.probe") == 0;
+  if (admin) {
     NEXPECT_EQ(set("trusted.t", "1", 0), 0);
     NEXPECT_EQ(set("security.s", "1", 0), 0);
+  } else {
+    std::fprintf(stderr, "    skipped part: no CAP_SYS_ADMIN for trusted.* / security.*\n");
   }
   fuse_getxattr_in li{0, 0};
   r = c.Send(PtReq(FUSE_LISTXATTR, e.nodeid).Arg(li));
@@ -246,7 +251,7 @@ NTEST(PassthroughAttr, Xattrs) {
     p += n.size() + 1;
   }
   NEXPECT_TRUE(names.count("user.a") == 1);
-  if (geteuid() == 0) NEXPECT_TRUE(names.count("trusted.t") == 1);
+  if (admin) NEXPECT_TRUE(names.count("trusted.t") == 1);
   li.size = 1;
   NEXPECT_EQ(c.Send(PtReq(FUSE_LISTXATTR, e.nodeid).Arg(li)).error, ERANGE);
   NEXPECT_EQ(c.Send(PtReq(FUSE_REMOVEXATTR, e.nodeid).Name("user.a")).error, 0);

@@ -132,7 +132,9 @@ NTEST(PassthroughEntry, MkdirMknodSymlinkCreateOnTheHost) {
   NASSERT_EQ(c.Mknod(d.nodeid, "fifo", S_IFIFO | 0644, 0, &p), 0);
   NEXPECT_EQ(p.attr.mode & S_IFMT, static_cast<uint32_t>(S_IFIFO));
   // A device node (as a privileged guest would make one): created, never opened.
-  if (geteuid() == 0) {
+  if (!nydus::testing::CanMakeDevices(dir.path())) {
+    std::fprintf(stderr, "    skipped part: no CAP_MKNOD for device nodes\n");
+  } else {
     fuse_entry_out dev{};
     NASSERT_EQ(c.Mknod(d.nodeid, "null", S_IFCHR | 0666, makedev(1, 3), &dev), 0);
     NEXPECT_EQ(dev.attr.rdev, static_cast<uint32_t>(makedev(1, 3)));
@@ -223,7 +225,9 @@ NTEST(PassthroughEntry, RenameAndRename2Flags) {
   NEXPECT_EQ(c.Rename(c.root(), "f", c.root(), "b"), ENOTDIR);
   NEXPECT_EQ(c.Rename(c.root(), "b", c.root(), "c", 0x80), EINVAL);
   NEXPECT_EQ(c.Rename(c.root(), "b", uint64_t{1} << 40, "c"), EXDEV);
-  if (geteuid() == 0) {
+  if (!nydus::testing::CanMakeDevices(dir.path())) {
+    std::fprintf(stderr, "    skipped part: RENAME_WHITEOUT needs CAP_MKNOD\n");
+  } else {
     NEXPECT_EQ(c.Rename(c.root(), "b", c.root(), "w", RENAME_WHITEOUT), 0);
     struct stat st;
     NASSERT_EQ(lstat(dir.File("b").c_str(), &st), 0);

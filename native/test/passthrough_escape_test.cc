@@ -234,8 +234,12 @@ NTEST(PassthroughEscape, RacingSymlinkSwapsNeverReachOutside) {
 NTEST(PassthroughEscape, DevicesAndFifosAreNeverOpened) {
   Layout l;
   NASSERT_EQ(mkfifo((l.share + "/fifo").c_str(), 0666), 0);
-  const bool root = geteuid() == 0;
-  if (root) NASSERT_EQ(mknod((l.share + "/mem").c_str(), S_IFCHR | 0666, makedev(1, 1)), 0);
+  const bool root = nydus::testing::CanMakeDevices(l.share);
+  if (root) {
+    NASSERT_EQ(mknod((l.share + "/mem").c_str(), S_IFCHR | 0666, makedev(1, 1)), 0);
+  } else {
+    std::fprintf(stderr, "    skipped part: no CAP_MKNOD for a device node\n");
+  }
   PtClient c(l.share);
   fuse_entry_out f{}, m{};
   NASSERT_EQ(c.Lookup(c.root(), "fifo", &f), 0);

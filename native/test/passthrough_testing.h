@@ -8,6 +8,7 @@
 #include <linux/fuse.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -322,6 +323,14 @@ class SmallTmpfs {
   std::string path_;
   bool mounted_ = false;
 };
+
+// True when this process may create device nodes (root with CAP_MKNOD: not in every container).
+inline bool CanMakeDevices(const std::string& dir) {
+  const std::string probe = dir + "/.mknod-probe";
+  if (::mknod(probe.c_str(), S_IFCHR | 0600, makedev(1, 3)) != 0) return false;
+  ::unlink(probe.c_str());
+  return true;
+}
 
 // Waits up to ~5 s for a deferred request to complete.
 inline bool WaitCompleted(const MemRequest& req, int count = 1) {
