@@ -13,6 +13,7 @@
 #include "vhost_harness.h"
 
 using namespace nydus::vhost;
+using nydus::UniqueFd;
 using namespace nydus::vhost::testing;
 using frontend::Flavor;
 using frontend::FsFrontendSession;

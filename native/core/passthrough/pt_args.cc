@@ -3,7 +3,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "fuse/slices.h"
+#include "transport/slices.h"
 
 namespace nydus::passthrough {
 namespace {
@@ -50,7 +50,7 @@ int DecodeArgs(const fuse_in_header& in, const transport::FuseRequest& request, 
   const size_t args = body - ext;
   if (args < syntax.fixed || syntax.fixed > sizeof(out->a)) return EINVAL;
 
-  fuse::SliceReader r(request.in(), sizeof(fuse_in_header) + args);
+  transport::SliceReader r(request.in(), sizeof(fuse_in_header) + args);
   if (!r.Skip(sizeof(fuse_in_header)) || !r.Copy(&out->a, syntax.fixed)) return EINVAL;
   const size_t rest = args - syntax.fixed;
 

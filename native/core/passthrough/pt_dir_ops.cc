@@ -9,8 +9,8 @@
 #include <cstring>
 
 #include "fuse/reply.h"
-#include "fuse/slices.h"
 #include "passthrough/pt_call.h"
+#include "transport/slices.h"
 
 namespace nydus::passthrough {
 namespace {
@@ -79,7 +79,7 @@ int PassthroughFs::ReaddirCommon(Call& c, bool plus) {
   if (out_cap < sizeof(fuse_out_header)) return -EIO;
   const size_t room =
       r.size < out_cap - sizeof(fuse_out_header) ? r.size : out_cap - sizeof(fuse_out_header);
-  const fuse::SliceWriter w(c.req.out());
+  const transport::SliceWriter w(c.req.out());
   const std::shared_ptr<Inode>& node = dir->inode();
   const bool at_root = node->nodeid() == inodes_.root_id();
 

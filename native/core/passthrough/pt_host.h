@@ -17,12 +17,12 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "vhost/unique_fd.h"
+#include "common/unique_fd.h"
 
 namespace nydus::passthrough {
 
 // An owned file descriptor (-1 when empty), the one the vhost layer uses.
-using Fd = vhost::UniqueFd;
+using Fd = UniqueFd;
 
 // "/proc/self/fd/N" for an fd, built without allocation. Following it (open, chmod, getxattr,
 // truncate, utimensat without AT_SYMLINK_NOFOLLOW) reaches the inode the fd refers to, even for

@@ -22,9 +22,9 @@
 #include <string>
 #include <thread>
 
+#include "common/unique_fd.h"
 #include "transport/request.h"
 #include "vhost/stats.h"
-#include "vhost/unique_fd.h"
 
 namespace nydus::vhost {
 

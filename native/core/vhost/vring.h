@@ -25,12 +25,12 @@
 #include <thread>
 #include <vector>
 
+#include "common/unique_fd.h"
 #include "transport/request.h"
 #include "vhost/desc_chain.h"
 #include "vhost/guest_memory.h"
 #include "vhost/split_ring.h"
 #include "vhost/stats.h"
-#include "vhost/unique_fd.h"
 
 namespace nydus::vhost {
 

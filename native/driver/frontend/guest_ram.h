@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "vhost/unique_fd.h"
+#include "common/unique_fd.h"
 #include "vhost/vhost_user.h"
 
 namespace nydus::driver::frontend {
