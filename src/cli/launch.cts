@@ -121,7 +121,15 @@ function runBundle(script: vm.Script, file: string): CliExports {
   return mod.exports as CliExports;
 }
 
+/** Where launch() leaves how this start loaded the CLI; nydusd logs it at debug level (kStartPathKey in nydusd.ts). */
+const kStartPathKey = Symbol.for('nydusd-node.start-path');
+
+/**
+ * Tells how this start loaded the CLI: kept for the daemon's debug log (`--log-level debug`), and
+ * printed at once under NYDUS_DEBUG_START (with timings; before any logger exists).
+ */
 function debug(program: Program, line: string): void {
+  (globalThis as Record<symbol, unknown>)[kStartPathKey] = line;
   if (process.env['NYDUS_DEBUG_START'] !== undefined) process.stderr.write(`${program}: start: ${line}\n`);
 }
 
@@ -152,7 +160,10 @@ function loadArtefact(root: string, program: Program): CliExports | undefined {
     return undefined;
   }
   // Past this point the bundle is ours and current: what it throws is a real failure.
-  if (!timed) return runBundle(script, p.bundle);
+  if (!timed) {
+    debug(program, `bundle ${path.relative(root, p.bundle)} (${cache})`);
+    return runBundle(script, p.bundle);
+  }
   const compiled = performance.now();
   const cli = runBundle(script, p.bundle);
   const ms = (t: number): string => t.toFixed(1);

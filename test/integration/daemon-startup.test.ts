@@ -52,12 +52,15 @@ function config(name: string, format: 'json' | 'jsonc' | 'toml' = 'json'): strin
   return cfg;
 }
 
-/** Starts a plain virtiofs daemon, runs one driver session, stops it; returns the scripts it compiled and its log. */
-async function serveOnce(name: string, env: NodeJS.ProcessEnv = {}): Promise<{ scripts: string[]; log: string }> {
+/**
+ * Starts a plain virtiofs daemon, runs one driver session, stops it; returns the scripts it
+ * compiled and its log. NYDUS_DEBUG_START=1 unless `env` says otherwise; `args` are added flags.
+ */
+async function serveOnce(name: string, env: NodeJS.ProcessEnv = {}, args: string[] = []): Promise<{ scripts: string[]; log: string }> {
   const trace = join(work, `${name}.trace`);
   const socket = join(work, `${name}.sock`);
   const boot = fixture('tests', 'texture', 'bootstrap', 'rafs-v6-2.2.boot');
-  const d = await startDaemon(['virtiofs', '--config', config(name), '--bootstrap', boot, '--sock', socket], {
+  const d = await startDaemon(['virtiofs', '--config', config(name), '--bootstrap', boot, '--sock', socket, ...args], {
     env: { ...scriptTraceEnv(trace), NYDUS_DEBUG_START: '1', ...env },
   });
   try {
@@ -91,6 +94,42 @@ test('the plain path (no artefact) serves the same way and loads no optional lib
   assert.ok(scripts.some((u) => u.endsWith('/dist/src/cli/nydusd.js')), scripts.slice(0, 20).join('\n'));
   assert.ok(packages(scripts).has('zod'), [...packages(scripts)].join(', '));
   assert.deepEqual(scripts.filter((u) => kOptional.test(u)), []);
+});
+
+test('with a stale or missing start artefact the daemon runs the modules of dist/src, serves, and says why at debug level', { skip: fixturesSkip(), timeout: 90_000 }, async () => {
+  // The manifest is the artefact's only unkeyed file: rewriting it is all a test needs to make
+  // the real artefact stale or missing, and writing the original text back makes it current
+  // again. Should the test die in between, the artefact only looks stale: starts take the plain
+  // path and the next setup (--if-stale) rebuilds it.
+  const manifestFile = join(projectRoot, 'dist', 'start', 'nydusd.manifest.json');
+  const original = readFileSync(manifestFile, 'utf8');
+  const m = JSON.parse(original) as { inputs: [string, number, number, number][] };
+  const [rel, size, mtime, ino] = m.inputs[0]!;
+  const fellBack = (r: { scripts: string[]; log: string }): void => {
+    assert.ok(r.scripts.some((u) => u.endsWith('/dist/src/cli/nydusd.js')), r.scripts.slice(0, 20).join('\n'));
+    assert.ok(!r.scripts.some((u) => u.endsWith('/dist/start/nydusd.cjs')), 'the stale bundle ran');
+  };
+  try {
+    // As after an edit of dist/ without a rebuild: one input is not the file the bundle was made from.
+    writeFileSync(manifestFile, JSON.stringify({ ...m, inputs: [[rel, size, mtime + 1, ino], ...m.inputs.slice(1)] }));
+    let r = await serveOnce('stale', { NYDUS_DEBUG_START: undefined }, ['--log-level', 'debug']);
+    fellBack(r);
+    assert.ok(r.log.includes(`start: plain path: stale: ${rel} changed since the bundle was built`), r.log);
+
+    rmSync(manifestFile);
+    r = await serveOnce('missing', { NYDUS_DEBUG_START: undefined }, ['--log-level', 'debug']);
+    fellBack(r);
+    assert.match(r.log, /start: plain path: no start artefact \(npm run build makes it\)/);
+    // At the default level the fallback is not news: the log does not mention it.
+    r = await serveOnce('missing-info', { NYDUS_DEBUG_START: undefined });
+    fellBack(r);
+    assert.doesNotMatch(r.log, /start: /);
+  } finally {
+    writeFileSync(manifestFile, original);
+  }
+  // Written back, the artefact runs again, and the debug log says so too.
+  const r = await serveOnce('restored', { NYDUS_DEBUG_START: undefined }, ['--log-level', 'debug']);
+  assert.match(r.log, /start: bundle dist\/start\/nydusd\.cjs \(code cache\)/);
 });
 
 test('--help loads yargs; TOML and JSONC configurations load their parsers (the detector sees them); --log-file loads no library', { skip: fixturesSkip(), timeout: 60_000 }, () => {
