@@ -99,6 +99,8 @@ class FuseSessionWrap : public Napi::ObjectWrap<FuseSessionWrap> {
                         InstanceMethod<&FuseSessionWrap::RegisterBlob>("registerBlob"),
                         InstanceMethod<&FuseSessionWrap::UnregisterBlob>("unregisterBlob"),
                         InstanceMethod<&FuseSessionWrap::ChunksReady>("chunksReady"),
+                        InstanceMethod<&FuseSessionWrap::InvalidateNodes>("invalidateNodes"),
+                        InstanceMethod<&FuseSessionWrap::FailParked>("failParked"),
                         InstanceMethod<&FuseSessionWrap::Mount>("mount"),
                         InstanceMethod<&FuseSessionWrap::AttachVirtio>("attachVirtio"),
                         InstanceMethod<&FuseSessionWrap::AttachLoopback>("attachLoopback"),
@@ -329,6 +331,26 @@ class FuseSessionWrap : public Napi::ObjectWrap<FuseSessionWrap> {
     }
     auto a = info[1].As<Napi::Uint32Array>();
     size_t n = session_->ChunksReady(slot, std::span<const uint32_t>(a.Data(), a.ElementLength()));
+    return Napi::Number::New(info.Env(), static_cast<double>(n));
+  }
+
+  // invalidateNodes(lo, hi, blobSlots: Uint32Array) -> extent tables dropped
+  Napi::Value InvalidateNodes(const Napi::CallbackInfo& info) {
+    uint64_t lo = ArgU64(info, 0, "lo");
+    uint64_t hi = ArgU64(info, 1, "hi");
+    if (!info[2].IsTypedArray() ||
+        info[2].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array) {
+      throw Napi::TypeError::New(info.Env(), "blobSlots must be a Uint32Array");
+    }
+    auto a = info[2].As<Napi::Uint32Array>();
+    size_t n =
+        session_->InvalidateNodes(lo, hi, std::span<const uint32_t>(a.Data(), a.ElementLength()));
+    return Napi::Number::New(info.Env(), static_cast<double>(n));
+  }
+  // failParked(lo, hi, errno) -> READs failed
+  Napi::Value FailParked(const Napi::CallbackInfo& info) {
+    size_t n = session_->FailParked(ArgU64(info, 0, "lo"), ArgU64(info, 1, "hi"),
+                                    ArgI32(info, 2, "errno"));
     return Napi::Number::New(info.Env(), static_cast<double>(n));
   }
 

@@ -332,6 +332,31 @@ export class FuseSession {
     return this._native.chunksReady(slot, arr);
   }
 
+  /**
+   * For a handler that serves several filesystems, each owning a range of node ids: forgets the
+   * natively remembered LOOKUP/GETATTR/OPEN answers naming a node in [lo, hi), and drops the
+   * extent table of every open handle reading from one of `blobSlots` (its READs then come to
+   * the handler). Call when the answers for those nodes change (a mount appeared or went away).
+   * Returns how many extent tables were dropped.
+   */
+  invalidateNodes(lo: number, hi: number, blobSlots: readonly number[] = []): number {
+    checkCount(lo, 'lo', Number.MAX_SAFE_INTEGER);
+    checkCount(hi, 'hi', Number.MAX_SAFE_INTEGER);
+    for (const s of blobSlots) checkCount(s, 'blob slot', 4095);
+    return this._native.invalidateNodes(lo, hi, Uint32Array.from(blobSlots));
+  }
+
+  /**
+   * Fails with `errno` every READ still parked on a node in [lo, hi) (after that filesystem's
+   * own requests settled, before its blob slots are unregistered). Returns how many.
+   */
+  failParked(lo: number, hi: number, errno: number): number {
+    checkCount(lo, 'lo', Number.MAX_SAFE_INTEGER);
+    checkCount(hi, 'hi', Number.MAX_SAFE_INTEGER);
+    checkCount(errno, 'errno', 511);
+    return this._native.failParked(lo, hi, errno);
+  }
+
   /** Native counters (requests, per-op counts, fast-path bytes, misses, ...) plus `jsBatches`
    * and `jsRecords`: how many upcall batches crossed into JavaScript and what they carried. */
   stats(): FuseSessionStats {

@@ -98,6 +98,8 @@ export interface NativeFuseSession {
   registerBlob(slot: number, dataPath: string, chunkMap: NativeChunkMap | null, algo: number): void;
   unregisterBlob(slot: number): void;
   chunksReady(slot: number, indices: Uint32Array): number;
+  invalidateNodes(lo: number, hi: number, blobSlots: Uint32Array): number;
+  failParked(lo: number, hi: number, errno: number): number;
   mount(options: NativeMountOptions): { viaFusermount: boolean; threads: number };
   attachVirtio(options: { socketPath?: string; listenFd?: number; numRequestQueues: number; maxQueueSize: number }): { socketPath: string };
   attachLoopback(): void;

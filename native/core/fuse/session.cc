@@ -306,14 +306,21 @@ void FuseSession::HandleOpen(Request& r) {
 }
 
 bool FuseSession::OpenFromCache(Request& r) {
-  ReplyCache::OpenAnswer a;
-  if (!reply_cache_.GetOpen(r.d.in.nodeid, &a)) return false;
   const uint64_t fh = kNativeFhBase + next_native_fh_.fetch_add(1, std::memory_order_relaxed);
-  // Installed before the reply is sent: the kernel may READ the handle at once.
-  SetExtents(fh, std::move(a.table));
+  uint32_t open_flags = 0;
+  {
+    // One critical section from the cached answer to the installed handle: InvalidateNodes
+    // either sees this handle or this lookup misses (session.h, extents_mu_).
+    std::unique_lock lock(extents_mu_);
+    ReplyCache::OpenAnswer a;
+    if (!reply_cache_.GetOpen(r.d.in.nodeid, &a)) return false;
+    open_flags = a.open_flags;
+    // Installed before the reply is sent: the kernel may READ the handle at once.
+    extents_[fh] = std::move(a.table);
+  }
   fuse_open_out o{};
   o.fh = fh;
-  o.open_flags = a.open_flags;
+  o.open_flags = open_flags;
   counters_.native_opens.fetch_add(1, std::memory_order_relaxed);
   // An OPEN whose reply did not fit never reaches the kernel: its handle would never be released.
   if (!FinishInline(r, &o, sizeof(o))) RemoveExtents(fh);

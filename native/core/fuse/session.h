@@ -135,6 +135,19 @@ class FuseSession final : public transport::FuseRequestSink {
   // completed natively (on the retry thread). Returns how many READs were woken.
   size_t ChunksReady(uint32_t slot, std::span<const uint32_t> indices);
 
+  // Mount-table changes (a handler that serves several filesystems, each owning a range of node
+  // ids and a set of blob slots). InvalidateNodes forgets the reply-cache answers that name a
+  // node in [lo, hi) and drops the extent table of every handle that reads from one of
+  // `blob_slots`, so that neither a cached answer nor a READ on an old handle can reach those
+  // blobs after their slots are given to another filesystem (a dropped handle's READs go to the
+  // handler, which answers with an errno). Returns the number of extent tables dropped.
+  size_t InvalidateNodes(uint64_t lo, uint64_t hi, std::span<const uint32_t> blob_slots);
+  // Completes with `err` every READ still parked on a node in [lo, hi) (waiting for its miss to
+  // be answered, or woken and not yet retried). Call after the filesystem's own requests have
+  // settled and before its blob slots are unregistered; on the owner's thread only (it relies on
+  // ChunksReady/ResolveMiss not running meanwhile). Returns how many were failed.
+  size_t FailParked(uint64_t lo, uint64_t hi, int err);
+
   // The transport ended (err 0: stopped; ENODEV: unmounted): queues a kUpcallClosed
   // notification for the handler.
   void NotifyClosed(int err);
@@ -233,6 +246,9 @@ class FuseSession final : public transport::FuseRequestSink {
   std::deque<QueueItem> queue_;  // guarded by queue_mu_
   bool wake_pending_ = false;    // guarded by queue_mu_: the listener was told, not yet drained
 
+  // ORDERING: extents_mu_ is taken before the reply cache's lock (OpenFromCache, InvalidateNodes)
+  // so that a handle made from a cached OPEN answer is either dropped by InvalidateNodes or
+  // made from an answer that survived it.
   mutable std::shared_mutex extents_mu_;
   std::unordered_map<uint64_t, std::shared_ptr<const readpath::ExtentTable>> extents_;  // ^
   readpath::BlobRegistry blobs_;
@@ -249,8 +265,10 @@ class FuseSession final : public transport::FuseRequestSink {
   std::unordered_map<uint64_t, std::vector<uint64_t>> waiters_;  // guarded by miss_mu_
   std::deque<RetryItem> retries_;                                // guarded by miss_mu_
   std::condition_variable retry_cv_;
-  bool retry_stop_ = false;   // guarded by miss_mu_
-  std::thread retry_thread_;  // started under miss_mu_, joined by Shutdown
+  std::condition_variable retry_idle_cv_;  // retry_current_ went back to null
+  Pending* retry_current_ = nullptr;       // guarded by miss_mu_: the READ being retried
+  bool retry_stop_ = false;                // guarded by miss_mu_
+  std::thread retry_thread_;               // started under miss_mu_, joined by Shutdown
 
   // Counters: relaxed atomics, read together only for Stats().
   struct Counters {

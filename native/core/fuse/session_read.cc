@@ -1,5 +1,6 @@
 // The READ fast path of FuseSession: serving READs from extent tables inline, parking READs on
 // missing chunks, and completing them when the handler has filled the cache.
+#include <bitset>
 #include <cstring>
 
 #include "common/log.h"
@@ -48,6 +49,69 @@ bool FuseSession::RemoveExtents(uint64_t fh) {
   old.swap(it->second);
   extents_.erase(it);
   return true;
+}
+
+size_t FuseSession::InvalidateNodes(uint64_t lo, uint64_t hi,
+                                    std::span<const uint32_t> blob_slots) {
+  std::bitset<readpath::kMaxBlobSlots> gone;
+  for (uint32_t s : blob_slots) {
+    if (s < readpath::kMaxBlobSlots) gone.set(s);
+  }
+  std::vector<std::shared_ptr<const readpath::ExtentTable>> dropped;
+  {
+    std::unique_lock lock(extents_mu_);
+    reply_cache_.InvalidateNodes(lo, hi);
+    if (gone.none()) return 0;
+    for (auto it = extents_.begin(); it != extents_.end();) {
+      bool uses = false;
+      for (const auto& e : it->second->extents()) {
+        if ((e.flags & readpath::kExtentHole) == 0 && gone.test(e.blob_slot)) {
+          uses = true;
+          break;
+        }
+      }
+      if (uses) {
+        dropped.push_back(std::move(it->second));
+        it = extents_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  // Tables are freed here, outside the lock (a READ in progress may still hold one).
+  return dropped.size();
+}
+
+size_t FuseSession::FailParked(uint64_t lo, uint64_t hi, int err) {
+  auto in = [lo, hi](uint64_t n) { return n >= lo && n < hi; };
+  std::vector<Pending*> failed;
+  {
+    std::unique_lock lock(miss_mu_);
+    // A READ of the range being retried right now completes with the blobs it has; woken READs
+    // still queued for the retry thread are claimed already: take them off the queue.
+    retry_idle_cv_.wait(lock,
+                        [&] { return retry_current_ == nullptr || !in(retry_current_->nodeid); });
+    for (auto it = retries_.begin(); it != retries_.end();) {
+      if (in(it->p->nodeid)) {
+        failed.push_back(it->p);
+        it = retries_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  // Parked READs only move to the retry queue through ChunksReady/ResolveMiss, which run on the
+  // owner's thread like this call: none can slip past between the two steps.
+  pending_.ClaimIf(
+      [&](const Pending& p) { return p.kind == PendingKind::kParkedRead && in(p.nodeid); },
+      &failed);
+  for (Pending* p : failed) {
+    UnregisterWaiters(PendingTable::TokenOf(p->index, p->generation), p->missing);
+    counters_.parked_now.fetch_sub(1, std::memory_order_relaxed);
+    Finish(p->req, WriteError(*p->req, p->unique, err > 0 && err <= kMaxErrno ? err : EIO), true);
+    pending_.Release(p);
+  }
+  return failed.size();
 }
 
 std::shared_ptr<const readpath::ExtentTable> FuseSession::TableFor(uint64_t fh) const {
@@ -228,9 +292,12 @@ void FuseSession::RetryLoop() {
     if (retry_stop_) return;  // Shutdown() fails whatever is left
     RetryItem item = retries_.front();
     retries_.pop_front();
+    retry_current_ = item.p;
     lock.unlock();
     RunRetry(item);
     lock.lock();
+    retry_current_ = nullptr;
+    retry_idle_cv_.notify_all();
   }
 }
 

@@ -1,0 +1,228 @@
+// A handler serving several filesystems in one session (a pseudo root with mounts): forgetting
+// the cached answers of one node range, dropping the handles that read from an unmounted
+// filesystem's blobs, and failing READs still parked on its nodes, while other ranges keep
+// their cached answers, handles and parked READs.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+
+#include "cache/chunk_map.h"
+#include "codec/codec.h"
+#include "fuse/reply_cache.h"
+#include "fuse/session.h"
+#include "fuse_testing.h"
+#include "readpath/extent_table.h"
+#include "testing.h"
+
+namespace nydus::testing {
+namespace {
+
+using fuse::ReplyCache;
+using readpath::Extent;
+using readpath::ExtentTable;
+
+constexpr uint64_t kRange = 1ull << 44;  // node ids of mount slot s: [s << 44, (s + 1) << 44)
+constexpr uint32_t kChunk = 4096;
+
+fuse_entry_out Entry(uint64_t nodeid) {
+  fuse_entry_out e{};
+  e.nodeid = nodeid;
+  e.attr.ino = nodeid;
+  e.attr.mode = S_IFREG | 0644;
+  return e;
+}
+
+NTEST(ReplyCacheRanges, InvalidateNodesDropsEntriesByParentOrTargetAndAttrs) {
+  ReplyCache c;
+  c.PutEntry(1, "a", 1, Entry(kRange + 1));           // pseudo root -> mount root (crossing)
+  c.PutEntry(kRange + 1, "f", 1, Entry(kRange + 9));  // inside mount 1
+  c.PutEntry(2 * kRange + 1, "g", 1, Entry(2 * kRange + 5));  // inside mount 2
+  c.PutEntry(1, "b", 1, Entry(0));                            // negative entry in the pseudo root
+  fuse_attr_out a{};
+  c.PutAttr(kRange + 9, a);
+  c.PutAttr(2 * kRange + 5, a);
+  NEXPECT_EQ(c.InvalidateNodes(kRange, 2 * kRange), 3u);  // "a" (target), "f" (parent), attr
+  fuse_entry_out e{};
+  NEXPECT_FALSE(c.GetEntry(1, "a", 1, &e));
+  NEXPECT_FALSE(c.GetEntry(kRange + 1, "f", 1, &e));
+  NEXPECT_FALSE(c.GetAttr(kRange + 9, &a));
+  NEXPECT_TRUE(c.GetEntry(2 * kRange + 1, "g", 1, &e));
+  NEXPECT_TRUE(c.GetAttr(2 * kRange + 5, &a));
+  NEXPECT_TRUE(c.GetEntry(1, "b", 1, &e));
+  // The pseudo range [0, 2^44) takes the root's answers, negative ones included.
+  NEXPECT_EQ(c.InvalidateNodes(0, kRange), 1u);
+  NEXPECT_FALSE(c.GetEntry(1, "b", 1, &e));
+  NEXPECT_EQ(c.InvalidateNodes(5, 5), 0u);  // empty range
+  NEXPECT_EQ(c.entries(), 1u);
+}
+
+std::vector<double> EntryRec(double nodeid) {
+  std::vector<double> r(fuse::kDirentStride, 0);
+  r[0] = nodeid;
+  r[2] = 1;
+  r[3] = 1;
+  r[4] = nodeid;
+  r[13] = S_IFREG | 0644;
+  r[14] = 1;
+  r[18] = 4096;
+  return r;
+}
+
+fuse::SessionOptions ImmutableOps() {
+  auto o = AllOps();
+  o.handler_ops.reset(FUSE_FORGET);
+  o.immutable = true;
+  return o;
+}
+
+// LOOKUP `name` in `parent`; answers an upcall with `answer` and reports whether one was made.
+bool Lookup(Harness& h, uint64_t parent, const char* name, uint64_t answer) {
+  auto& r = h.Req(ReqBuilder(FUSE_LOOKUP, 9, parent).Name(name).Bytes(), 16 + 128);
+  h.s->OnRequest(&r);
+  auto ups = DrainAll(*h.s);
+  if (!ups.empty()) {
+    auto rec = EntryRec(static_cast<double>(answer));
+    NEXPECT_EQ(h.s->ReplyEntry(ups[0].token(), rec.data()), 0);
+  }
+  NEXPECT_EQ(r.completions(), 1);
+  NEXPECT_EQ(U64At(r.reply(), 16), answer);
+  return !ups.empty();
+}
+
+NTEST(FuseSessionRanges, InvalidatedRangeGoesBackToTheHandler) {
+  Harness h(ImmutableOps());
+  InitSession(*h.s);
+  DrainAll(*h.s);
+  NEXPECT_TRUE(Lookup(h, 1, "m", kRange + 1));
+  NEXPECT_TRUE(Lookup(h, 2 * kRange + 1, "x", 2 * kRange + 7));
+  NEXPECT_FALSE(Lookup(h, 1, "m", kRange + 1));
+  NEXPECT_FALSE(Lookup(h, 2 * kRange + 1, "x", 2 * kRange + 7));
+  NEXPECT_EQ(h.s->InvalidateNodes(0, kRange, {}), 0u);
+  // The pseudo root's answer changed (unmounted: now a pseudo directory, node 2).
+  NEXPECT_TRUE(Lookup(h, 1, "m", 2));
+  // Mount 2's answers were not touched.
+  NEXPECT_FALSE(Lookup(h, 2 * kRange + 1, "x", 2 * kRange + 7));
+}
+
+// A cache file of two chunks, both ready; a file of two extents reading it through `slot`.
+struct TwoChunks {
+  TempDir dir;
+  std::string path = dir.File("blob.data");
+  std::vector<uint8_t> bytes = std::vector<uint8_t>(2 * kChunk);
+  TwoChunks() {
+    for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<uint8_t>(i * 13 + 1);
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ssize_t n = ::write(fd, bytes.data(), bytes.size());
+    (void)n;
+    ::close(fd);
+  }
+  std::shared_ptr<const ExtentTable> Table(uint32_t slot) const {
+    std::vector<Extent> ex = {{0, 0, kChunk, kChunk, slot, 0, 0},
+                              {kChunk, kChunk, kChunk, kChunk, slot, 1, 0}};
+    std::string err;
+    return ExtentTable::FromExtents(2 * kChunk, ex, &err);
+  }
+};
+
+uint64_t Open(Harness& h, uint64_t nodeid, uint64_t fh, std::shared_ptr<const ExtentTable> t) {
+  auto& open = h.Req(ReqBuilder(FUSE_OPEN, 50, nodeid).Arg(fuse_open_in{O_RDONLY, 0}).Bytes(), 32);
+  h.s->OnRequest(&open);
+  auto ups = DrainAll(*h.s);
+  if (!ups.empty()) h.s->ReplyOpen(ups[0].token(), fh, FOPEN_KEEP_CACHE, std::move(t));
+  return U64At(open.reply(), 16);
+}
+
+// READ 4 KiB at 0 on `fh`: true when answered natively (no upcall); an upcall is failed EBADF.
+bool ReadNatively(Harness& h, uint64_t nodeid, uint64_t fh) {
+  fuse_read_in ri{};
+  ri.fh = fh;
+  ri.size = kChunk;
+  auto& rd = h.Req(ReqBuilder(FUSE_READ, 60, nodeid).Arg(ri).Bytes(), 16 + kChunk);
+  h.s->OnRequest(&rd);
+  auto ups = DrainAll(*h.s);
+  for (auto& u : ups) h.s->ReplyError(u.token(), EBADF);
+  NEXPECT_EQ(rd.completions(), 1);
+  return ups.empty() && rd.header().error == 0;
+}
+
+NTEST(FuseSessionRanges, HandlesReadingUnmountedBlobsAreDropped) {
+  TwoChunks f;
+  Harness h(ImmutableOps());
+  auto& s = *h.s;
+  InitSession(s);
+  DrainAll(s);
+  std::string err;
+  NASSERT_EQ(s.blobs().Register(7, f.path, nullptr, codec::Algo::kNone, &err), 0);
+  NASSERT_EQ(s.blobs().Register(9, f.path, nullptr, codec::Algo::kNone, &err), 0);
+  const uint64_t a = kRange + 5, b = 2 * kRange + 5;  // a file in mount 1, one in mount 2
+  NEXPECT_EQ(Open(h, a, 11, f.Table(7)), 11u);
+  const uint64_t native_fh = Open(h, a, 0, nullptr);  // from the remembered answer
+  NEXPECT_TRUE(native_fh >= (1ull << 53));
+  NEXPECT_EQ(Open(h, b, 12, f.Table(9)), 12u);
+  NEXPECT_TRUE(ReadNatively(h, a, 11));
+  NEXPECT_TRUE(ReadNatively(h, a, native_fh));
+  NEXPECT_EQ(s.Stats().extent_tables, 3u);
+
+  const uint32_t gone[] = {7};
+  NEXPECT_EQ(s.InvalidateNodes(kRange, 2 * kRange, gone), 2u);
+  NEXPECT_EQ(s.Stats().extent_tables, 1u);
+  // Old handles now reach the handler (which knows the mount is gone), never the blob.
+  NEXPECT_FALSE(ReadNatively(h, a, 11));
+  NEXPECT_FALSE(ReadNatively(h, a, native_fh));
+  // The OPEN answer was forgotten with the range: the next OPEN asks the handler.
+  auto& again = h.Req(ReqBuilder(FUSE_OPEN, 51, a).Arg(fuse_open_in{O_RDONLY, 0}).Bytes(), 32);
+  s.OnRequest(&again);
+  auto ups = DrainAll(s);
+  NASSERT_EQ(ups.size(), 1u);
+  NEXPECT_EQ(s.ReplyError(ups[0].token(), ENOENT), 0);
+  // Mount 2 keeps its handle.
+  NEXPECT_TRUE(ReadNatively(h, b, 12));
+}
+
+NTEST(FuseSessionRanges, FailParkedFailsOnlyTheRangesParkedReads) {
+  TwoChunks f;
+  Harness h(AllOps());
+  auto& s = *h.s;
+  InitSession(s);
+  DrainAll(s);
+  std::string err;
+  auto map = std::make_shared<cache::ChunkMap>();
+  NASSERT_EQ(map->Open(f.dir.File("blob.map"), 2, &err), 0);
+  NASSERT_EQ(s.blobs().Register(3, f.path, map, codec::Algo::kNone, &err), 0);
+  const uint64_t a = kRange + 5, b = 2 * kRange + 5;
+  Open(h, a, 1, f.Table(3));
+  Open(h, b, 2, f.Table(3));
+  fuse_read_in ri{};
+  ri.size = kChunk;
+  ri.fh = 1;
+  auto& ra = h.Req(ReqBuilder(FUSE_READ, 61, a).Arg(ri).Bytes(), 16 + kChunk);
+  ri.fh = 2;
+  auto& rb = h.Req(ReqBuilder(FUSE_READ, 62, b).Arg(ri).Bytes(), 16 + kChunk);
+  s.OnRequest(&ra);
+  s.OnRequest(&rb);
+  auto misses = DrainAll(s);
+  NASSERT_EQ(misses.size(), 2u);
+  NEXPECT_EQ(s.Stats().parked_now, 2u);
+  NEXPECT_EQ(s.FailParked(kRange, 2 * kRange, EIO), 1u);
+  NEXPECT_EQ(ra.completions(), 1);
+  NEXPECT_EQ(ra.header().error, -EIO);
+  NEXPECT_EQ(rb.completions(), 0);
+  // The failed READ's own miss answer is stale now; the other one still completes.
+  NEXPECT_EQ(s.ResolveMiss(misses[0].token(), 0), -ESTALE);
+  map->SetReady(0);
+  const uint32_t idx[] = {0};
+  NEXPECT_EQ(s.ChunksReady(3, idx), 1u);
+  for (int i = 0; i < 2000 && rb.completions() == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  NEXPECT_EQ(rb.completions(), 1);
+  NEXPECT_EQ(rb.header().error, 0);
+  NEXPECT_EQ(s.Stats().parked_now, 0u);
+  NEXPECT_EQ(ra.completions(), 1);
+}
+
+}  // namespace
+}  // namespace nydus::testing
