@@ -16,6 +16,7 @@
 #include "fuse_bridge.h"
 #include "fusedev/fuse_dev.h"
 #include "fusedev/mount.h"
+#include "fusedev/notify.h"
 #include "readpath/extent_table.h"
 #include "vhost/backend.h"
 
@@ -101,6 +102,8 @@ class FuseSessionWrap : public Napi::ObjectWrap<FuseSessionWrap> {
                         InstanceMethod<&FuseSessionWrap::ChunksReady>("chunksReady"),
                         InstanceMethod<&FuseSessionWrap::InvalidateNodes>("invalidateNodes"),
                         InstanceMethod<&FuseSessionWrap::FailParked>("failParked"),
+                        InstanceMethod<&FuseSessionWrap::NotifyInvalEntry>("notifyInvalEntry"),
+                        InstanceMethod<&FuseSessionWrap::NotifyInvalInode>("notifyInvalInode"),
                         InstanceMethod<&FuseSessionWrap::Mount>("mount"),
                         InstanceMethod<&FuseSessionWrap::AttachVirtio>("attachVirtio"),
                         InstanceMethod<&FuseSessionWrap::AttachLoopback>("attachLoopback"),
@@ -352,6 +355,31 @@ class FuseSessionWrap : public Napi::ObjectWrap<FuseSessionWrap> {
     size_t n = session_->FailParked(ArgU64(info, 0, "lo"), ArgU64(info, 1, "hi"),
                                     ArgI32(info, 2, "errno"));
     return Napi::Number::New(info.Env(), static_cast<double>(n));
+  }
+
+  // notifyInvalEntry(parent, name: Uint8Array) -> true when a notification is on its way (a
+  // /dev/fuse mount only; written on a thread of its own, fusedev/notify.h).
+  Napi::Value NotifyInvalEntry(const Napi::CallbackInfo& info) {
+    uint64_t parent = ArgU64(info, 0, "parent");
+    if (!info[1].IsTypedArray()) throw Napi::TypeError::New(info.Env(), "name must be bytes");
+    auto a = info[1].As<Napi::Uint8Array>();
+    auto msg = fusedev::InvalEntryMessage(
+        parent, std::string_view(reinterpret_cast<const char*>(a.Data()), a.ByteLength()));
+    if (msg.empty()) throw Napi::RangeError::New(info.Env(), "name must be 1..255 bytes");
+    return Napi::Boolean::New(info.Env(), SendNotify(std::move(msg), "inval_entry"));
+  }
+  // notifyInvalInode(ino, offset, length) -> as notifyInvalEntry
+  Napi::Value NotifyInvalInode(const Napi::CallbackInfo& info) {
+    auto msg = fusedev::InvalInodeMessage(ArgU64(info, 0, "ino"), ArgI32(info, 1, "offset"),
+                                          ArgI32(info, 2, "length"));
+    return Napi::Boolean::New(info.Env(), SendNotify(std::move(msg), "inval_inode"));
+  }
+  bool SendNotify(std::vector<uint8_t> msg, const char* what) {
+    if (stopped_ || fusedev_ == nullptr) return false;
+    const int fd = fusedev_->DupFd();
+    if (fd < 0) return false;
+    fusedev::SendNotifyDetached(fd, std::move(msg), what);
+    return true;
   }
 
   // mount({ mountpoint, fsname, subtype, allowOther, defaultPermissions, threads,

@@ -357,6 +357,25 @@ export class FuseSession {
     return this._native.failParked(lo, hi, errno);
   }
 
+  /**
+   * /dev/fuse mounts: tells the kernel to forget the dentry `name` in directory `parent` (and all
+   * below it), so a mount or unmount under a long-cached directory shows at once. Written on a
+   * native thread of its own (the kernel may block it behind a LOOKUP that waits for us).
+   * Returns false when there is nothing to notify (virtio-fs, loopback, stopped).
+   */
+  notifyInvalEntry(parent: number, name: Buffer | string): boolean {
+    checkCount(parent, 'parent', Number.MAX_SAFE_INTEGER);
+    const bytes = toBytes(name, 'name');
+    if (bytes.length === 0 || bytes.length > 255) throw new FuseSessionError('ERR_INVALID_ARG', 'name must be 1..255 bytes');
+    return this._native.notifyInvalEntry(parent, bytes);
+  }
+
+  /** /dev/fuse mounts: tells the kernel to drop the cached attributes and pages of `ino`. */
+  notifyInvalInode(ino: number): boolean {
+    checkCount(ino, 'ino', Number.MAX_SAFE_INTEGER);
+    return this._native.notifyInvalInode(ino, 0, 0);
+  }
+
   /** Native counters (requests, per-op counts, fast-path bytes, misses, ...) plus `jsBatches`
    * and `jsRecords`: how many upcall batches crossed into JavaScript and what they carried. */
   stats(): FuseSessionStats {

@@ -100,6 +100,8 @@ export interface NativeFuseSession {
   chunksReady(slot: number, indices: Uint32Array): number;
   invalidateNodes(lo: number, hi: number, blobSlots: Uint32Array): number;
   failParked(lo: number, hi: number, errno: number): number;
+  notifyInvalEntry(parent: number, name: Uint8Array): boolean;
+  notifyInvalInode(ino: number, offset: number, length: number): boolean;
   mount(options: NativeMountOptions): { viaFusermount: boolean; threads: number };
   attachVirtio(options: { socketPath?: string; listenFd?: number; numRequestQueues: number; maxQueueSize: number }): { socketPath: string };
   attachLoopback(): void;
