@@ -103,6 +103,8 @@ class FuseSessionWrap : public Napi::ObjectWrap<FuseSessionWrap> {
                         InstanceMethod<&FuseSessionWrap::InvalidateNodes>("invalidateNodes"),
                         InstanceMethod<&FuseSessionWrap::FailParked>("failParked"),
                         InstanceMethod<&FuseSessionWrap::NotifyInvalEntry>("notifyInvalEntry"),
+                        InstanceMethod<&FuseSessionWrap::SetFopSlots>("setFopSlots"),
+                        InstanceMethod<&FuseSessionWrap::FopStats>("fopStats"),
                         InstanceMethod<&FuseSessionWrap::NotifyInvalInode>("notifyInvalInode"),
                         InstanceMethod<&FuseSessionWrap::Mount>("mount"),
                         InstanceMethod<&FuseSessionWrap::AttachVirtio>("attachVirtio"),
@@ -474,6 +476,39 @@ class FuseSessionWrap : public Napi::ObjectWrap<FuseSessionWrap> {
     uint32_t cap = ArgU32(info, 2, "outCapacity");
     if (cap > (8u << 20)) throw Napi::RangeError::New(env, "outCapacity must be at most 8 MiB");
     session_->OnRequest(new LoopbackRequest(bridge_, id, a.Data(), a.ByteLength(), cap));
+  }
+
+  // setFopSlots(shift, rootSlot): node id -> metrics slot (fuse/fop_counters.h).
+  void SetFopSlots(const Napi::CallbackInfo& info) {
+    const uint32_t shift = ArgU32(info, 0, "shift");
+    const uint32_t root = ArgU32(info, 1, "rootSlot");
+    if (shift >= 64 || root >= fuse::kMaxCounterSlots) {
+      throw Napi::RangeError::New(info.Env(), "shift must be < 64 and rootSlot < 256");
+    }
+    session_->fops().SetSlotShift(shift);
+    session_->fops().SetRootSlot(root);
+  }
+  // fopStats(slot) -> { hits, errors, latencyUs (15 each), dataRead, blockCountRead,
+  //                     readLatencyDist (8 each) }
+  Napi::Value FopStats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const uint32_t slot = ArgU32(info, 0, "slot");
+    if (slot >= fuse::kMaxCounterSlots) throw Napi::RangeError::New(env, "slot must be < 256");
+    fuse::FopSnapshot snap;
+    session_->fops().Snapshot(slot, &snap);
+    auto arr = [&](const uint64_t* v, size_t n) {
+      Napi::Array a = Napi::Array::New(env, n);
+      for (size_t i = 0; i < n; ++i) a.Set(static_cast<uint32_t>(i), static_cast<double>(v[i]));
+      return a;
+    };
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("hits", arr(snap.hits, fuse::kStatsFops));
+    o.Set("errors", arr(snap.errors, fuse::kStatsFops));
+    o.Set("latencyUs", arr(snap.latency_us, fuse::kStatsFops));
+    o.Set("dataRead", static_cast<double>(snap.data_read));
+    o.Set("blockCountRead", arr(snap.block_count_read, fuse::kSizeBuckets));
+    o.Set("readLatencyDist", arr(snap.read_latency_dist, fuse::kLatencyBuckets));
+    return o;
   }
 
   Napi::Value Stats(const Napi::CallbackInfo& info) {

@@ -23,7 +23,7 @@ import type { FuseExtentTable } from './fuse-extents.js';
 import * as R from './fuse-reply.js';
 import type { FuseDirEntry, FuseDirEntryPlus, FuseFilesystem, FuseForget, FuseOpenReply, FuseRequestContext } from './fuse-types.js';
 import { FuseErrno, kFuseOp } from './fuse-types.js';
-import type { CompressAlgo, NativeChunkMap, NativeFuseSession } from './types.js';
+import type { CompressAlgo, FuseFopStats, NativeChunkMap, NativeFuseSession } from './types.js';
 
 export interface FuseLogger {
   error(message: string): void;
@@ -374,6 +374,22 @@ export class FuseSession {
   notifyInvalInode(ino: number): boolean {
     checkCount(ino, 'ino', Number.MAX_SAFE_INTEGER);
     return this._native.notifyInvalInode(ino, 0, 0);
+  }
+
+  /**
+   * Metrics slots (several filesystems in one session): a node id counts in slot
+   * `nodeid / 2^shift` (shift 0: everything in slot 0), node 1 (the root) in `rootSlot`.
+   */
+  setFopSlots(shift: number, rootSlot: number): void {
+    checkCount(shift, 'shift', 63);
+    checkCount(rootSlot, 'rootSlot', 255);
+    this._native.setFopSlots(shift, rootSlot);
+  }
+
+  /** Operation counters of one slot (every request counted where it completed). */
+  fopStats(slot: number): FuseFopStats {
+    checkCount(slot, 'slot', 255);
+    return this._native.fopStats(slot);
   }
 
   /** Native counters (requests, per-op counts, fast-path bytes, misses, ...) plus `jsBatches`

@@ -8,7 +8,7 @@ import { loadAddon } from './binding.js';
 import type { NativeBlake3Hasher, NativeChunkMap, NofileLimit } from './types.js';
 
 export { CompressAlgo } from './types.js';
-export type { NativeChunkMap, NativeBlake3Hasher, AbiInfo, FuseAbiInfo, NofileLimit } from './types.js';
+export type { NativeChunkMap, NativeBlake3Hasher, AbiInfo, FuseAbiInfo, FuseFopStats, NofileLimit } from './types.js';
 export { FuseSession } from './fuse-session.js';
 export type {
   FuseBlob,

@@ -101,6 +101,8 @@ export interface NativeFuseSession {
   invalidateNodes(lo: number, hi: number, blobSlots: Uint32Array): number;
   failParked(lo: number, hi: number, errno: number): number;
   notifyInvalEntry(parent: number, name: Uint8Array): boolean;
+  setFopSlots(shift: number, rootSlot: number): void;
+  fopStats(slot: number): FuseFopStats;
   notifyInvalInode(ino: number, offset: number, length: number): boolean;
   mount(options: NativeMountOptions): { viaFusermount: boolean; threads: number };
   attachVirtio(options: { socketPath?: string; listenFd?: number; numRequestQueues: number; maxQueueSize: number }): { socketPath: string };
@@ -148,4 +150,21 @@ export interface NativeAddon {
   getRlimitNofile(): NofileLimit;
   /** Throws a NativeError (code ERR_RLIMIT, errno EPERM/EINVAL) when the kernel refuses. */
   setRlimitNofile(soft: number, hard: number): void;
+}
+
+/**
+ * Operation counters of one filesystem slot (upstream FsIoStats order: Getattr, Readlink, Open,
+ * Release, Read, Statfs, Getxattr, Listxattr, Opendir, Lookup, Readdir, Readdirplus, Access,
+ * Forget, BatchForget), summed over every thread that completed requests.
+ */
+export interface FuseFopStats {
+  hits: number[];
+  errors: number[];
+  /** Cumulative latency per operation, microseconds. */
+  latencyUs: number[];
+  dataRead: number;
+  /** READs by size: <1K, <4K, <16K, <64K, <128K, <512K, <1M, >=1M. */
+  blockCountRead: number[];
+  /** READs by latency: <=200us, 1ms, 20ms, 50ms, 500ms, 1s, 2s, >2s. */
+  readLatencyDist: number[];
 }

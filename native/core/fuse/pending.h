@@ -40,6 +40,8 @@ struct Pending {
   // kParkedRead: what to retry, and which chunks it waits for.
   std::shared_ptr<const readpath::ExtentTable> table;
   std::vector<readpath::ChunkRef> missing;
+  // When the request started waiting (steady clock, us), for latency metrics.
+  uint64_t start_us = 0;
 
   // Owned by PendingTable (under its lock).
   uint32_t index = 0;

@@ -34,6 +34,7 @@
 
 #include "fuse/abi.h"
 #include "fuse/decode.h"
+#include "fuse/fop_counters.h"
 #include "fuse/pending.h"
 #include "fuse/reply_cache.h"
 #include "fuse/upcall.h"
@@ -43,6 +44,9 @@
 #include "transport/request.h"
 
 namespace nydus::fuse {
+
+// Steady-clock microseconds (latency metrics).
+uint64_t NowMicros();
 
 struct SessionOptions {
   // Bit `op` set: the handler answers opcode `op`. Clear: the native default (ENOSYS; success
@@ -156,6 +160,8 @@ class FuseSession final : public transport::FuseRequestSink {
   void Shutdown();
 
   SessionStats Stats() const;
+  // Per-filesystem operation counters (fop_counters.h): slot layout and per-slot snapshots.
+  FopCounters& fops() { return fops_; }
   bool initialized() const { return initialized_.load(std::memory_order_acquire); }
 
  private:
@@ -201,6 +207,9 @@ class FuseSession final : public transport::FuseRequestSink {
   void Enqueue(QueueItem item);
   void QueueForgets(const double* pairs, size_t n);
   void Finish(transport::FuseRequest* req, uint32_t written, bool error);
+  // Finish() for a request that waited (upcall or parked READ): counts it in the operation
+  // metrics with its latency. The caller still releases the slot.
+  void FinishPending(Pending* p, uint32_t written, bool error);
   void ReplyErrorInline(Request& r, int err);
 
   // Replies (session_reply.cc).
@@ -280,6 +289,7 @@ class FuseSession final : public transport::FuseRequestSink {
     std::atomic<uint64_t> ops[kOpcodeTableSize] = {};
   };
   mutable Counters counters_;
+  FopCounters fops_;
   void AddReadStats(const readpath::ReadStats& s);
 };
 

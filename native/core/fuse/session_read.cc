@@ -108,7 +108,7 @@ size_t FuseSession::FailParked(uint64_t lo, uint64_t hi, int err) {
   for (Pending* p : failed) {
     UnregisterWaiters(PendingTable::TokenOf(p->index, p->generation), p->missing);
     counters_.parked_now.fetch_sub(1, std::memory_order_relaxed);
-    Finish(p->req, WriteError(*p->req, p->unique, err > 0 && err <= kMaxErrno ? err : EIO), true);
+    FinishPending(p, WriteError(*p->req, p->unique, err > 0 && err <= kMaxErrno ? err : EIO), true);
     pending_.Release(p);
   }
   return failed.size();
@@ -137,6 +137,7 @@ void FuseSession::ServeFastRead(Request& r, std::shared_ptr<const readpath::Exte
     return;
   }
   t_missing.clear();
+  const uint64_t t0 = NowMicros();
   readpath::ReadStats stats;
   const auto res = readpath::ServeRead(*table, blobs_, r.d.arg.read.offset, r.d.arg.read.size, out,
                                        sizeof(fuse_out_header), &t_missing, &stats);
@@ -146,6 +147,7 @@ void FuseSession::ServeFastRead(Request& r, std::shared_ptr<const readpath::Exte
       counters_.fast_reads.fetch_add(1, std::memory_order_relaxed);
       counters_.fast_read_bytes.fetch_add(res.bytes, std::memory_order_relaxed);
       counters_.native_replies.fetch_add(1, std::memory_order_relaxed);
+      fops_.CountRead(r.d.in.nodeid, false, res.bytes, NowMicros() - t0);
       Finish(r.req, WriteHeader(*r.req, r.d.in.unique, res.bytes), false);
       return;
     case readpath::ReadStatus::kError:
@@ -166,6 +168,7 @@ void FuseSession::Park(Request& r, std::shared_ptr<const readpath::ExtentTable> 
     return;
   }
   p->req = r.req;
+  p->start_us = NowMicros();
   p->kind = PendingKind::kParkedRead;
   p->opcode = FUSE_READ;
   p->unique = r.d.in.unique;
@@ -266,7 +269,7 @@ int FuseSession::ResolveMiss(uint64_t token, int err) {
   if (err != 0) {
     UnregisterWaiters(token, p->missing);
     counters_.parked_now.fetch_sub(1, std::memory_order_relaxed);
-    Finish(p->req, WriteError(*p->req, p->unique, err > 0 && err <= kMaxErrno ? err : EIO), true);
+    FinishPending(p, WriteError(*p->req, p->unique, err > 0 && err <= kMaxErrno ? err : EIO), true);
     pending_.Release(p);
     return 0;
   }
@@ -356,7 +359,7 @@ void FuseSession::RunRetry(RetryItem item) {
       error = true;
       break;
   }
-  Finish(p->req, written, error);
+  FinishPending(p, written, error);
   pending_.Release(p);
 }
 

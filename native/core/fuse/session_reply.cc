@@ -61,13 +61,13 @@ int FuseSession::Garbage(Pending* p, const char* what, const char* why) {
     UnregisterWaiters(PendingTable::TokenOf(p->index, p->generation), p->missing);
     counters_.parked_now.fetch_sub(1, std::memory_order_relaxed);
   }
-  Finish(p->req, WriteError(*p->req, p->unique, EIO), true);
+  FinishPending(p, WriteError(*p->req, p->unique, EIO), true);
   pending_.Release(p);
   return -EINVAL;
 }
 
 void FuseSession::CompleteClaimed(Pending* p, uint32_t written, bool error) {
-  Finish(p->req, written, error);
+  FinishPending(p, written, error);
   pending_.Release(p);
 }
 
@@ -98,7 +98,7 @@ int FuseSession::ReplyError(uint64_t token, int err) {
     counters_.parked_now.fetch_sub(1, std::memory_order_relaxed);
   }
   NLOG_TRACE(kLog, "%s -> errno %d", OpName(p->opcode), err);
-  Finish(p->req, WriteError(*p->req, p->unique, err), true);
+  FinishPending(p, WriteError(*p->req, p->unique, err), true);
   pending_.Release(p);
   return 0;
 }
