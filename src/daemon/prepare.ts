@@ -18,24 +18,24 @@ function code(err: unknown): string {
   return (err as NodeJS.ErrnoException).code ?? String(err);
 }
 
-/** The bootstrap must be a non-empty regular file we can read. */
-export async function checkBootstrap(path: string): Promise<void> {
+/** The bootstrap must be a non-empty regular file we can read (`what` names it in messages). */
+export async function checkBootstrap(path: string, what = '--bootstrap'): Promise<void> {
   let fh;
   try {
     fh = await open(path, 'r');
   } catch (err) {
     const c = code(err);
-    throw new UsageError(`--bootstrap ${path}: ${c === 'ENOENT' ? 'no such file' : `cannot open (${c})`}`);
+    throw new UsageError(`${what} ${path}: ${c === 'ENOENT' ? 'no such file' : `cannot open (${c})`}`);
   }
   try {
     const st = await fh.stat();
-    if (!st.isFile()) throw new UsageError(`--bootstrap ${path}: not a regular file`);
-    if (st.size === 0) throw new UsageError(`--bootstrap ${path}: empty file`);
+    if (!st.isFile()) throw new UsageError(`${what} ${path}: not a regular file`);
+    if (st.size === 0) throw new UsageError(`${what} ${path}: empty file`);
     const probe = Buffer.alloc(1);
     try {
       await fh.read(probe, 0, 1, 0);
     } catch (err) {
-      throw new UsageError(`--bootstrap ${path}: cannot read (${code(err)})`);
+      throw new UsageError(`${what} ${path}: cannot read (${code(err)})`);
     }
   } finally {
     await fh.close();
@@ -88,7 +88,7 @@ export function configNotes(cfg: NydusConfig): string[] {
   if (rafs?.prefetch.enable || cfg.cache?.prefetch.enable) notes.push('prefetch is not supported yet: data is fetched on demand only');
   if (rafs?.prefetch.stream_prefetch || cfg.cache?.prefetch.stream_prefetch) notes.push('stream_prefetch is not supported yet');
   for (const k of ['iostats_files', 'access_pattern', 'latest_read_files'] as const) {
-    if (rafs?.[k]) notes.push(`${k}: file metrics need the API, which is not supported yet; ignored`);
+    if (rafs?.[k]) notes.push(`${k}: per-file metrics are not supported yet; ignored (the metrics API reports it off)`);
   }
   if (cfg.cache?.filecache?.disable_indexed_map) notes.push('disable_indexed_map is deprecated and ignored');
   if (cfg.overlay) notes.push('overlay: a writable overlay needs --writable, which is not supported yet; ignored');

@@ -1,19 +1,26 @@
 /**
- * The step that turns a prepared daemon into a serving one: open the bootstrap with the RAFS
- * reader, build the filesystem over it and `ImageStorage`, and attach the transport (FUSE mount
- * at options.mountpoint, or the vhost-user socket). The filesystem layer provides it; until it
- * lands every run stops here with "not supported yet" (exit status 2).
+ * The step that turns a prepared daemon into a serving one: build the filesystem (serve-vfs.ts:
+ * the pseudo root, with --bootstrap mounted at --virtual-mountpoint) and attach the transport
+ * (FUSE mount at options.mountpoint, or the vhost-user socket). Injected, so tests can stand in.
  */
-import type { StorageService } from '../storage/index.js';
+import type { FuseSession } from '../native/index.js';
+import type { Vfs } from '../fs/vfs.js';
+import type { StorageService, StorageSettings } from '../storage/index.js';
 import { NotSupportedError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
+import type { MountTable } from './mounts.js';
 import type { DaemonOptions } from './options.js';
 
 export interface ServeContext {
   options: DaemonOptions;
-  /** Backend checked and cache directory ready; open the image's blobs with storage.openImage(). */
-  storage: StorageService;
+  /**
+   * With --bootstrap: the storage of --config, backend checked and cache directory ready (the
+   * bootstrap's mount uses it). Undefined for a daemon started without an image.
+   */
+  storage: StorageService | undefined;
   log: Logger;
+  /** Tests: how mounts made through the API build their storage. */
+  createStorage?: (settings: StorageSettings, log: Logger) => Promise<StorageService>;
 }
 
 export interface RunningService {
@@ -21,6 +28,10 @@ export interface RunningService {
   readonly done: Promise<void>;
   /** Orderly stop: unmount / close the socket, answer or drop outstanding requests. Idempotent. */
   stop(): Promise<void>;
+  /** The mount table, for the API (absent in stand-in services: mount routes then answer 501). */
+  readonly mounts?: MountTable;
+  readonly vfs?: Vfs;
+  readonly session?: FuseSession;
 }
 
 export type ServeStep = (ctx: ServeContext) => Promise<RunningService>;

@@ -7,7 +7,7 @@
  * calls ImageStorage.ensureReady/read and registers blobcache files with the native READ fast
  * path (nativeRegistrations()); native/ provides codecs and the persistent chunk map.
  */
-export type { RawBackend, BackendPolicy, BackendStats } from './backend.js';
+export type { RawBackend, BackendPolicy, BackendStats, BackendReadObserver } from './backend.js';
 export { BlobBackend, kLocalPolicy, kMaxBackendRead } from './backend.js';
 export { LocalFsBackend } from './localfs.js';
 export { checkBlobId } from './blob-id.js';
