@@ -50,7 +50,7 @@ export async function main(argv: string[], deps: Partial<Omit<DaemonDeps, 'log'>
     logger.info(`nydusd ${b.package_ver} (commit ${b.git_commit}, ${b.rustc}), pid ${process.pid}`);
     for (const w of warnings) logger.warn(w);
     ran = true;
-    return await runDaemon(options, { ...deps, log: logger });
+    return await runDaemon(options, { buildInfo: b, ...deps, log: logger });
   } catch (err) {
     // runMain prints the reason on stderr; a log file gets it too.
     if (options.log.file !== undefined) logger.error((err as Error).message);

@@ -117,9 +117,13 @@ class LogRoot {
     }
   }
 
+  /** Called with every error record written (the API's error events). */
+  errorListeners: ((module: string, message: string) => void)[] = [];
+
   write(level: LogLevel, module: string, msg: LogMessage, fields?: LogFields): void {
     const message = typeof msg === 'function' ? msg() : msg;
     this._sink.write({ ...fields, level, message, module, time: new Date().toISOString() });
+    if (level === 'error') for (const l of this.errorListeners) l(module, message);
   }
 
   setLevel(level: LogLevel): void {
@@ -156,6 +160,11 @@ export class RootLogger extends Logger {
     });
     native().setLogLevel(kLevelToNative[root.levelName]);
     root.nativeAttached = true;
+  }
+
+  /** `listener` sees every error record that is written (not those below the level). */
+  onError(listener: (module: string, message: string) => void): void {
+    this._root.errorListeners.push(listener);
   }
 
   /** Drops every record, errors included. */

@@ -109,7 +109,7 @@ test('start reaches RUNNING with storage ready; stop unmounts before closing sto
   const d = new Daemon(
     options(),
     deps(events, (ctx) => {
-      assert.equal(ctx.storage.settings.cache.kind, 'blobcache');
+      assert.equal(ctx.storage?.settings.cache.kind, 'blobcache');
       events.push('serve');
       svc = fakeService(events);
       return Promise.resolve(svc);
