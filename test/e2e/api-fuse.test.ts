@@ -17,6 +17,7 @@ import { promisify } from 'node:util';
 
 import type { RunningDaemon } from '../helpers/daemon.js';
 import { startDaemon } from '../helpers/daemon.js';
+import { binDir } from '../helpers/paths.js';
 import type { TestImage } from '../helpers/api.js';
 import { api, idleConnection, keepAliveAgent, makeImage, mountBody, rafsConfigText } from '../helpers/api.js';
 
@@ -74,6 +75,13 @@ describe('the API on a FUSE daemon started without a bootstrap', { skip }, () =>
     const { stdout } = await run('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--unix-socket', sock, '-X', 'POST', `http://localhost/api/v1/mount?mountpoint=${mountpoint}`, '-H', 'Content-Type: application/json', '-d', body]);
     return stdout;
   }
+
+  test('--version names the commit the API reports (the snapshotter compares them)', async () => {
+    const { stdout } = await run(process.execPath, [join(binDir, 'nydusd'), '--version']);
+    const commit = /Git Commit:\s*(.+)/.exec(stdout)?.[1]?.trim();
+    const info = (await api(sock, 'GET', '/api/v1/daemon')).json() as { version: { git_commit: string } };
+    assert.equal(commit, info.version.git_commit);
+  });
 
   test('seed examples with curl: a mount at /sub, then pseudo_1 and pseudo_2 side by side', async () => {
     assert.deepEqual(readdirSync(mnt), [], 'an empty root before any mount');

@@ -59,18 +59,19 @@ test('Kata: readiness, passthrough share, two container images, DELETE one while
     d = await startDaemon(['virtiofs', '--log-level', 'info', '--apisock', apisock, '--sock', vsock]);
     const daemon = d;
     // kata-go: 20 attempts 20 ms apart, HTTP status not checked; kata-rs: Content-Type on GET.
-    let state = '';
-    for (let i = 0; i < 20 && state !== 'RUNNING'; i++) {
+    const states: string[] = [];
+    for (let i = 0; i < 20 && states.at(-1) !== 'RUNNING'; i++) {
       try {
         const r = await api(apisock, 'GET', '/api/v1/daemon', { headers: { 'Content-Type': 'application/json' } });
+        assert.equal(r.status, 200);
         const info = r.json() as { state: string; version: Record<string, unknown> };
         for (const k of ['package_ver', 'git_commit', 'build_time', 'profile', 'rustc']) assert.equal(typeof info.version[k], 'string', k);
-        state = info.state;
+        states.push(info.state);
       } catch {
         await new Promise((r) => setTimeout(r, 20));
       }
     }
-    assert.equal(state, 'RUNNING', 'RUNNING as soon as the API socket answers');
+    assert.deepEqual(states, ['RUNNING'], 'RUNNING as soon as the API socket answers');
     const agent = keepAliveAgent();
     const post = (q: string, body: string): ReturnType<typeof api> => api(apisock, 'POST', `/api/v1/mount?mountpoint=${q}`, { body, agent, headers: { 'Content-Type': 'application/json' } });
     const del = (q: string): ReturnType<typeof api> => api(apisock, 'DELETE', `/api/v1/mount?mountpoint=${q}`, { agent, headers: { 'Content-Type': 'application/json' } });

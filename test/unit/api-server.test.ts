@@ -13,6 +13,9 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 
+import { nydusdParser } from '../../src/cli/nydusd-args.js';
+import { parseNydusdArgsFast } from '../../src/cli/nydusd-fast-args.js';
+import { resolveNydusdArgs } from '../../src/cli/nydusd-options.js';
 import { parseConfigText } from '../../src/config/index.js';
 import { Daemon } from '../../src/daemon/index.js';
 import type { DaemonOptions } from '../../src/daemon/index.js';
@@ -77,6 +80,21 @@ async function start(over: Partial<DaemonOptions> = {}): Promise<Running> {
 
 const cfg = (img: TestImage, extra: Record<string, unknown> = {}): string => rafsConfigText(img.blobDir, join(work, 'cache'), extra);
 const json = (o: unknown): Record<string, unknown> => o as Record<string, unknown>;
+
+test("Kata's and the snapshotter's command lines start an image-less daemon with the API", async () => {
+  const lines = [
+    ['virtiofs', '--log-level', 'info', '--apisock', '/run/a.sock', '--sock', '/run/v.sock'],
+    ['virtiofs', '--hybrid-mode', '--log-level', 'info', '--apisock', '/run/a.sock', '--sock', '/run/v.sock'],
+    ['fuse', '--thread-num', '4', '--mountpoint', '/mnt/x', '--apisock', '/run/a.sock', '--log-level', 'info'],
+  ];
+  for (const argv of lines) {
+    const args = parseNydusdArgsFast(argv) ?? (await nydusdParser(argv).parseAsync());
+    const { options } = resolveNydusdArgs(args, {});
+    assert.equal(options.apiSock, '/run/a.sock', argv.join(' '));
+    assert.equal(options.bootstrap, undefined);
+    assert.equal(options.mode, argv[0]);
+  }
+});
 
 describe('the HTTP API', () => {
   test('daemon info, transport rules, socket mode 0600, NoRoute and BadRequest', async () => {

@@ -3,8 +3,9 @@
  * an error (another daemon owns it), a stale socket file (nobody accepts) is replaced, anything
  * else (a regular file, a directory) is never clobbered.
  */
-import { lstat, unlink } from 'node:fs/promises';
+import { access, constants as fsc, lstat, unlink } from 'node:fs/promises';
 import { connect } from 'node:net';
+import { dirname } from 'node:path';
 
 import { UsageError } from '../../util/errors.js';
 
@@ -36,8 +37,15 @@ export async function claimSocketPath(path: string, flag: string, timeoutMs = 10
   try {
     st = await lstat(path);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw new UsageError(`${flag} ${path}: cannot stat (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+      throw new UsageError(`${flag} ${path}: cannot stat (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+    }
+    try {
+      await access(dirname(path), fsc.W_OK | fsc.X_OK);
+    } catch (e) {
+      throw new UsageError(`${flag} ${path}: cannot create a socket in ${dirname(path)} (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+    }
+    return;
   }
   if (!st.isSocket()) throw new UsageError(`${flag} ${path}: exists and is not a socket`);
   let state: 'live' | 'stale' | 'gone';
