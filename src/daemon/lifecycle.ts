@@ -11,8 +11,8 @@ import { NydusError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { kLogLevels, RootLogger } from '../util/logger.js';
 import type { LogLevel } from '../util/logger.js';
-import type { ApiContext } from './api/index.js';
-import { ApiServer, createApiRouter, ErrorEvents } from './api/index.js';
+import type { ApiContext, ApiServer } from './api/index.js';
+import { ErrorEvents } from './api/events.js';
 import { claimSocketPath } from './api/unix-socket.js';
 import type { BuildInfo, DaemonOptions } from './options.js';
 import { applyRlimitNofile, checkBootstrap, checkTransportTarget, configNotes } from './prepare.js';
@@ -105,7 +105,11 @@ export class Daemon {
       });
       this.machine.fire('Mount');
       this.machine.fire('Start');
-      if (o.apiSock !== undefined) this._api = await ApiServer.listen(o.apiSock, createApiRouter(this._apiContext()), log.child('api'));
+      if (o.apiSock !== undefined) {
+        // Loaded only by daemons with an API (node:http and the routes stay off a plain start).
+        const { ApiServer, createApiRouter } = await import('./api/index.js');
+        this._api = await ApiServer.listen(o.apiSock, createApiRouter(this._apiContext()), log.child('api'));
+      }
     } catch (err) {
       await this._service?.stop().catch((e: unknown) => log.error(`stopping the service failed: ${(e as Error).message}`));
       this._service = undefined;
