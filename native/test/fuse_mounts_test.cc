@@ -148,12 +148,20 @@ bool ReadNatively(Harness& h, uint64_t nodeid, uint64_t fh) {
   return ups.empty() && rd.header().error == 0;
 }
 
-NTEST(FuseSessionRanges, HandlesReadingUnmountedBlobsAreDropped) {
+// A session past INIT with the two-chunk cache file at hand.
+struct Started {
+  explicit Started(fuse::SessionOptions o) : h(o) {
+    InitSession(*h.s);
+    DrainAll(*h.s);
+  }
   TwoChunks f;
-  Harness h(ImmutableOps());
+  Harness h;
+};
+
+NTEST(FuseSessionRanges, HandlesReadingUnmountedBlobsAreDropped) {
+  Started st(ImmutableOps());
+  auto& [f, h] = st;
   auto& s = *h.s;
-  InitSession(s);
-  DrainAll(s);
   std::string err;
   NASSERT_EQ(s.blobs().Register(7, f.path, nullptr, codec::Algo::kNone, &err), 0);
   NASSERT_EQ(s.blobs().Register(9, f.path, nullptr, codec::Algo::kNone, &err), 0);
@@ -183,11 +191,9 @@ NTEST(FuseSessionRanges, HandlesReadingUnmountedBlobsAreDropped) {
 }
 
 NTEST(FuseSessionRanges, FailParkedFailsOnlyTheRangesParkedReads) {
-  TwoChunks f;
-  Harness h(AllOps());
+  Started st(AllOps());
+  auto& [f, h] = st;
   auto& s = *h.s;
-  InitSession(s);
-  DrainAll(s);
   std::string err;
   auto map = std::make_shared<cache::ChunkMap>();
   NASSERT_EQ(map->Open(f.dir.File("blob.map"), 2, &err), 0);

@@ -187,6 +187,29 @@ export class Vfs implements FuseFilesystem {
     if (this._slots[st.mount.slot] !== st) this._detached.delete(st.mount.slot);
   }
 
+  /**
+   * The common shape of a request on one node: ENOENT for nodes nobody owns, `pseudo` for pseudo
+   * directories, otherwise `call` on the owning mount (ENOSYS when the mount lacks the method,
+   * as the session would answer for a missing handler).
+   */
+  private _forward<T>(
+    ctx: FuseRequestContext,
+    nodeid: number,
+    op: number,
+    pseudo: (d: PseudoDir) => FuseResult<T>,
+    call: (fs: FuseFilesystem, c: FuseRequestContext, inner: number) => FuseResult<T> | undefined,
+    has: (fs: FuseFilesystem) => boolean,
+  ): FuseResult<T> {
+    const r = this._route(nodeid);
+    if (r instanceof FuseErrno) return r;
+    if (r.dir) return pseudo(r.dir);
+    const { st, inner } = r;
+    const fs = st.mount.fs;
+    if (!has(fs)) return fuseErrno(kErrno.ENOSYS);
+    const c = this._ctx(ctx, inner);
+    return this._call(st, op, nodeid, () => call(fs, c, inner) as FuseResult<T>);
+  }
+
   private _gid(st: MountState, inner: number): number {
     const g = globalId(st.mount.slot, inner);
     if (g === undefined) {
@@ -300,13 +323,7 @@ export class Vfs implements FuseFilesystem {
   }
 
   readlink(ctx: FuseRequestContext, nodeid: number): FuseResult<Buffer | string> {
-    const r = this._route(nodeid);
-    if (r instanceof FuseErrno) return r;
-    if (r.dir) return fuseErrno(kErrno.EINVAL);
-    const { st, inner } = r;
-    const fs = st.mount.fs;
-    if (!fs.readlink) return fuseErrno(kErrno.ENOSYS);
-    return this._call(st, kFuseOp.READLINK, nodeid, () => fs.readlink?.(this._ctx(ctx, inner), inner) as FuseResult<Buffer | string>);
+    return this._forward(ctx, nodeid, kFuseOp.READLINK, () => fuseErrno(kErrno.EINVAL), (fs, c, i) => fs.readlink?.(c, i), (fs) => !!fs.readlink);
   }
 
   private _open(op: 'open' | 'opendir', ctx: FuseRequestContext, nodeid: number, flags: number): FuseResult<FuseOpenReply> {
@@ -447,48 +464,26 @@ export class Vfs implements FuseFilesystem {
    * ENOSYS from one mount's xattr handlers would make the kernel stop asking for xattrs on the
    * whole connection (every mount): it is answered as "not supported here" instead.
    */
-  private static _noSys<T>(v: T | FuseErrno): T | FuseErrno {
-    return v instanceof FuseErrno && v.errno === kErrno.ENOSYS ? fuseErrno(kEOPNOTSUPP) : v;
+  private static _noSys<T>(res: FuseResult<T>): FuseResult<T> {
+    const map = (v: T | FuseErrno): T | FuseErrno => (v instanceof FuseErrno && v.errno === kErrno.ENOSYS ? fuseErrno(kEOPNOTSUPP) : v);
+    return isThenable<T | FuseErrno>(res) ? Promise.resolve(res).then(map) : map(res);
   }
 
   getxattr(ctx: FuseRequestContext, nodeid: number, name: Buffer): FuseResult<Buffer | string> {
-    const r = this._route(nodeid);
-    if (r instanceof FuseErrno) return r;
-    if (r.dir) return fuseErrno(kErrno.ENODATA);
-    const { st, inner } = r;
-    const fs = st.mount.fs;
-    if (!fs.getxattr) return fuseErrno(kEOPNOTSUPP);
-    const res = this._call(st, kFuseOp.GETXATTR, nodeid, () => fs.getxattr?.(this._ctx(ctx, inner), inner, name) as FuseResult<Buffer | string>);
-    return isThenable(res) ? Promise.resolve(res).then((v) => Vfs._noSys(v)) : Vfs._noSys(res);
+    return Vfs._noSys(this._forward(ctx, nodeid, kFuseOp.GETXATTR, () => fuseErrno(kErrno.ENODATA), (fs, c, i) => fs.getxattr?.(c, i, name), (fs) => !!fs.getxattr));
   }
 
   listxattr(ctx: FuseRequestContext, nodeid: number): FuseResult<ReadonlyArray<Buffer | string>> {
-    const r = this._route(nodeid);
-    if (r instanceof FuseErrno) return r;
-    if (r.dir) return [];
-    const { st, inner } = r;
-    const fs = st.mount.fs;
-    if (!fs.listxattr) return fuseErrno(kEOPNOTSUPP);
-    const res = this._call(st, kFuseOp.LISTXATTR, nodeid, () => fs.listxattr?.(this._ctx(ctx, inner), inner) as FuseResult<ReadonlyArray<Buffer | string>>);
-    return isThenable(res) ? Promise.resolve(res).then((v) => Vfs._noSys(v)) : Vfs._noSys(res);
+    return Vfs._noSys(this._forward(ctx, nodeid, kFuseOp.LISTXATTR, () => [], (fs, c, i) => fs.listxattr?.(c, i), (fs) => !!fs.listxattr));
   }
 
   access(ctx: FuseRequestContext, nodeid: number, mask: number): FuseResult<void> {
-    const r = this._route(nodeid);
-    if (r instanceof FuseErrno) return r;
-    if (r.dir || !r.st.mount.fs.access) return undefined;
-    const { st, inner } = r;
-    const fs = st.mount.fs;
-    return this._call(st, kFuseOp.ACCESS, nodeid, () => fs.access?.(this._ctx(ctx, inner), inner, mask) as FuseResult<void>);
+    // Pseudo directories and mounts without an access check allow everything (upstream).
+    return this._forward(ctx, nodeid, kFuseOp.ACCESS, () => undefined, (fs, c, i) => fs.access?.(c, i, mask), () => true);
   }
 
   lseek(ctx: FuseRequestContext, nodeid: number, fh: number, offset: number, whence: number): FuseResult<number> {
-    const r = this._route(nodeid);
-    if (r instanceof FuseErrno) return r;
-    if (r.dir) return fuseErrno(kErrno.EINVAL);
-    const { st, inner } = r;
-    const fs = st.mount.fs;
-    if (!fs.lseek) return fuseErrno(kErrno.ENOSYS);
-    return this._call(st, kFuseOp.LSEEK, nodeid, () => fs.lseek?.(this._ctx(ctx, inner), inner, this._innerFh(fh), offset, whence) as FuseResult<number>);
+    const ifh = this._innerFh(fh);
+    return this._forward(ctx, nodeid, kFuseOp.LSEEK, () => fuseErrno(kErrno.EINVAL), (fs, c, i) => fs.lseek?.(c, i, ifh, offset, whence), (fs) => !!fs.lseek);
   }
 }

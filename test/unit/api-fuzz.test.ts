@@ -12,10 +12,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 
-import { parseConfigText } from '../../src/config/index.js';
 import { Daemon } from '../../src/daemon/index.js';
 import { nullLogger } from '../../src/util/logger.js';
 import { api, keepAliveAgent, makeImage, mountBody, rafsConfigText } from '../helpers/api.js';
+import { testDaemonOptions } from '../helpers/daemon-options.js';
 
 const work = mkdtempSync(join(tmpdir(), 'nydus-api-fuzz-'));
 after(() => rmSync(work, { recursive: true, force: true }));
@@ -50,15 +50,9 @@ test(`API fuzz: ${kRequests} random requests leave the daemon serving (seed ${kS
   const cfg = rafsConfigText(img.blobDir, join(work, 'cache'));
   const dir = join(work, 'd');
   mkdirSync(dir);
-  const loaded = parseConfigText('{"version": 2}', 'test');
   const sock = join(dir, 'api.sock');
   const d = new Daemon(
-    {
-      mode: 'virtiofs', mountpoint: undefined, socketPath: join(dir, 'vhost.sock'), listenFd: undefined, bootstrap: undefined, apiSock: sock,
-      config: loaded.config, configOrigin: loaded.origin, configSource: 'test', virtualMountpoint: '/', fuseThreads: 1, id: undefined,
-      supervisor: undefined, failoverPolicy: 'resend', rlimitNofile: 0, stopTimeoutMs: 5000,
-      log: { level: 'error', format: 'text', file: undefined, rotationSizeMb: 0 }, backendHeaders: {},
-    },
+    testDaemonOptions({ mode: 'virtiofs', socketPath: join(dir, 'vhost.sock'), apiSock: sock, log: { level: 'error', format: 'text', file: undefined, rotationSizeMb: 0 } }),
     { log: nullLogger(), applyRlimit: () => undefined },
   );
   await d.start();

@@ -16,7 +16,6 @@ import { after, before, describe, test } from 'node:test';
 import { nydusdParser } from '../../src/cli/nydusd-args.js';
 import { parseNydusdArgsFast } from '../../src/cli/nydusd-fast-args.js';
 import { resolveNydusdArgs } from '../../src/cli/nydusd-options.js';
-import { parseConfigText } from '../../src/config/index.js';
 import { Daemon } from '../../src/daemon/index.js';
 import type { DaemonOptions } from '../../src/daemon/index.js';
 import type { RegistryAuthTarget } from '../../src/daemon/mount-kinds.js';
@@ -24,6 +23,7 @@ import { createLogger } from '../../src/util/logger.js';
 import type { RootLogger } from '../../src/util/logger.js';
 import type { TestImage } from '../helpers/api.js';
 import { api, keepAliveAgent, makeImage, mountBody, rafsConfigText } from '../helpers/api.js';
+import { testDaemonOptions } from '../helpers/daemon-options.js';
 
 const work = mkdtempSync(join(tmpdir(), 'nydus-api-'));
 after(() => rmSync(work, { recursive: true, force: true }));
@@ -38,28 +38,7 @@ let n = 0;
 function options(over: Partial<DaemonOptions> = {}): DaemonOptions {
   const dir = join(work, `d${++n}`);
   mkdirSync(dir);
-  const loaded = parseConfigText('{"version": 2}', 'test');
-  return {
-    mode: 'virtiofs',
-    mountpoint: undefined,
-    socketPath: join(dir, 'vhost.sock'),
-    listenFd: undefined,
-    bootstrap: undefined,
-    apiSock: join(dir, 'api.sock'),
-    config: loaded.config,
-    configOrigin: loaded.origin,
-    configSource: 'test',
-    virtualMountpoint: '/',
-    fuseThreads: 1,
-    id: 'test-id',
-    supervisor: undefined,
-    failoverPolicy: 'resend',
-    rlimitNofile: 0,
-    stopTimeoutMs: 5000,
-    log: { level: 'info', format: 'text', file: undefined, rotationSizeMb: 0 },
-    backendHeaders: {},
-    ...over,
-  };
+  return testDaemonOptions({ mode: 'virtiofs', socketPath: join(dir, 'vhost.sock'), apiSock: join(dir, 'api.sock'), id: 'test-id', ...over });
 }
 
 interface Running {
