@@ -129,6 +129,7 @@ export class Daemon {
       machine: this.machine,
       service: () => this._service,
       requestStop: (reason) => this._stopRequested(reason),
+      stopping: () => this._stopping !== undefined,
       setLogLevel: (level) => this._setLogLevel(level),
       events: this.events,
       hotConfig: this.hotConfig,

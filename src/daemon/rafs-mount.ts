@@ -74,8 +74,11 @@ function superMeta(image: RafsImage, entryTimeout: number, attrTimeout: number):
 export const buildRafs: MountBuilder = async (spec: MountSpec, slot: number, ctx: MountContext): Promise<MountedFilesystem> => {
   const log = ctx.log.child(`mount ${spec.mountpoint}`);
   const loaded = loadConfig(spec);
-  for (const w of loaded.warnings) log.warn(w);
-  for (const n of configNotes(loaded.config)) log.warn(n);
+  if ('text' in spec.config) {
+    // A configuration given at start (--config) was reported by the daemon already.
+    for (const w of loaded.warnings) log.warn(w);
+    for (const n of configNotes(loaded.config)) log.warn(n);
+  }
   if (spec.prefetchFiles && spec.prefetchFiles.length > 0) log.warn('prefetch_files: prefetch is not supported yet; data is fetched on demand');
   const config = applyImagePullAuth(loaded.config, ctx.imagePullAuth);
   await checkBootstrap(spec.source, 'source');

@@ -93,8 +93,10 @@ export class RafsFilesystem implements FuseFilesystem {
     _opts.blobSlots?.forEach((slot, index) => this._indexOfSlot.set(slot, index));
   }
 
+  /** The native slot of a blob index (-1: the blob has none). */
   private _slotOf(blobIndex: number): number {
-    return this._opts.blobSlots?.[blobIndex] ?? blobIndex;
+    const slots = this._opts.blobSlots;
+    return slots ? (slots[blobIndex] ?? -1) : blobIndex;
   }
 
   private _indexOf(slot: number): number {
@@ -301,7 +303,10 @@ export class RafsFilesystem implements FuseFilesystem {
         if (list) list.push(c.chunkIndex);
         else byBlob.set(c.blobIndex, [c.chunkIndex]);
       }
-      for (const [blob, idx] of byBlob) notify(this._slotOf(blob), idx);
+      for (const [blob, idx] of byBlob) {
+        const slot = this._slotOf(blob);
+        if (slot >= 0) notify(slot, idx);
+      }
     }
   }
 

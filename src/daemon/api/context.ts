@@ -14,6 +14,8 @@ export interface ApiContext {
   service(): RunningService | undefined;
   /** Stops the daemon as SIGTERM would (PUT /api/v1/daemon/exit). */
   requestStop(reason: string): void;
+  /** True once a stop began (state events are then refused). */
+  stopping(): boolean;
   /** Sets the log level; false when the level is not one of trace..error, off. */
   setLogLevel(level: string): boolean;
   readonly events: ErrorEvents;

@@ -80,7 +80,7 @@ export function addDaemonRoutes(r: Router, ctx: ApiContext): void {
     return ok(rec.instance.superMeta());
   });
   r.add('/api/v1/daemon/start', 'PUT', 'none', () => {
-    if (!ctx.machine.can('Start')) throw unexpectedEvent('Configure', 'Start');
+    if (ctx.stopping() || !ctx.machine.can('Start')) throw unexpectedEvent('Configure', 'Start');
     ctx.machine.fire('Start');
     return kNoContent;
   });
