@@ -114,6 +114,8 @@ export interface MountedFilesystem extends VfsMount {
   backendMetrics?(): BackendMetricsJson;
   /** Undefined when the instance has no blob cache (dummycache). */
   blobcacheMetrics?(readRequests: number): BlobcacheMetricsJson | undefined;
+  /** READs that waited for the backend (read misses) and READs served in JavaScript. */
+  readCounters?(): { readMisses: number; jsReads: number };
   /** Registry credential reload, when the storage supports it. */
   registryAuth?(): RegistryAuthTarget | undefined;
   /** Releases everything the instance holds (storage, image); after the table detached it. */

@@ -59,6 +59,8 @@ export class MountTable {
   private readonly _slots = new MountSlots(1, 255);
   private readonly _blobSlots = new BlobSlots(kMaxBlobSlots);
   private _queue: Promise<unknown> = Promise.resolve();
+  /** Read counters of mounts already released (readTotals adds the live ones). */
+  private readonly _retired = { readMisses: 0, jsReads: 0 };
   private readonly _builders: Record<'rafs' | 'passthrough_fs', MountBuilder>;
   private readonly _log: Logger;
 
@@ -82,6 +84,23 @@ export class MountTable {
     } catch {
       return undefined;
     }
+  }
+
+  /** READs filled from the backend and READs served in JavaScript, over every mount so far. */
+  readTotals(): { readMisses: number; jsReads: number } {
+    const t = { ...this._retired };
+    for (const r of this._records.values()) {
+      const c = r.instance.readCounters?.();
+      t.readMisses += c?.readMisses ?? 0;
+      t.jsReads += c?.jsReads ?? 0;
+    }
+    return t;
+  }
+
+  private _retire(instance: MountedFilesystem): void {
+    const c = instance.readCounters?.();
+    this._retired.readMisses += c?.readMisses ?? 0;
+    this._retired.jsReads += c?.jsReads ?? 0;
   }
 
   /** Operation counters of a mount (native, all threads) since it was attached. */
@@ -149,6 +168,7 @@ export class MountTable {
       this._records.clear();
       for (const rec of recs) {
         this._o.vfs.detach(rec.instance.slot);
+        this._retire(rec.instance);
         try {
           await rec.instance.close();
         } catch (err) {
@@ -248,6 +268,7 @@ export class MountTable {
     if (failed > 0) this._log.warn(`umount ${rec.mountpoint}: ${failed} READ(s) still waiting for data failed with EIO`);
     for (const s of rec.instance.blobSlots) session.unregisterBlob(s);
     this._blobSlots.give(rec.instance.blobSlots);
+    this._retire(rec.instance);
     try {
       await rec.instance.close();
     } catch (err) {

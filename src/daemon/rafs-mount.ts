@@ -185,6 +185,7 @@ export const buildRafs: MountBuilder = async (spec: MountSpec, slot: number, ctx
       superMeta: () => superMeta(image, rafs.entry_timeout, rafs.attr_timeout),
       backendMetrics: () => recorder.snapshot(),
       blobcacheMetrics,
+      readCounters: () => ({ readMisses: fs.readMisses, jsReads: fs.jsReads }),
       registryAuth: () => authTarget(shared),
       async close(): Promise<void> {
         if (shared.backend.onRead === recorder.record) shared.backend.onRead = undefined;

@@ -69,9 +69,11 @@ export async function serveVfs(ctx: ServeContext): Promise<RunningService> {
     stop(): Promise<void> {
       stopping ??= (async () => {
         const s = session.stats() as { requests?: number; fastReads?: number; fastReadBytes?: number; nativeOpens?: number; cachedReplies?: number };
+        const t = mounts.readTotals();
         log.info(
           `fuse: ${s.requests ?? 0} requests; ${s.fastReads ?? 0} READs served natively (${s.fastReadBytes ?? 0} bytes), ` +
-            `${s.cachedReplies ?? 0} LOOKUP/GETATTR and ${s.nativeOpens ?? 0} OPENs answered natively`,
+            `${t.readMisses} read misses filled, ${t.jsReads} READs through JavaScript, ${s.nativeOpens ?? 0} OPENs answered natively, ` +
+            `${s.cachedReplies ?? 0} LOOKUP/GETATTR answered natively`,
         );
         session.stop();
         await mounts.closeAll();
