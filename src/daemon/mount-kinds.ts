@@ -3,8 +3,16 @@
  * request and builds a filesystem instance that is ready to serve but not attached yet, so a
  * request that fails leaves nothing behind. RAFS images are built by rafs-mount.ts; the writable
  * passthrough filesystem (upstream `passthrough_fs`, which Kata mounts at /containers) is the
- * writable-filesystem work's: it plugs in here as another kind, sharing the pseudo root, the
- * node-id slots and the metrics.
+ * writable-filesystem work's: it plugs in here as another kind (`buildPassthrough`), sharing the
+ * pseudo root, the node-id slots (fs/node-space.ts) and the metrics.
+ *
+ * For a passthrough kind served in C++: the native session already knows the slot layout (node
+ * id >> 44, see FuseSession.setFopSlots), so requests of that slot can be dispatched to the
+ * native filesystem without crossing to JavaScript; its `fs` here then only needs `getattr` of
+ * its root (the pseudo parent's entry) and `destroy`. Its answers change, so the native reply
+ * cache must skip its slot (today the session caches every slot's LOOKUP/GETATTR/OPEN; the
+ * mount table invalidates a slot's answers only when it is mounted or unmounted), and it counts
+ * lookups (FORGET), which the router must then forward by slot.
  */
 import type { LoadedConfig, NydusConfig } from '../config/index.js';
 import type { FuseSession } from '../native/index.js';
