@@ -8,9 +8,10 @@
 import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { BlobFile, chunkDigest, openBootstrap, readChunkData, type BlobInfo, type ChunkInfo, type RafsImage } from '../rafs/index.js';
+import { BlobFile, chunkDigest, isDotOrDotDot, openBootstrap, readChunkData, type BlobInfo, type ChunkInfo, type RafsImage } from '../rafs/index.js';
 import { NydusError, NotSupportedError, UsageError } from '../util/errors.js';
-import { asString, baseParser } from './nydus-image-common.js';
+import { fileType, S_IFDIR, S_IFLNK, S_IFREG } from '../util/mode-bits.js';
+import { asString, baseParser, userMessage } from './nydus-image-common.js';
 import { flagNames, kBlobFeatureNames, showBytes } from './nydus-image-inspect.js';
 import { buildInfo } from './version.js';
 
@@ -66,9 +67,9 @@ export function checkImage(image: RafsImage, blobDir: string | undefined, log?: 
       inodes++;
       log?.(`${where}: ref ${ref} mode 0${a.mode.toString(8)} size ${a.size}`);
       for (const n of image.listXattrs(ref)) if (image.getXattr(ref, n) === undefined) problem(`${where}: xattr ${showBytes(n)} is listed but has no value`);
-      const type = a.mode & 0o170000;
+      const type = fileType(a.mode);
       let expect: Buffer | undefined;
-      if (type === 0o040000) {
+      if (type === S_IFDIR) {
         const parts: Buffer[] = [];
         if (seen.has(ref)) {
           problem(`${where}: directory reached twice (cycle)`);
@@ -77,7 +78,7 @@ export function checkImage(image: RafsImage, blobDir: string | undefined, log?: 
         seen.add(ref);
         const children: [Buffer, number][] = [];
         image.readDir(ref, 0, (e) => {
-          if (!(e.name.length <= 2 && e.name.every((c) => c === 0x2e))) children.push([e.name, e.ref]);
+          if (!isDotOrDotDot(e.name)) children.push([e.name, e.ref]);
           return true;
         });
         for (let i = 1; i < children.length; i++) {
@@ -88,9 +89,9 @@ export function checkImage(image: RafsImage, blobDir: string | undefined, log?: 
           if (d) parts.push(d);
         }
         expect = hash(parts);
-      } else if (type === 0o120000) {
+      } else if (type === S_IFLNK) {
         expect = hash([image.readLink(ref)]);
-      } else if (type === 0o100000) {
+      } else if (type === S_IFREG) {
         const chunks = image.chunks(ref);
         checkChunks(where, a.size, chunks, blobs, problem);
         expect = hash(chunks.map((c) => c.digest));
@@ -105,7 +106,7 @@ export function checkImage(image: RafsImage, blobDir: string | undefined, log?: 
             try {
               readChunkData((o, l) => f.read(o, l), c, blob, true);
             } catch (err) {
-              problem(`${where}: chunk at file offset ${c.fileOffset}: ${(err as Error).message}`);
+              problem(`${where}: chunk at file offset ${c.fileOffset}: ${userMessage(err)}`);
             }
           }
         }
@@ -120,7 +121,7 @@ export function checkImage(image: RafsImage, blobDir: string | undefined, log?: 
       }
       return expect;
     } catch (err) {
-      problem(`${where}: ${(err as Error).message}`);
+      problem(`${where}: ${userMessage(err)}`);
       return undefined;
     }
   };
@@ -159,7 +160,7 @@ export async function run(argv: string[]): Promise<number> {
   if (path === undefined) throw new UsageError('missing parameter `bootstrap` or `BOOTSTRAP`');
   const blobDir = asString(args['blob-dir']);
   if (blobDir !== undefined && !(existsSync(blobDir) && statSync(blobDir).isDirectory())) throw new UsageError(`--blob-dir ${blobDir} is not a directory`);
-  const image = openBootstrap(path, blobDir !== undefined ? { blobDir } : {});
+  const image = openBootstrap(path, blobDir !== undefined ? { blobDir, chunkTableFallback: true } : { chunkTableFallback: true });
   let result: CheckResult;
   try {
     result = checkImage(image, blobDir, args['verbose'] === true ? (l) => process.stdout.write(`${l}\n`) : undefined);

@@ -7,7 +7,7 @@ import { appendFileSync } from 'node:fs';
 
 import yargs, { type Argv } from 'yargs';
 
-import { UsageError } from '../util/errors.js';
+import { NydusError, UsageError } from '../util/errors.js';
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error';
 
@@ -68,6 +68,12 @@ export class CliLog {
   warn(msg: string): void {
     if (this._rank <= 3) this._write(`nydus-image: warning: ${msg}\n`);
   }
+}
+
+/** An error as a nydus-image user reads it: where the reader needs more, name the flag that gives it. */
+export function userMessage(err: unknown): string {
+  const msg = err instanceof Error ? err.message : String(err);
+  return NydusError.is(err) && err.code === 'ERR_RAFS_BLOB_META_REQUIRED' ? `${msg}: give the directory holding it with --blob-dir (-D)` : msg;
 }
 
 export function asString(v: unknown): string | undefined {

@@ -4,7 +4,8 @@
  * types other than dir-rafs/tar-rafs/targz-rafs, and features that need another image (chunk
  * dict, parent bootstrap) or encryption, are recognised and refused as "not supported yet".
  */
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 
 import { createImage, defaultBuildOptions, type BuildOptions } from '../rafs/builder/index.js';
 import { ProgressBar } from '../rafs/builder/progress.js';
@@ -145,9 +146,21 @@ export function optionsFromArgs(args: Record<string, unknown>): BuildOptions {
   return opts;
 }
 
+/** --blob-dir is created when missing (with its parents), as upstream does. */
 function checkPaths(opts: BuildOptions): void {
-  if (opts.blobDir !== undefined && !(existsSync(opts.blobDir) && statSync(opts.blobDir).isDirectory())) {
-    throw new UsageError(`directory to store blobs does not exist: ${opts.blobDir}`);
+  const dir = opts.blobDir;
+  if (dir === undefined) return;
+  if (existsSync(dir)) {
+    if (!statSync(dir).isDirectory()) throw new UsageError(`--blob-dir ${dir}: exists and is not a directory`);
+    return;
+  }
+  // One level at a time: Node's recursive mkdir spins forever on some paths (under /proc).
+  const missing: string[] = [];
+  for (let p = resolve(dir); !existsSync(p) && dirname(p) !== p; p = dirname(p)) missing.unshift(p);
+  try {
+    for (const p of missing) mkdirSync(p);
+  } catch (err) {
+    throw new UsageError(`--blob-dir ${dir}: cannot create the directory (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
   }
 }
 

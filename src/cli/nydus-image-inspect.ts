@@ -2,12 +2,14 @@
  * `nydus-image inspect`: what an image holds — superblock, blobs, prefetch table and the tree
  * with every file's chunks — as text, or as one JSON document with `--json`. Upstream's request
  * mode (`-R stats|blobs|prefetch|ls [DIR]|stat PATH`) prints the same JSON answers; its
- * interactive prompt is not offered (the full report replaces it). `--blob-dir` lets images
- * whose chunk info lives in the blobs (INLINED_CHUNK_DIGEST) list their chunks.
+ * interactive prompt is not offered (the full report replaces it). Images whose chunk info lives
+ * in the blobs (INLINED_CHUNK_DIGEST) list it from the blob meta with `--blob-dir`, else from the
+ * bootstrap's chunk info table, as upstream does.
  */
-import { openBootstrap, type ChunkInfo, type InodeAttr, type RafsImage } from '../rafs/index.js';
+import { isDotOrDotDot, openBootstrap, type ChunkInfo, type InodeAttr, type RafsImage } from '../rafs/index.js';
 import { NydusError, NotSupportedError, UsageError } from '../util/errors.js';
-import { asString, baseParser } from './nydus-image-common.js';
+import { fileType, kFileTypeNames } from '../util/mode-bits.js';
+import { asString, baseParser, userMessage } from './nydus-image-common.js';
 
 function parser(argv: string[]) {
   return baseParser(argv, '$0 inspect [options] <BOOTSTRAP>\n\nInspect RAFS filesystem metadata')
@@ -78,8 +80,6 @@ function chunkJson(c: ChunkInfo): Record<string, number | string | boolean> {
   };
 }
 
-const kTypeNames: Record<number, string> = { 0o040000: 'dir', 0o100000: 'file', 0o120000: 'symlink', 0o020000: 'chr', 0o060000: 'blk', 0o010000: 'fifo', 0o140000: 'sock' };
-
 /** Pre-order walk with byte-exact paths (readDir names are Buffers). */
 export function walkImage(image: RafsImage, visit: (path: Buffer, ref: number, attr: InodeAttr) => void): void {
   const stack: [Buffer, number][] = [[Buffer.from('/'), image.super.rootRef]];
@@ -92,8 +92,7 @@ export function walkImage(image: RafsImage, visit: (path: Buffer, ref: number, a
     seenDirs.add(ref);
     const children: [Buffer, number][] = [];
     image.readDir(ref, 0, (e) => {
-      const dot = e.name.length <= 2 && e.name.every((c) => c === 0x2e);
-      if (!dot) children.push([Buffer.concat([path.length === 1 ? Buffer.alloc(0) : path, Buffer.from('/'), e.name]), e.ref]);
+      if (!isDotOrDotDot(e.name)) children.push([Buffer.concat([path.length === 1 ? Buffer.alloc(0) : path, Buffer.from('/'), e.name]), e.ref]);
       return true;
     });
     for (let i = children.length - 1; i >= 0; i--) stack.push(children[i]!);
@@ -101,7 +100,7 @@ export function walkImage(image: RafsImage, visit: (path: Buffer, ref: number, a
 }
 
 function entryReport(image: RafsImage, path: Buffer, ref: number, a: InodeAttr): EntryReport {
-  const type = kTypeNames[a.mode & 0o170000] ?? 'unknown';
+  const type = kFileTypeNames[fileType(a.mode)] ?? 'unknown';
   const r: EntryReport = {
     path: showBytes(path),
     ref,
@@ -125,7 +124,7 @@ function entryReport(image: RafsImage, path: Buffer, ref: number, a: InodeAttr):
     try {
       r.chunks = image.chunks(ref).map(chunkJson);
     } catch (err) {
-      r.chunks = `unavailable: ${(err as Error).message}`;
+      r.chunks = `unavailable: ${userMessage(err)}`;
     }
   }
   return r;
@@ -209,7 +208,7 @@ export async function run(argv: string[]): Promise<number> {
   const path = asString(args['BOOTSTRAP']) ?? asString(args['bootstrap']);
   if (path === undefined) throw new UsageError('missing parameter `bootstrap` or `BOOTSTRAP`');
   const blobDir = asString(args['blob-dir']);
-  const image = openBootstrap(path, blobDir !== undefined ? { blobDir } : {});
+  const image = openBootstrap(path, blobDir !== undefined ? { blobDir, chunkTableFallback: true } : { chunkTableFallback: true });
   try {
     const write = (s: string): void => {
       process.stdout.write(s);

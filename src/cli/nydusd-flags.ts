@@ -38,7 +38,7 @@ export const kNydusdFlags: Readonly<Record<string, FlagSpec>> = {
   'fuse-threads': { alias: 'thread-num', type: 'number', default: 4, describe: 'FUSE worker threads, 1..1024' },
   'log-level': { alias: 'l', choices: ['trace', 'debug', 'info', 'warn', 'error'], default: 'info', describe: 'log level' },
   'log-file': { alias: 'L', type: 'string', describe: 'log to this file (JSON lines; ".log" appended when no extension)' },
-  'log-format': { choices: ['text', 'json'], default: 'text', describe: 'format of log lines on stderr' },
+  'log-format': { choices: ['text', 'json'], default: 'text', describe: 'format of log lines, on stderr or in --log-file' },
   'log-rotation-size': { type: 'number', default: 0, describe: 'rotate --log-file at this many MiB (0: never)' },
   'rlimit-nofile': { type: 'number', default: 1000000, describe: 'raise RLIMIT_NOFILE to this (0: leave unchanged)' },
   id: { type: 'string', describe: 'service instance identifier (requires --supervisor)' },

@@ -1,5 +1,5 @@
 /** Version information printed by `--version` and reported by the API (`DaemonInfo.version`). */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -46,6 +46,18 @@ export function gitCommit(root: string): string | undefined {
   return sha !== undefined && /^[0-9a-f]{40,64}$/.test(sha) ? sha.slice(0, 12) : undefined;
 }
 
+/**
+ * When this program was built: the time `npm run build` compiled this module, in upstream's
+ * format (RFC 2822 in UTC, as the `built` crate writes it). Empty when it cannot be told.
+ */
+function buildTime(): string {
+  try {
+    return new Date(statSync(new URL(import.meta.url)).mtimeMs).toUTCString().replace(/GMT$/, '+0000');
+  } catch {
+    return '';
+  }
+}
+
 export function buildInfo(): BuildInfo {
   if (info) return info;
   const pkgUrl = new URL('../../../package.json', import.meta.url);
@@ -54,21 +66,20 @@ export function buildInfo(): BuildInfo {
   info = {
     package_ver: `v${pkg.version}`,
     git_commit: commit,
-    build_time: '',
+    build_time: buildTime(),
     profile: 'release',
-    // Upstream reports its compiler here; ours is the Node runtime.
+    // Upstream reports its compiler here; what compiles and runs us is Node.
     rustc: `node ${process.version}`,
   };
   return info;
 }
 
+/**
+ * `--version` in upstream's shape (BuildTimeInfo::dump printed by clap after the
+ * program name; the carriage return puts "Version:" at the start of the line on a terminal).
+ * nydus-snapshotter reads the commit with `Git Commit:\s*(.+)`.
+ */
 export function versionText(program: string): string {
   const b = buildInfo();
-  return [
-    `${program} (Node-native nydusd)`,
-    `Version:    ${b.package_ver}`,
-    `Git Commit: ${b.git_commit}`,
-    `Profile:    ${b.profile}`,
-    `Runtime:    ${b.rustc}`,
-  ].join('\n');
+  return `${program} \rVersion: \t${b.package_ver}\nGit Commit: \t${b.git_commit}\nBuild Time: \t${b.build_time}\nProfile: \t${b.profile}\nRustc: \t\t${b.rustc}`;
 }

@@ -12,6 +12,8 @@
 export { Daemon, runDaemon } from './lifecycle.js';
 export type { DaemonDeps, RunOptions } from './lifecycle.js';
 export type { BuildInfo, DaemonOptions } from './options.js';
+export type { ApiStarter, ControlServer, DaemonControl } from './control.js';
+export { ErrorEvents } from './events.js';
 export { MountTable } from './mounts.js';
 export type { MountRecord, MountTableOptions } from './mounts.js';
 export { MountError, kindOf } from './mount-kinds.js';
@@ -20,6 +22,5 @@ export { serveVfs } from './serve-vfs.js';
 export { kDefaultStopTimeoutMs } from './options.js';
 export { DaemonStateMachine } from './state.js';
 export type { DaemonState, DaemonEvent } from './state.js';
-export { serveNotSupported } from './serve.js';
 export type { ServeStep, ServeContext, RunningService } from './serve.js';
 export { applyRlimitNofile, checkBootstrap, checkTransportTarget, configNotes } from './prepare.js';

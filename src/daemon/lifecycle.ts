@@ -11,11 +11,10 @@ import { NydusError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { kLogLevels, RootLogger } from '../util/logger.js';
 import type { LogLevel } from '../util/logger.js';
-import type { ApiContext, ApiServer } from './api/index.js';
-import { ErrorEvents } from './api/events.js';
-import { claimSocketPath } from './api/unix-socket.js';
+import type { ApiStarter, ControlServer, DaemonControl } from './control.js';
+import { ErrorEvents } from './events.js';
 import type { BuildInfo, DaemonOptions } from './options.js';
-import { applyRlimitNofile, checkBootstrap, checkTransportTarget, configNotes } from './prepare.js';
+import { applyRlimitNofile, checkApiSocket, checkBootstrap, checkTransportTarget, configNotes } from './prepare.js';
 import type { RunningService, ServeStep } from './serve.js';
 import { serveVfs } from './serve-vfs.js';
 import { DaemonStateMachine } from './state.js';
@@ -32,6 +31,8 @@ export interface DaemonDeps {
   applyRlimit?: (requested: number, log: Logger) => void;
   /** What the API reports as `version` (the CLI's --version facts). */
   buildInfo?: BuildInfo;
+  /** Starts the HTTP API for --apisock (src/daemon/api startApiServer; the CLI wires it). */
+  api?: ApiStarter;
 }
 
 export class Daemon {
@@ -42,7 +43,7 @@ export class Daemon {
   readonly hotConfig = new Map<string, string>();
   private _storage: StorageService | undefined;
   private _service: RunningService | undefined;
-  private _api: ApiServer | undefined;
+  private _api: ControlServer | undefined;
   private _stopping: Promise<void> | undefined;
   private readonly _log: Logger;
   private _stopRequested!: (reason: string) => void;
@@ -67,7 +68,7 @@ export class Daemon {
   get service(): RunningService | undefined {
     return this._service;
   }
-  get api(): ApiServer | undefined {
+  get api(): ControlServer | undefined {
     return this._api;
   }
 
@@ -88,8 +89,8 @@ export class Daemon {
         for (const note of configNotes(o.config)) log.warn(note);
         await checkBootstrap(o.bootstrap);
       }
-      await checkTransportTarget(o);
-      if (o.apiSock !== undefined) await claimSocketPath(o.apiSock, '--apisock');
+      await checkTransportTarget(o, log);
+      if (o.apiSock !== undefined) await checkApiSocket(o.apiSock);
       if (o.bootstrap !== undefined) {
         const settings = storageSettings(o.config, o.configOrigin);
         this._storage = await (this._deps.createStorage ?? StorageService.create)(settings, log.child('storage'));
@@ -106,9 +107,8 @@ export class Daemon {
       this.machine.fire('Mount');
       this.machine.fire('Start');
       if (o.apiSock !== undefined) {
-        // Loaded only by daemons with an API (node:http and the routes stay off a plain start).
-        const { ApiServer, createApiRouter } = await import('./api/index.js');
-        this._api = await ApiServer.listen(o.apiSock, createApiRouter(this._apiContext()), log.child('api'));
+        if (!this._deps.api) throw new NydusError('ERR_NO_API', '--apisock: this daemon was built without an API server (DaemonDeps.api)');
+        this._api = await this._deps.api(this._control(), o.apiSock);
       }
     } catch (err) {
       await this._service?.stop().catch((e: unknown) => log.error(`stopping the service failed: ${(e as Error).message}`));
@@ -121,7 +121,7 @@ export class Daemon {
     log.info(`ready in ${(performance.now() - t0).toFixed(1)} ms (state ${this.machine.state})`);
   }
 
-  private _apiContext(): ApiContext {
+  private _control(): DaemonControl {
     return {
       log: this._log.child('api'),
       buildInfo: this._deps.buildInfo ?? kUnknownBuild,

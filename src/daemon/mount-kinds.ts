@@ -16,7 +16,7 @@
  */
 import type { LoadedConfig, NydusConfig } from '../config/index.js';
 import type { FuseSession } from '../native/index.js';
-import type { VfsMount } from '../fs/vfs.js';
+import type { VfsMount } from '../fs/index.js';
 import type { StorageService, StorageSettings } from '../storage/index.js';
 import { NotSupportedError, NydusError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';

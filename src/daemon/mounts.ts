@@ -17,10 +17,8 @@
  *      and only then free the node-id slot and blob slots for reuse.
  */
 import type { FuseFopStats, FuseSession } from '../native/index.js';
-import { kRootId, kSlotBits, kSlotSpan, slotRange } from '../fs/node-space.js';
-import { canonicalMountpoint, mountpointComponents, PseudoTreeError } from '../fs/pseudo-tree.js';
-import type { PseudoDir } from '../fs/pseudo-tree.js';
-import type { Vfs } from '../fs/vfs.js';
+import { canonicalMountpoint, kRootId, kSlotBits, kSlotSpan, mountpointComponents, PseudoTreeError, slotRange } from '../fs/index.js';
+import type { PseudoDir, Vfs } from '../fs/index.js';
 import { NotSupportedError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import type { MountBuilder, MountContext, MountedFilesystem, MountSpec } from './mount-kinds.js';

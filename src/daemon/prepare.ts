@@ -5,14 +5,16 @@
  */
 import { readFileSync } from 'node:fs';
 import { access, constants as fsc, open, stat } from 'node:fs/promises';
-import { fstatSync } from 'node:fs';
+import { fstatSync, type Stats } from 'node:fs';
 import { dirname } from 'node:path';
 
 import type { NydusConfig } from '../config/index.js';
 import { getRlimitNofile, setRlimitNofile } from '../native/index.js';
 import { NydusError, UsageError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
+import { claimSocketPath } from '../util/unix-socket.js';
 import type { DaemonOptions } from './options.js';
+import { clearStaleFuseMount } from './stale-mount.js';
 
 function code(err: unknown): string {
   return (err as NodeJS.ErrnoException).code ?? String(err);
@@ -42,15 +44,26 @@ export async function checkBootstrap(path: string, what = '--bootstrap'): Promis
   }
 }
 
-/** Where the transport will attach must exist before we build anything. */
-export async function checkTransportTarget(o: DaemonOptions): Promise<void> {
+/**
+ * Where the transport will attach must be usable before we build anything: a mountpoint (a stale
+ * FUSE mount of ours is cleared), or a socket path nobody listens on (a stale file is replaced).
+ */
+export async function checkTransportTarget(o: DaemonOptions, log?: Logger): Promise<void> {
   if (o.mode === 'fuse') {
     const m = o.mountpoint ?? '';
-    let st;
+    const unusable = (err: unknown): UsageError =>
+      new UsageError(`--mountpoint ${m}: ${code(err) === 'ENOENT' ? 'no such directory' : `cannot stat (${code(err)})`}`);
+    let st: Stats;
     try {
       st = await stat(m);
     } catch (err) {
-      throw new UsageError(`--mountpoint ${m}: ${code(err) === 'ENOENT' ? 'no such directory' : `cannot stat (${code(err)})`}`);
+      if (code(err) !== 'ENOTCONN') throw unusable(err);
+      clearStaleFuseMount(m, log);
+      try {
+        st = await stat(m);
+      } catch (again) {
+        throw unusable(again);
+      }
     }
     if (!st.isDirectory()) throw new UsageError(`--mountpoint ${m}: not a directory`);
     return;
@@ -72,13 +85,22 @@ export async function checkTransportTarget(o: DaemonOptions): Promise<void> {
   } catch (err) {
     throw new UsageError(`--sock ${sock}: cannot create a socket in ${dir} (${code(err)})`);
   }
+  await claimSocketPath(sock, '--sock');
+}
+
+/**
+ * --apisock, checked before anything is mounted: its directory takes a new socket, and the path
+ * is free or a stale socket file (replaced); a live listener there is an error. The server claims
+ * it again right before binding (the daemon is RUNNING by then).
+ */
+export async function checkApiSocket(path: string): Promise<void> {
+  const dir = dirname(path);
   try {
-    const st = await stat(sock);
-    // A stale socket is removed by the transport; anything else must not be clobbered.
-    if (!st.isSocket()) throw new UsageError(`--sock ${sock}: exists and is not a socket`);
+    await access(dir, fsc.W_OK | fsc.X_OK);
   } catch (err) {
-    if (err instanceof UsageError) throw err;
+    throw new UsageError(`--apisock ${path}: cannot create a socket in ${dir} (${code(err)})`);
   }
+  await claimSocketPath(path, '--apisock');
 }
 
 /** Warnings for configured features that are parsed but have no effect yet. */

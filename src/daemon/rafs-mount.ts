@@ -8,8 +8,7 @@
 import { applyImagePullAuth, parseConfigText, validateConfig } from '../config/index.js';
 import type { LoadedConfig } from '../config/index.js';
 import { kRafsV2Schema } from '../config/schema-v2.js';
-import { defaultAttrPolicy } from '../fs/attr.js';
-import { RafsFilesystem } from '../fs/rafs-fs.js';
+import { defaultAttrPolicy, RafsFilesystem } from '../fs/index.js';
 import { CompressAlgo } from '../native/index.js';
 import type { RafsImage } from '../rafs/index.js';
 import { openBootstrap } from '../rafs/index.js';

@@ -9,7 +9,7 @@
  */
 import type { LoadedConfig } from '../config/index.js';
 import { readBackendEnvironment } from '../config/index.js';
-import { Vfs } from '../fs/vfs.js';
+import { Vfs } from '../fs/index.js';
 import { FuseSession } from '../native/index.js';
 import { NydusError } from '../util/errors.js';
 import { MountTable } from './mounts.js';

@@ -4,9 +4,8 @@
  * (FUSE mount at options.mountpoint, or the vhost-user socket). Injected, so tests can stand in.
  */
 import type { FuseSession } from '../native/index.js';
-import type { Vfs } from '../fs/vfs.js';
+import type { Vfs } from '../fs/index.js';
 import type { StorageService, StorageSettings } from '../storage/index.js';
-import { NotSupportedError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import type { MountTable } from './mounts.js';
 import type { DaemonOptions } from './options.js';
@@ -35,5 +34,3 @@ export interface RunningService {
 }
 
 export type ServeStep = (ctx: ServeContext) => Promise<RunningService>;
-
-export const serveNotSupported: ServeStep = () => Promise.reject(new NotSupportedError('serving RAFS images'));

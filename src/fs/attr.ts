@@ -8,6 +8,7 @@
  */
 import type { FuseAttr } from '../native/index.js';
 import type { InodeAttr } from '../rafs/index.js';
+import { isDirMode } from '../util/mode-bits.js';
 
 export interface AttrPolicy {
   uid: number;
@@ -23,12 +24,9 @@ export function defaultAttrPolicy(): AttrPolicy {
   };
 }
 
-const kS_IFMT = 0o170000;
-const kS_IFDIR = 0o040000;
-
 export function toFuseAttr(a: InodeAttr, nodeId: number, isRoot: boolean, policy: AttrPolicy): FuseAttr {
   let mode = a.mode;
-  if (isRoot && (mode & kS_IFMT) === kS_IFDIR) mode = (mode & ~0o777) | 0o755;
+  if (isRoot && isDirMode(mode)) mode = (mode & ~0o777) | 0o755;
   const noTime = a.mtimeSec === 0 && a.mtimeNsec === 0;
   const sec = noTime ? policy.startTimeSec : a.mtimeSec;
   const nsec = noTime ? 0 : a.mtimeNsec;

@@ -29,6 +29,7 @@ import { FuseErrno, FuseExtentTable, fuseDirentSize, fuseErrno } from '../native
 import type { ChunkInfo, InodeRef, RafsImage } from '../rafs/index.js';
 import type { ImageStorage } from '../storage/index.js';
 import type { Logger } from '../util/logger.js';
+import { isDirMode, isLnkMode, isRegMode } from '../util/mode-bits.js';
 import type { AttrPolicy } from './attr.js';
 import { toFuseAttr } from './attr.js';
 import { kErrno } from './errno.js';
@@ -63,9 +64,6 @@ interface OpenFile {
   byKey?: Map<string, ChunkInfo>;
 }
 
-const kS_IFMT = 0o170000;
-const kS_IFREG = 0o100000;
-const kS_IFDIR = 0o040000;
 const kExtentCacheSize = 1024;
 const kMissFileCacheSize = 256;
 const kMaxRead = 64 * 1024 * 1024;
@@ -174,7 +172,7 @@ export class RafsFilesystem implements FuseFilesystem {
     const ref = this._ref(nodeid);
     if (typeof ref !== 'number') return ref;
     try {
-      if ((this._image.getAttr(ref).mode & kS_IFMT) !== 0o120000) return fuseErrno(kErrno.EINVAL);
+      if (!isLnkMode(this._image.getAttr(ref).mode)) return fuseErrno(kErrno.EINVAL);
       return this._image.readLink(ref);
     } catch (err) {
       return this._fail(`readlink of node ${nodeid}`, err);
@@ -186,8 +184,8 @@ export class RafsFilesystem implements FuseFilesystem {
     if (typeof ref !== 'number') return ref;
     try {
       const a = this._image.getAttr(ref);
-      if ((a.mode & kS_IFMT) === kS_IFDIR) return fuseErrno(kErrno.EISDIR);
-      if ((a.mode & kS_IFMT) !== kS_IFREG) return fuseErrno(kErrno.EACCES);
+      if (isDirMode(a.mode)) return fuseErrno(kErrno.EISDIR);
+      if (!isRegMode(a.mode)) return fuseErrno(kErrno.EACCES);
       const chunks = this._image.chunks(ref);
       const fh = this._nextFh++;
       this._files.set(fh, { ref, size: a.size, chunks });
@@ -257,7 +255,7 @@ export class RafsFilesystem implements FuseFilesystem {
     const known = this._missFiles.get(ref);
     if (known) return known;
     const a = this._image.getAttr(ref);
-    if ((a.mode & kS_IFMT) !== kS_IFREG) return fuseErrno(kErrno.EBADF);
+    if (!isRegMode(a.mode)) return fuseErrno(kErrno.EBADF);
     const file: OpenFile = { ref, size: a.size, chunks: this._image.chunks(ref) };
     this._missFiles.set(ref, file);
     if (this._missFiles.size > kMissFileCacheSize) {
@@ -408,7 +406,7 @@ export class RafsFilesystem implements FuseFilesystem {
     if (want === 0) return;
     if (ctx.uid === 0) {
       // root may read/write anything, and execute what someone may execute (or any directory).
-      if ((want & 1) !== 0 && (mode & 0o111) === 0 && (mode & kS_IFMT) !== kS_IFDIR) return fuseErrno(kErrno.EACCES);
+      if ((want & 1) !== 0 && (mode & 0o111) === 0 && !isDirMode(mode)) return fuseErrno(kErrno.EACCES);
       return (want & 2) !== 0 ? fuseErrno(kErrno.EROFS) : undefined;
     }
     const bits = ctx.uid === uid ? (mode >> 6) & 7 : ctx.gid === gid ? (mode >> 3) & 7 : mode & 7;

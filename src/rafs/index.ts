@@ -22,7 +22,9 @@
  *  2. `openBootstrap(path, { blobMetaProvider })`: called synchronously on first need per blob;
  *  3. `openBootstrap(path, { blobDir })`: `<dir>/<blob_id>.blob.meta` (+ `.blob.digest`) or the
  *     data blob `<dir>/<blob_id>` itself (CI at ci_offset, digests via its TOC);
- *  4. for an inline-meta blob opened as the bootstrap, that blob file itself.
+ *  4. for an inline-meta blob opened as the bootstrap, that blob file itself;
+ *  5. with `openBootstrap(path, { chunkTableFallback: true })` (nydus-image check/inspect), the
+ *     bootstrap's own chunk info table, which upstream and our builder write for these images too.
  * Without any of them `chunks()` throws `ERR_RAFS_BLOB_META_REQUIRED`; it never guesses. A
  * `ChunkInfo.digest` of all zeros means "digest not available" (meta supplied without digests).
  *
@@ -43,7 +45,7 @@ export type { BlobInfo, ChunkInfo, CompressorName, DigesterName, DirEntry, Inode
 export { openBootstrap, openBootstrapBuffer, metaPathStem, type OpenOptions } from './reader/open.js';
 export { V5Image } from './reader/v5-image.js';
 export { V6Image } from './reader/v6-image.js';
-export { DT_BLK, DT_CHR, DT_DIR, DT_FIFO, DT_LNK, DT_REG, DT_SOCK, DT_UNKNOWN } from './reader/common.js';
+export { DT_BLK, DT_CHR, DT_DIR, DT_FIFO, DT_LNK, DT_REG, DT_SOCK, DT_UNKNOWN, isDotOrDotDot } from './reader/common.js';
 export { RafsError, kRafsErrorCodes, type RafsErrorCode } from './layout/errors.js';
 
 // Blob side.
@@ -61,7 +63,18 @@ export {
   type ZranContext,
 } from './blob/meta.js';
 export { extractTocEntry, findToc, getTocEntry, parseTarHeader, parseToc, tocDigest, type TarHeader, type TocEntry, type TocLocation } from './blob/toc.js';
-export { chunkDigest, compressorFromEnum, decodeChunk, digesterFromEnum, sha256 } from './blob/codec.js';
+export {
+  chunkDigest,
+  compressChunk,
+  compressorFromEnum,
+  compressorToEnum,
+  decodeChunk,
+  decodeChunkInto,
+  digesterFromEnum,
+  digesterToEnum,
+  sha256,
+  type WritableCompressor,
+} from './blob/codec.js';
 export {
   BlobFile,
   blobDirMetaProvider,

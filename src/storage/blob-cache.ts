@@ -15,6 +15,7 @@ import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import type { NativeChunkMap } from '../native/index.js';
+import { compressorToEnum } from '../rafs/index.js';
 import { kBlobFeatures, kMaxChunksPerBlob } from '../rafs/layout/constants.js';
 import { decodeWrite, openChunkMap } from '../native/index.js';
 import type { Logger } from '../util/logger.js';
@@ -24,7 +25,6 @@ import type { BlobMeta } from './blob-meta.js';
 import { blobMetaPath, fetchBlobMeta, readBlobMetaFile, writeBlobMetaFile } from './blob-meta.js';
 import type { BlobSource } from './chunk-data.js';
 import { checkChunk, decodeAndVerifyInto, intersect, untilAborted } from './chunk-data.js';
-import { compressorCode } from './codec.js';
 import type { CacheCounters } from './counters.js';
 import { errnoCode, StorageError } from './errors.js';
 import { amplifyRanges, mergeChunks } from './fetch-plan.js';
@@ -372,7 +372,7 @@ export class CachedBlob implements BlobSource {
     let status: Int32Array;
     try {
       this._throwIfClosed();
-      status = await decodeWrite(compressorCode(this.info.compressor), buf, plan, this._fh.fd);
+      status = await decodeWrite(compressorToEnum(this.info.compressor), buf, plan, this._fh.fd);
     } catch (err) {
       const e = err instanceof StorageError ? err : new StorageError('ERR_CACHE_FILE', `blob ${id}: filling ${chunks.length} chunk(s) failed: ${(err as Error).message}`, { cause: err });
       for (const c of chunks) this._settle(c, e);

@@ -3,9 +3,10 @@
  * data is untrusted), fetched bytes -> verified uncompressed chunk, and copying the part of a
  * chunk a file read wants.
  */
+import { chunkDigest, decodeChunk, decodeChunkInto } from '../rafs/index.js';
+import { isZero } from '../rafs/layout/bytes.js';
 import { kMaxChunkSize } from '../rafs/layout/constants.js';
 import type { Logger } from '../util/logger.js';
-import { chunkDigest, decodeChunk, decodeChunkInto, isZeroDigest } from './codec.js';
 import type { CacheCounters } from './counters.js';
 import { StorageError } from './errors.js';
 import type { BlobInfo, ChunkInfo } from './types.js';
@@ -92,7 +93,7 @@ export function decodeAndVerifyInto(ctx: VerifyContext, c: ChunkInfo, raw: Buffe
 
 function verifyDigest(ctx: VerifyContext, c: ChunkInfo, data: Buffer): void {
   const { blob } = ctx;
-  if (ctx.validate && !isZeroDigest(c.digest)) {
+  if (ctx.validate && !isZero(c.digest)) {
     const got = chunkDigest(blob.digester, data);
     if (!got.equals(c.digest)) {
       ctx.counters.digestErrors++;

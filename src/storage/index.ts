@@ -5,7 +5,8 @@
  *
  * Neighbours: config/ (settings) above; the RAFS reader supplies BlobInfo/ChunkInfo; the fs layer
  * calls ImageStorage.ensureReady/read and registers blobcache files with the native READ fast
- * path (nativeRegistrations()); native/ provides codecs and the persistent chunk map.
+ * path (nativeRegistrations()); rafs/blob/codec decodes and digests chunks; native/ provides the
+ * persistent chunk map and the off-thread decode-and-write.
  */
 export type { RawBackend, BackendPolicy, BackendStats, BackendReadObserver } from './backend.js';
 export { BlobBackend, kLocalPolicy, kMaxBackendRead } from './backend.js';
@@ -29,4 +30,3 @@ export { BlobMeta, metaFileSize } from './blob-meta.js';
 export type { BlobMetaHeader, BlobChunkEntry } from './blob-meta.js';
 export { mergeChunks, amplifyRanges, effectiveBatch, kMinBatchSize } from './fetch-plan.js';
 export type { FetchRange } from './fetch-plan.js';
-export { decodeChunk, chunkDigest } from './codec.js';

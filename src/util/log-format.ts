@@ -9,7 +9,7 @@ export type LogLevel = (typeof kLogLevels)[number];
 export type LogFormat = 'text' | 'json';
 export type LogFields = Record<string, unknown>;
 
-/** Numeric levels (winston's order: lower is more severe). */
+/** Numeric levels (lower is more severe). */
 export const kLevelNumbers: Record<LogLevel, number> = { error: 0, warn: 1, info: 2, debug: 3, trace: 4 };
 
 function stringifyField(v: unknown): string {
@@ -24,7 +24,7 @@ export type LogRecord = LogFields & { level: LogLevel; message: string; module: 
 
 const kReserved = new Set(['level', 'message', 'module', 'time']);
 
-/** `[time] LEVEL [module] message k=v ...` (stderr default). */
+/** `[time] LEVEL [module] message k=v ...` (the default, on stderr and in --log-file). */
 export function formatText(rec: LogRecord): string {
   const { level, message, module, time } = rec;
   let line = `[${time}] ${level.toUpperCase().padEnd(5)} ${module ? `[${module}] ` : ''}${message}`;
@@ -34,7 +34,7 @@ export function formatText(rec: LogRecord): string {
   return line;
 }
 
-/** One JSON object per line (`--log-format json`, `--log-file`). */
+/** One JSON object per line (`--log-format json`). */
 export function formatJson(rec: LogRecord): string {
   const { level, message, module, time, ...rest } = rec;
   const fields: Record<string, unknown> = {};

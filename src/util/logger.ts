@@ -1,11 +1,10 @@
 /**
- * The daemon's logger: levels as `--log-level`, human-readable lines on stderr by default, JSON
- * lines with `--log-format json` and always in `--log-file`. Native log records (C++ core)
- * arrive through the same logger.
+ * The daemon's logger: levels as `--log-level`, human-readable text lines by default (on stderr,
+ * or in `--log-file`, as upstream writes them), JSON lines with `--log-format json`. Native log
+ * records (C++ core) arrive through the same logger.
  *
- * Lines for stderr (or a test stream) are formatted here and written directly; only
- * `--log-file` (rotation, tailing, flush on close) goes through winston (log-file.ts), which is
- * loaded then and only then: loading it costs ~40 ms of a daemon start.
+ * Lines are formatted here and written directly: to stderr (or a test stream), or appended to
+ * `--log-file` with size rotation (log-file.ts).
  *
  * Zero cost when off (style rule 10): every method compares a number before doing anything, and
  * takes a message function for anything costly to format, so `log.trace(() => ...)` on a hot
@@ -31,7 +30,7 @@ const kLevelToNative: Record<LogLevel, number> = { trace: 0, debug: 1, info: 2, 
 
 export interface LoggerOptions {
   level: LogLevel;
-  /** Format of the stderr stream (the log file is always JSON lines). */
+  /** Format of the lines, on stderr or in the file (default text). */
   format?: LogFormat;
   /** Log to this file instead of stderr; ".log" is appended when it has no extension. */
   file?: string;
@@ -111,7 +110,7 @@ class LogRoot {
     this.threshold = kLevelNumbers[opts.level];
     const format = opts.format === 'json' ? formatJson : formatText;
     if (opts.file !== undefined) {
-      this._sink = openLogFile(logFilePath(opts.file), opts.rotationSizeMb ?? 0, formatJson);
+      this._sink = openLogFile(logFilePath(opts.file), opts.rotationSizeMb ?? 0, format);
     } else {
       this._sink = streamSink(opts.stream ?? process.stderr, format);
     }

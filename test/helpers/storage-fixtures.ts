@@ -4,6 +4,7 @@
  * backend that counts and can hold reads.
  */
 import { blake3, compress, CompressAlgo } from '../../src/native/index.js';
+import { compressorToEnum } from '../../src/rafs/index.js';
 import type { RawBackend } from '../../src/storage/index.js';
 import { StorageError } from '../../src/storage/index.js';
 import type { BlobInfo, ChunkInfo, CompressorName } from '../../src/storage/index.js';
@@ -18,8 +19,6 @@ export interface SyntheticBlob {
   /** The file's bytes (concatenated chunk data). */
   file: Buffer;
 }
-
-const kAlgo: Record<CompressorName, number> = { none: CompressAlgo.None, lz4_block: CompressAlgo.Lz4Block, gzip: CompressAlgo.Gzip, zstd: CompressAlgo.Zstd };
 
 /** Deterministic pseudo-random bytes; `compressible` repeats a short pattern. */
 export function chunkBytes(seed: number, size: number, compressible: boolean): Buffer {
@@ -61,7 +60,7 @@ export function buildBlob(opts: BuildOptions = {}): SyntheticBlob {
   let foff = 0;
   sizes.forEach((size, i) => {
     const d = chunkBytes(i + 1, size, i % 2 === 0);
-    let stored = compressor === 'none' ? d : compress(kAlgo[compressor], d);
+    let stored = compressor === 'none' ? d : compress(compressorToEnum(compressor), d);
     let compressed = compressor !== 'none';
     if (stored.length >= d.length) {
       stored = d;

@@ -2,7 +2,7 @@
  * What a daemon start loads. Start-to-ready has a budget (issue 6: < 200 ms; `npm run bench --
  * --only start` measures it), and most of a start is loading JavaScript, so the libraries only
  * some starts need stay unloaded on the common path: yargs (help and unusual command lines),
- * winston (--log-file), smol-toml (TOML configurations), undici (HTTP backends). The detector
+ * smol-toml (TOML configurations), undici (HTTP backends). The detector
  * (helpers/script-trace.ts) sees them when a start does need them, so an absence below is
  * real, not a blind spot.
  */
@@ -22,7 +22,7 @@ import { driverJson } from './driver-harness.js';
 const work = mkdtempSync(join(tmpdir(), 'nydusd-startup-'));
 after(() => rmSync(work, { recursive: true, force: true }));
 
-const kOptional = /\/node_modules\/(yargs|yargs-parser|cliui|winston|logform|smol-toml|undici)\//;
+const kOptional = /\/node_modules\/(yargs|yargs-parser|cliui|smol-toml|undici)\//;
 
 function loaded(traceFile: string): string[] {
   return readFileSync(traceFile, 'utf8').split('\n').filter(Boolean);
@@ -47,7 +47,7 @@ function config(name: string, format: 'json' | 'toml' = 'json'): string {
   return cfg;
 }
 
-test('a plain virtiofs start serves a first session without loading yargs, winston, smol-toml or undici', { skip: fixturesSkip(), timeout: 60_000 }, async () => {
+test('a plain virtiofs start serves a first session without loading yargs, smol-toml or undici', { skip: fixturesSkip(), timeout: 60_000 }, async () => {
   const trace = join(work, 'serve.trace');
   const socket = join(work, 'serve.sock');
   const boot = fixture('tests', 'texture', 'bootstrap', 'rafs-v6-2.2.boot');
@@ -67,13 +67,13 @@ test('a plain virtiofs start serves a first session without loading yargs, winst
   assert.deepEqual(scripts.filter((u) => kOptional.test(u)), []);
 });
 
-test('--help loads yargs; --log-file and a TOML configuration load winston and smol-toml (the detector sees them)', { skip: fixturesSkip(), timeout: 60_000 }, () => {
+test('--help loads yargs; a TOML configuration loads smol-toml (the detector sees them); --log-file loads no library', { skip: fixturesSkip(), timeout: 60_000 }, () => {
   const help = join(work, 'help.trace');
   let r = spawnSync(process.execPath, [join(binDir, 'nydusd'), '--help'], { encoding: 'utf8', env: { ...process.env, ...scriptTraceEnv(help) } });
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /--bootstrap/);
   assert.ok(packages(loaded(help)).has('yargs'));
-  assert.ok(!packages(loaded(help)).has('winston'));
+  assert.ok(!packages(loaded(help)).has('smol-toml'));
 
   const file = join(work, 'logfile.trace');
   const args = ['virtiofs', '--sock', join(work, 'f.sock'), '--bootstrap', join(work, 'none.boot'), '-C', config('logfile', 'toml'), '--log-file', join(work, 'd.log')];
@@ -81,5 +81,5 @@ test('--help loads yargs; --log-file and a TOML configuration load winston and s
   assert.equal(r.status, 2, r.stderr);
   assert.match(readFileSync(join(work, 'd.log'), 'utf8'), /none\.boot: no such file/);
   const pk = packages(loaded(file));
-  assert.ok(pk.has('winston') && pk.has('smol-toml') && !pk.has('yargs'), [...pk].join(', '));
+  assert.ok(pk.has('smol-toml') && !pk.has('yargs'), [...pk].join(', '));
 });

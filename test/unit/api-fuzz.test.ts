@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 
+import { startApiServer } from '../../src/daemon/api/index.js';
 import { Daemon } from '../../src/daemon/index.js';
 import { nullLogger } from '../../src/util/logger.js';
 import { api, keepAliveAgent, makeImage, mountBody, rafsConfigText } from '../helpers/api.js';
@@ -53,7 +54,7 @@ test(`API fuzz: ${kRequests} random requests leave the daemon serving (seed ${kS
   const sock = join(dir, 'api.sock');
   const d = new Daemon(
     testDaemonOptions({ mode: 'virtiofs', socketPath: join(dir, 'vhost.sock'), apiSock: sock, log: { level: 'error', format: 'text', file: undefined, rotationSizeMb: 0 } }),
-    { log: nullLogger(), applyRlimit: () => undefined },
+    { log: nullLogger(), applyRlimit: () => undefined, api: startApiServer },
   );
   await d.start();
   const r = rng(kSeed);

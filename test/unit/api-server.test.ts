@@ -16,6 +16,7 @@ import { after, before, describe, test } from 'node:test';
 import { nydusdParser } from '../../src/cli/nydusd-args.js';
 import { parseNydusdArgsFast } from '../../src/cli/nydusd-fast-args.js';
 import { resolveNydusdArgs } from '../../src/cli/nydusd-options.js';
+import { startApiServer } from '../../src/daemon/api/index.js';
 import { Daemon } from '../../src/daemon/index.js';
 import type { DaemonOptions } from '../../src/daemon/index.js';
 import type { RegistryAuthTarget } from '../../src/daemon/mount-kinds.js';
@@ -52,7 +53,7 @@ async function start(over: Partial<DaemonOptions> = {}): Promise<Running> {
   const lines: string[] = [];
   const log = createLogger({ level: 'info', stream: new Writable({ write: (c: Buffer, _e, cb) => (lines.push(c.toString()), cb()) }) });
   const o = options(over);
-  const d = new Daemon(o, { log, applyRlimit: () => undefined, buildInfo: { package_ver: 'v9.9.9', git_commit: 'abc123', build_time: 't', profile: 'release', rustc: 'node' } });
+  const d = new Daemon(o, { log, applyRlimit: () => undefined, api: startApiServer, buildInfo: { package_ver: 'v9.9.9', git_commit: 'abc123', build_time: 't', profile: 'release', rustc: 'node' } });
   await d.start();
   return { d, sock: o.apiSock as string, log, lines };
 }
@@ -337,7 +338,7 @@ describe('the HTTP API', () => {
     const other = createServer().listen(live);
     await new Promise((r) => other.once('listening', r));
     try {
-      await assert.rejects(start({ apiSock: live }), { code: 'ERR_USAGE', message: new RegExp(`--apisock ${live}: another process is listening on it`) });
+      await assert.rejects(start({ apiSock: live }), { code: 'ERR_USAGE', message: new RegExp(`--apisock ${live}: another process is listening on this socket`) });
     } finally {
       other.close();
     }

@@ -121,3 +121,39 @@ test('check verifies v5 inode digests', async () => {
   assert.equal(r.status, 1, r.stdout);
   assert.match(r.stderr, /nydus-image: check: \/: inode digest [0-9a-f]{64} != computed [0-9a-f]{64}/);
 });
+
+type InspectJson = { tree: { path: string; chunks?: unknown }[] };
+const chunksOf = (stdout: string): [string, unknown][] => (JSON.parse(stdout) as InspectJson).tree.filter((e) => e.chunks !== undefined).map((e) => [e.path, e.chunks]);
+
+test('check and inspect without --blob-dir read a v6 image chunk table, as upstream (ours and the upstream fixture)', async () => {
+  const ours = await image({ blobToc: true });
+  const cases: [string, string][] = [[ours.boot, ours.out]];
+  if (!fixturesSkip()) cases.push([fixture('tests/texture/bootstrap/rafs-v6-2.2.boot'), fixture('tests/texture/blobs')]);
+  for (const [boot, blobDir] of cases) {
+    assert.match(nydusImage(['inspect', boot]).stdout, /INLINED_CHUNK_DIGEST/, boot);
+    const r = nydusImage(['check', boot]);
+    assert.equal(r.status, 0, `${boot}: ${r.stderr}`);
+    assert.match(r.stdout, /^RAFS filesystem metadata is valid, referenced data blobs: \n\t 0: [0-9a-f]{64}, /, boot);
+    // The chunk table says what the blob meta says: same offsets, sizes and digests.
+    const fromTable = nydusImage(['inspect', '--json', boot]);
+    const fromMeta = nydusImage(['inspect', '--json', '-D', blobDir, boot]);
+    assert.equal(fromTable.status, 0, fromTable.stderr);
+    const table = chunksOf(fromTable.stdout);
+    assert.ok(table.length >= 2 && table.every(([, c]) => Array.isArray(c) && c.length > 0), JSON.stringify(table));
+    assert.deepEqual(table, chunksOf(fromMeta.stdout), boot);
+  }
+});
+
+test('without the blob and without a chunk table, check and inspect name --blob-dir, not internal calls', async () => {
+  const { boot } = await image({ blobToc: true });
+  const b = readFileSync(boot);
+  b.writeBigUInt64LE(0n, 1152 + 32); // extended superblock: chunk table size 0
+  writeFileSync(boot, b);
+  const r = nydusImage(['check', boot]);
+  assert.equal(r.status, 1, r.stdout);
+  assert.match(r.stderr, /nydus-image: check: \/b: .*chunk info of blob [0-9a-f]{64} lives in its blob meta .*--blob-dir \(-D\)$/m);
+  const i = nydusImage(['inspect', boot]);
+  assert.equal(i.status, 0, i.stderr);
+  assert.match(i.stdout, /chunks unavailable: .*--blob-dir \(-D\)$/m);
+  for (const out of [r.stderr, i.stdout]) assert.doesNotMatch(out, /setBlobMeta|blobMetaProvider|blobDir\b/);
+});

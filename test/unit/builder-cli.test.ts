@@ -13,8 +13,9 @@ const work = mkdtempSync(join(tmpdir(), 'builder-cli-'));
 after(() => rmSync(work, { recursive: true, force: true }));
 let seq = 0;
 
-function nydusImage(args: string[], input?: string): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [join(binDir, 'nydus-image'), ...args], { encoding: 'utf8', input: input ?? '' });
+function nydusImage(args: string[], input?: string, cwd?: string): { status: number | null; stdout: string; stderr: string } {
+  // A bound on every run: a hang (e.g. creating a directory) fails instead of stalling the suite.
+  const r = spawnSync(process.execPath, [join(binDir, 'nydus-image'), ...args], { encoding: 'utf8', input: input ?? '', cwd, timeout: 60_000 });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -56,6 +57,21 @@ test('create with --blob-dir names the blob and the bootstrap by their sha256; -
   assert.match(readFileSync(logFile, 'utf8'), /successfully built RAFS filesystem/);
   const r3 = nydusImage(['create', '-D', outDir(), '-l', 'warn', tree()]);
   assert.equal(r3.stderr, '', '--log-level warn hides the summary');
+});
+
+test('create -D out/ ./rootfs creates out/ when it is missing, as upstream (the README example)', () => {
+  const cwd = join(work, `cwd-${seq++}`);
+  mkdirSync(cwd);
+  const src = tree();
+  const r = nydusImage(['create', '-D', 'out/', src], undefined, cwd);
+  assert.equal(r.status, 0, r.stderr);
+  const files = readdirSync(join(cwd, 'out'));
+  assert.equal(files.length, 2, files.join(', '));
+  assert.ok(files.every((f) => /^[0-9a-f]{64}$/.test(f)));
+  // Parents too.
+  const deep = nydusImage(['create', '-D', join('a', 'b', 'c'), src], undefined, cwd);
+  assert.equal(deep.status, 0, deep.stderr);
+  assert.equal(readdirSync(join(cwd, 'a', 'b', 'c')).length, 2);
 });
 
 test('upstream short flags and aliases are accepted', () => {
@@ -101,7 +117,9 @@ test('bad flags and values exit 2 with one line naming the problem', () => {
     [['create', '-D', out, '--features', 'foo', src], /unsupported feature `foo`/],
     [['create', '-D', out, '-v', '5', '--features', 'blob-toc', src], /blob-toc.*--fs-version 5/],
     [['create', '-D', out, '--no-such-flag', src], /Unknown argument/],
-    [['create', '-D', join(out, 'missing-dir'), src], /directory to store blobs does not exist/],
+    [['create', '-D', join(src, 'g'), src], /--blob-dir .*: exists and is not a directory/],
+    [['create', '-D', join(src, 'g', 'sub'), src], /--blob-dir .*\/g\/sub: cannot create the directory \(ENOTDIR\)/],
+    [['create', '-D', '/proc/self/no-such-dir', src], /--blob-dir \/proc\/self\/no-such-dir: cannot create the directory \(ENOENT\)/],
     [['create', '-D', out], /SOURCE/],
     [['merge', 'x'], /nydus-image merge is not supported yet/],
     [['frobnicate'], /unknown subcommand/],

@@ -157,13 +157,21 @@ test('logs: warnings for unknown keys, JSON lines with --log-format json, secret
   assert.doesNotMatch(r.stderr, /"old"/);
 });
 
-test('--log-file takes the log; stderr keeps only the reason', () => {
+test('--log-file takes the log as text lines (JSON with --log-format json); stderr keeps only the reason', () => {
   const file = join(root, 'nydusd-log');
   const r = nydusd([...fuse, '-D', blobs, '--log-file', file, '--rlimit-nofile', '0']);
   assert.equal(r.status, 1);
   assert.equal(r.stderr.split('\n').length, 2, r.stderr);
   assert.match(r.stderr, /^nydusd: .*image\.boot: bootstrap at offset 0: not a RAFS bootstrap/);
-  const recs = readFileSync(`${file}.log`, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { level: string; msg: string });
+  const lines = readFileSync(`${file}.log`, 'utf8').trim().split('\n');
+  for (const l of lines) assert.match(l, /^\[[\d\-T:.]+Z\] (ERROR|WARN |INFO |DEBUG|TRACE) \[[\w:]+\] /, l);
+  assert.ok(lines.some((l) => / INFO {2}\[nydusd\] storage ready/.test(l)));
+  assert.match(lines.at(-1) ?? '', /^\S+ ERROR \[nydusd\] .*not a RAFS bootstrap/);
+
+  const jsonFile = join(root, 'nydusd-json-log');
+  const j = nydusd([...fuse, '-D', blobs, '--log-file', jsonFile, '--log-format', 'json', '--rlimit-nofile', '0']);
+  assert.equal(j.status, 1);
+  const recs = readFileSync(`${jsonFile}.log`, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { level: string; msg: string });
   assert.ok(recs.some((x) => x.msg.startsWith('storage ready')));
   assert.match(recs.at(-1)?.msg ?? '', /not a RAFS bootstrap/);
   assert.equal(recs.at(-1)?.level, 'error');

@@ -107,6 +107,39 @@ test('syntax errors give line and column and never quote the text (secrets stay 
   assert.match(err(() => parseConfigText('{"a": 1} x', 'u.json')).message, /unexpected text after the top-level value/);
 });
 
+test('every kind of JSON syntax error names line and column, never a character of the input', () => {
+  const s = 'SuperSecretValue123';
+  const cases: [string, RegExp][] = [
+    [`{"k": "${s}" "x": 1}`, /line 1 column 29: expected "," or "}"$/],
+    [`["${s}" "x"]`, /line 1 column 24: expected "," or "]"$/],
+    [`{"k": "${s}`, /line 1 column 7: unterminated string$/],
+    [`{"k": "${s}\\q"}`, /line 1 column 7: bad escape in string$/],
+    [`{"k": "${s}\\u12"}`, /line 1 column 7: bad \\u escape$/],
+    [`{"k": "${s}\t\u0001"}`, /line 1 column 7: control character in string$/],
+    [`{"k": ${s}}`, /line 1 column 7: unexpected character or word$/],
+    [`{${s}: 1}`, /line 1 column 2: /],
+    [`{"k" "${s}"}`, /line 1 column 6: expected ":" after a member name$/],
+    [`{"k": ["${s}",\n`, /line 2 column 1: unexpected end of input$/],
+    [`{"k": 1} "${s}"`, /line 1 column 10: unexpected text after the top-level value$/],
+    [`{"k": 1 /* ${s}`, /line 1 column 9: unterminated \/\* comment$/],
+    [`${'['.repeat(70)}"${s}"`, /nesting deeper than 64$/],
+    ['{', /line 1 column 2: unexpected end of input$/],
+  ];
+  for (const [text, want] of cases) {
+    const e = err(() => parseConfigText(text, 'c.json'));
+    assert.equal(e.code, 'ERR_CONFIG', text);
+    assert.match(e.message, /^c\.json: invalid JSON at line \d+ column \d+: /, text);
+    assert.match(e.message, want, text);
+    assert.doesNotMatch(e.message, /Secret|\n/, text);
+  }
+  // A missing comma is tolerated only across a line break, in objects and arrays alike.
+  const r = parseConfigText('{"version": 2, "backend": {"type": "localfs", "localfs": {"alt_dirs": ["/a"\n"/b"]}}}', 'a.json');
+  assert.deepEqual(r.config.backend?.localfs?.alt_dirs, ['/a', '/b']);
+  assert.deepEqual(r.warnings, ['a.json: missing comma before line 2 column 1 (accepted)']);
+  // A leading byte order mark is whitespace.
+  assert.equal(parseConfigText('\ufeff{"version": 2}', 'bom.json').format, 'v2-json');
+});
+
 test('unknown keys are dropped with one warning each, naming the full path', () => {
   const r = parseConfigText(
     JSON.stringify({

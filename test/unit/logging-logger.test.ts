@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -75,18 +75,26 @@ test('levels filter, and disabled levels never build their message', async () =>
   );
 });
 
-test('--log-file: JSON lines, ".log" appended when there is no extension', async () => {
+test('--log-file: text lines as upstream, JSON lines with format json; ".log" appended when there is no extension', async () => {
   assert.equal(logFilePath('/var/log/nydusd'), '/var/log/nydusd.log');
   assert.equal(logFilePath('/var/log/nydusd.txt'), '/var/log/nydusd.txt');
-  const logger = createLogger({ level: 'info', format: 'text', file: join(dir, 'daemon') });
-  logger.info('to the file', { n: 1 });
-  logger.debug('not at info');
-  await logger.close();
+  const text = createLogger({ level: 'info', file: join(dir, 'daemon') });
+  text.info('to the file', { n: 1 });
+  text.debug('not at info');
+  await text.close();
   const lines = readFileSync(join(dir, 'daemon.log'), 'utf8').trim().split('\n');
   assert.equal(lines.length, 1);
-  const rec = JSON.parse(lines[0] ?? '') as Record<string, unknown>;
+  assert.match(lines[0] ?? '', /^\[\d{4}-\d\d-\d\dT[\d:.]+Z\] INFO {2}\[nydusd\] to the file n=1$/);
+  const json = createLogger({ level: 'info', format: 'json', file: join(dir, 'daemon-json') });
+  json.info('to the file', { n: 1 });
+  json.debug('not at info');
+  await json.close();
+  const jl = readFileSync(join(dir, 'daemon-json.log'), 'utf8').trim().split('\n');
+  assert.equal(jl.length, 1);
+  const rec = JSON.parse(jl[0] ?? '') as Record<string, unknown>;
   assert.equal(rec['msg'], 'to the file');
   assert.equal(rec['n'], 1);
+  assert.equal(rec['level'], 'info');
 });
 
 test('an unwritable --log-file is a usage error naming the file', () => {
@@ -96,13 +104,27 @@ test('an unwritable --log-file is a usage error naming the file', () => {
   });
 });
 
-test('--log-rotation-size rotates the file', async () => {
-  const logger = createLogger({ level: 'info', file: join(dir, 'rot.log'), rotationSizeMb: 1 });
-  const line = 'x'.repeat(1000);
-  for (let i = 0; i < 3000; i++) logger.info(line);
+test('--log-rotation-size rotates by size: no line lost, newest rotated file is <name>1, 10 files kept', async () => {
+  const rot = join(dir, 'rot');
+  mkdirSync(rot);
+  const logger = createLogger({ level: 'info', file: join(rot, 'd.log'), rotationSizeMb: 1 });
+  const pad = 'x'.repeat(1000);
+  const n = 12_000; // ~12.5 MiB: more rotations than files kept
+  for (let i = 0; i < n; i++) logger.info(`line ${i} ${pad}`);
   await logger.close();
-  const files = readdirSync(dir).filter((f) => f.startsWith('rot'));
-  assert.ok(files.length >= 2, `rotated files: ${files.join(', ')}`);
+  const files = readdirSync(rot).sort();
+  assert.deepEqual(files, ['d.log', ...Array.from({ length: 9 }, (_, i) => `d${i + 1}.log`)].sort());
+  // Oldest first: d9 .. d1, then d.log; together the newest lines, in order, none missing.
+  const numbers = ['d9.log', 'd8.log', 'd7.log', 'd6.log', 'd5.log', 'd4.log', 'd3.log', 'd2.log', 'd1.log', 'd.log'].flatMap((f) =>
+    readFileSync(join(rot, f), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => Number(/ line (\d+) /.exec(l)?.[1])),
+  );
+  const first = numbers[0]!;
+  assert.ok(first > 0, 'the oldest files were dropped');
+  assert.deepEqual(numbers, Array.from({ length: n - first }, (_, i) => first + i));
+  for (const f of files.filter((x) => x !== 'd.log')) assert.ok(statSync(join(rot, f)).size >= 1024 * 1024, f);
 });
 
 test('native log records arrive through the same logger, filtered by level', async () => {

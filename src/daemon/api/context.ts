@@ -1,27 +1,8 @@
-/** What the API handlers see of the daemon (lifecycle.ts builds it). */
-import type { Logger } from '../../util/logger.js';
+/** What the API handlers see of the daemon (daemon/control.ts), and lookups over it. */
+import type { DaemonControl } from '../control.js';
 import type { MountRecord, MountTable } from '../mounts.js';
-import type { BuildInfo, DaemonOptions } from '../options.js';
-import type { RunningService } from '../serve.js';
-import type { DaemonStateMachine } from '../state.js';
-import type { ErrorEvents } from './events.js';
 
-export interface ApiContext {
-  readonly log: Logger;
-  readonly buildInfo: BuildInfo;
-  readonly options: DaemonOptions;
-  readonly machine: DaemonStateMachine;
-  service(): RunningService | undefined;
-  /** Stops the daemon as SIGTERM would (PUT /api/v1/daemon/exit). */
-  requestStop(reason: string): void;
-  /** True once a stop began (state events are then refused). */
-  stopping(): boolean;
-  /** Sets the log level; false when the level is not one of trace..error, off. */
-  setLogLevel(level: string): boolean;
-  readonly events: ErrorEvents;
-  /** Hot-reload values of PUT /api/v1/config, keyed "<id>:<key>" (upstream utils Keys). */
-  readonly hotConfig: Map<string, string>;
-}
+export type ApiContext = DaemonControl;
 
 /** The mount table, when the service has one. */
 export function mountsOf(ctx: ApiContext): MountTable | undefined {

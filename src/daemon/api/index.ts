@@ -4,6 +4,7 @@
  * changes the mount table and settings; request handling never blocks the data path (the FUSE
  * session answers natively or on its own queue while a mount is built).
  */
+import type { ApiStarter } from '../control.js';
 import type { ApiContext } from './context.js';
 import { addBlobRoutes } from './routes-blobs.js';
 import { addConfigRoutes } from './routes-config.js';
@@ -11,10 +12,10 @@ import { addDaemonRoutes } from './routes-daemon.js';
 import { addMetricsRoutes } from './routes-metrics.js';
 import { addMountRoutes } from './routes-mount.js';
 import { Router } from './router.js';
+import { ApiServer } from './server.js';
 
 export { ApiServer, kMaxPayload } from './server.js';
 export type { ApiContext } from './context.js';
-export { ErrorEvents } from './events.js';
 export { ApiError } from './errors.js';
 export { Router } from './router.js';
 export type { ApiReply, ApiRequest } from './router.js';
@@ -28,3 +29,6 @@ export function createApiRouter(ctx: ApiContext): Router {
   addBlobRoutes(r);
   return r;
 }
+
+/** The daemon's ApiStarter (DaemonDeps.api): the server on --apisock with every route. */
+export const startApiServer: ApiStarter = (control, path) => ApiServer.listen(path, createApiRouter(control), control.log);

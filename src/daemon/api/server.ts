@@ -16,7 +16,7 @@ import { createServer } from 'node:http';
 import type { Logger } from '../../util/logger.js';
 import { ApiError, badRequest } from './errors.js';
 import type { ApiReply, ApiRequest, Router } from './router.js';
-import { claimSocketPath } from './unix-socket.js';
+import { claimSocketPath } from '../../util/unix-socket.js';
 
 export const kMaxPayload = 51200;
 
@@ -60,7 +60,7 @@ export class ApiServer {
     private readonly _log: Logger,
   ) {}
 
-  /** Claims `path` (claimSocketPath rules), listens, and restricts the socket to its owner. */
+  /** Claims `path` (a stale socket file is replaced, a live one refused), listens, restricts it to its owner. */
   static async listen(path: string, router: Router, log: Logger): Promise<ApiServer> {
     await claimSocketPath(path, '--apisock');
     const server = createServer({ keepAliveTimeout: 0, requestTimeout: 0 }, (req, res) => {

@@ -11,7 +11,7 @@ import { isZero } from '../layout/bytes.js';
 import { kBlobFeatures, kBlobMetaHeaderSize, kMaxChunkSize, kTarHeaderSize, kTocNames } from '../layout/constants.js';
 import { kTocTailSize } from '../layout/blob-offsets.js';
 import { corrupt, kRafsErrorCodes, RafsError } from '../layout/errors.js';
-import type { BlobInfo, ChunkInfo } from '../reader/types.js';
+import type { BlobInfo, ChunkInfo } from './types.js';
 import { chunkDigest, decodeChunk } from './codec.js';
 import { type BlobChunkMeta, BlobChunkInfoArray, checkHeaderAgainstBlob, parseBlobMetaFile, parseBlobMetaHeader, parseBlobMetaRegion } from './meta.js';
 import { extractTocEntry, findToc, getTocEntry, parseTarHeader, parseToc, type TocEntry, type TocLocation } from './toc.js';

@@ -8,8 +8,8 @@ import { alignUp, ByteView, readU64 } from '../layout/bytes.js';
 import { kBlobFeatures, kBlobMetaHeaderSize, kBlobMetaMagic, kChunkInfoV1Size, kChunkInfoV2Size } from '../layout/constants.js';
 import { kBlobMetaHdr, kCiV2Flags, kCiV2ValidFlags, kZranCtx } from '../layout/blob-offsets.js';
 import { corrupt, unsupported } from '../layout/errors.js';
-import type { BlobInfo, CompressorName } from '../reader/types.js';
-import { compressorFromEnum, decodeChunk } from './codec.js';
+import { compressorFromEnum, decodeChunk, type CompressorName } from './codec.js';
+import type { BlobInfo } from './types.js';
 
 export interface BlobMetaHeader {
   features: number;

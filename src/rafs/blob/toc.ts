@@ -5,10 +5,10 @@
  * blob table. Entries locate `blob.meta`, `blob.meta.header`, `blob.digest` and `image.boot`.
  */
 import { cString, isZero, readU64 } from '../layout/bytes.js';
-import { kTarHeaderSize, kTocEntryFlags, kTocEntrySize, kTocNames } from '../layout/constants.js';
+import { kTarHeaderSize, kTocEntrySize, kTocNames } from '../layout/constants.js';
 import { kTarHdr, kTocEntry, kTocMaxSize, kTocMinSize } from '../layout/blob-offsets.js';
 import { corrupt, kRafsErrorCodes, RafsError } from '../layout/errors.js';
-import { decodeChunk, sha256 } from './codec.js';
+import { compressorFromTocFlags, decodeChunk, sha256, type CompressorName } from './codec.js';
 
 export interface TarHeader {
   name: string;
@@ -27,7 +27,7 @@ export interface TocLocation {
 export interface TocEntry {
   name: string;
   flags: number;
-  compressor: 'none' | 'zstd' | 'lz4_block' | undefined;
+  compressor: CompressorName | undefined;
   /** sha256 of the uncompressed content. */
   digest: Buffer;
   compressedOffset: number;
@@ -138,8 +138,7 @@ export function parseToc(buf: Buffer, location?: TocLocation, file = 'blob'): To
     entries.push({
       name: cString(buf.subarray(off + kTocEntry.name, off + kTocEntry.name + kTocEntry.nameLen)),
       flags,
-      compressor:
-        flags === kTocEntryFlags.NONE ? 'none' : flags === kTocEntryFlags.ZSTD ? 'zstd' : flags === kTocEntryFlags.LZ4_BLOCK ? 'lz4_block' : undefined,
+      compressor: compressorFromTocFlags(flags),
       digest: Buffer.from(buf.subarray(off + kTocEntry.digest, off + kTocEntry.digest + 32)),
       compressedOffset: readU64(buf, off + kTocEntry.compressedOffset, file, what),
       compressedSize: readU64(buf, off + kTocEntry.compressedSize, file, what),

@@ -9,8 +9,8 @@ import {
   kChunkInfoV1Size,
   kTarHeaderSize,
   kTocEntrySize,
-  kTocEntryFlags,
 } from '../layout/constants.js';
+import { compressorFromEnum, compressorToTocFlags } from '../blob/codec.js';
 import { BuildError, type BlobChunk } from './types.js';
 
 const kMaxCompressedOffset = 2 ** 40;
@@ -79,16 +79,10 @@ export interface TocEntry {
 }
 
 function tocFlags(compressor: number): number {
-  switch (compressor) {
-    case 0:
-      return kTocEntryFlags.NONE;
-    case 1:
-      return kTocEntryFlags.LZ4_BLOCK;
-    case 3:
-      return kTocEntryFlags.ZSTD;
-    default:
-      throw new BuildError(`compressor ${compressor} cannot be recorded in a blob TOC`);
-  }
+  const name = compressorFromEnum(compressor);
+  const flags = name === undefined ? undefined : compressorToTocFlags(name);
+  if (flags === undefined) throw new BuildError(`compressor ${compressor} cannot be recorded in a blob TOC`);
+  return flags;
 }
 
 export function encodeToc(entries: readonly TocEntry[]): Buffer {

@@ -9,18 +9,16 @@ import { createHash, type Hash } from 'node:crypto';
 
 import { kBlobFeatures, kBlobMetaHeaderSize, kTarHeaderSize, kTocNames } from '../layout/constants.js';
 import { encodeBlobMetaHeader, encodeChunkInfoV1, encodeToc, gnuTarHeader, type TocEntry } from './blob-format.js';
-import { chunkDigest, compressChunk, kCompressorId } from './chunk-codec.js';
+import { chunkDigest, compressChunk, compressorToEnum, sha256 } from '../blob/codec.js';
 import { kPoolMinBytes, type ChunkPool, type ChunkResult } from './chunk-pool.js';
-import { BuildError, type BlobChunk, type CompressorName, type DigesterName } from './types.js';
-
-export { chunkDigest, compressChunk, kCompressorId, kDigesterId } from './chunk-codec.js';
+import { BuildError, type BlobChunk, type WritableCompressor, type DigesterName } from './types.js';
 
 const kMaxChunksPerBlob = 0xff_ffff; // v6 chunk addresses carry a 24-bit chunk index
 const kStageSize = 4 << 20;
 
 export interface BlobWriterOptions {
   path: string;
-  compressor: CompressorName;
+  compressor: WritableCompressor;
   digester: DigesterName;
   /** Round uncompressed offsets up to 4 KiB (always for v6; --aligned-chunk for v5). */
   aligned: boolean;
@@ -30,7 +28,6 @@ export interface BlobWriterOptions {
   inlineMeta: boolean;
 }
 
-const sha256 = (data: Buffer): Buffer => createHash('sha256').update(data).digest();
 
 export class BlobWriter {
   readonly chunks: BlobChunk[] = [];
@@ -158,7 +155,7 @@ export class BlobWriter {
     if (this._opts.blobToc) this._features |= kBlobFeatures.INLINED_CHUNK_DIGEST;
     const ci = encodeChunkInfoV1(this.chunks);
     const { data: ciStored, compressed } = compressChunk(this._opts.compressor, ci);
-    const ciCompressor = compressed ? kCompressorId[this._opts.compressor] : 0;
+    const ciCompressor = compressed ? compressorToEnum(this._opts.compressor) : 0;
     this._meta = { ciCompressor, ciOffset: this._pos, ciCompressedSize: ciStored.length, ciUncompressedSize: ci.length };
     const header = encodeBlobMetaHeader({ features: this._features, ciEntries: this.chunks.length, ...this._meta });
     this._write(ciStored);
@@ -184,7 +181,7 @@ export class BlobWriter {
     if (this._opts.blobToc) {
       const c = compressChunk('zstd', bootstrap);
       stored = c.data;
-      compressor = c.compressed ? kCompressorId.zstd : 0;
+      compressor = c.compressed ? compressorToEnum('zstd') : 0;
     }
     this._write(stored);
     this._tarHeader(kTocNames.boot, stored.length);

@@ -8,7 +8,7 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 
 import type { ChunkDone, ChunkJob } from './chunk-worker.js';
-import { BuildError, type CompressorName, type DigesterName } from './types.js';
+import { BuildError, type WritableCompressor, type DigesterName } from './types.js';
 
 export interface ChunkResult {
   digest: Buffer;
@@ -51,7 +51,7 @@ export class ChunkPool {
   }
 
   /** `data` must own its ArrayBuffer: it is transferred to the worker (and unusable after). */
-  process(data: Buffer, compressor: CompressorName, digester: DigesterName): Promise<ChunkResult> {
+  process(data: Buffer, compressor: WritableCompressor, digester: DigesterName): Promise<ChunkResult> {
     if (this._broken) return Promise.reject(this._broken);
     const id = this._next++;
     const w = this._workers[this._rr++ % this._workers.length]!;

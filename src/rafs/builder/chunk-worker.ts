@@ -5,12 +5,12 @@
  */
 import { parentPort } from 'node:worker_threads';
 
-import { chunkDigest, compressChunk, ownsBuffer } from './chunk-codec.js';
-import type { CompressorName, DigesterName } from './types.js';
+import { chunkDigest, compressChunk } from '../blob/codec.js';
+import type { WritableCompressor, DigesterName } from './types.js';
 
 export interface ChunkJob {
   id: number;
-  compressor: CompressorName;
+  compressor: WritableCompressor;
   digester: DigesterName;
   data: Uint8Array;
 }
@@ -22,6 +22,11 @@ export interface ChunkDone {
   /** The stored bytes are the input itself (incompressible or `none`). */
   raw?: boolean;
   error?: string;
+}
+
+/** True when `b` owns its whole ArrayBuffer, so transferring it detaches nothing else. */
+function ownsBuffer(b: Uint8Array): boolean {
+  return b.byteOffset === 0 && b.byteLength === b.buffer.byteLength;
 }
 
 parentPort?.on('message', (job: ChunkJob) => {

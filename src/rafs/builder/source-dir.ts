@@ -8,10 +8,9 @@ import { closeSync, lstatSync, openSync, readSync, readdirSync, readlinkSync, ty
 import { readXattrs } from '../../native/index.js';
 import type { BlobWriter } from './blob-writer.js';
 import type { ChunkPool } from './chunk-pool.js';
+import { S_IFCHR, S_IFMT } from '../../util/mode-bits.js';
 import {
   BuildError,
-  S_IFCHR,
-  S_IFMT,
   isReg,
   showPath,
   type BlobChunk,

@@ -12,14 +12,9 @@ import { createGunzip } from 'node:zlib';
 import type { BlobWriter } from './blob-writer.js';
 import type { ChunkPool } from './chunk-pool.js';
 import { TarReader, type TarEntry } from './tar-reader.js';
+import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG } from '../../util/mode-bits.js';
 import {
   BuildError,
-  S_IFBLK,
-  S_IFCHR,
-  S_IFDIR,
-  S_IFIFO,
-  S_IFLNK,
-  S_IFREG,
   isDir,
   isReg,
   showPath,

@@ -4,9 +4,11 @@
  * the chunker fills in file data; the v5/v6 writers lay the tree out. Nothing here touches disk.
  */
 import { NydusError } from '../../util/errors.js';
+import { isDirMode, isLnkMode, isRegMode } from '../../util/mode-bits.js';
 
-export type CompressorName = 'none' | 'lz4_block' | 'zstd';
-export type DigesterName = 'blake3' | 'sha256';
+import type { DigesterName, WritableCompressor } from '../blob/codec.js';
+
+export type { DigesterName, WritableCompressor };
 export type WhiteoutSpec = 'oci' | 'overlayfs' | 'none';
 export type PrefetchPolicy = 'none' | 'fs' | 'blob';
 
@@ -67,25 +69,16 @@ export interface Entry {
   childIndex?: number;
 }
 
-export const S_IFMT = 0o170000;
-export const S_IFSOCK = 0o140000;
-export const S_IFLNK = 0o120000;
-export const S_IFREG = 0o100000;
-export const S_IFBLK = 0o060000;
-export const S_IFDIR = 0o040000;
-export const S_IFCHR = 0o020000;
-export const S_IFIFO = 0o010000;
-
-export const isDir = (inode: Inode): boolean => (inode.mode & S_IFMT) === S_IFDIR;
-export const isReg = (inode: Inode): boolean => (inode.mode & S_IFMT) === S_IFREG;
-export const isSymlink = (inode: Inode): boolean => (inode.mode & S_IFMT) === S_IFLNK;
+export const isDir = (inode: Inode): boolean => isDirMode(inode.mode);
+export const isReg = (inode: Inode): boolean => isRegMode(inode.mode);
+export const isSymlink = (inode: Inode): boolean => isLnkMode(inode.mode);
 
 /** Everything `createImage` needs; the CLI fills it from upstream-compatible flags. */
 export interface BuildOptions {
   source: string;
   sourceType: 'dir' | 'tar' | 'targz';
   fsVersion: 5 | 6;
-  compressor: CompressorName;
+  compressor: WritableCompressor;
   digester: DigesterName;
   chunkSize: number;
   /** Output bootstrap path; undefined with blobDir (named by its sha256) or inline meta. */

@@ -4,25 +4,14 @@
  * their own record sharing `i_ino`; every record carries a digest (files: hash of their chunk
  * digests; symlinks: of the target; directories: of their children's digests).
  */
-import { createHash } from 'node:crypto';
-
-import { createBlake3Hasher } from '../../native/index.js';
 import { kChunkFlags, kSuperFlags, kV5ChunkInfoSize, kV5ExtBlobEntrySize, kV5InodeFlags, kV5InodeSize, kV5Magic, kV5SuperBlockSize, kRafsV5 } from '../layout/constants.js';
 import { nlinkOf } from './tree.js';
-import { BuildError, isDir, isReg, isSymlink, type DigesterName, type Entry, type Inode } from './types.js';
-import { superFlags, type ImageParams } from './v6-writer.js';
+import { algorithmSuperFlags, createDigestHasher } from '../blob/codec.js';
+import { BuildError, isDir, isReg, isSymlink, type Entry, type Inode } from './types.js';
+import type { ImageParams } from './v6-writer.js';
 import { v5XattrContentSize, v5XattrRecordSize, writeV5Xattrs } from './xattrs.js';
 
 const round8 = (n: number): number => (n + 7) & ~7;
-
-interface Hasher {
-  update(b: Buffer): unknown;
-  digest(): Buffer;
-}
-
-function hasher(digester: DigesterName): Hasher {
-  return digester === 'blake3' ? createBlake3Hasher() : createHash('sha256');
-}
 
 /** Pseudo directory size: round_up_4k(Σ(name + 8)), 4096 when empty (upstream's stable rule). */
 function v5DirSize(inode: Inode): number {
@@ -48,7 +37,7 @@ export function writeV5Bootstrap(entries: readonly Entry[], p: ImageParams, pref
   for (let i = entries.length - 1; i >= 0; i--) {
     const inode = entries[i]!.inode;
     if (digests.has(inode)) continue;
-    const h = hasher(p.digester);
+    const h = createDigestHasher(p.digester);
     if (isDir(inode)) for (const c of inode.children ?? []) h.update(digests.get(c.inode)!);
     else if (isSymlink(inode)) h.update(inode.symlink ?? Buffer.alloc(0));
     else if (isReg(inode)) for (const c of inode.chunks ?? []) h.update(c.digest);
@@ -91,7 +80,7 @@ export function writeV5Bootstrap(entries: readonly Entry[], p: ImageParams, pref
     buf.writeBigUInt64LE(BigInt(b.compressedSize), o + 16);
   });
 
-  let flags = superFlags(p.compressor, p.digester);
+  let flags = algorithmSuperFlags(p.compressor, p.digester);
   if (p.explicitUidGid) flags |= kSuperFlags.EXPLICIT_UID_GID;
   if (hasXattr) flags |= kSuperFlags.HAS_XATTR;
   buf.writeUInt32LE(kV5Magic, 0);

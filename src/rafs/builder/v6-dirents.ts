@@ -4,7 +4,7 @@
  * across all blocks so lookups can binary-search.
  */
 import { kV6BlockSize, kV6DirentSize } from '../layout/constants.js';
-import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK } from './types.js';
+import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK } from '../../util/mode-bits.js';
 
 export interface DirentSpec {
   name: Buffer;

@@ -27,20 +27,16 @@ import {
   kV5ChunkInfoSize,
   kChunkFlags,
 } from '../layout/constants.js';
-import { kCompressorId, kDigesterId } from './blob-writer.js';
+import { algorithmSuperFlags, compressorToEnum, digesterToEnum } from '../blob/codec.js';
 import { nlinkOf } from './tree.js';
+import { S_IFBLK, S_IFCHR, S_IFIFO, S_IFMT, S_IFSOCK } from '../../util/mode-bits.js';
 import {
   BuildError,
-  S_IFBLK,
-  S_IFCHR,
-  S_IFIFO,
-  S_IFMT,
-  S_IFSOCK,
   isDir,
   isReg,
   isSymlink,
   type BlobChunk,
-  type CompressorName,
+  type WritableCompressor,
   type DigesterName,
   type Entry,
   type Inode,
@@ -63,7 +59,7 @@ export interface ImageBlob {
 
 export interface ImageParams {
   chunkSize: number;
-  compressor: CompressorName;
+  compressor: WritableCompressor;
   digester: DigesterName;
   explicitUidGid: boolean;
   blobs: ImageBlob[];
@@ -226,7 +222,7 @@ export function writeV6Bootstrap(root: Entry, entryCount: number, p: ImageParams
   buf.writeUInt16LE(kV6DevtSlotOff, sb + 88);
 
   const ext = kV6SuperBlockOffset + kV6SuperBlockSize;
-  let flags = superFlags(p.compressor, p.digester) | kSuperFlags.ENCRYPTION_NONE;
+  let flags = algorithmSuperFlags(p.compressor, p.digester) | kSuperFlags.ENCRYPTION_NONE;
   if (p.explicitUidGid) flags |= kSuperFlags.EXPLICIT_UID_GID;
   if (hasXattr) flags |= kSuperFlags.HAS_XATTR;
   if (p.blobs.every((b) => (b.features & 0x20) !== 0)) flags |= kSuperFlags.INLINED_CHUNK_DIGEST;
@@ -239,12 +235,6 @@ export function writeV6Bootstrap(root: Entry, entryCount: number, p: ImageParams
   buf.writeBigUInt64LE(BigInt(prefetchOffset), ext + 40);
   buf.writeUInt32LE(prefetch.length * 4, ext + 48);
   return buf;
-}
-
-export function superFlags(compressor: CompressorName, digester: DigesterName): number {
-  const c = { none: kSuperFlags.COMPRESSION_NONE, lz4_block: kSuperFlags.COMPRESSION_LZ4, zstd: kSuperFlags.COMPRESSION_ZSTD }[compressor];
-  const d = digester === 'blake3' ? kSuperFlags.HASH_BLAKE3 : kSuperFlags.HASH_SHA256;
-  return c | d;
 }
 
 function direntSpecs(entry: Entry): DirentSpec[] {
@@ -365,8 +355,8 @@ function writeBlobEntry(buf: Buffer, off: number, b: ImageBlob, index: number, p
   buf.writeUInt32LE(index, off + 64);
   buf.writeUInt32LE(p.chunkSize, off + 68);
   buf.writeUInt32LE(b.chunkCount, off + 72);
-  buf.writeUInt32LE(kCompressorId[p.compressor], off + 76);
-  buf.writeUInt32LE(kDigesterId[p.digester], off + 80);
+  buf.writeUInt32LE(compressorToEnum(p.compressor), off + 76);
+  buf.writeUInt32LE(digesterToEnum(p.digester), off + 80);
   buf.writeUInt32LE(b.features >>> 0, off + 84);
   buf.writeBigUInt64LE(BigInt(b.compressedSize), off + 88);
   buf.writeBigUInt64LE(BigInt(b.uncompressedSize), off + 96);

@@ -10,11 +10,11 @@
  * table are parsed here, each bounds-checked.
  */
 import { closeSync, ftruncateSync, openSync, readSync, statSync, writeSync } from 'node:fs';
-import { createHash } from 'node:crypto';
 import { basename, join } from 'node:path';
 
 import { decompress } from '../../native/index.js';
 import { NotSupportedError, NydusError } from '../../util/errors.js';
+import { sha256 } from '../blob/codec.js';
 import {
   kChunkFlags,
   kV5ChunkInfoSize,
@@ -77,7 +77,7 @@ export function parseV6Devices(boot: Buffer): { devices: DeviceInfo[]; chunks: C
     throw new ExportError('bootstrap is not a RAFS v6 (EROFS) image; only v6 can be exported as a block device');
   }
   const blkszbits = boot.readUInt8(kV6SuperBlockOffset + 12);
-  if (blkszbits !== 12) throw new NotSupportedError(`exporting images with ${1 << blkszbits}-byte blocks (tarfs)`);
+  if (blkszbits !== 12) throw new NotSupportedError(`exporting tarfs images (${1 << blkszbits}-byte blocks)`);
   const ndev = boot.readUInt16LE(kV6SuperBlockOffset + 86);
   const slotOff = boot.readUInt16LE(kV6SuperBlockOffset + 88) * kV6DeviceSlotSize;
   const ext = kV6SuperBlockOffset + kV6SuperBlockSize;
@@ -227,7 +227,7 @@ function hashPages(fd: number, blocks: number): Buffer {
     }
     for (let i = 0; i < n; i++) {
       const page = chunk.subarray(i * kV6BlockSize, (i + 1) * kV6BlockSize);
-      const d = page.equals(zero) ? kZeroPageDigest : createHash('sha256').update(page).digest();
+      const d = page.equals(zero) ? kZeroPageDigest : sha256(page);
       d.copy(digests, (b + i) * 32);
     }
     b += n;

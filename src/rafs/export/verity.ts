@@ -5,13 +5,12 @@
  * sha256(zero page) rather than zeros. The result can be handed to `veritysetup` with the
  * printed options.
  */
-import { createHash } from 'node:crypto';
+import { sha256 } from '../blob/codec.js';
 
 const kPage = 4096;
 const kDigest = 32;
 const kPerPage = kPage / kDigest;
 
-const sha256 = (b: Buffer): Buffer => createHash('sha256').update(b).digest();
 /** sha256 of an all-zero page: the filler of unused slots and of holes. */
 export const kZeroPageDigest = sha256(Buffer.alloc(kPage));
 

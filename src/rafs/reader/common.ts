@@ -1,19 +1,11 @@
 /**
- * Pieces both readers share: superblock flag decoding, st_mode helpers and the pre-order walk
+ * Pieces both readers share: superblock flag decoding, DT_* types and the pre-order walk
  * with directory-cycle detection.
  */
-import { kSuperFlags } from '../layout/constants.js';
+import { algorithmsInSuperFlags } from '../blob/codec.js';
 import { corrupt, kRafsErrorCodes, RafsError } from '../layout/errors.js';
+import { isDirMode, S_IFMT } from '../../util/mode-bits.js';
 import type { CompressorName, DigesterName, InodeAttr, InodeRef, RafsImage } from './types.js';
-
-export const S_IFMT = 0o170000;
-export const S_IFDIR = 0o040000;
-export const S_IFREG = 0o100000;
-export const S_IFLNK = 0o120000;
-export const S_IFCHR = 0o020000;
-export const S_IFBLK = 0o060000;
-export const S_IFIFO = 0o010000;
-export const S_IFSOCK = 0o140000;
 
 export const DT_UNKNOWN = 0;
 export const DT_FIFO = 1;
@@ -29,33 +21,9 @@ export function dtFromMode(mode: number): number {
   return (mode & S_IFMT) >>> 12;
 }
 
-export function isDirMode(mode: number): boolean {
-  return (mode & S_IFMT) === S_IFDIR;
-}
-
-export function isRegMode(mode: number): boolean {
-  return (mode & S_IFMT) === S_IFREG;
-}
-
-export function isLnkMode(mode: number): boolean {
-  return (mode & S_IFMT) === S_IFLNK;
-}
-
-export function isDeviceMode(mode: number): boolean {
-  const t = mode & S_IFMT;
-  return t === S_IFCHR || t === S_IFBLK || t === S_IFIFO || t === S_IFSOCK;
-}
-
 /** Exactly one compression flag and exactly one hash flag must be set. */
 export function algorithmsFromFlags(flags: number, file: string, off: number): { compressor: CompressorName; digester: DigesterName } {
-  const comp: CompressorName[] = [];
-  if (flags & kSuperFlags.COMPRESSION_NONE) comp.push('none');
-  if (flags & kSuperFlags.COMPRESSION_LZ4) comp.push('lz4_block');
-  if (flags & kSuperFlags.COMPRESSION_GZIP) comp.push('gzip');
-  if (flags & kSuperFlags.COMPRESSION_ZSTD) comp.push('zstd');
-  const dig: DigesterName[] = [];
-  if (flags & kSuperFlags.HASH_BLAKE3) dig.push('blake3');
-  if (flags & kSuperFlags.HASH_SHA256) dig.push('sha256');
+  const { compressors: comp, digesters: dig } = algorithmsInSuperFlags(flags);
   if (comp.length !== 1 || dig.length !== 1) {
     throw corrupt(file, 'superblock flags', off, `0x${flags.toString(16)} must set exactly one compression and one hash flag`);
   }
@@ -90,16 +58,14 @@ export function walkImage(img: RafsImage, file: string, visit: (path: string, re
     const children: { path: string; ref: InodeRef }[] = [];
     const prefix = path === '/' ? '/' : `${path}/`;
     img.readDir(ref, 0, (e) => {
-      const n = e.name;
-      if (!(n.length === 1 && n[0] === 0x2e) && !(n.length === 2 && n[0] === 0x2e && n[1] === 0x2e)) {
-        children.push({ path: prefix + n.toString('utf8'), ref: e.ref });
-      }
+      if (!isDotOrDotDot(e.name)) children.push({ path: prefix + e.name.toString('utf8'), ref: e.ref });
       return true;
     });
     for (let i = children.length - 1; i >= 0; i--) stack.push(children[i] as { path: string; ref: InodeRef });
   }
 }
 
+/** The "." and ".." entries every directory lists first. */
 export function isDotOrDotDot(name: Buffer): boolean {
   return (name.length === 1 && name[0] === 0x2e) || (name.length === 2 && name[0] === 0x2e && name[1] === 0x2e);
 }

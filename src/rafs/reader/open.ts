@@ -29,6 +29,12 @@ export interface OpenOptions {
   blobDir?: string;
   /** Supplies blob meta on demand; consulted before `blobDir`. */
   blobMetaProvider?: BlobMetaProvider;
+  /**
+   * v6 INLINED_CHUNK_DIGEST: when a blob's meta cannot be had, take chunk info (and digests) from
+   * the bootstrap's chunk info table, as upstream `nydus-image check/inspect` do. Off for serving,
+   * which reads the blob meta the storage layer fetched.
+   */
+  chunkTableFallback?: boolean;
 }
 
 /** `Path::file_prefix`: the file name with every extension removed (`x.blob.meta` → `x`). */
@@ -54,9 +60,9 @@ function looksLikeBootstrap(head: Buffer): boolean {
   return isV5(head) || isV6(head);
 }
 
-function fromBootstrapBytes(buf: Buffer, name: string, provider: BlobMetaProvider | undefined): RafsImage {
+function fromBootstrapBytes(buf: Buffer, name: string, provider: BlobMetaProvider | undefined, opts: OpenOptions): RafsImage {
   if (isV5(buf)) return new V5Image(buf, name);
-  if (isV6(buf)) return new V6Image(buf, name, { blobMetaProvider: provider });
+  if (isV6(buf)) return new V6Image(buf, name, { blobMetaProvider: provider, chunkTableFallback: opts.chunkTableFallback });
   throw corrupt(name, 'bootstrap', 0, `no RAFS v5 magic at 0 nor EROFS magic at ${kV6SuperBlockOffset}`);
 }
 
@@ -81,7 +87,7 @@ function openSource(src: BlobSource, blobId: string | undefined, opts: OpenOptio
   const user = chainProviders([opts.blobMetaProvider, opts.blobDir === undefined ? undefined : blobDirMetaProvider(opts.blobDir)]);
   if (looksLikeBootstrap(head)) {
     if (src.size > kMaxMetaSize) throw corrupt(src.path, 'bootstrap', 0, `${src.size} bytes exceeds the 2 GiB metadata limit`);
-    const img = fromBootstrapBytes(src.read(0, src.size), src.path, user);
+    const img = fromBootstrapBytes(src.read(0, src.size), src.path, user, opts);
     if (blobId !== undefined) renameBlobs(img, blobId, false);
     return img;
   }
@@ -116,7 +122,7 @@ function openSource(src: BlobSource, blobId: string | undefined, opts: OpenOptio
   } else {
     self = (blob) => (blob.blobId === blobId ? loadBlobMetaFromBlob(src, blob) : undefined);
   }
-  const img = fromBootstrapBytes(boot, `${src.path}#image.boot`, chainProviders([user, self]));
+  const img = fromBootstrapBytes(boot, `${src.path}#image.boot`, chainProviders([user, self]), opts);
   renameBlobs(img, blobId, true);
   return img;
 }

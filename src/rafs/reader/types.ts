@@ -3,12 +3,14 @@
  * `RafsImage`; the fs layer, storage and `nydus-image check/inspect` use only these.
  */
 import type { BlobChunkMeta } from '../blob/meta.js';
+import type { BlobInfo, ChunkInfo } from '../blob/types.js';
+import type { CompressorName, DigesterName } from '../blob/codec.js';
 
 /** v6: nid; v5: inode number = 1-based index in the inode table (root = 1). */
 export type InodeRef = number;
 
-export type CompressorName = 'none' | 'lz4_block' | 'gzip' | 'zstd';
-export type DigesterName = 'blake3' | 'sha256';
+export type { CompressorName, DigesterName } from '../blob/codec.js';
+export type { BlobInfo, ChunkInfo } from '../blob/types.js';
 
 export interface RafsSuper {
   version: 5 | 6;
@@ -31,51 +33,6 @@ export interface RafsSuper {
   inlinedChunkDigest: boolean;
   /** v6 TARFS_MODE: chunks address a raw tar in 512-byte blocks. */
   tarfs: boolean;
-}
-
-export interface BlobInfo {
-  index: number;
-  /** 64 hex chars, or the meta-file stem for inline-meta blobs. */
-  blobId: string;
-  chunkCount: number;
-  chunkSize: number;
-  compressor: CompressorName;
-  digester: DigesterName;
-  /** BlobFeatures. */
-  features: number;
-  compressedSize: number;
-  uncompressedSize: number;
-  /** Blob meta (CI) location inside the data blob; zero when absent. */
-  metaCiCompressor: CompressorName;
-  metaCiOffset: number;
-  metaCiCompressedSize: number;
-  metaCiUncompressedSize: number;
-  /** blob_toc_size (0 if none). */
-  tocSize: number;
-  /** 32 bytes (zeros if none). */
-  tocDigest: Buffer;
-  /** v6 device table slot; undefined for v5. */
-  deviceBlocks?: number;
-  mappedBlkaddr?: number;
-  /** v5 blob table readahead hint; undefined for v6. */
-  readaheadOffset?: number;
-  readaheadSize?: number;
-}
-
-export interface ChunkInfo {
-  /** Offset of this chunk in the file. */
-  fileOffset: number;
-  blobIndex: number;
-  /** v6: CI index in the blob; v5: chunk `index`; the chunk-map bit. */
-  chunkIndex: number;
-  compressedOffset: number;
-  compressedSize: number;
-  /** Offset in the blob's uncompressed space (= offset in `.blob.data`). */
-  uncompressedOffset: number;
-  uncompressedSize: number;
-  compressed: boolean;
-  /** 32 bytes; all zeros when the digest is not available (then it cannot be verified). */
-  digest: Buffer;
 }
 
 export interface InodeAttr {
@@ -127,8 +84,9 @@ export interface RafsImage {
   /**
    * Regular files: ordered by fileOffset; [] for empty files; holes have no chunk. For v6
    * INLINED_CHUNK_DIGEST images this needs the blob meta of each blob the file uses: it is taken
-   * from `setBlobMeta`, else asked from the `blobMetaProvider`/`blobDir` given at open; without it
-   * the call throws ERR_RAFS_BLOB_META_REQUIRED.
+   * from `setBlobMeta`, else asked from the `blobMetaProvider`/`blobDir` given at open, else (when
+   * opened with `chunkTableFallback`) read from the bootstrap's chunk info table; without any of
+   * them the call throws ERR_RAFS_BLOB_META_REQUIRED.
    */
   chunks(ref: InodeRef): ChunkInfo[];
   isDir(ref: InodeRef): boolean;

@@ -9,7 +9,8 @@ import { kBlobFeatures, kMaxChunkSize, kMinChunkSize, kSuperFlags, kV5ChunkInfoS
 import { kV5Alignment, kV5Chunk, kV5ExtBlob, kV5Inode, kV5Sb } from '../layout/v5-offsets.js';
 import { kRafsErrorCodes, RafsError } from '../layout/errors.js';
 import type { BlobChunkMeta } from '../blob/meta.js';
-import { algorithmsFromFlags, cmpName, DT_DIR, dtFromMode, isDirMode, isLnkMode, isRegMode, notDir, walkImage, wrongType } from './common.js';
+import { isDirMode, isLnkMode, isRegMode } from '../../util/mode-bits.js';
+import { algorithmsFromFlags, cmpName, DT_DIR, dtFromMode, notDir, walkImage, wrongType } from './common.js';
 import type { BlobInfo, ChunkInfo, DirEntry, InodeAttr, InodeRef, RafsImage, RafsSuper } from './types.js';
 
 const kMaxNameSize = 256;

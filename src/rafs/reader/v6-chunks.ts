@@ -4,7 +4,10 @@
  *   found through a (blob, CI index) map built on first use;
  * - with INLINED_CHUNK_DIGEST: to the blob meta's CI entry plus the blob's `blob.digest` row.
  *   The meta lives in the data blob, so it must be supplied (setBlobMeta) or obtainable from the
- *   provider given at open; otherwise ERR_RAFS_BLOB_META_REQUIRED — we never guess sizes;
+ *   provider given at open. Opened with `chunkTableFallback` (nydus-image check/inspect, as
+ *   upstream does), a blob without reachable meta is read from the bootstrap's chunk info table
+ *   instead, which such images also carry. Otherwise ERR_RAFS_BLOB_META_REQUIRED — we never
+ *   guess sizes;
  * - in TARFS mode: blkaddr × 512 is the offset in the raw, uncompressed tar.
  */
 import { type ByteView, readU64 } from '../layout/bytes.js';
@@ -25,15 +28,17 @@ export class V6ChunkResolver {
   private readonly _m: V6Meta;
   private readonly _sb: RafsSuper;
   private readonly _provider: BlobMetaProvider | undefined;
+  private readonly _tableFallback: boolean;
   private readonly _meta: (BlobChunkMeta | undefined)[];
   /** (blobIndex × 2^24 + ciIndex) → chunk table row offset; built on first use. */
   private _table: Map<number, number> | undefined;
 
-  constructor(v: ByteView, m: V6Meta, sb: RafsSuper, provider: BlobMetaProvider | undefined) {
+  constructor(v: ByteView, m: V6Meta, sb: RafsSuper, provider: BlobMetaProvider | undefined, tableFallback = false) {
     this._v = v;
     this._m = m;
     this._sb = sb;
     this._provider = provider;
+    this._tableFallback = tableFallback;
     this._meta = m.blobs.map(() => undefined);
   }
 
@@ -54,21 +59,25 @@ export class V6ChunkResolver {
     return this._m.blobs.filter((b) => this._meta[b.index] === undefined).map((b) => b.index);
   }
 
-  private _blobMeta(blobIndex: number): BlobChunkMeta {
+  /** The blob's meta, loaded on first need; undefined when nobody can supply it. */
+  private _blobMeta(blobIndex: number): BlobChunkMeta | undefined {
     const have = this._meta[blobIndex];
     if (have) return have;
     const blob = this._m.blobs[blobIndex];
     if (!blob) throw corrupt(this._v.file, 'v6 chunk index', 0, `blob index ${blobIndex} is not in the blob table`);
     const got = this._provider?.(blob);
-    if (!got) {
-      throw new RafsError(
-        kRafsErrorCodes.BLOB_META_REQUIRED,
-        `${this._v.file}: chunk info of blob ${blob.blobId} lives in its blob meta (INLINED_CHUNK_DIGEST); ` +
-          'supply it with setBlobMeta() or open with blobDir/blobMetaProvider',
-      );
-    }
-    this.setBlobMeta(blobIndex, got);
+    if (got) this.setBlobMeta(blobIndex, got);
     return got;
+  }
+
+  private _metaRequired(blobIndex: number): RafsError {
+    const blobId = (this._m.blobs[blobIndex] as { blobId: string }).blobId;
+    const table = this._tableFallback ? ' and the bootstrap has no chunk info table' : '';
+    return new RafsError(
+      kRafsErrorCodes.BLOB_META_REQUIRED,
+      `${this._v.file}: chunk info of blob ${blobId} lives in its blob meta (INLINED_CHUNK_DIGEST)${table}; ` +
+        'reading it needs the blob or its .blob.meta file',
+    );
   }
 
   private _buildTable(): Map<number, number> {
@@ -109,8 +118,12 @@ export class V6ChunkResolver {
     };
   }
 
-  private _fromMeta(blobIndex: number, ci: number, fileOffset: number): ChunkInfo {
+  private _fromMeta(ref: InodeRef, blobIndex: number, ci: number, blkaddr: number, fileOffset: number): ChunkInfo {
     const meta = this._blobMeta(blobIndex);
+    if (!meta) {
+      if (this._tableFallback && this._m.chunkTableSize > 0) return this._fromTable(ref, blobIndex, ci, blkaddr, fileOffset);
+      throw this._metaRequired(blobIndex);
+    }
     const e = meta.ci.get(ci);
     const blobId = (this._m.blobs[blobIndex] as { blobId: string }).blobId;
     if (e.zran) throw unsupported(blobId, `ZRan chunk ${ci} (OCI tar.gz reference blob)`);
@@ -170,7 +183,7 @@ export class V6ChunkResolver {
           digest: kZeroDigest,
         });
       } else if (this._sb.inlinedChunkDigest) {
-        out.push(this._fromMeta(blobIndex, ci, fileOffset));
+        out.push(this._fromMeta(ref, blobIndex, ci, blkaddr, fileOffset));
       } else {
         out.push(this._fromTable(ref, blobIndex, ci, blkaddr, fileOffset));
       }

@@ -18,15 +18,12 @@ import {
   DT_REG,
   DT_SOCK,
   DT_UNKNOWN,
-  isDeviceMode,
-  isDirMode,
-  isLnkMode,
-  isRegMode,
   cmpName,
   notDir,
   walkImage,
   wrongType,
 } from './common.js';
+import { isDeviceMode, isDirMode, isLnkMode, isRegMode } from '../../util/mode-bits.js';
 import { parseV6Super, type V6Meta } from './v6-super.js';
 import { V6ChunkResolver } from './v6-chunks.js';
 import type { BlobInfo, ChunkInfo, DirEntry, InodeAttr, InodeRef, RafsImage, RafsSuper } from './types.js';
@@ -53,6 +50,8 @@ interface V6Inode {
 
 export interface V6ImageOptions {
   blobMetaProvider?: BlobMetaProvider | undefined;
+  /** See OpenOptions.chunkTableFallback. */
+  chunkTableFallback?: boolean | undefined;
 }
 
 export class V6Image implements RafsImage {
@@ -88,7 +87,7 @@ export class V6Image implements RafsImage {
       inlinedChunkDigest: (m.flags & kSuperFlags.INLINED_CHUNK_DIGEST) !== 0,
       tarfs: (m.flags & kSuperFlags.TARFS_MODE) !== 0,
     };
-    this._chunks = new V6ChunkResolver(this._v, m, this.super, opts.blobMetaProvider);
+    this._chunks = new V6ChunkResolver(this._v, m, this.super, opts.blobMetaProvider, opts.chunkTableFallback === true);
     const root = this._inode(m.rootNid);
     if (!isDirMode(root.mode)) throw this._v.fail('v6 root inode', root.off, `root nid ${m.rootNid} is not a directory`);
   }
