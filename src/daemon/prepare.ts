@@ -78,29 +78,29 @@ export async function checkTransportTarget(o: DaemonOptions, log?: Logger): Prom
     if (!st.isSocket()) throw new UsageError(`--fd ${o.listenFd}: not a socket`);
     return;
   }
-  const sock = o.socketPath ?? '';
-  const dir = dirname(sock);
-  try {
-    await access(dir, fsc.W_OK | fsc.X_OK);
-  } catch (err) {
-    throw new UsageError(`--sock ${sock}: cannot create a socket in ${dir} (${code(err)})`);
-  }
-  await claimSocketPath(sock, '--sock');
+  await checkSocketPath(o.socketPath ?? '', '--sock');
 }
 
 /**
- * --apisock, checked before anything is mounted: its directory takes a new socket, and the path
- * is free or a stale socket file (replaced); a live listener there is an error. The server claims
- * it again right before binding (the daemon is RUNNING by then).
+ * A socket path we will listen on: its directory takes a new socket, and the path is free or a
+ * stale socket file (replaced); a live listener there is an error (claimSocketPath).
  */
-export async function checkApiSocket(path: string): Promise<void> {
+async function checkSocketPath(path: string, flag: string): Promise<void> {
   const dir = dirname(path);
   try {
     await access(dir, fsc.W_OK | fsc.X_OK);
   } catch (err) {
-    throw new UsageError(`--apisock ${path}: cannot create a socket in ${dir} (${code(err)})`);
+    throw new UsageError(`${flag} ${path}: cannot create a socket in ${dir} (${code(err)})`);
   }
-  await claimSocketPath(path, '--apisock');
+  await claimSocketPath(path, flag);
+}
+
+/**
+ * --apisock, checked before anything is mounted. The server claims the path again right before
+ * binding (the daemon is RUNNING by then).
+ */
+export function checkApiSocket(path: string): Promise<void> {
+  return checkSocketPath(path, '--apisock');
 }
 
 /** Warnings for configured features that are parsed but have no effect yet. */
