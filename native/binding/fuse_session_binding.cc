@@ -18,6 +18,7 @@
 #include "fuse_bridge.h"
 #include "fusedev/fuse_dev.h"
 #include "fusedev/mount.h"
+#include "fusedev/notify.h"
 #include "readpath/extent_table.h"
 #include "vhost/backend.h"
 
@@ -101,6 +102,12 @@ class FuseSessionWrap : public Napi::ObjectWrap<FuseSessionWrap> {
                         InstanceMethod<&FuseSessionWrap::RegisterBlob>("registerBlob"),
                         InstanceMethod<&FuseSessionWrap::UnregisterBlob>("unregisterBlob"),
                         InstanceMethod<&FuseSessionWrap::ChunksReady>("chunksReady"),
+                        InstanceMethod<&FuseSessionWrap::InvalidateNodes>("invalidateNodes"),
+                        InstanceMethod<&FuseSessionWrap::FailParked>("failParked"),
+                        InstanceMethod<&FuseSessionWrap::NotifyInvalEntry>("notifyInvalEntry"),
+                        InstanceMethod<&FuseSessionWrap::NotifyInvalInode>("notifyInvalInode"),
+                        InstanceMethod<&FuseSessionWrap::SetFopSlots>("setFopSlots"),
+                        InstanceMethod<&FuseSessionWrap::FopStats>("fopStats"),
                         InstanceMethod<&FuseSessionWrap::Mount>("mount"),
                         InstanceMethod<&FuseSessionWrap::AttachVirtio>("attachVirtio"),
                         InstanceMethod<&FuseSessionWrap::AttachLoopback>("attachLoopback"),
@@ -334,6 +341,51 @@ class FuseSessionWrap : public Napi::ObjectWrap<FuseSessionWrap> {
     return Napi::Number::New(info.Env(), static_cast<double>(n));
   }
 
+  // invalidateNodes(lo, hi, blobSlots: Uint32Array) -> extent tables dropped
+  Napi::Value InvalidateNodes(const Napi::CallbackInfo& info) {
+    uint64_t lo = ArgU64(info, 0, "lo");
+    uint64_t hi = ArgU64(info, 1, "hi");
+    if (!info[2].IsTypedArray() ||
+        info[2].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array) {
+      throw Napi::TypeError::New(info.Env(), "blobSlots must be a Uint32Array");
+    }
+    auto a = info[2].As<Napi::Uint32Array>();
+    size_t n =
+        session_->InvalidateNodes(lo, hi, std::span<const uint32_t>(a.Data(), a.ElementLength()));
+    return Napi::Number::New(info.Env(), static_cast<double>(n));
+  }
+  // failParked(lo, hi, errno) -> READs failed
+  Napi::Value FailParked(const Napi::CallbackInfo& info) {
+    size_t n = session_->FailParked(ArgU64(info, 0, "lo"), ArgU64(info, 1, "hi"),
+                                    ArgI32(info, 2, "errno"));
+    return Napi::Number::New(info.Env(), static_cast<double>(n));
+  }
+
+  // notifyInvalEntry(parent, name: Uint8Array) -> true when a notification is on its way (a
+  // /dev/fuse mount only; written on a thread of its own, fusedev/notify.h).
+  Napi::Value NotifyInvalEntry(const Napi::CallbackInfo& info) {
+    uint64_t parent = ArgU64(info, 0, "parent");
+    if (!info[1].IsTypedArray()) throw Napi::TypeError::New(info.Env(), "name must be bytes");
+    auto a = info[1].As<Napi::Uint8Array>();
+    auto msg = fusedev::InvalEntryMessage(
+        parent, std::string_view(reinterpret_cast<const char*>(a.Data()), a.ByteLength()));
+    if (msg.empty()) throw Napi::RangeError::New(info.Env(), "name must be 1..255 bytes");
+    return Napi::Boolean::New(info.Env(), SendNotify(std::move(msg), "inval_entry"));
+  }
+  // notifyInvalInode(ino, offset, length) -> as notifyInvalEntry
+  Napi::Value NotifyInvalInode(const Napi::CallbackInfo& info) {
+    auto msg = fusedev::InvalInodeMessage(ArgU64(info, 0, "ino"), ArgI32(info, 1, "offset"),
+                                          ArgI32(info, 2, "length"));
+    return Napi::Boolean::New(info.Env(), SendNotify(std::move(msg), "inval_inode"));
+  }
+  bool SendNotify(std::vector<uint8_t> msg, const char* what) {
+    if (stopped_ || fusedev_ == nullptr) return false;
+    const int fd = fusedev_->DupFd();
+    if (fd < 0) return false;
+    fusedev::SendNotifyDetached(fd, std::move(msg), what);
+    return true;
+  }
+
   // mount({ mountpoint, fsname, subtype, allowOther, defaultPermissions, threads,
   //         allowFusermount, forceFusermount }) -> { viaFusermount, threads }
   Napi::Value Mount(const Napi::CallbackInfo& info) {
@@ -431,6 +483,31 @@ class FuseSessionWrap : public Napi::ObjectWrap<FuseSessionWrap> {
           env, "outCapacity must be at most " + std::to_string(abi::kMaxInjectReply) + " bytes");
     }
     session_->OnRequest(new LoopbackRequest(bridge_, id, a.Data(), a.ByteLength(), cap));
+  }
+
+  // setFopSlots(shift, rootSlot): node id -> counter slot (fuse/fop_counters.h).
+  void SetFopSlots(const Napi::CallbackInfo& info) {
+    const uint32_t shift = ArgU32(info, 0, "shift");
+    const uint32_t root = ArgU32(info, 1, "rootSlot");
+    if (shift >= 64 || root >= abi::kMaxFopSlots) {
+      throw Napi::RangeError::New(
+          info.Env(), "shift must be < 64 and rootSlot < " + std::to_string(abi::kMaxFopSlots));
+    }
+    session_->fops().SetSlotShift(shift);
+    session_->fops().SetRootSlot(root);
+  }
+  // fopStats(slot) -> the NYDUS_ABI_FOP_* statistics of that slot (abi/js_abi.h)
+  Napi::Value FopStats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const uint32_t slot = ArgU32(info, 0, "slot");
+    if (slot >= abi::kMaxFopSlots) {
+      throw Napi::RangeError::New(env, "slot must be < " + std::to_string(abi::kMaxFopSlots));
+    }
+    fuse::FopSnapshot snap;
+    session_->fops().Snapshot(slot, &snap);
+    Napi::Object o = Napi::Object::New(env);
+    SetFopStats(o, snap);
+    return o;
   }
 
   Napi::Value Stats(const Napi::CallbackInfo& info) {

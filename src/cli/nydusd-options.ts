@@ -41,12 +41,10 @@ function num(a: NydusdArgs, k: string, flag: string, min: number, max: number): 
 
 /** Flags of later work: accepted by the parser, refused here with their name. */
 const kLaterFlags: readonly [string, string][] = [
-  ['apisock', '--apisock (the HTTP API)'],
   ['upgrade', '--upgrade (live upgrade)'],
   ['writable', '--writable (read-write mounts)'],
   ['prefetch-files', '--prefetch-files'],
   ['shared-dir', '--shared-dir (passthroughfs)'],
-  ['hybrid-mode', '--hybrid-mode'],
   ['dedup-db', '--dedup-db (chunk dedup)'],
   ['fscache', '--fscache'],
   ['fscache-tag', '--fscache-tag'],
@@ -107,12 +105,13 @@ export function resolveNydusdArgs(a: NydusdArgs, env: NodeJS.ProcessEnv = proces
   const policy = str(a, 'failover-policy') ?? 'resend';
   if (policy === 'flush') throw new NotSupportedError('--failover-policy flush (failover needs a supervisor)');
   const virtualMountpoint = str(a, 'virtual-mountpoint') ?? '/';
-  if (virtualMountpoint !== '/') throw new NotSupportedError('--virtual-mountpoint other than "/"');
-
-  const bootstrap = str(a, 'bootstrap');
-  if (bootstrap === undefined) {
-    throw new NotSupportedError('running without --bootstrap (an empty filesystem for API mounts)');
+  if (!virtualMountpoint.startsWith('/') || virtualMountpoint.split('/').includes('..')) {
+    throw new UsageError(`--virtual-mountpoint ${virtualMountpoint}: must be an absolute path without ".."`);
   }
+
+  // Without --bootstrap the daemon serves an empty root and images come through the API (Kata
+  // starts `nydusd virtiofs --apisock A --sock S` with neither a bootstrap nor a config).
+  const bootstrap = str(a, 'bootstrap');
   const configPath = str(a, 'config');
   const localfsDir = str(a, 'localfs-dir');
   let loaded: LoadedConfig;
@@ -122,9 +121,12 @@ export function resolveNydusdArgs(a: NydusdArgs, env: NodeJS.ProcessEnv = proces
     validateConfig(loaded.config, loaded.origin, source);
   } else if (configPath !== undefined) {
     loaded = loadConfigFile(configPath);
+  } else if (bootstrap === undefined) {
+    loaded = parseConfigText('{"version": 2}', '(no configuration)');
   } else {
     throw new UsageError('both --config and --localfs-dir are missing');
   }
+  const apiSock = str(a, 'apisock');
 
   const backendEnv = readBackendEnvironment(env);
   const warnings = [...loaded.warnings];
@@ -135,7 +137,8 @@ export function resolveNydusdArgs(a: NydusdArgs, env: NodeJS.ProcessEnv = proces
     mountpoint: mountpoint === undefined ? undefined : resolve(mountpoint),
     socketPath: sock === undefined ? undefined : resolve(sock),
     listenFd: fd,
-    bootstrap: resolve(bootstrap),
+    bootstrap: bootstrap === undefined ? undefined : resolve(bootstrap),
+    apiSock: apiSock === undefined ? undefined : resolve(apiSock),
     config: applyImagePullAuth(loaded.config, backendEnv.imagePullAuth),
     configOrigin: loaded.origin,
     configSource: loaded.source,

@@ -6,7 +6,7 @@
  * a runtime failure.
  */
 import { attachNativeLog, runDaemon } from '../daemon/index.js';
-import type { DaemonDeps } from '../daemon/index.js';
+import type { ApiStarter, DaemonDeps } from '../daemon/index.js';
 import { createLogger } from '../util/logger.js';
 import { parseNydusdArgsFast } from './nydusd-fast-args.js';
 import type { NydusdArgs } from './nydusd-options.js';
@@ -50,7 +50,9 @@ export async function main(argv: string[], deps: Partial<Omit<DaemonDeps, 'log'>
     logger.info(`nydusd ${b.package_ver} (commit ${b.git_commit}, ${b.rustc}), pid ${process.pid}`);
     for (const w of warnings) logger.warn(w);
     ran = true;
-    return await runDaemon(options, { ...deps, log: logger });
+    // The API's modules (node:http, the routes) load only for a daemon with --apisock.
+    const api: ApiStarter = async (control, path) => (await import('../daemon/api/index.js')).startApiServer(control, path);
+    return await runDaemon(options, { buildInfo: b, api, ...deps, log: logger });
   } catch (err) {
     // runMain prints the reason on stderr; a log file gets it too.
     if (options.log.file !== undefined) logger.error((err as Error).message);

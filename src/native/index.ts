@@ -9,9 +9,9 @@ import { loadAddon } from './binding.js';
 import type { NativeBlake3Hasher, NativeChunkMap, NofileLimit } from './types.js';
 
 export { CompressAlgo } from './types.js';
-export type { NativeChunkMap, NativeBlake3Hasher, NativeFuseSession, NativeSessionStats, NativeTransportStats, NofileLimit } from './types.js';
-export { kCodeNames, kLimitNames, kRecordFields, kStatNames, nativeAbi } from './abi.js';
-export type { NativeAbi, RecordLayout } from './abi.js';
+export type { FuseFopStats, NativeChunkMap, NativeBlake3Hasher, NativeFuseSession, NativeSessionStats, NativeTransportStats, NofileLimit } from './types.js';
+export { kCodeNames, kFopArrayLengths, kFopCounterNames, kFopKindNames, kLimitNames, kRecordFields, kStatNames, nativeAbi } from './abi.js';
+export type { FopArrayName, FopCounterName, FopKindName, NativeAbi, RecordLayout } from './abi.js';
 
 /** The loaded addon (for the typed members not wrapped below: FuseSession, log bridge, ...). */
 export function native(): ReturnType<typeof loadAddon> {

@@ -3,7 +3,7 @@
  * `binding.ts` loads the file; this describes it. Keep in sync with native/binding/*.cc; the
  * numbers shared with the core are in abi.ts.
  */
-import type { RawAbiInfo, StatName } from './abi.js';
+import type { FopArrayName, FopCounterName, RawAbiInfo, StatName } from './abi.js';
 
 /** RAFS on-disk compression enum (blob table `compression_algo`). */
 export const enum CompressAlgo {
@@ -81,6 +81,12 @@ export interface NativeFuseSession {
   registerBlob(slot: number, dataPath: string, chunkMap: NativeChunkMap | null): void;
   unregisterBlob(slot: number): void;
   chunksReady(slot: number, indices: Uint32Array): number;
+  invalidateNodes(lo: number, hi: number, blobSlots: Uint32Array): number;
+  failParked(lo: number, hi: number, errno: number): number;
+  notifyInvalEntry(parent: number, name: Uint8Array): boolean;
+  notifyInvalInode(ino: number, offset: number, length: number): boolean;
+  setFopSlots(shift: number, rootSlot: number): void;
+  fopStats(slot: number): FuseFopStats;
   mount(options: NativeMountOptions): { viaFusermount: boolean; threads: number };
   attachVirtio(options: { socketPath?: string; listenFd?: number; numRequestQueues: number; maxQueueSize: number }): { socketPath: string };
   attachLoopback(): void;
@@ -127,3 +133,12 @@ export interface NativeAddon {
   /** Throws a NativeError (code ERR_RLIMIT, errno EPERM/EINVAL) when the kernel refuses. */
   setRlimitNofile(soft: number, hard: number): void;
 }
+
+/**
+ * Operation counters of one node-id slot (a mount; names: NYDUS_ABI_FOP_* lists, abi.ts),
+ * summed over every thread that completed requests. Arrays over operations are indexed in
+ * kFopKindNames order (upstream FsIoStats); `latencyUs` is cumulative microseconds;
+ * `blockCountRead` buckets READs by size (<1K 4K 16K 64K 128K 512K 1M, >=1M) and
+ * `readLatencyDist` by latency (<=200us 1ms 20ms 50ms 500ms 1s 2s, >2s).
+ */
+export type FuseFopStats = { [K in FopCounterName]: number } & { [K in FopArrayName]: number[] };

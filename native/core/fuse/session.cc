@@ -56,7 +56,20 @@ void FuseSession::Finish(transport::FuseRequest* req, uint32_t written, bool err
   req->Complete(written);
 }
 
+void FuseSession::FinishPending(Pending* p, uint32_t written, bool error) {
+  const uint64_t lat = p->start_us != 0 ? NowMicros() - p->start_us : 0;
+  if (p->opcode == FUSE_READ) {
+    const uint64_t data =
+        !error && written > sizeof(fuse_out_header) ? written - sizeof(fuse_out_header) : 0;
+    fops_.CountRead(p->nodeid, error, data, lat);
+  } else {
+    fops_.Count(p->nodeid, p->opcode, error, lat);
+  }
+  Finish(p->req, written, error);
+}
+
 void FuseSession::ReplyErrorInline(Request& r, int err) {
+  fops_.Count(r.d.in.nodeid, r.d.in.opcode, true, 0);
   counters_.native_replies.fetch_add(1, std::memory_order_relaxed);
   Finish(r.req, WriteError(*r.req, r.d.in.unique, err), true);
 }
@@ -127,6 +140,7 @@ void FuseSession::HandleNativeDefault(Request& r) {
     case Route::kRelease:
       // No handler for it: releasing needs no work; everything else is not implemented.
       if (op == FUSE_RELEASE || op == FUSE_RELEASEDIR) {
+        fops_.Count(r.d.in.nodeid, op, false, 0);
         counters_.native_replies.fetch_add(1, std::memory_order_relaxed);
         Finish(r.req, WriteReply(*r.req, r.d.in.unique, nullptr, 0), false);
         return;
@@ -240,8 +254,16 @@ void FuseSession::ResetState(const char* why) {
   handles_.ForgetOpens();
 }
 
+size_t FuseSession::InvalidateNodes(uint64_t lo, uint64_t hi,
+                                    std::span<const uint32_t> blob_slots) {
+  // The two caches are independent: a cached OPEN never consults the reply cache.
+  reply_cache_.InvalidateNodes(lo, hi);
+  return handles_.Invalidate(lo, hi, blob_slots);
+}
+
 void FuseSession::HandleForget(Request& r) {
   r.req->Complete(0);
+  fops_.Count(r.d.in.nodeid, FUSE_FORGET, false, 0);
   counters_.forgets.fetch_add(1, std::memory_order_relaxed);
   if (!options_.handler_ops[FUSE_FORGET] || r.d.in.nodeid >= (1ull << 53)) return;
   const double pair[2] = {RecordNumber(r.d.in.nodeid), RecordNumber(r.d.arg.forget.nlookup)};
@@ -251,6 +273,7 @@ void FuseSession::HandleForget(Request& r) {
 void FuseSession::HandleBatchForget(Request& r) {
   const uint32_t count = r.d.forgets_count;
   counters_.forgets.fetch_add(count, std::memory_order_relaxed);
+  fops_.Count(r.d.in.nodeid, FUSE_BATCH_FORGET, false, 0);
   if (options_.handler_ops[FUSE_FORGET] && count > 0) {
     // Read the entries in chunks; they are only forwarded, never trusted (unknown nodeids and
     // huge counts are the handler's to ignore, ids beyond 2^53 cannot be ours and are dropped).
@@ -332,6 +355,7 @@ bool FuseSession::FinishInline(Request& r, const void* body, size_t len) {
   counters_.native_replies.fetch_add(1, std::memory_order_relaxed);
   bool overflow = false;
   const uint32_t n = WriteCounted(*r.req, r.d.in.unique, body, len, &overflow);
+  fops_.Count(r.d.in.nodeid, r.d.in.opcode, overflow, 0);
   Finish(r.req, n, overflow);
   return !overflow;
 }
@@ -352,6 +376,7 @@ void FuseSession::HandleUpcall(Request& r) {
   }
   const DecodedRequest& d = r.d;
   p->req = r.req;
+  p->start_us = NowMicros();
   p->kind = PendingKind::kUpcall;
   p->opcode = op;
   p->unique = d.in.unique;

@@ -16,9 +16,10 @@
 // The session's state is in classes with one lock each: the pending tokens (pending.h), the
 // upcall queue and its arena encoding (upcall_queue.h), the open handles with their extent
 // tables and cached OPENs (handle_table.h), the parked READs with their retry thread
-// (readpath/parked_reads.h), plus the LOOKUP/GETATTR reply cache (reply_cache.h) and the blob
-// registry (readpath/blob_registry.h). The session itself keeps decode, dispatch, INIT
-// (init_mu_) and the handler's replies; files: session.cc (dispatch, INIT, upcalls),
+// (readpath/parked_reads.h), plus the LOOKUP/GETATTR reply cache (reply_cache.h), the blob
+// registry (readpath/blob_registry.h) and the per-mount operation counters (fop_counters.h,
+// per-thread, no lock). The session itself keeps decode, dispatch, INIT (init_mu_) and the
+// handler's replies; files: session.cc (dispatch, INIT, upcalls, mount-range changes),
 // session_reply.cc (Reply*), session_read.cc (the READ fast path, parking and retries).
 //
 // Threading: OnRequest may run on several transport threads at once. DrainUpcalls, Reply*,
@@ -37,6 +38,7 @@
 #include "abi/js_abi.h"
 #include "fuse/abi.h"
 #include "fuse/decode.h"
+#include "fuse/fop_counters.h"
 #include "fuse/handle_table.h"
 #include "fuse/pending.h"
 #include "fuse/reply_cache.h"
@@ -125,6 +127,20 @@ class FuseSession final : public transport::FuseRequestSink, private readpath::R
   // completed natively (on the retry thread). Returns how many READs were woken.
   size_t ChunksReady(uint32_t slot, std::span<const uint32_t> indices);
 
+  // Mount-table changes (a handler that serves several filesystems, each owning a range of node
+  // ids and a set of blob slots). InvalidateNodes forgets the reply-cache answers and cached
+  // OPENs that name a node in [lo, hi) and drops the extent table of every handle that reads
+  // from one of `blob_slots`, so that neither a cached answer nor a READ on an old handle can
+  // reach those blobs after their slots are given to another filesystem (a dropped handle's
+  // READs go to the handler, which answers with an errno). Returns the extent tables dropped.
+  size_t InvalidateNodes(uint64_t lo, uint64_t hi, std::span<const uint32_t> blob_slots);
+  // Completes with `err` every READ still parked on a node in [lo, hi) (waiting for its miss to
+  // be answered, or woken and not yet retried; one being retried right now finishes first).
+  // Call after the filesystem's own requests have settled and before its blob slots are
+  // unregistered; on the owner's thread only (it relies on ChunksReady/ResolveMiss not running
+  // meanwhile). Returns how many were failed.
+  size_t FailParked(uint64_t lo, uint64_t hi, int err);
+
   // The transport ended (err 0: stopped; ENODEV: unmounted): queues a kUpcallClosed
   // notification for the handler.
   void NotifyClosed(int err);
@@ -133,6 +149,8 @@ class FuseSession final : public transport::FuseRequestSink, private readpath::R
   void Shutdown();
 
   SessionStats Stats() const;
+  // Per-filesystem operation counters (fop_counters.h): slot layout and per-slot snapshots.
+  FopCounters& fops() { return fops_; }
   bool initialized() const { return initialized_.load(std::memory_order_acquire); }
 
  private:
@@ -163,6 +181,9 @@ class FuseSession final : public transport::FuseRequestSink, private readpath::R
   void HandleNativeDefault(Request& r);
   void ResetState(const char* why);
   void Finish(transport::FuseRequest* req, uint32_t written, bool error);
+  // Finish() for a request that waited (upcall or parked READ): counts it in the operation
+  // counters with its latency. The caller still releases the slot.
+  void FinishPending(Pending* p, uint32_t written, bool error);
   void ReplyErrorInline(Request& r, int err);
 
   // Replies (session_reply.cc).
@@ -216,6 +237,7 @@ class FuseSession final : public transport::FuseRequestSink, private readpath::R
     std::atomic<uint64_t> ops[kOpcodeTableSize] = {};
   };
   mutable Counters counters_;
+  FopCounters fops_;
 };
 
 }  // namespace nydus::fuse

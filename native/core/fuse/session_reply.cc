@@ -59,13 +59,13 @@ int FuseSession::Garbage(Pending* p, const char* what, const char* why) {
              static_cast<unsigned long long>(p->unique), why);
   if (p->kind == PendingKind::kParkedRead)
     Unpark(p, PendingTable::TokenOf(p->index, p->generation));
-  Finish(p->req, WriteError(*p->req, p->unique, EIO), true);
+  FinishPending(p, WriteError(*p->req, p->unique, EIO), true);
   pending_.Release(p);
   return -EINVAL;
 }
 
 void FuseSession::CompleteClaimed(Pending* p, uint32_t written, bool error) {
-  Finish(p->req, written, error);
+  FinishPending(p, written, error);
   pending_.Release(p);
 }
 
@@ -93,7 +93,7 @@ int FuseSession::ReplyError(uint64_t token, int err) {
   if (err <= 0 || err > kMaxErrno) return Garbage(p, "error", "errno must be in [1, 511]");
   if (p->kind == PendingKind::kParkedRead) Unpark(p, token);
   NLOG_TRACE(kLog, "%s -> errno %d", OpName(p->opcode), err);
-  Finish(p->req, WriteError(*p->req, p->unique, err), true);
+  FinishPending(p, WriteError(*p->req, p->unique, err), true);
   pending_.Release(p);
   return 0;
 }
