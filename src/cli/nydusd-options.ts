@@ -4,6 +4,7 @@
  * name, loads the configuration (or synthesizes one for --localfs-dir) and applies the
  * environment (IMAGE_PULL_AUTH, NYDUS_HEADER_*).
  */
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 
 import { applyImagePullAuth, loadConfigFile, parseConfigText, readBackendEnvironment, validateConfig } from '../config/index.js';
@@ -44,7 +45,6 @@ const kLaterFlags: readonly [string, string][] = [
   ['apisock', '--apisock (the HTTP API)'],
   ['upgrade', '--upgrade (live upgrade)'],
   ['writable', '--writable (read-write mounts)'],
-  ['prefetch-files', '--prefetch-files'],
   ['shared-dir', '--shared-dir (passthroughfs)'],
   ['hybrid-mode', '--hybrid-mode'],
   ['dedup-db', '--dedup-db (chunk dedup)'],
@@ -53,6 +53,23 @@ const kLaterFlags: readonly [string, string][] = [
   ['fscache-threads', '--fscache-threads'],
   ['threads', '--threads'],
 ];
+
+/**
+ * `--prefetch-files FILE`, as upstream: one path per line, blank lines skipped, each trimmed and
+ * absolute ("/" alone means the whole image).
+ */
+function readPrefetchFiles(file: string): string[] {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new UsageError(`--prefetch-files ${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+  }
+  const paths = text.split('\n').map((l) => l.trim()).filter((l) => l !== '');
+  const bad = paths.find((p) => !p.startsWith('/'));
+  if (bad !== undefined) throw new UsageError(`--prefetch-files ${file}: ${JSON.stringify(bad)} is not an absolute path`);
+  return paths;
+}
 
 function localfsConfig(dir: string): string {
   // What upstream synthesizes for -D: localfs backend plus a blob cache in the same directory.
@@ -113,6 +130,8 @@ export function resolveNydusdArgs(a: NydusdArgs, env: NodeJS.ProcessEnv = proces
   if (bootstrap === undefined) {
     throw new NotSupportedError('running without --bootstrap (an empty filesystem for API mounts)');
   }
+  const prefetchList = str(a, 'prefetch-files');
+  const prefetchFiles = prefetchList === undefined ? undefined : readPrefetchFiles(prefetchList);
   const configPath = str(a, 'config');
   const localfsDir = str(a, 'localfs-dir');
   let loaded: LoadedConfig;
@@ -136,6 +155,7 @@ export function resolveNydusdArgs(a: NydusdArgs, env: NodeJS.ProcessEnv = proces
     socketPath: sock === undefined ? undefined : resolve(sock),
     listenFd: fd,
     bootstrap: resolve(bootstrap),
+    prefetchFiles,
     config: applyImagePullAuth(loaded.config, backendEnv.imagePullAuth),
     configOrigin: loaded.origin,
     configSource: loaded.source,

@@ -17,6 +17,8 @@ export interface DaemonOptions {
   listenFd: number | undefined;
   /** RAFS bootstrap (or an inline-meta data blob). */
   bootstrap: string;
+  /** `--prefetch-files`: absolute paths to prefetch first (overrides the bootstrap's table). */
+  prefetchFiles?: string[] | undefined;
   /** Normalized (v2-shape) configuration; IMAGE_PULL_AUTH already applied. */
   config: NydusConfig;
   configOrigin: ConfigOrigin;

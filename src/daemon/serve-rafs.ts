@@ -12,6 +12,7 @@ import { defaultAttrPolicy, RafsFilesystem } from '../fs/index.js';
 import type { ImageStorage } from '../storage/index.js';
 import { CompressAlgo } from '../native/index.js';
 import { supplyBlobMeta } from '../storage/image-meta.js';
+import { ImagePrefetch } from '../storage/prefetch/index.js';
 import { NydusError, UsageError } from '../util/errors.js';
 import type { RunningService, ServeContext } from './serve.js';
 
@@ -38,6 +39,7 @@ export async function serveRafs(ctx: ServeContext): Promise<RunningService> {
   let imageStorage: ImageStorage | undefined;
   let session: FuseSession | undefined;
   let fs: RafsFilesystem | undefined;
+  let prefetch: ImagePrefetch | undefined;
   try {
     imageStorage = await storage.openImage(image.blobs);
     const cache = storage.settings.cache;
@@ -79,10 +81,19 @@ export async function serveRafs(ctx: ServeContext): Promise<RunningService> {
       });
       log.info(`serving RAFS v${image.super.version} image over vhost-user on ${options.socketPath ?? `fd ${String(options.listenFd)}`}`);
     }
+    prefetch = ImagePrefetch.start({
+      image,
+      storage: imageStorage,
+      settings: storage.settings,
+      demand: storage.demand,
+      files: options.prefetchFiles,
+      log: log.child('prefetch'),
+    });
     const ms = Number(process.hrtime.bigint() - started) / 1e6;
     log.info(`image ready in ${ms.toFixed(1)} ms: ${image.super.inodeCount} inodes, ${image.blobs.length} blob(s)`);
   } catch (err) {
     session?.stop();
+    await prefetch?.stop();
     await imageStorage?.close();
     image.close();
     throw err;
@@ -90,12 +101,14 @@ export async function serveRafs(ctx: ServeContext): Promise<RunningService> {
   const s = session;
   const st = imageStorage;
   const rfs = fs;
+  const pf = prefetch;
   let stopping: Promise<void> | undefined;
   const done = s.closed.then((info) => {
     if (info.reason === 'error') throw new NydusError('ERR_FUSE_TRANSPORT', `the FUSE transport failed (errno ${info.errno})`);
   });
   return {
     done,
+    prefetch: pf,
     stop(): Promise<void> {
       stopping ??= (async () => {
         const stats = s.stats() as { requests?: number; fastReads?: number; fastReadBytes?: number; nativeOpens?: number };
@@ -104,6 +117,7 @@ export async function serveRafs(ctx: ServeContext): Promise<RunningService> {
             `${rfs.readMisses} read misses filled, ${rfs.jsReads} READs through JavaScript, ${stats.nativeOpens ?? 0} OPENs answered natively`,
         );
         s.stop();
+        await pf.stop();
         await st.close();
         image.close();
       })();

@@ -5,6 +5,7 @@
  * step nydusd runs; tests inject their own through DaemonDeps.serve.
  */
 import type { StorageService } from '../storage/index.js';
+import type { ImagePrefetch } from '../storage/prefetch/index.js';
 import type { Logger } from '../util/logger.js';
 import type { DaemonOptions } from './options.js';
 
@@ -20,6 +21,8 @@ export interface RunningService {
   readonly done: Promise<void>;
   /** Orderly stop: unmount / close the socket, answer or drop outstanding requests. Idempotent. */
   stop(): Promise<void>;
+  /** The image's prefetch (prefetchFiles(), stats() for the blobcache metrics). */
+  readonly prefetch?: ImagePrefetch;
 }
 
 export type ServeStep = (ctx: ServeContext) => Promise<RunningService>;

@@ -1,0 +1,196 @@
+/**
+ * The seed's readahead log over every kind of backend: localfs, the registry (Debian's
+ * docker-registry) and http-proxy (nginx, whose access log also shows the Range of every request
+ * it served). A first start records the ranges it reads; a second start with an emptied cache
+ * issues prefetch requests for exactly those ranges, and records nothing.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+
+import { accessLogPath, decodeAccessLog, ImagePrefetch } from '../../src/storage/prefetch/index.js';
+import { nullLogger } from '../../src/util/logger.js';
+import type { OpenedImage, TestImage } from '../helpers/prefetch-image.js';
+import { buildTestImage, openImage } from '../helpers/prefetch-image.js';
+import type { Nginx, Registry } from '../helpers/remote-servers.js';
+import { freePort, pushBlob, startNginx, startRegistry, which } from '../helpers/remote-servers.js';
+
+const root = mkdtempSync(join(tmpdir(), 'nydus-readahead-'));
+after(() => rmSync(root, { recursive: true, force: true }));
+let seq = 0;
+const fresh = (): string => {
+  const d = join(root, `d${seq++}`);
+  mkdirSync(d);
+  return d;
+};
+
+const kFiles = { '/a': 300_000, '/b': 400_000, '/c': 250_000, '/d': 500_000, '/e': 90_000 };
+
+type Backend = { type: string; [k: string]: unknown };
+
+function config(backend: Backend, cacheDir: string, readahead: Record<string, unknown>): Record<string, unknown> {
+  const { type, ...cfg } = backend;
+  return {
+    version: 2,
+    backend: { type, [type]: { ...cfg, ...readahead } },
+    cache: { type: 'blobcache', filecache: { work_dir: cacheDir } },
+    // Small on-demand windows (amplify_io), so a start makes several requests.
+    rafs: { batch_size: 131072 },
+  };
+}
+
+function start(o: OpenedImage): ImagePrefetch {
+  return ImagePrefetch.start({ image: o.image, storage: o.storage, settings: o.service.settings, demand: o.service.demand, log: nullLogger() });
+}
+
+/** Empties the blob cache (data and chunk map) and keeps the readahead logs, as a fresh node would. */
+function dropCacheData(cacheDir: string): void {
+  for (const f of readdirSync(cacheDir)) if (/\.blob\.data(\.chunk_map)?$/.test(f)) rmSync(join(cacheDir, f));
+}
+
+const key = (r: { offset: number; length: number }): string => `${r.offset}+${r.length}`;
+
+async function recordThenReplay(img: TestImage, backend: Backend, served?: () => Promise<string[]>): Promise<void> {
+  const cacheDir = fresh();
+  const cfg = config(backend, cacheDir, { readahead: true, readahead_sec: 0 });
+  const blobId = readdirSync(img.blobDir).find((f) => /^[0-9a-f]{64}$/.test(f)) as string;
+  const logPath = accessLogPath(cacheDir, blobId);
+
+  const first = await openImage(img, cfg);
+  let recorded: { offset: number; length: number }[];
+  try {
+    const p = start(first);
+    await p.whenIdle();
+    assert.equal(first.requests.length, 0, 'no log yet: nothing to prefetch');
+    // What this "container start" reads: all of /b, the head of /d, a middle part of /a.
+    assert.ok((await first.storage.read(first.chunksOf('/b'), 0, 400_000)).equals(img.files.get('/b') as Buffer));
+    assert.ok((await first.storage.read(first.chunksOf('/d'), 0, 100_000)).equals((img.files.get('/d') as Buffer).subarray(0, 100_000)));
+    assert.ok((await first.storage.read(first.chunksOf('/a'), 150_000, 10_000)).equals((img.files.get('/a') as Buffer).subarray(150_000, 160_000)));
+    assert.ok(first.requests.length >= 3);
+    assert.ok(first.requests.every((r) => r.priority === 'ondemand'));
+    await p.stop();
+    recorded = decodeAccessLog(readFileSync(logPath), 0, logPath);
+    assert.deepEqual(recorded, first.requests.map((r) => ({ offset: r.offset, length: r.length })), 'the log holds the reads, in order');
+  } finally {
+    await first.close();
+  }
+  const logBytes = readFileSync(logPath);
+  const before = served ? (await served()).length : 0;
+  dropCacheData(cacheDir);
+
+  const second = await openImage(img, cfg);
+  try {
+    const p = start(second);
+    await p.whenIdle();
+    assert.ok(second.requests.every((r) => r.priority === 'prefetch'));
+    assert.deepEqual(second.requests.map(key).sort(), recorded.map(key).sort(), 'prefetch requests are exactly the recorded ranges');
+    assert.equal(p.stats().prefetch_requests_count, recorded.length);
+    if (served) {
+      const lines = (await served()).slice(before);
+      assert.deepEqual(
+        lines.map((l) => /bytes=(\d+)-(\d+)/.exec(l)).map((m) => `${m?.[1]}+${Number(m?.[2]) - Number(m?.[1]) + 1}`).sort(),
+        recorded.map(key).sort(),
+        'the server saw exactly those ranges',
+      );
+    }
+    // The replayed start reads from the cache: no request at all.
+    const n = second.requests.length;
+    assert.ok((await second.storage.read(second.chunksOf('/b'), 0, 400_000)).equals(img.files.get('/b') as Buffer));
+    assert.equal(second.requests.length, n);
+    // Reads after the replay are not recorded: the log stays as it was.
+    await second.storage.read(second.chunksOf('/e'), 0, 90_000);
+    await p.stop();
+    assert.ok(readFileSync(logPath).equals(logBytes));
+  } finally {
+    await second.close();
+  }
+}
+
+describe('readahead log', () => {
+  let img: TestImage;
+  before(async () => {
+    img = await buildTestImage(fresh(), { files: kFiles });
+  });
+
+  test('localfs: a second start prefetches exactly the ranges the first one read', async () => {
+    await recordThenReplay(img, { type: 'localfs', dir: img.blobDir });
+  });
+
+  test('the window closes after readahead_sec and writes the log without a stop; a damaged log is recorded anew', async () => {
+    const cacheDir = fresh();
+    const cfg = config({ type: 'localfs', dir: img.blobDir }, cacheDir, { readahead: true, readahead_sec: 1 });
+    const blobId = readdirSync(img.blobDir).find((f) => /^[0-9a-f]{64}$/.test(f)) as string;
+    const logPath = accessLogPath(cacheDir, blobId);
+    writeFileSync(logPath, Buffer.alloc(17));
+    const o = await openImage(img, cfg);
+    const warnings: string[] = [];
+    const log = Object.assign(nullLogger(), { warn: (m: string) => void warnings.push(m) });
+    try {
+      const p = ImagePrefetch.start({ image: o.image, storage: o.storage, settings: o.service.settings, log });
+      await p.whenIdle();
+      assert.match(warnings.join('\n'), /17 bytes is not a whole number of 16-byte entries; recording a new one/);
+      await o.storage.read(o.chunksOf('/c'), 0, 250_000);
+      const inWindow = o.requests.length;
+      for (let i = 0; i < 300 && readFileSync(logPath).length === 17; i++) await new Promise((r) => setTimeout(r, 10));
+      const logged = decodeAccessLog(readFileSync(logPath), 0, logPath);
+      assert.equal(logged.length, inWindow, 'the log was written when the window closed');
+      await o.storage.read(o.chunksOf('/e'), 0, 90_000);
+      assert.ok(o.requests.length > inWindow);
+      await p.stop();
+      assert.equal(decodeAccessLog(readFileSync(logPath), 0, logPath).length, inWindow, 'reads after the window are not recorded');
+    } finally {
+      await o.close();
+    }
+  });
+
+  test('without a blob cache, readahead is off with a warning', async () => {
+    const cfg = config({ type: 'localfs', dir: img.blobDir }, fresh(), { readahead: true });
+    cfg['cache'] = { type: 'dummycache' };
+    const o = await openImage(img, cfg);
+    const warnings: string[] = [];
+    const log = Object.assign(nullLogger(), { warn: (m: string) => void warnings.push(m) });
+    try {
+      const p = ImagePrefetch.start({ image: o.image, storage: o.storage, settings: o.service.settings, log });
+      await o.storage.read(o.chunksOf('/c'), 0, 1000);
+      await p.stop();
+      assert.match(warnings.join('\n'), /readahead needs a blob cache/);
+    } finally {
+      await o.close();
+    }
+  });
+
+  const remoteSkip = !which('docker-registry') ? 'docker-registry not found (apt-get install docker-registry)' : !which('nginx') ? 'nginx not found (apt-get install nginx)' : false;
+  describe('remote backends', { skip: remoteSkip }, () => {
+    let reg: Registry;
+    let ng: Nginx;
+    let port = 0;
+    before(async () => {
+      const work = fresh();
+      reg = await startRegistry(join(work, 'registry'), join(work, 'store'), { kind: 'none' });
+      for (const f of readdirSync(img.blobDir).filter((x) => /^[0-9a-f]{64}$/.test(x))) await pushBlob(reg.url, 'ra/test', f, readFileSync(join(img.blobDir, f)));
+      port = await freePort();
+      ng = await startNginx(
+        join(work, 'nginx'),
+        `server { listen 127.0.0.1:${port}; location /blobs/ { alias ${img.blobDir}/; } location = /ping { return 200; } }`,
+        { url: `http://127.0.0.1:${port}/ping` },
+        '$request $status $http_range',
+      );
+    });
+    after(async () => {
+      await ng?.stop();
+      await reg?.stop();
+    });
+
+    test('registry (docker-registry): the second start prefetches exactly the recorded ranges', async () => {
+      await recordThenReplay(img, { type: 'registry', scheme: 'http', host: `127.0.0.1:${reg.port}`, repo: 'ra/test' });
+    });
+
+    test('http-proxy (nginx): the server sees exactly the recorded ranges again', async () => {
+      const served = async (): Promise<string[]> => (await ng.settled()).filter((l) => l.startsWith('GET /blobs/') && l.includes('bytes='));
+      await recordThenReplay(img, { type: 'http-proxy', addr: `http://127.0.0.1:${port}`, path: '/blobs' }, served);
+      assert.ok(existsSync(join(ng.dir, 'access.log')));
+    });
+  });
+});
