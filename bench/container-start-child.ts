@@ -47,6 +47,15 @@ export interface ChildResult {
 /** The programs of a container start (issue 13's workload). */
 export const kWorkload = 'dpkg-query -W >/dev/null && apt-get --version >/dev/null && perl -e "print 1" >/dev/null && ls -l /usr/bin >/dev/null';
 
+/**
+ * As a container runtime does: /dev and /proc mounted into the root (a FUSE mount is nodev, the
+ * image's own device nodes cannot be opened), in a mount namespace that ends with the command.
+ */
+function containerCommand(mnt: string): [string, string[]] {
+  const setup = 'mount --bind /dev "$0/dev" && mount -t proc proc "$0/proc" && exec chroot "$0" /bin/sh -c "$1"';
+  return ['unshare', ['--mount', '--', '/bin/sh', '-c', setup, mnt, kWorkload]];
+}
+
 function sh(cmd: string, args: string[]): void {
   const r = spawnSync(cmd, args, { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.stderr || r.stdout}`);
@@ -64,17 +73,22 @@ async function startAndRun(a: ChildArgs, cfg: string, mnt: string, t0: number): 
   const readyMs = performance.now() - t0;
   let r;
   try {
-    r = await exec('chroot', [mnt, '/bin/sh', '-c', kWorkload], 300_000);
+    const [cmd, args] = containerCommand(mnt);
+    r = await exec(cmd, args, 300_000);
   } catch (err) {
     await d.stop();
     throw err;
   }
   const ms = performance.now() - t0;
   const status = await d.stop();
+  // Kept with the work folder (bench --keep) to see where a start spent its time.
+  writeFileSync(join(a.work, `nydusd-${++runs}.log`), d.log());
   if (r.status !== 0) throw new Error(`the container start failed (${String(r.status)}): ${r.stderr}\n${d.log().slice(-2000)}`);
   if (status !== 0) throw new Error(`nydusd exited ${String(status)}:\n${d.log().slice(-2000)}`);
   return { ms, readyMs, log: d.log() };
 }
+
+let runs = 0;
 
 const num = (log: string, re: RegExp): number => Number(re.exec(log)?.[1] ?? 0);
 

@@ -124,6 +124,11 @@ export class CachedBlob implements BlobSource {
   private _closed = false;
   /** Set by ImageStorage.observeFetches. */
   fetchObserver: FetchObserver | undefined;
+  /**
+   * Misses fetch their neighbours too (amplify_io). The readahead recorder turns this off while
+   * it records, so its log holds the ranges a start read, not what amplification added.
+   */
+  amplify = true;
 
   private constructor(
     readonly info: BlobInfo,
@@ -269,9 +274,12 @@ export class CachedBlob implements BlobSource {
     }
   }
 
-  /** A chunk that amplification may add: known, not ready, not in flight, safe to fill. */
-  private _amplifyCandidate(index: number): ChunkInfo | undefined {
-    if (this._inflight.has(index) || this._map.isReady(index)) return undefined;
+  /**
+   * Chunk `index` as the cache knows it without the filesystem (the bootstrap lookup given at
+   * open, else the blob's CI), when it is safe to fill: checked against the blob, and with a
+   * digest when validation is on. Amplification and prefetch planning use it.
+   */
+  chunkAt(index: number): ChunkInfo | undefined {
     let c = this._opts.chunkLookup?.(index);
     if (!c && this._meta) {
       const e = this._meta.entry(index);
@@ -289,7 +297,7 @@ export class CachedBlob implements BlobSource {
       };
     }
     if (!c) return undefined;
-    // With validation on, data we cannot validate is not worth prefetching.
+    // With validation on, data we cannot validate is not worth fetching ahead.
     if (this._ctx.validate && c.digest.equals(kZeroDigest)) return undefined;
     try {
       checkChunk(this.info, c);
@@ -299,9 +307,15 @@ export class CachedBlob implements BlobSource {
     return c;
   }
 
+  /** A chunk that amplification may add: known, not ready, not in flight, safe to fill. */
+  private _amplifyCandidate(index: number): ChunkInfo | undefined {
+    if (this._inflight.has(index) || this._map.isReady(index)) return undefined;
+    return this.chunkAt(index);
+  }
+
   private _startFetch(missing: ChunkInfo[]): void {
     const ranges = mergeChunks(missing, this._ctx.batchSize);
-    if (this._opts.chunkLookup || this._meta) {
+    if ((this._opts.chunkLookup || this._meta) && this.amplify) {
       const planned = new Set(missing.map((c) => c.chunkIndex));
       amplifyRanges(ranges, this._ctx.batchSize, this.info.chunkCount, (i) => (planned.has(i) ? undefined : this._amplifyCandidate(i)));
       // Register only what amplification actually added, so every in-flight entry settles.

@@ -52,6 +52,21 @@ function dropCacheData(cacheDir: string): void {
 
 const key = (r: { offset: number; length: number }): string => `${r.offset}+${r.length}`;
 
+/**
+ * The bytes a list of ranges covers, as sorted disjoint [start, end) pairs; throws when ranges
+ * overlap (a byte fetched twice).
+ */
+function bytesOf(ranges: readonly { offset: number; length: number }[]): [number, number][] {
+  const out: [number, number][] = [];
+  for (const r of [...ranges].sort((a, b) => a.offset - b.offset)) {
+    const last = out[out.length - 1];
+    if (last && r.offset < last[1]) throw new Error(`ranges overlap at ${r.offset}`);
+    if (last && r.offset === last[1]) last[1] += r.length;
+    else out.push([r.offset, r.offset + r.length]);
+  }
+  return out;
+}
+
 async function recordThenReplay(img: TestImage, backend: Backend, served?: () => Promise<string[]>): Promise<void> {
   const cacheDir = fresh();
   const cfg = config(backend, cacheDir, { readahead: true, readahead_sec: 0 });
@@ -85,15 +100,13 @@ async function recordThenReplay(img: TestImage, backend: Backend, served?: () =>
     const p = start(second);
     await p.whenIdle();
     assert.ok(second.requests.every((r) => r.priority === 'prefetch'));
-    assert.deepEqual(second.requests.map(key).sort(), recorded.map(key).sort(), 'prefetch requests are exactly the recorded ranges');
-    assert.equal(p.stats().prefetch_requests_count, recorded.length);
+    assert.deepEqual(bytesOf(second.requests), bytesOf(recorded), 'prefetch requests cover exactly the recorded ranges');
+    assert.ok(second.requests.length <= recorded.length);
+    assert.equal(p.stats().prefetch_requests_count, second.requests.length);
     if (served) {
       const lines = (await served()).slice(before);
-      assert.deepEqual(
-        lines.map((l) => /bytes=(\d+)-(\d+)/.exec(l)).map((m) => `${m?.[1]}+${Number(m?.[2]) - Number(m?.[1]) + 1}`).sort(),
-        recorded.map(key).sort(),
-        'the server saw exactly those ranges',
-      );
+      const ranges = lines.map((l) => /bytes=(\d+)-(\d+)/.exec(l)).map((m) => ({ offset: Number(m?.[1]), length: Number(m?.[2]) - Number(m?.[1]) + 1 }));
+      assert.deepEqual(ranges.map(key).sort(), second.requests.map(key).sort(), 'the server saw those requests');
     }
     // The replayed start reads from the cache: no request at all.
     const n = second.requests.length;

@@ -54,15 +54,27 @@ test('a chunk larger than the batch is a request alone; whole-blob plans cover e
   for (const r of plan.slice(1)) assert.ok(r.length <= 128 * 1024);
 });
 
-test('recorded ranges replay exactly, with the chunks wholly inside them', () => {
-  const sorted = [chunk(0, 0, 0, 100), chunk(0, 1, 100, 100), chunk(0, 2, 200, 100), chunk(0, 3, 300, 100)];
+test('recorded ranges replay exactly: touching ranges joined within the batch, earliest first, no byte added', () => {
+  const sorted = [0, 1, 2, 3, 4, 5].map((i) => chunk(0, i, i * 100, 100));
   assert.deepEqual(chunksWithin(sorted, 100, 200).map((c) => c.chunkIndex), [1, 2]);
   assert.deepEqual(chunksWithin(sorted, 50, 200).map((c) => c.chunkIndex), [1], 'partial chunks are left out');
-  const plan = planRecorded(0, [{ offset: 200, length: 200 }, { offset: 0, length: 100 }, { offset: 1000, length: 10 }], sorted);
-  assert.deepEqual(shape(plan), [
-    [0, 200, 200, [2, 3]],
-    [0, 0, 100, [0]],
+  // Read order: 4, 0, 1 (touches 0), 3 (touches 4 from below), then a range of another build.
+  const log = [{ offset: 400, length: 100 }, { offset: 0, length: 100 }, { offset: 100, length: 100 }, { offset: 300, length: 100 }, { offset: 10_000, length: 10 }];
+  assert.deepEqual(shape(planRecorded(0, log, sorted, 0)), [
+    [0, 300, 200, [3, 4]],
+    [0, 0, 200, [0, 1]],
   ]);
+  // Chunk 2 was never read: the plan does not bridge the hole, whatever the batch.
+  assert.deepEqual(shape(planRecorded(0, log, sorted, 1 << 20)).map((r) => r[1]), [300, 0]);
+  // The batch caps joining (at least 128 KiB, upstream's floor).
+  const big = [0, 1, 2].map((i) => chunk(0, i, i * 100_000, 100_000));
+  const plan = planRecorded(0, big.map((c) => ({ offset: c.compressedOffset, length: c.compressedSize })), big, 0);
+  assert.deepEqual(shape(plan), [
+    [0, 0, 100_000, [0]],
+    [0, 100_000, 100_000, [1]],
+    [0, 200_000, 100_000, [2]],
+  ]);
+  assert.equal(planRecorded(0, big.map((c) => ({ offset: c.compressedOffset, length: c.compressedSize })), big, 1 << 20).length, 1);
 });
 
 test('readahead log: 16-byte entries round-trip; damaged logs are refused with the reason', () => {

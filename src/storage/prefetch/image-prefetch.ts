@@ -82,6 +82,7 @@ export class ImagePrefetch {
       const rec = new ReadaheadRecorder(s.cache.workDir, s.readahead?.seconds ?? 10, _o.log);
       this._recorder = rec;
       _o.storage.observeFetches(rec.observe);
+      rec.watch(this._blobs.values());
     }
   }
 
@@ -96,8 +97,8 @@ export class ImagePrefetch {
       void p._planning
         .then(() => pf.whenIdle())
         .then(() => {
-          if (p._stopped) return;
           const s = pf.stats();
+          if (p._stopped || s.prefetch_total_size === 0) return;
           o.log.info(
             `prefetch done: ${s.prefetch_requests_count} request(s), ${s.prefetch_data_amount} bytes in ${(performance.now() - t0).toFixed(0)} ms` +
               ` (${s.prefetch_skipped_requests} left out as cached, ${s.prefetch_failed_requests} failed)`,
@@ -175,14 +176,29 @@ export class ImagePrefetch {
     return bytes;
   }
 
-  private _chunkIndex(): Map<number, ChunkInfo[]> {
+  /**
+   * Every chunk of blob `index` by compressed offset: from the blob's CI when the cache can fill
+   * every chunk from it (no filesystem walk: cheap at start), else from a walk of the image.
+   */
+  private _blobChunks(index: number): ChunkInfo[] {
+    const blob = this._blobs.get(index);
+    const n = blob?.meta?.entryCount ?? 0;
+    if (blob && n === blob.info.chunkCount) {
+      const out: ChunkInfo[] = [];
+      for (let i = 0; i < n; i++) {
+        const c = blob.chunkAt(i);
+        if (!c) break;
+        out.push(c);
+      }
+      if (out.length === n) return out.sort((a, b) => a.compressedOffset - b.compressedOffset || a.chunkIndex - b.chunkIndex);
+    }
     this._index ??= chunkIndex(this._o.image, this._o.log);
-    return this._index;
+    return this._index.get(index) ?? [];
   }
 
   private _wholeImage(): PlannedRange[] {
     const out: PlannedRange[] = [];
-    for (const [blob, sorted] of this._chunkIndex()) out.push(...planWholeBlob(blob, sorted, this._prefetch.batchSize));
+    for (const index of this._blobs.keys()) out.push(...planWholeBlob(index, this._blobChunks(index), this._prefetch.batchSize));
     return out;
   }
 
@@ -210,7 +226,7 @@ export class ImagePrefetch {
       }
     }
     if (this._prefetch.prefetchAll && !whole) this._push(this._wholeImage(), 'all');
-    if (whole || this._prefetch.prefetchAll) log.info(`prefetch: the whole image (${this._chunkIndex().size} blob(s))`);
+    if (whole || this._prefetch.prefetchAll) log.info(`prefetch: the whole image (${this._blobs.size} blob(s))`);
   }
 
   private async _planReadahead(rec: ReadaheadRecorder): Promise<void> {
@@ -228,7 +244,7 @@ export class ImagePrefetch {
       }
       if (this._stopped) return;
       if (!ranges) continue;
-      const planned = planRecorded(index, ranges, this._chunkIndex().get(index) ?? []);
+      const planned = planRecorded(index, ranges, this._blobChunks(index), this._prefetch.batchSize);
       if (planned.length === 0) {
         log.warn(`readahead log ${path}: none of its ${ranges.length} range(s) holds a chunk of this image; recording a new one`);
         continue;

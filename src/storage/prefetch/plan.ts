@@ -92,15 +92,35 @@ export interface RecordedRange {
 }
 
 /**
- * Replaying a readahead log: each recorded range exactly as recorded (no merging, no splitting;
- * the record is what a start needed), with the chunks lying inside it. A range holding no whole
- * chunk of the image (a log from another image build) is dropped.
+ * Replaying a readahead log: exactly the recorded bytes, nothing else. Ranges that touch (one
+ * ends where the other starts) are joined up to `batchSize` per request, since a start reads
+ * many small files that lie side by side and a request each would spend more on round trips
+ * than on data; joined ranges go out at the place of their earliest member, so what the start
+ * read first comes first. Ranges holding no whole chunk of the image (a log from another build
+ * of it) are dropped.
  */
-export function planRecorded(blobIndex: number, recorded: readonly RecordedRange[], sorted: readonly ChunkInfo[]): PlannedRange[] {
-  const out: PlannedRange[] = [];
-  for (const r of recorded) {
-    const chunks = chunksWithin(sorted, r.offset, r.length);
-    if (chunks.length > 0) out.push({ blobIndex, offset: r.offset, length: r.length, chunks });
+export function planRecorded(blobIndex: number, recorded: readonly RecordedRange[], sorted: readonly ChunkInfo[], batchSize: number): PlannedRange[] {
+  const byOffset = recorded.map((r, i) => ({ ...r, first: i })).sort((a, b) => a.offset - b.offset || a.first - b.first);
+  const joined: { offset: number; length: number; first: number }[] = [];
+  const cap = effectiveBatch(batchSize);
+  for (const r of byOffset) {
+    const last = joined[joined.length - 1];
+    if (last && last.offset + last.length === r.offset && last.length + r.length <= cap) {
+      last.length += r.length;
+      last.first = Math.min(last.first, r.first);
+    } else if (last && r.offset < last.offset + last.length) {
+      // Overlapping entries (a log written by something else): keep the union.
+      const end = Math.max(last.offset + last.length, r.offset + r.length);
+      last.length = end - last.offset;
+      last.first = Math.min(last.first, r.first);
+    } else {
+      joined.push({ ...r });
+    }
   }
-  return out;
+  const out: (PlannedRange & { first: number })[] = [];
+  for (const r of joined) {
+    const chunks = chunksWithin(sorted, r.offset, r.length);
+    if (chunks.length > 0) out.push({ blobIndex, offset: r.offset, length: r.length, chunks, first: r.first });
+  }
+  return out.sort((a, b) => a.first - b.first).map(({ first: _first, ...r }) => r);
 }

@@ -101,11 +101,18 @@ export async function writeAccessLog(path: string, ranges: readonly RecordedRang
  * Records on-demand backend reads per blob from its creation until `seconds` later (0: until
  * flush), then writes the logs of the blobs it recorded. A blob dropped with `skip` (it had a
  * log: this start replays it) records nothing.
+ *
+ * While it records, the blobs' misses are not amplified: amplification fetches neighbours the
+ * start may never read, and a read of those later is a native cache hit nobody sees, so the
+ * log could only hold what was fetched, not what was read. Without it the log is the ranges
+ * the start read (whole chunks), which makes a replay fetch less; the recorded start itself
+ * makes more, smaller requests.
  */
 export class ReadaheadRecorder {
   private readonly _ranges = new Map<CachedBlob, RecordedRange[]>();
   private readonly _seen = new Map<CachedBlob, Set<string>>();
   private readonly _skipped = new Set<CachedBlob>();
+  private readonly _watched = new Set<CachedBlob>();
   private _open = true;
   private _timer: NodeJS.Timeout | undefined;
   private _flushing: Promise<void> | undefined;
@@ -119,6 +126,16 @@ export class ReadaheadRecorder {
       this._timer = setTimeout(() => void this.flush(), seconds * 1000);
       // The window never keeps a stopping daemon alive; stop() flushes what there is.
       this._timer.unref();
+    }
+  }
+
+  /** Records `blobs` (their amplification off until the window closes). */
+  watch(blobs: Iterable<CachedBlob>): void {
+    if (!this._open) return;
+    for (const b of blobs) {
+      if (this._skipped.has(b)) continue;
+      this._watched.add(b);
+      b.amplify = false;
     }
   }
 
@@ -142,6 +159,7 @@ export class ReadaheadRecorder {
   /** This start replays `blob`'s log: record nothing for it. */
   skip(blob: CachedBlob): void {
     this._skipped.add(blob);
+    if (this._watched.delete(blob)) blob.amplify = true;
     this._ranges.delete(blob);
     this._seen.delete(blob);
   }
@@ -160,6 +178,8 @@ export class ReadaheadRecorder {
   private async _flush(): Promise<void> {
     this._open = false;
     if (this._timer) clearTimeout(this._timer);
+    for (const b of this._watched) b.amplify = true;
+    this._watched.clear();
     for (const [blob, ranges] of this._ranges) {
       if (ranges.length === 0) continue;
       const path = accessLogPath(this._workDir, blob.info.blobId);
