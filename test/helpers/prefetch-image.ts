@@ -4,8 +4,10 @@
  * StorageService -> reader -> blob meta), with a spy on the backend that records every request
  * (offset, length, priority, time) and can hold requests.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { after } from 'node:test';
 
 import { parseConfigText } from '../../src/config/index.js';
 import type { RafsImage } from '../../src/rafs/index.js';
@@ -14,8 +16,28 @@ import { createImage, defaultBuildOptions } from '../../src/rafs/builder/index.j
 import type { ImageStorage, ReadOptions } from '../../src/storage/index.js';
 import { StorageService, storageSettings } from '../../src/storage/index.js';
 import { supplyBlobMeta } from '../../src/storage/image-meta.js';
+import { ImagePrefetch } from '../../src/storage/prefetch/index.js';
+import type { Logger } from '../../src/util/logger.js';
 import { nullLogger } from '../../src/util/logger.js';
 import { chunkBytes } from './storage-fixtures.js';
+
+/** A fresh directory per call, under one temp root removed after the test file. */
+export function tempDirs(prefix: string): () => string {
+  const root = mkdtempSync(join(tmpdir(), prefix));
+  after(() => rmSync(root, { recursive: true, force: true }));
+  let seq = 0;
+  return () => {
+    const d = join(root, `d${seq++}`);
+    mkdirSync(d);
+    return d;
+  };
+}
+
+/** A logger that keeps its warnings (and drops everything else). */
+export function warningLogger(): { log: Logger; warnings: string[] } {
+  const warnings: string[] = [];
+  return { log: Object.assign(nullLogger(), { warn: (m: string) => void warnings.push(m) }), warnings };
+}
 
 export interface TestImage {
   boot: string;
@@ -146,4 +168,16 @@ export function localConfig(img: TestImage, cacheDir: string, extra: { prefetch?
     cache: { type: 'blobcache', filecache: { work_dir: cacheDir }, ...(extra.cachePrefetch ? { prefetch: extra.cachePrefetch } : {}) },
     rafs: { ...(extra.prefetch ? { prefetch: extra.prefetch } : {}) },
   };
+}
+
+/** ImagePrefetch.start for an opened image, as the daemon calls it. */
+export function startPrefetch(o: OpenedImage, opts: { files?: string[]; log?: Logger; demand?: boolean } = {}): ImagePrefetch {
+  return ImagePrefetch.start({
+    image: o.image,
+    storage: o.storage,
+    settings: o.service.settings,
+    ...(opts.demand === false ? {} : { demand: o.service.demand }),
+    ...(opts.files ? { files: opts.files } : {}),
+    log: opts.log ?? nullLogger(),
+  });
 }

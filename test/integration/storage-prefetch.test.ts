@@ -4,26 +4,15 @@
  * with every request the backend receives recorded (offset, length, priority, time).
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 
 import type { ChunkInfo } from '../../src/storage/index.js';
-import { ImagePrefetch } from '../../src/storage/prefetch/index.js';
-import type { ImagePrefetchOptions } from '../../src/storage/prefetch/index.js';
-import { nullLogger } from '../../src/util/logger.js';
+import type { ImagePrefetch } from '../../src/storage/prefetch/index.js';
 import type { OpenedImage, TestImage } from '../helpers/prefetch-image.js';
-import { buildTestImage, localConfig, openImage } from '../helpers/prefetch-image.js';
+import { fixture, fixturesSkip } from '../helpers/paths.js';
+import { buildTestImage, localConfig, openImage, startPrefetch, tempDirs, warningLogger } from '../helpers/prefetch-image.js';
 
-const root = mkdtempSync(join(tmpdir(), 'nydus-prefetch-'));
-after(() => rmSync(root, { recursive: true, force: true }));
-let seq = 0;
-const fresh = (): string => {
-  const d = join(root, `d${seq++}`);
-  mkdirSync(d);
-  return d;
-};
+const fresh = tempDirs('nydus-prefetch-');
 
 const kFiles = { '/a': 300_000, '/b': 200_000, '/c': 500_000, '/d': 100_000, '/dir/e': 150_000, '/dir/sub/f': 70_000 };
 
@@ -37,11 +26,7 @@ function image(key: string, spec: Parameters<typeof buildTestImage>[1]): Promise
   return p;
 }
 
-function start(o: OpenedImage, files?: string[]): ImagePrefetch {
-  const opts: ImagePrefetchOptions = { image: o.image, storage: o.storage, settings: o.service.settings, demand: o.service.demand, log: nullLogger() };
-  if (files) opts.files = files;
-  return ImagePrefetch.start(opts);
-}
+const start = (o: OpenedImage, files?: string[]): ImagePrefetch => startPrefetch(o, files ? { files } : {});
 
 function readyOf(o: OpenedImage, chunks: readonly ChunkInfo[]): boolean[] {
   return chunks.map((c) => o.storage.cachedBlobs()[c.blobIndex]?.isReady(c.chunkIndex) === true);
@@ -307,10 +292,9 @@ test('prefetch with dummycache is off with a warning; a disabled prefetch ignore
   const cfg = localConfig(img, fresh(), { prefetch: { enable: true } });
   cfg['cache'] = { type: 'dummycache' };
   const o = await openImage(img, cfg);
-  const warnings: string[] = [];
-  const log = Object.assign(nullLogger(), { warn: (m: string) => void warnings.push(m) });
+  const { log, warnings } = warningLogger();
   try {
-    const p = ImagePrefetch.start({ image: o.image, storage: o.storage, settings: o.service.settings, log });
+    const p = startPrefetch(o, { log, demand: false });
     await p.whenIdle();
     assert.equal(o.requests.length, 0);
     assert.match(warnings.join('\n'), /prefetch needs a blob cache/);
@@ -321,12 +305,46 @@ test('prefetch with dummycache is off with a warning; a disabled prefetch ignore
   }
   const off = await openImage(img, localConfig(img, fresh()));
   try {
-    const p = ImagePrefetch.start({ image: off.image, storage: off.storage, settings: off.service.settings, files: ['/a'], log });
+    const p = startPrefetch(off, { files: ['/a'], log });
     await p.whenIdle();
     assert.equal(off.requests.length, 0);
     assert.match(warnings.join('\n'), /prefetch files given but prefetch is disabled/);
     await p.stop();
   } finally {
     await off.close();
+  }
+});
+
+test('upstream images: prefetch_all fills every chunk of the v6 fixture and the v5 repeatable image, digests validated', { skip: fixturesSkip() }, async () => {
+  const cases = [
+    { boot: fixture('tests/texture/bootstrap/rafs-v6-2.2.boot'), blobDir: fixture('tests/texture/blobs'), file: '/lib.rs' },
+    { boot: fixture('tests/texture/repeatable/sha256-nocompress-repeatable'), blobDir: fixture('tests/texture/repeatable/blobs'), file: undefined },
+  ];
+  for (const c of cases) {
+    const img: TestImage = { boot: c.boot, blobDir: c.blobDir, src: '', files: new Map() };
+    const cfg = localConfig(img, fresh(), { prefetch: { enable: true, prefetch_all: true } });
+    (cfg['cache'] as Record<string, unknown>)['validate'] = true;
+    const o = await openImage(img, cfg);
+    try {
+      const p = start(o);
+      await p.whenIdle();
+      const blobs = o.storage.cachedBlobs();
+      assert.equal(blobs.length, 1, c.boot);
+      const blob = blobs[0] as NonNullable<(typeof blobs)[0]>;
+      const ready = Array.from({ length: blob.info.chunkCount }, (_, i) => blob.isReady(i));
+      assert.ok(ready.every(Boolean), `${c.boot}: every chunk prefetched (${ready.filter(Boolean).length}/${ready.length})`);
+      assert.ok(o.requests.every((r) => r.priority === 'prefetch'));
+      assert.equal(p.stats().prefetch_failed_requests, 0);
+      if (c.file) {
+        const before = o.requests.length;
+        const chunks = o.chunksOf(c.file);
+        const size = chunks.reduce((n, ch) => n + ch.uncompressedSize, 0);
+        assert.equal((await o.storage.read(chunks, 0, size)).length, size);
+        assert.equal(o.requests.length, before, 'read from the prefetched cache');
+      }
+      await p.stop();
+    } finally {
+      await o.close();
+    }
   }
 });

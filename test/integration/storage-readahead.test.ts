@@ -5,26 +5,17 @@
  * issues prefetch requests for exactly those ranges, and records nothing.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { accessLogPath, decodeAccessLog, ImagePrefetch } from '../../src/storage/prefetch/index.js';
-import { nullLogger } from '../../src/util/logger.js';
-import type { OpenedImage, TestImage } from '../helpers/prefetch-image.js';
-import { buildTestImage, openImage } from '../helpers/prefetch-image.js';
+import { accessLogPath, decodeAccessLog } from '../../src/storage/prefetch/index.js';
+import type { TestImage } from '../helpers/prefetch-image.js';
+import { buildTestImage, openImage, startPrefetch as start, tempDirs, warningLogger } from '../helpers/prefetch-image.js';
 import type { Nginx, Registry } from '../helpers/remote-servers.js';
 import { freePort, pushBlob, startNginx, startRegistry, which } from '../helpers/remote-servers.js';
 
-const root = mkdtempSync(join(tmpdir(), 'nydus-readahead-'));
-after(() => rmSync(root, { recursive: true, force: true }));
-let seq = 0;
-const fresh = (): string => {
-  const d = join(root, `d${seq++}`);
-  mkdirSync(d);
-  return d;
-};
+const fresh = tempDirs('nydus-readahead-');
 
 const kFiles = { '/a': 300_000, '/b': 400_000, '/c': 250_000, '/d': 500_000, '/e': 90_000 };
 
@@ -39,10 +30,6 @@ function config(backend: Backend, cacheDir: string, readahead: Record<string, un
     // Small on-demand windows (amplify_io), so a start makes several requests.
     rafs: { batch_size: 131072 },
   };
-}
-
-function start(o: OpenedImage): ImagePrefetch {
-  return ImagePrefetch.start({ image: o.image, storage: o.storage, settings: o.service.settings, demand: o.service.demand, log: nullLogger() });
 }
 
 /** Empties the blob cache (data and chunk map) and keeps the readahead logs, as a fresh node would. */
@@ -138,10 +125,9 @@ describe('readahead log', () => {
     const logPath = accessLogPath(cacheDir, blobId);
     writeFileSync(logPath, Buffer.alloc(17));
     const o = await openImage(img, cfg);
-    const warnings: string[] = [];
-    const log = Object.assign(nullLogger(), { warn: (m: string) => void warnings.push(m) });
+    const { log, warnings } = warningLogger();
     try {
-      const p = ImagePrefetch.start({ image: o.image, storage: o.storage, settings: o.service.settings, log });
+      const p = start(o, { log });
       await p.whenIdle();
       assert.match(warnings.join('\n'), /17 bytes is not a whole number of 16-byte entries; recording a new one/);
       await o.storage.read(o.chunksOf('/c'), 0, 250_000);
@@ -162,10 +148,9 @@ describe('readahead log', () => {
     const cfg = config({ type: 'localfs', dir: img.blobDir }, fresh(), { readahead: true });
     cfg['cache'] = { type: 'dummycache' };
     const o = await openImage(img, cfg);
-    const warnings: string[] = [];
-    const log = Object.assign(nullLogger(), { warn: (m: string) => void warnings.push(m) });
+    const { log, warnings } = warningLogger();
     try {
-      const p = ImagePrefetch.start({ image: o.image, storage: o.storage, settings: o.service.settings, log });
+      const p = start(o, { log });
       await o.storage.read(o.chunksOf('/c'), 0, 1000);
       await p.stop();
       assert.match(warnings.join('\n'), /readahead needs a blob cache/);
