@@ -122,9 +122,10 @@ async function main(): Promise<void> {
     } else {
       nydusConfig(cfg, registry, cache);
       if (a.variant === 'readahead') {
-        // The first start records; a fresh node then has the log but no cache data.
+        // The first start records; the measured start has its log and nothing else of the
+        // cache (no data, no chunk map, no blob meta).
         await startAndRun(a, cfg, mnt, performance.now());
-        for (const f of readdirSync(cache)) if (/\.blob\.data/.test(f)) rmSync(join(cache, f));
+        for (const f of readdirSync(cache)) if (!f.endsWith('.access')) rmSync(join(cache, f));
       }
       const s = await startAndRun(a, cfg, mnt, performance.now());
       out = {

@@ -8,7 +8,7 @@
  * Rows (ratios of medians against "download every blob through the same link, then start",
  * measured in the same run, the order of the variants rotating every repetition):
  *  - lazy from an empty cache: target <= 0.35x;
- *  - with the readahead log of a first start (cache data dropped): target <= 0.2x.
+ *  - with the readahead log of a first start (the rest of its cache removed): target <= 0.2x.
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
