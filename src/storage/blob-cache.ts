@@ -362,11 +362,16 @@ export class CachedBlob implements BlobSource {
    * The prefetch entry point: fetches a range the prefetch planner chose (no amplification: the
    * planner merged it already) with prefetch priority, through the same fill as a miss. Chunks
    * that became ready or in flight meanwhile are left out (see plannedTodo). `signal` aborts
-   * the request unless an on-demand read has joined it. Never rejects.
+   * the request unless an on-demand read has joined it. `onRead` is called once the backend
+   * request has ended (the fill may still run), so a scheduler can send its next request
+   * meanwhile. Never rejects.
    */
-  async fetchPlanned(planned: FetchRange, signal?: AbortSignal): Promise<PlannedFetch> {
+  async fetchPlanned(planned: FetchRange, signal?: AbortSignal, onRead?: () => void): Promise<PlannedFetch> {
     const r = this.plannedTodo(planned);
-    if (!r || signal?.aborted) return { bytes: 0, read: false, filled: 0, failed: 0 };
+    if (!r || signal?.aborted) {
+      onRead?.();
+      return { bytes: 0, read: false, filled: 0, failed: 0 };
+    }
     const handle: FetchHandle = { priority: 'prefetch', abort: new AbortController(), adopted: false };
     const onAbort = (): void => {
       if (!handle.adopted) handle.abort?.abort(signal?.reason);
@@ -378,7 +383,7 @@ export class CachedBlob implements BlobSource {
       return d.promise;
     });
     try {
-      const read = await this._fetchRange(r, handle);
+      const read = await this._fetchRange(r, handle, onRead);
       const results = await Promise.allSettled(waits);
       const failed = results.filter((x) => x.status === 'rejected').length;
       return { bytes: r.length, read, filled: results.length - failed, failed };
@@ -396,7 +401,7 @@ export class CachedBlob implements BlobSource {
   }
 
   /** Fetches `r` and fills its chunks; false when the backend read itself failed. */
-  private async _fetchRange(r: FetchRange, h: FetchHandle): Promise<boolean> {
+  private async _fetchRange(r: FetchRange, h: FetchHandle, onRead?: () => void): Promise<boolean> {
     const { backend, counters, log, demand } = this._ctx;
     const prefetch = h.priority === 'prefetch';
     const signal = h.abort ? AbortSignal.any([this._lifetime.signal, h.abort.signal]) : this._lifetime.signal;
@@ -418,6 +423,7 @@ export class CachedBlob implements BlobSource {
       return false;
     } finally {
       if (!prefetch) demand?.end();
+      onRead?.();
     }
     // Without digest validation the native fill does the rest on a worker thread.
     if (!this._ctx.validate && this.info.compressor !== 'gzip') {

@@ -50,6 +50,8 @@ export class Prefetcher {
   private _idle: (() => void)[] = [];
   /** Jobs taken from the queue and not finished (waiting for their slot, or in flight). */
   private _busy = 0;
+  /** Fills of requests whose reply is in (their workers moved on). */
+  private readonly _filling = new Set<Promise<void>>();
   private readonly _stats: PrefetchStats = emptyPrefetchStats();
   private _beginWall = 0;
 
@@ -96,6 +98,7 @@ export class Prefetcher {
       this._wake = [];
     }
     await Promise.allSettled(this._workers);
+    await Promise.allSettled([...this._filling]);
     this._settleIdle();
   }
 
@@ -133,6 +136,7 @@ export class Prefetcher {
           continue;
         }
         this._busy++;
+        let handedOff = false;
         try {
           // Worker 0 keeps prefetch moving; the rest give the link to on-demand reads.
           if (id > 0) await this._o.demand?.whenIdle(signal);
@@ -143,9 +147,20 @@ export class Prefetcher {
           }
           await this._pacer.take(todo.length, signal);
           if (signal.aborted) break;
-          await this._send(job, signal);
+          // The worker moves on once the response is in; the fill finishes on its own (and
+          // keeps the job counted busy until then).
+          let read!: () => void;
+          const gotReply = new Promise<void>((resolve) => (read = resolve));
+          const sent = this._send(job, signal, read).finally(() => {
+            this._busy--;
+            this._settleIdle();
+          });
+          this._filling.add(sent);
+          void sent.finally(() => this._filling.delete(sent)).catch(() => undefined);
+          handedOff = true;
+          await gotReply;
         } finally {
-          this._busy--;
+          if (!handedOff) this._busy--;
         }
       }
     } finally {
@@ -153,14 +168,14 @@ export class Prefetcher {
     }
   }
 
-  private async _send(job: Queued, signal: AbortSignal): Promise<void> {
+  private async _send(job: Queued, signal: AbortSignal, onRead: () => void): Promise<void> {
     if (this._beginWall === 0) {
       this._beginWall = Date.now();
       const t = wallTime(this._beginWall);
       this._stats.prefetch_begin_time_secs = t.secs;
       this._stats.prefetch_begin_time_millis = t.millis;
     }
-    const out = await job.blob.fetchPlanned(job.range, signal);
+    const out = await job.blob.fetchPlanned(job.range, signal, onRead);
     if (out.bytes === 0) {
       this._stats.prefetch_skipped_requests++;
       return;
