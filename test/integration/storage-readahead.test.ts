@@ -1,8 +1,11 @@
 /**
  * The seed's readahead log over every kind of backend: localfs, the registry (Debian's
- * docker-registry) and http-proxy (nginx, whose access log also shows the Range of every request
- * it served). A first start records the ranges it reads; a second start with an emptied cache
- * issues prefetch requests for exactly those ranges, and records nothing.
+ * docker-registry), http-proxy (nginx, whose access log also shows the Range of every request
+ * it served), s3 (s3rver) and localdisk (a GPT disk image made by sgdisk). OSS has no server
+ * here that checks its signatures (s3rver refuses them); it shares the HTTP layer and the cache
+ * code with s3, and the log lives in the cache, above every backend. A first start records the
+ * ranges it reads; a second start with an emptied cache issues prefetch requests for exactly
+ * those ranges, and records nothing.
  */
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -12,8 +15,8 @@ import { after, before, describe, test } from 'node:test';
 import { accessLogPath, decodeAccessLog } from '../../src/storage/prefetch/index.js';
 import type { TestImage } from '../helpers/prefetch-image.js';
 import { buildTestImage, openImage, startPrefetch as start, tempDirs, warningLogger } from '../helpers/prefetch-image.js';
-import type { Nginx, Registry } from '../helpers/remote-servers.js';
-import { freePort, pushBlob, startNginx, startRegistry, which } from '../helpers/remote-servers.js';
+import type { Child, Nginx, Registry } from '../helpers/remote-servers.js';
+import { freePort, makeGptDisk, pushBlob, putObject, startChild, startNginx, startRegistry, which } from '../helpers/remote-servers.js';
 
 const fresh = tempDirs('nydus-readahead-');
 
@@ -159,15 +162,20 @@ describe('readahead log', () => {
     }
   });
 
-  const remoteSkip = !which('docker-registry') ? 'docker-registry not found (apt-get install docker-registry)' : !which('nginx') ? 'nginx not found (apt-get install nginx)' : false;
+  const kTools: [string, string][] = [['docker-registry', 'docker-registry'], ['nginx', 'nginx'], ['sgdisk', 'gdisk']];
+  const missing = kTools.find(([bin]) => !which(bin));
+  const remoteSkip = missing ? `${missing[0]} not found (apt-get install ${missing[1]})` : false;
   describe('remote backends', { skip: remoteSkip }, () => {
     let reg: Registry;
     let ng: Nginx;
+    let s3: Child;
     let port = 0;
+    let work = '';
+    const blobIds = (): string[] => readdirSync(img.blobDir).filter((x) => /^[0-9a-f]{64}$/.test(x));
     before(async () => {
-      const work = fresh();
+      work = fresh();
       reg = await startRegistry(join(work, 'registry'), join(work, 'store'), { kind: 'none' });
-      for (const f of readdirSync(img.blobDir).filter((x) => /^[0-9a-f]{64}$/.test(x))) await pushBlob(reg.url, 'ra/test', f, readFileSync(join(img.blobDir, f)));
+      for (const f of blobIds()) await pushBlob(reg.url, 'ra/test', f, readFileSync(join(img.blobDir, f)));
       port = await freePort();
       ng = await startNginx(
         join(work, 'nginx'),
@@ -179,6 +187,7 @@ describe('readahead log', () => {
     after(async () => {
       await ng?.stop();
       await reg?.stop();
+      await s3?.stop();
     });
 
     test('registry (docker-registry): the second start prefetches exactly the recorded ranges', async () => {
@@ -189,6 +198,19 @@ describe('readahead log', () => {
       const served = async (): Promise<string[]> => (await ng.settled()).filter((l) => l.startsWith('GET /blobs/') && l.includes('bytes='));
       await recordThenReplay(img, { type: 'http-proxy', addr: `http://127.0.0.1:${port}`, path: '/blobs' }, served);
       assert.ok(existsSync(join(ng.dir, 'access.log')));
+    });
+
+    test('s3 (s3rver): the second start prefetches exactly the recorded ranges', async () => {
+      s3 = await startChild({ mode: 's3rver', directory: join(work, 's3rver'), buckets: ['nydus'] }, join(work, 's3rver.log'));
+      for (const id of blobIds()) await putObject(s3.port, 'nydus', `layers/${id}`, readFileSync(join(img.blobDir, id)));
+      const cfg = { scheme: 'http', endpoint: `127.0.0.1:${s3.port}`, region: 'us-east-1', bucket_name: 'nydus', object_prefix: 'layers/', access_key_id: 'S3RVER', access_key_secret: 'S3RVER' };
+      await recordThenReplay(img, { type: 's3', ...cfg });
+    });
+
+    test('localdisk (GPT image): the second start prefetches exactly the recorded ranges', async () => {
+      const disk = join(work, 'disk.img');
+      makeGptDisk(disk, blobIds().map((id) => ({ id, file: join(img.blobDir, id) })));
+      await recordThenReplay(img, { type: 'localdisk', device_path: disk });
     });
   });
 });
