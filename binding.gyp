@@ -13,32 +13,42 @@
   },
   "targets": [
     {
-      "target_name": "nydus_native",
-      "sources": ["<!@(node scripts/gyp-sources.mjs native/core native/binding)"],
-      "cflags_cc+": ["-isystem", "<!(node -p \"require('path').resolve(require('node-addon-api').include_dir)\")"],
-      "defines": ["NAPI_VERSION=9", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"]
-    },
-    {
-      "target_name": "nydus_core_tests",
-      "type": "executable",
-      "sources": ["<!@(node scripts/gyp-sources.mjs native/core native/test)"]
-    },
-    {
-      "target_name": "nydus_vhost_tools_core",
+      "target_name": "nydus_core",
       "type": "static_library",
       "sources": ["<!@(node scripts/gyp-sources.mjs native/core)"]
     },
     {
+      "target_name": "nydus_native",
+      "dependencies": ["nydus_core"],
+      "sources": ["<!@(node scripts/gyp-sources.mjs native/binding)"],
+      "cflags_cc+": ["-isystem", "<!(node -p \"require('path').resolve(require('node-addon-api').include_dir)\")"],
+      "defines": ["NAPI_VERSION=9", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"]
+    },
+    {
+      "target_name": "nydus_driver_frontend",
+      "type": "static_library",
+      "dependencies": ["nydus_core"],
+      "include_dirs": ["native"],
+      "sources": ["<!@(node scripts/gyp-sources.mjs native/driver/frontend)"]
+    },
+    {
+      "target_name": "nydus_core_tests",
+      "type": "executable",
+      "dependencies": ["nydus_driver_frontend", "nydus_core"],
+      "include_dirs": ["native"],
+      "sources": ["<!@(node scripts/gyp-sources.mjs native/test)"]
+    },
+    {
       "target_name": "nydus_vu_driver",
       "type": "executable",
-      "dependencies": ["nydus_vhost_tools_core"],
+      "dependencies": ["nydus_driver_frontend", "nydus_core"],
       "include_dirs": ["native"],
       "sources": ["<!@(node scripts/gyp-sources.mjs native/driver/cli)"]
     },
     {
       "target_name": "nydus_vu_testd",
       "type": "executable",
-      "dependencies": ["nydus_vhost_tools_core"],
+      "dependencies": ["nydus_core"],
       "include_dirs": ["native"],
       "sources": ["<!@(node scripts/gyp-sources.mjs native/driver/testd)"]
     }

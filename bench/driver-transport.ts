@@ -1,8 +1,7 @@
 /**
  * Transport benchmark: the frontend driver (playing QEMU 7.2 + a Linux guest) reads a 64 MiB
  * file through
- *   - our vhost-user backend with the test FUSE responder, chains handled inline (default),
- *   - the same with the optional thread pool (`--pool-threads 2 --pool-threshold 4`),
+ *   - our vhost-user backend with the test FUSE responder (chains handled inline),
  *   - QEMU's C virtiofsd (cache=auto, page cache warm),
  * at 4 KiB and 1 MiB READs, queue depth 1 and 16. Prints ops/s, MB/s, mean latency and backend
  * CPU per request, and the ratios to virtiofsd measured in the same run.
@@ -53,7 +52,6 @@ async function measure(start: () => Promise<Backend>, size: string, qd: number):
 
 const backends: { name: string; start: () => Promise<Backend> }[] = [
   { name: 'nydus inline', start: () => startTestd(work.path, src) },
-  { name: 'nydus pool', start: () => startTestd(work.path, src, ['--pool-threads', '2', '--pool-threshold', '4']) },
 ];
 if (virtiofsdSkip() === false) backends.push({ name: 'virtiofsd', start: () => startVirtiofsd(work.path, src) });
 

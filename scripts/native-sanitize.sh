@@ -3,6 +3,11 @@
 # involved) and runs them. `--tsan` builds with ThreadSanitizer instead.
 #
 #   npm run test:asan [-- --tsan] [-- FILTER]
+#
+# Objects are kept in build/<mode>/ between runs and rebuilt from the compiler's dependency files
+# (-MMD): a changed source or any header it includes rebuilds exactly the objects that use it.
+# A different compiler or flag set starts the folder over, so nothing stale is ever linked. The
+# build runs one compile job per CPU (make -j). Prints how long the build and the run took.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 mode=asan
@@ -18,28 +23,48 @@ if [ -z "$cxx" ]; then
   if command -v clang++-16 >/dev/null; then cxx=clang++-16; else cxx=g++; fi
 fi
 if [ "$mode" = tsan ]; then
-  san=(-fsanitize=thread)
+  san="-fsanitize=thread"
 else
-  san=(-fsanitize=address,undefined -fno-sanitize-recover=all)
+  san="-fsanitize=address,undefined -fno-sanitize-recover=all"
 fi
+flags="-std=c++20 -g -O1 -fno-omit-frame-pointer $san -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -Wall -Wextra -I$root/native/core -I$root/native"
 out="$root/build/$mode"
-mkdir -p "$out"
-mapfile -t srcs < <(cd "$root" && node scripts/gyp-sources.mjs native/core native/test | tr ' ' '\n')
-echo "sanitize: building core tests with $cxx (${san[*]}), ${#srcs[@]} sources" >&2
-objs=()
-for s in "${srcs[@]}"; do
-  o="$out/$(echo "$s" | tr '/' '_').o"
-  if [ ! -f "$o" ] || [ "$root/$s" -nt "$o" ] || [ -n "$(find "$root/native" -name '*.h' -newer "$o" -print -quit)" ]; then
-    "$cxx" -std=c++20 -g -O1 -fno-omit-frame-pointer "${san[@]}" -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 \
-      -Wall -Wextra -I"$root/native/core" -c "$root/$s" -o "$o" &
-    while [ "$(jobs -rp | wc -l)" -ge "$(nproc)" ]; do wait -n; done
-  fi
-  objs+=("$o")
-done
-wait
-"$cxx" "${san[@]}" -o "$out/nydus_core_tests" "${objs[@]}" -llz4 -lzstd -lpthread
-echo "sanitize: running $out/nydus_core_tests" >&2
+
+# A build made with other flags (or another compiler) is thrown away, never reused.
+stamp="$cxx $flags | $("$cxx" --version | head -1)"
+if [ ! -f "$out/flags" ] || [ "$(cat "$out/flags")" != "$stamp" ]; then
+  rm -rf "$out"
+  mkdir -p "$out"
+  printf '%s' "$stamp" >"$out/flags"
+fi
+
+# The core, the test-only vhost-user frontend the tests drive the backend with, and the tests.
+mapfile -t srcs < <(cd "$root" && node scripts/gyp-sources.mjs native/core native/driver/frontend native/test | tr ' ' '\n')
+{
+  echo "CXX := $cxx"
+  echo "FLAGS := $flags"
+  echo "SAN := $san"
+  objs=()
+  for s in "${srcs[@]}"; do
+    o="$out/obj/${s%.cc}.o"
+    objs+=("$o")
+    printf '%s: %s\n\t@mkdir -p $(dir $@)\n\t$(CXX) $(FLAGS) -MMD -MP -c $< -o $@\n' "$o" "$root/$s"
+  done
+  printf '%s: %s\n\t$(CXX) $(SAN) -o $@ $^ -llz4 -lzstd -lpthread\n' "$out/nydus_core_tests" "${objs[*]}"
+  printf -- '-include $(wildcard %s/obj/native/*/*.d %s/obj/native/*/*/*.d)\n' "$out" "$out"
+} >"$out/Makefile"
+
+echo "sanitize: building core tests with $cxx ($san), ${#srcs[@]} sources, $(nproc) jobs" >&2
+t0=$(date +%s)
+make -s -f "$out/Makefile" -j"$(nproc)" "$out/nydus_core_tests"
+t1=$(date +%s)
+echo "sanitize: $mode build took $((t1 - t0)) s" >&2
+
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$root/native/test/lsan_suppress.txt}
-exec "$out/nydus_core_tests" "${filter[@]}"
+echo "sanitize: running $out/nydus_core_tests" >&2
+status=0
+"$out/nydus_core_tests" "${filter[@]}" || status=$?
+echo "sanitize: $mode run took $(($(date +%s) - t1)) s (exit $status)" >&2
+exit $status

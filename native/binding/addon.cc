@@ -2,17 +2,6 @@
 #include "binding.h"
 
 namespace nydus::binding {
-namespace {
-
-Napi::Object AbiInfo(const Napi::CallbackInfo& info) {
-  // Layout facts the TypeScript side mirrors; a unit test compares them so the two cannot drift.
-  Napi::Object o = Napi::Object::New(info.Env());
-  o.Set("napiVersion", NAPI_VERSION);
-  o.Set("chunkMapHeaderSize", 4096);
-  return o;
-}
-
-}  // namespace
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterErrors(env, exports);
@@ -23,7 +12,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterFuseSession(env, exports);
   RegisterXattr(env, exports);
   RegisterRlimit(env, exports);
-  exports.Set("abiInfo", Napi::Function::New(env, AbiInfo, "abiInfo"));
+  RegisterAbi(env, exports);
   return exports;
 }
 

@@ -22,6 +22,8 @@ void RegisterLog(Napi::Env env, Napi::Object exports);
 void RegisterXattr(Napi::Env env, Napi::Object exports);
 void RegisterRlimit(Napi::Env env, Napi::Object exports);
 void RegisterFuseSession(Napi::Env env, Napi::Object exports);
+// abiInfo() (abi_binding.cc).
+void RegisterAbi(Napi::Env env, Napi::Object exports);
 
 // The core chunk map behind a JS ChunkMap handle (null when `value` is not one). The READ fast
 // path keeps the shared_ptr, so closing the JS handle does not unmap it under a reader.

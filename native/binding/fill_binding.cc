@@ -1,12 +1,14 @@
 // decodeWrite(algo, src, plan, fd) -> Promise<Int32Array>: the cache fill of one fetched range
 // (cache/fill.h) on a libuv worker thread, so decompression and the cache-file write leave the
-// JavaScript thread free and several fills run at once. The plan is 5 numbers per chunk:
-// src offset, stored size, file offset, uncompressed size, compressed (0/1). Resolves with one
+// JavaScript thread free and several fills run at once. The plan is one abi::FillRecord per
+// chunk (abi/js_abi.h): src offset, stored size, file offset, uncompressed size, compressed
+// (0/1). Resolves with one
 // status per chunk (0; -EBADMSG: did not decode; else -errno of the write); rejects only for an
 // invalid plan.
 #include <string>
 #include <vector>
 
+#include "abi/js_abi.h"
 #include "binding.h"
 #include "cache/fill.h"
 #include "codec/codec.h"
@@ -14,7 +16,7 @@
 namespace nydus::binding {
 namespace {
 
-constexpr size_t kPlanStride = 5;
+using Plan = abi::FillRecord;
 
 class FillWorker : public Napi::AsyncWorker {
  public:
@@ -72,19 +74,24 @@ Napi::Value DecodeWrite(const Napi::CallbackInfo& info) {
   auto plan = info[2].As<Napi::Float64Array>();
   const int32_t fd = ArgI32(info, 3, "fd");
   if (fd < 0) throw Napi::TypeError::New(env, "fd must be an open file descriptor");
-  if (plan.ElementLength() % kPlanStride != 0)
-    throw Napi::TypeError::New(env, "plan length must be a multiple of 5");
-  std::vector<cache::FillChunk> chunks(plan.ElementLength() / kPlanStride);
+  if (plan.ElementLength() % Plan::kStride != 0) {
+    throw Napi::TypeError::New(
+        env, "plan length must be a multiple of " + std::to_string(Plan::kStride));
+  }
+  std::vector<cache::FillChunk> chunks(plan.ElementLength() / Plan::kStride);
   const double kSafe = 9007199254740992.0;
   for (size_t i = 0; i < chunks.size(); ++i) {
-    const double* r = plan.Data() + i * kPlanStride;
-    if (!Whole(r[0], kSafe) || !Whole(r[1], 4294967295.0) || !Whole(r[2], kSafe) ||
-        !Whole(r[3], 4294967295.0) || (r[4] != 0 && r[4] != 1)) {
+    const double* r = plan.Data() + i * Plan::kStride;
+    if (!Whole(r[Plan::kSrcOffset], kSafe) || !Whole(r[Plan::kStoredSize], 4294967295.0) ||
+        !Whole(r[Plan::kFileOffset], kSafe) || !Whole(r[Plan::kSize], 4294967295.0) ||
+        (r[Plan::kCompressed] != 0 && r[Plan::kCompressed] != 1)) {
       throw MakeError(env, "ERR_BAD_CHUNK",
                       "fill plan entry " + std::to_string(i) + " is not a valid chunk record");
     }
-    chunks[i] = {static_cast<uint64_t>(r[0]), static_cast<uint32_t>(r[1]),
-                 static_cast<uint64_t>(r[2]), static_cast<uint32_t>(r[3]), r[4] == 1};
+    chunks[i] = {static_cast<uint64_t>(r[Plan::kSrcOffset]),
+                 static_cast<uint32_t>(r[Plan::kStoredSize]),
+                 static_cast<uint64_t>(r[Plan::kFileOffset]), static_cast<uint32_t>(r[Plan::kSize]),
+                 r[Plan::kCompressed] == 1};
   }
   const std::string bad = cache::ValidatePlan(chunks, src.Length());
   if (!bad.empty()) throw MakeError(env, "ERR_BAD_CHUNK", "fill plan: " + bad);

@@ -13,7 +13,7 @@ FuseBridge* FuseBridge::Create(Napi::Env env, Napi::Function dispatch, Napi::Flo
   b->records_ref_ = Napi::Persistent(records);
   b->bytes_ref_ = Napi::Persistent(bytes);
   b->arena_.records = records.Data();
-  b->arena_.max_records = records.ElementLength() / fuse::kUpcallStride;
+  b->arena_.max_records = records.ElementLength() / abi::UpcallRecord::kStride;
   b->arena_.bytes = bytes.Data();
   b->arena_.bytes_cap = bytes.ByteLength();
   b->tsfn_ = FuseTsfn::New(

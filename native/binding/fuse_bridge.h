@@ -20,14 +20,15 @@
 #include <mutex>
 #include <vector>
 
+#include "abi/js_abi.h"
 #include "fuse/session.h"
 #include "fuse/upcall.h"
 
 namespace nydus::binding {
 
-// Dispatcher call kinds (first argument).
-inline constexpr int kDispatchBatch = 0;     // (kind, count)
-inline constexpr int kDispatchLoopback = 1;  // (kind, id, Buffer reply)
+// Dispatcher call kinds (first argument; abi/js_abi.h).
+inline constexpr int kDispatchBatch = abi::kDispatchBatch;        // (kind, count)
+inline constexpr int kDispatchLoopback = abi::kDispatchLoopback;  // (kind, id, Buffer reply)
 
 class FuseBridge;
 void FuseBridgeCallJs(Napi::Env env, Napi::Function fn, FuseBridge* bridge, void* data);

@@ -1,7 +1,7 @@
 // JS handle of a FUSE session (fuse/session.h): one FUSE connection served by a TypeScript
 // filesystem handler, attached to one transport (a /dev/fuse mount, a vhost-user virtio-fs
 // socket, or the in-memory loopback tests use). JS validates arguments before they cross
-// (src/native/fuse-session.ts); this file checks types and ranges again and turns core error
+// (src/fuse/session.ts); this file checks types and ranges again and turns core error
 // codes into NativeErrors with stable codes.
 //
 // The reply scratch (a Float64Array and a Uint8Array the JS side fills before each reply call)
@@ -9,6 +9,8 @@
 #include <memory>
 #include <string>
 
+#include "abi/js_abi.h"
+#include "abi_binding.h"
 #include "binding.h"
 #include "common/log.h"
 #include "fuse/session.h"
@@ -128,17 +130,18 @@ class FuseSessionWrap : public Napi::ObjectWrap<FuseSessionWrap> {
         rbytes.TypedArrayType() != napi_uint8_array) {
       throw Napi::TypeError::New(env, "wrong typed array kinds");
     }
-    if (records.ElementLength() < 16 * fuse::kUpcallStride || bytes.ByteLength() < 65536 ||
-        nums.ElementLength() < fuse::kDirentStride) {
+    if (records.ElementLength() < abi::kMinUpcallRecords * abi::UpcallRecord::kStride ||
+        bytes.ByteLength() < abi::kMinUpcallBytes ||
+        nums.ElementLength() < abi::DirentRecord::kStride) {
       throw Napi::RangeError::New(env, "upcall arena or reply scratch too small");
     }
     fuse::SessionOptions opts;
     for (size_t op = 0; op < fuse::kOpcodeTableSize && op < ops.ElementLength(); ++op) {
       if (ops[op] != 0) opts.handler_ops.set(op);
     }
-    // Optional 7th argument: session flags (bit 0: the handler is immutable, see SessionOptions).
+    // Optional 7th argument: session flags (abi::kSessionImmutable: see SessionOptions).
     if (info.Length() > 6 && info[6].IsNumber()) {
-      opts.immutable = (info[6].As<Napi::Number>().Uint32Value() & 1u) != 0;
+      opts.immutable = (info[6].As<Napi::Number>().Uint32Value() & abi::kSessionImmutable) != 0;
     }
     bridge_ = FuseBridge::Create(env, info[0].As<Napi::Function>(), records, bytes);
     session_ = std::make_shared<fuse::FuseSession>(opts, bridge_);
@@ -242,7 +245,7 @@ class FuseSessionWrap : public Napi::ObjectWrap<FuseSessionWrap> {
     auto f64 = arr.As<Napi::Float64Array>();
     uint64_t file_size = ArgU64(info, at + 1, "fileSize");
     uint32_t count = ArgU32(info, at + 2, "extentCount");
-    if (static_cast<size_t>(count) * readpath::kExtentStride > f64.ElementLength()) {
+    if (static_cast<size_t>(count) * abi::ExtentRecord::kStride > f64.ElementLength()) {
       *err = "extentCount exceeds the array";
       return nullptr;
     }
@@ -269,7 +272,8 @@ class FuseSessionWrap : public Napi::ObjectWrap<FuseSessionWrap> {
     uint64_t token = ArgU64(info, 0, "token");
     uint32_t count = ArgU32(info, 1, "count");
     uint32_t names = ArgU32(info, 2, "namesLength");
-    if (static_cast<size_t>(count) * fuse::kDirentStride > nums_len_ || names > rbytes_len_) {
+    if (static_cast<size_t>(count) * abi::DirentRecord::kStride > nums_len_ ||
+        names > rbytes_len_) {
       throw Napi::RangeError::New(info.Env(), "readdir reply exceeds the scratch");
     }
     return Num(info.Env(), session_->ReplyReaddir(token, nums_, count, rbytes_, names));
@@ -299,7 +303,7 @@ class FuseSessionWrap : public Napi::ObjectWrap<FuseSessionWrap> {
     return Napi::Boolean::New(info.Env(), session_->RemoveExtents(ArgU64(info, 0, "fh")));
   }
 
-  // registerBlob(slot, dataPath, chunkMap | null, algo)
+  // registerBlob(slot, dataPath, chunkMap | null)
   void RegisterBlob(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     RequireOpen(env);
@@ -311,10 +315,8 @@ class FuseSessionWrap : public Napi::ObjectWrap<FuseSessionWrap> {
       if (map == nullptr) throw Napi::TypeError::New(env, "chunkMap must be a ChunkMap or null");
       if (map->chunk_count() == 0) throw MakeError(env, "ERR_FUSE_BLOB", "the chunk map is closed");
     }
-    uint32_t algo = ArgU32(info, 3, "algo");
     std::string err;
-    int rc = session_->blobs().Register(slot, path, std::move(map), static_cast<codec::Algo>(algo),
-                                        &err);
+    int rc = session_->blobs().Register(slot, path, std::move(map), &err);
     if (rc != 0) throw MakeError(env, "ERR_FUSE_BLOB", err, rc);
   }
   void UnregisterBlob(const Napi::CallbackInfo& info) {
@@ -350,8 +352,10 @@ class FuseSessionWrap : public Napi::ObjectWrap<FuseSessionWrap> {
     fusedev::FuseDevOptions fo;
     Napi::Value threads = o.Get("threads");
     if (threads.IsNumber()) fo.threads = threads.As<Napi::Number>().Uint32Value();
-    if (fo.threads == 0 || fo.threads > 64)
-      throw Napi::RangeError::New(env, "threads must be 1..64");
+    if (fo.threads == 0 || fo.threads > abi::kMaxFuseThreads) {
+      throw Napi::RangeError::New(env,
+                                  "threads must be 1.." + std::to_string(abi::kMaxFuseThreads));
+    }
     mo.max_read = fuse::kMaxReplyPayload;
     fusedev::MountResult mr;
     std::string err;
@@ -373,7 +377,7 @@ class FuseSessionWrap : public Napi::ObjectWrap<FuseSessionWrap> {
     }
     Napi::Object res = Napi::Object::New(env);
     res.Set("viaFusermount", mr.via_fusermount);
-    res.Set("threads", fusedev_->GetStats().threads);
+    res.Set("threads", static_cast<double>(fusedev_->GetStats().threads));
     return res;
   }
 
@@ -422,73 +426,34 @@ class FuseSessionWrap : public Napi::ObjectWrap<FuseSessionWrap> {
     if (!info[1].IsTypedArray()) throw Napi::TypeError::New(env, "request must be a Uint8Array");
     auto a = info[1].As<Napi::Uint8Array>();
     uint32_t cap = ArgU32(info, 2, "outCapacity");
-    if (cap > (8u << 20)) throw Napi::RangeError::New(env, "outCapacity must be at most 8 MiB");
+    if (cap > abi::kMaxInjectReply) {
+      throw Napi::RangeError::New(
+          env, "outCapacity must be at most " + std::to_string(abi::kMaxInjectReply) + " bytes");
+    }
     session_->OnRequest(new LoopbackRequest(bridge_, id, a.Data(), a.ByteLength(), cap));
   }
 
   Napi::Value Stats(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    const fuse::SessionStats s = session_->Stats();
     Napi::Object o = Napi::Object::New(env);
-    auto set = [&](const char* k, uint64_t v) { o.Set(k, static_cast<double>(v)); };
-    set("requests", s.requests);
-    set("nativeReplies", s.native_replies);
-    set("upcalls", s.upcalls);
-    set("handlerReplies", s.handler_replies);
-    set("errorsReturned", s.errors_returned);
-    set("badRequests", s.bad_requests);
-    set("garbageReplies", s.garbage_replies);
-    set("staleReplies", s.stale_replies);
-    set("replyOverflows", s.reply_overflows);
-    set("forgets", s.forgets);
-    set("fastReads", s.fast_reads);
-    set("fastReadBytes", s.fast_read_bytes);
-    set("readMisses", s.read_misses);
-    set("missRetries", s.miss_retries);
-    set("parkedNow", s.parked_now);
-    set("pendingNow", s.pending_now);
-    set("extentTables", s.extent_tables);
-    set("cachedReplies", s.cached_replies);
-    set("nativeOpens", s.native_opens);
-    set("preadvCalls", s.read.preadv_calls);
-    set("bytesFromCache", s.read.bytes_from_cache);
-    set("bytesDecompressed", s.read.bytes_decompressed);
-    set("bytesZero", s.read.bytes_zero);
-    set("chunkCacheHits", s.read.chunk_cache_hits);
-    set("negotiatedMinor", s.negotiated_minor);
-    o.Set("initialized", s.initialized);
+    const fuse::SessionStats s = session_->Stats();
+    SetSessionStats(o, s);
     Napi::Object ops = Napi::Object::New(env);
     for (uint32_t op = 0; op < fuse::kOpcodeTableSize; ++op) {
       if (s.ops[op] != 0) ops.Set(fuse::OpName(op), static_cast<double>(s.ops[op]));
     }
     o.Set("ops", ops);
     if (fusedev_ != nullptr) {
-      const auto d = fusedev_->GetStats();
       Napi::Object t = Napi::Object::New(env);
       t.Set("kind", "fusedev");
-      t.Set("requests", static_cast<double>(d.requests));
-      t.Set("replies", static_cast<double>(d.replies));
-      t.Set("bytesRead", static_cast<double>(d.bytes_read));
-      t.Set("bytesWritten", static_cast<double>(d.bytes_written));
-      t.Set("writeErrors", static_cast<double>(d.write_errors));
-      t.Set("threads", d.threads);
-      t.Set("closed", d.closed);
+      SetFuseDevStats(t, fusedev_->GetStats());
       o.Set("transport", t);
     }
     if (vhost_ != nullptr) {
-      const vhost::BackendStats v = vhost_->GetStats();
       Napi::Object t = Napi::Object::New(env);
       t.Set("kind", "virtio");
       t.Set("connected", vhost_->connected());
-      t.Set("requests", static_cast<double>(v.requests));
-      t.Set("bytesIn", static_cast<double>(v.bytes_in));
-      t.Set("bytesOut", static_cast<double>(v.bytes_out));
-      t.Set("badChains", static_cast<double>(v.bad_chains));
-      t.Set("brokenQueues", static_cast<double>(v.broken_queues));
-      t.Set("connections", static_cast<double>(v.connections));
-      t.Set("protocolErrors", static_cast<double>(v.protocol_errors));
-      t.Set("staleCompletions", static_cast<double>(v.stale_completions));
-      t.Set("notifications", static_cast<double>(v.notifications));
+      SetVirtioStats(t, vhost_->GetStats());
       o.Set("transport", t);
     }
     return o;
@@ -514,39 +479,10 @@ class FuseSessionWrap : public Napi::ObjectWrap<FuseSessionWrap> {
   size_t rbytes_len_ = 0;
 };
 
-// Layout numbers the TypeScript side mirrors (fuse-abi test compares them).
-Napi::Object FuseAbiInfo(const Napi::CallbackInfo& info) {
-  Napi::Object o = Napi::Object::New(info.Env());
-  o.Set("upcallStride", fuse::kUpcallStride);
-  o.Set("entryStride", fuse::kEntryStride);
-  o.Set("attrBase", fuse::kAttrBase);
-  o.Set("statfsStride", fuse::kStatfsStride);
-  o.Set("direntStride", fuse::kDirentStride);
-  o.Set("direntOff", fuse::kDirentOff);
-  o.Set("direntNameOffset", fuse::kDirentNameOffset);
-  o.Set("direntNameLength", fuse::kDirentNameLength);
-  o.Set("direntType", fuse::kDirentType);
-  o.Set("extentStride", readpath::kExtentStride);
-  o.Set("extentHole", readpath::kExtentHole);
-  o.Set("extentCompressed", readpath::kExtentCompressed);
-  o.Set("upcallReadMiss", fuse::kUpcallReadMiss);
-  o.Set("upcallForget", fuse::kUpcallForget);
-  o.Set("upcallInit", fuse::kUpcallInit);
-  o.Set("upcallDestroy", fuse::kUpcallDestroy);
-  o.Set("upcallClosed", fuse::kUpcallClosed);
-  o.Set("opcodeTableSize", fuse::kOpcodeTableSize);
-  o.Set("maxReplyPayload", static_cast<double>(fuse::kMaxReplyPayload));
-  o.Set("maxChunk", readpath::kMaxChunk);
-  o.Set("maxBlobSlots", readpath::kMaxBlobSlots);
-  o.Set("protocolMinor", fuse::kOurMinor);
-  return o;
-}
-
 }  // namespace
 
 void RegisterFuseSession(Napi::Env env, Napi::Object exports) {
   exports.Set("FuseSession", FuseSessionWrap::Define(env));
-  exports.Set("fuseAbiInfo", Napi::Function::New(env, FuseAbiInfo, "fuseAbiInfo"));
 }
 
 }  // namespace nydus::binding

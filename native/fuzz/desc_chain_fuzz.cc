@@ -22,6 +22,7 @@
 #include "vhost/vring.h"
 
 using namespace nydus::vhost;
+using nydus::UniqueFd;
 
 namespace {
 

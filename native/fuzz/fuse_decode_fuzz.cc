@@ -160,9 +160,9 @@ Blobs& SharedBlobs() {
 }
 
 void Answer(nydus::fuse::FuseSession& s, Input& in, const double* rec, const uint8_t* bytes) {
-  const uint64_t token = static_cast<uint64_t>(rec[0]);
+  const uint64_t token = static_cast<uint64_t>(rec[nydus::abi::UpcallRecord::kToken]);
   if (token == 0) return;  // a notification
-  double vals[nydus::fuse::kDirentStride * 4];
+  double vals[nydus::abi::DirentRecord::kStride * 4];
   for (double& v : vals) v = in.Num();
   std::vector<uint8_t> data = in.Bytes(in.U8());
   std::string err;
@@ -232,10 +232,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto session = std::make_unique<nydus::fuse::FuseSession>(opts, &listener);
   Blobs& blobs = SharedBlobs();
   std::string err;
-  session->blobs().RegisterFd(0, fcntl(blobs.fd, F_DUPFD_CLOEXEC, 0), nullptr,
-                              nydus::codec::Algo::kNone, &err);
-  session->blobs().RegisterFd(1, fcntl(blobs.fd, F_DUPFD_CLOEXEC, 0), blobs.map,
-                              nydus::codec::Algo::kNone, &err);
+  session->blobs().RegisterFd(0, fcntl(blobs.fd, F_DUPFD_CLOEXEC, 0), nullptr, &err);
+  session->blobs().RegisterFd(1, fcntl(blobs.fd, F_DUPFD_CLOEXEC, 0), blobs.map, &err);
   std::vector<double> ext;
   for (uint32_t c = 0; c < 16; ++c) {
     ext.insert(ext.end(), {c * 4096.0, 4096, static_cast<double>(c % 2), static_cast<double>(c),
@@ -261,7 +259,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     reqs.push_back(std::make_unique<FuzzRequest>(std::move(b), 80, 0, 0));
     session->OnRequest(reqs.back().get());
   }
-  std::vector<double> recs(16 * nydus::fuse::kUpcallStride);
+  std::vector<double> recs(16 * nydus::abi::UpcallRecord::kStride);
   std::vector<uint8_t> arena_bytes(1 << 16);
   while (!in.empty() && reqs.size() < 64) {
     // Request: a header with fuzzed fields, a fuzzed body; len mostly honest.
@@ -289,7 +287,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     arena.bytes_cap = arena_bytes.size();
     while (session->DrainUpcalls(&arena) > 0) {
       for (size_t i = 0; i < arena.count; ++i) {
-        const double* rec = &recs[i * nydus::fuse::kUpcallStride];
+        const double* rec = &recs[i * nydus::abi::UpcallRecord::kStride];
         Answer(*session, in, rec, arena_bytes.data());
       }
     }

@@ -37,7 +37,7 @@ NTEST(FuseConcurrency, EveryRequestCompletesOnceUnderRaces) {
   auto& s = *h.s;
   InitSession(s);
   DrainAll(s);
-  NASSERT_EQ(s.blobs().Register(0, dir.File("cache"), map, codec::Algo::kNone, &err), 0);
+  NASSERT_EQ(s.blobs().Register(0, dir.File("cache"), map, &err), 0);
   std::vector<readpath::Extent> ext;
   for (uint32_t c = 0; c < kChunks; ++c)
     ext.push_back({c * uint64_t{kChunk}, c * uint64_t{kChunk}, kChunk, kChunk, 0, c, 0});
@@ -72,8 +72,7 @@ NTEST(FuseConcurrency, EveryRequestCompletesOnceUnderRaces) {
     });
   }
   // The owner: answer everything, alternating how misses are resolved.
-  const auto entry = std::vector<double>{2, 0, 1, 1, 2,    10, 1, 0, 0, 0, 0, 0, 0, S_IFREG | 0644,
-                                         1, 0, 0, 0, 4096, 0};
+  const auto entry = EntryRecord(2, S_IFREG | 0644, 10);
   int n = 0;
   for (;;) {
     auto ups = DrainAll(s, 16);
@@ -81,7 +80,7 @@ NTEST(FuseConcurrency, EveryRequestCompletesOnceUnderRaces) {
       if (u.opcode() == FUSE_LOOKUP) {
         s.ReplyEntry(u.token(), entry.data());
       } else if (u.opcode() == fuse::kUpcallReadMiss) {
-        const uint32_t count = static_cast<uint32_t>(u.rec[9]);
+        const uint32_t count = static_cast<uint32_t>(u.rec[UpcallSlot::kA3]);
         std::vector<uint32_t> idx;
         for (uint32_t k = 0; k < count; ++k) {
           idx.push_back(U32At(u.bytes, k * 8 + 4));

@@ -9,7 +9,6 @@
 #include <thread>
 
 #include "cache/chunk_map.h"
-#include "codec/codec.h"
 #include "fuse/session.h"
 #include "fuse_testing.h"
 #include "readpath/reader.h"
@@ -79,7 +78,7 @@ std::vector<uint8_t> Serve(const ExtentTable& t, const readpath::BlobRegistry& b
   std::vector<transport::IoSlice> slices;
   for (size_t o = 0; o < cap; o += piece)
     slices.push_back({buf.data() + o, std::min(piece, cap - o)});
-  fuse::SliceWriter w(slices);
+  transport::SliceWriter w(slices);
   *res = readpath::ServeRead(t, blobs, off, size, w, 0, missing, stats);
   buf.resize(res->bytes);
   return buf;
@@ -89,7 +88,7 @@ NTEST(ReadPath, ServesCachedChunksHolesAndEof) {
   Fixture f;
   readpath::BlobRegistry blobs;
   std::string err;
-  NASSERT_EQ(blobs.Register(0, f.cache_path, nullptr, codec::Algo::kNone, &err), 0);
+  NASSERT_EQ(blobs.Register(0, f.cache_path, nullptr, &err), 0);
   auto t = f.Table();
   NASSERT_TRUE(t != nullptr);
   readpath::ReadOutcome res;
@@ -125,7 +124,7 @@ NTEST(ReadPath, SparseGapsReadAsZeros) {
   Fixture f;
   readpath::BlobRegistry blobs;
   std::string err;
-  blobs.Register(0, f.cache_path, nullptr, codec::Algo::kNone, &err);
+  blobs.Register(0, f.cache_path, nullptr, &err);
   // Only chunk 1 is covered; everything else of a 20000-byte file is a gap.
   auto t = ExtentTable::FromExtents(20000, {{kChunk, kChunk, kChunk, kChunk, 0, 1, 0}}, &err);
   NASSERT_TRUE(t != nullptr);
@@ -150,13 +149,13 @@ NTEST(ReadPath, MissingChunksAreReportedBeforeAnyWrite) {
   map->SetReady(0);
   map->SetReady(4);
   readpath::BlobRegistry blobs;
-  blobs.Register(0, f.cache_path, map, codec::Algo::kNone, &err);
+  blobs.Register(0, f.cache_path, map, &err);
   auto t = f.Table();
   readpath::ReadOutcome res;
   std::vector<readpath::ChunkRef> missing;
   std::vector<uint8_t> buf(f.file_size, 0xAA);
   transport::IoSlice sl{buf.data(), buf.size()};
-  fuse::SliceWriter w(std::span<const transport::IoSlice>(&sl, 1));
+  transport::SliceWriter w(std::span<const transport::IoSlice>(&sl, 1));
   res = readpath::ServeRead(*t, blobs, 0, static_cast<uint32_t>(f.file_size), w, 0, &missing,
                             nullptr);
   NEXPECT_EQ(static_cast<int>(res.status), static_cast<int>(readpath::ReadStatus::kMissing));
@@ -180,64 +179,6 @@ NTEST(ReadPath, MissingChunksAreReportedBeforeAnyWrite) {
   NEXPECT_EQ(res.err, EIO);
 }
 
-void CompressedCase(codec::Algo algo) {
-  TempDir dir;
-  // Three 64 KiB chunks compressed back to back in a "blob" file.
-  const uint32_t chunk = 65536;
-  std::vector<uint8_t> blob;
-  std::vector<Extent> extents;
-  std::vector<uint8_t> plain(3 * chunk);
-  for (size_t i = 0; i < plain.size(); ++i) plain[i] = static_cast<uint8_t>((i / 100) % 7 + i % 3);
-  for (uint32_t c = 0; c < 3; ++c) {
-    std::vector<uint8_t> out(codec::CompressBound(algo, chunk));
-    ssize_t n = codec::Compress(algo, plain.data() + c * chunk, chunk, out.data(), out.size(), 0);
-    NASSERT_TRUE(n > 0);
-    extents.push_back({uint64_t{c} * chunk, blob.size(), chunk, static_cast<uint32_t>(n), 0, c,
-                       readpath::kExtentCompressed});
-    blob.insert(blob.end(), out.begin(), out.begin() + n);
-  }
-  std::string path = dir.File("blob");
-  WriteFile(path, blob);
-  readpath::BlobRegistry blobs;
-  std::string err;
-  NASSERT_EQ(blobs.Register(0, path, nullptr, algo, &err), 0);
-  auto t = ExtentTable::FromExtents(plain.size(), extents, &err);
-  NASSERT_TRUE(t != nullptr);
-  readpath::ResetThreadChunkCache();
-  readpath::ReadOutcome res;
-  std::vector<readpath::ChunkRef> missing;
-  readpath::ReadStats st;
-  // Whole file into one contiguous buffer: decompressed straight into it.
-  auto all = Serve(*t, blobs, 0, 3 * chunk, 3 * chunk, 3 * chunk, &res, &missing, &st);
-  NEXPECT_EQ(res.bytes, 3 * chunk);
-  NEXPECT_TRUE(all == plain);
-  NEXPECT_EQ(st.bytes_decompressed, 3u * chunk);
-  // Readahead-style pieces of chunk 1: one decompression, then cache hits.
-  readpath::ReadStats st2;
-  for (uint32_t off = chunk; off < 2 * chunk; off += 16384) {
-    auto part = Serve(*t, blobs, off, 16384, 16384, 4096, &res, &missing, &st2);
-    NEXPECT_TRUE(std::equal(part.begin(), part.end(), plain.begin() + off));
-  }
-  NEXPECT_EQ(st2.bytes_decompressed, chunk);
-  NEXPECT_EQ(st2.chunk_cache_hits, 3u);
-  // Corrupt compressed bytes: EIO, not garbage.
-  blob[extents[2].source_offset + 3] ^= 0x5A;
-  blob[extents[2].source_offset + 9] ^= 0xA5;
-  std::string bad_path = dir.File("bad");
-  WriteFile(bad_path, blob);
-  std::vector<Extent> truncated = extents;
-  truncated[2].source_size = extents[2].source_size / 2;
-  blobs.Register(1, bad_path, nullptr, algo, &err);
-  for (auto& e : truncated) e.blob_slot = 1;
-  auto tb = ExtentTable::FromExtents(plain.size(), truncated, &err);
-  Serve(*tb, blobs, 2 * chunk, 100, 100, 100, &res, &missing);
-  NEXPECT_EQ(static_cast<int>(res.status), static_cast<int>(readpath::ReadStatus::kError));
-  NEXPECT_EQ(res.err, EIO);
-}
-
-NTEST(ReadPath, DecompressesLz4BlockSources) { CompressedCase(codec::Algo::kLz4Block); }
-NTEST(ReadPath, DecompressesZstdSources) { CompressedCase(codec::Algo::kZstd); }
-
 NTEST(ReadPath, ExtentTablesAreValidated) {
   std::string err;
   auto bad = [&](uint64_t size, std::vector<Extent> e) {
@@ -249,17 +190,22 @@ NTEST(ReadPath, ExtentTablesAreValidated) {
   NEXPECT_TRUE(bad(4000, {{0, 0, 4096, 4096, 0, 0, 0}}));  // past fileSize
   NEXPECT_TRUE(bad(8192, {{0, 0, 4096, 4000, 0, 0, 0}}));  // size != length
   NEXPECT_TRUE(bad(8192, {{0, 0, 4096, 4096, 0, 0, 8}}));  // unknown flag
-  NEXPECT_TRUE(bad(8192, {{0, 0, 4096, 0, 0, 0, 2}}));     // compressed size 0
+  NEXPECT_TRUE(bad(8192, {{0, 0, 4096, 0, 0, 0, 2}}));     // no compressed extents (yet)
   NEXPECT_TRUE(bad(8192, {{0, 0, 0, 0, 0, 0, 1}}));        // empty
   NEXPECT_TRUE(bad(1ull << 60, {}));                       // size past 2^53
   const double vals[7] = {0, 4096.5, 0, 0, 0, 4096, 0};
   NEXPECT_TRUE(ExtentTable::FromValues(8192, vals, 1, &err) == nullptr);
   NEXPECT_TRUE(err.find("length") != std::string::npos);
-  const double ok[14] = {0, 4096, 0, 0, 0, 4096, 0, 4096, 4096, 3, 9, 10000, 100, 2};
+  static_assert(abi::ExtentRecord::kStride == 7 && abi::ExtentRecord::kFlags == 6);
+  const double flagged[7] = {0, 4096, 0, 0, 0, 4096, 2};
+  NEXPECT_TRUE(ExtentTable::FromValues(8192, flagged, 1, &err) == nullptr);
+  NEXPECT_TRUE(err.find("flags") != std::string::npos);
+  const double ok[14] = {0, 4096, 0, 0, 0, 4096, 0, 4096, 4096, 3, 9, 10000, 4096, 0};
   auto t = ExtentTable::FromValues(8192, ok, 2, &err);
   NASSERT_TRUE(t != nullptr);
   NEXPECT_EQ(t->extents()[1].blob_slot, 3u);
-  NEXPECT_EQ(t->extents()[1].source_size, 100u);
+  NEXPECT_EQ(t->extents()[1].chunk_index, 9u);
+  NEXPECT_EQ(t->extents()[1].source_offset, 10000u);
   NEXPECT_EQ(t->FirstEndingAfter(4095), 0u);
   NEXPECT_EQ(t->FirstEndingAfter(4096), 1u);
   NEXPECT_EQ(t->FirstEndingAfter(9000), 2u);
@@ -294,7 +240,7 @@ std::shared_ptr<cache::ChunkMap> RegisterWithChunk0Ready(fuse::FuseSession& s, c
   auto map = std::make_shared<cache::ChunkMap>();
   if (map->Open(f.map_path, 5, &err) != 0) return nullptr;
   map->SetReady(0);
-  if (s.blobs().Register(0, f.cache_path, map, codec::Algo::kNone, &err) != 0) return nullptr;
+  if (s.blobs().Register(0, f.cache_path, map, &err) != 0) return nullptr;
   return map;
 }
 
@@ -334,9 +280,9 @@ NTEST(ReadPathSession, FastReadMissAndFill) {
   auto ups = DrainAll(s);
   NASSERT_EQ(ups.size(), 2u);
   NEXPECT_EQ(ups[0].opcode(), fuse::kUpcallReadMiss);
-  NEXPECT_EQ(ups[0].rec[6], 17);    // fh
-  NEXPECT_EQ(ups[0].rec[7], 4096);  // offset
-  NEXPECT_EQ(ups[0].rec[9], 1);     // one chunk
+  NEXPECT_EQ(ups[0].rec[UpcallSlot::kA0], 17);    // fh
+  NEXPECT_EQ(ups[0].rec[UpcallSlot::kA1], 4096);  // offset
+  NEXPECT_EQ(ups[0].rec[UpcallSlot::kA3], 1);     // one chunk
   NASSERT_EQ(ups[0].bytes.size(), 8u);
   NEXPECT_EQ(U32At(ups[0].bytes, 0), 0u);
   NEXPECT_EQ(U32At(ups[0].bytes, 4), 1u);
@@ -385,7 +331,7 @@ NTEST(ReadPathSession, ResolvedMissStillMissingFailsAndErrorsPropagate) {
   std::string err;
   auto map = std::make_shared<cache::ChunkMap>();
   NASSERT_EQ(map->Open(f.map_path, 5, &err), 0);
-  NASSERT_EQ(s.blobs().Register(0, f.cache_path, map, codec::Algo::kNone, &err), 0);
+  NASSERT_EQ(s.blobs().Register(0, f.cache_path, map, &err), 0);
   OpenWithTable(h, f.Table(), 3);
   fuse_read_in ri{};
   ri.fh = 3;

@@ -66,19 +66,6 @@ NTEST(ReplyCache, BoundedAndClearable) {
   NEXPECT_FALSE(off.GetAttr(1, &a));
 }
 
-std::vector<double> EntryRec(double nodeid, double size) {
-  std::vector<double> r(fuse::kDirentStride, 0);
-  r[0] = nodeid;
-  r[2] = 1;
-  r[3] = 1;
-  r[4] = nodeid;
-  r[5] = size;
-  r[13] = S_IFREG | 0644;
-  r[14] = 1;
-  r[18] = 4096;
-  return r;
-}
-
 // LOOKUP parent 1 "f": answered from the cache (returns the reply) or by the handler with a
 // file of `size` bytes.
 std::vector<uint8_t> Lookup(Harness& hs, double size, bool* upcall) {
@@ -87,7 +74,7 @@ std::vector<uint8_t> Lookup(Harness& hs, double size, bool* upcall) {
   auto ups = DrainAll(*hs.s);
   *upcall = !ups.empty();
   if (*upcall) {
-    auto rec = EntryRec(5, size);
+    auto rec = EntryRecord(5, S_IFREG | 0644, size);
     NEXPECT_EQ(hs.s->ReplyEntry(ups[0].token(), rec.data()), 0);
   }
   NEXPECT_EQ(r.completions(), 1);

@@ -12,31 +12,6 @@ namespace {
 
 using fuse::FuseSession;
 
-std::vector<double> EntryRecord(double nodeid, double mode, double size) {
-  std::vector<double> r(fuse::kDirentStride, 0);
-  r[0] = nodeid;
-  r[1] = 7;       // generation
-  r[2] = 1.5;     // entry_valid
-  r[3] = 2.25;    // attr_valid
-  r[4] = nodeid;  // ino
-  r[5] = size;
-  r[6] = 8;  // blocks
-  r[7] = 1700000000;
-  r[8] = 5;
-  r[9] = 1700000001;
-  r[10] = 6;
-  r[11] = 1700000002;
-  r[12] = 7;
-  r[13] = mode;
-  r[14] = 1;     // nlink
-  r[15] = 1000;  // uid
-  r[16] = 100;   // gid
-  r[17] = 0;     // rdev
-  r[18] = 4096;  // blksize
-  r[19] = 0;     // flags
-  return r;
-}
-
 // Checks fuse_attr at `off` against EntryRecord's values (offsets from linux/fuse.h layout).
 void ExpectAttr(const std::vector<uint8_t>& b, size_t off, uint64_t ino, uint32_t mode,
                 uint64_t size) {
@@ -79,8 +54,8 @@ NTEST(FuseSession, InitNegotiatesReadOnlyFlags) {
   auto ups = DrainAll(s);
   NASSERT_EQ(ups.size(), 1u);
   NEXPECT_EQ(ups[0].opcode(), fuse::kUpcallInit);
-  NEXPECT_EQ(ups[0].rec[6], 38);
-  NEXPECT_EQ(ups[0].rec[8], 0);  // not a reinit
+  NEXPECT_EQ(ups[0].rec[UpcallSlot::kA0], 38);
+  NEXPECT_EQ(ups[0].rec[UpcallSlot::kA2], 0);  // not a reinit
 }
 
 NTEST(FuseSession, InitOldMinorGetsCompatSizeAndNoPlusWithoutHandler) {
@@ -220,9 +195,9 @@ NTEST(FuseSession, LookupUpcallGoldenReplyAndExactlyOnce) {
   auto ups = DrainAll(s);
   NASSERT_EQ(ups.size(), 1u);
   NEXPECT_EQ(ups[0].opcode(), static_cast<uint32_t>(FUSE_LOOKUP));
-  NEXPECT_EQ(ups[0].rec[2], 1);
-  NEXPECT_EQ(ups[0].rec[3], 1000);
-  NEXPECT_EQ(ups[0].rec[5], 42);
+  NEXPECT_EQ(ups[0].rec[UpcallSlot::kNodeid], 1);
+  NEXPECT_EQ(ups[0].rec[UpcallSlot::kUid], 1000);
+  NEXPECT_EQ(ups[0].rec[UpcallSlot::kPid], 42);
   NEXPECT_EQ(std::string(ups[0].bytes.begin(), ups[0].bytes.end()), "hello");
   auto rec = EntryRecord(5, S_IFREG | 0644, 12345);
   NEXPECT_EQ(s.ReplyEntry(ups[0].token(), rec.data()), 0);
@@ -262,7 +237,7 @@ NTEST(FuseSession, GarbageAndMismatchedAnswersBecomeEio) {
   auto rec = EntryRecord(5, S_IFDIR | 0755, 1);
   NEXPECT_EQ(s.ReplyEntry(ups[1].token(), rec.data()), -EINVAL);  // entry for a GETATTR
   NEXPECT_EQ(s.ReplyError(ups[2].token(), 0), -EINVAL);           // errno 0 is no error
-  rec[5] = 1.5;                                                   // fractional size
+  rec[EntrySlot::kSize] = 1.5;                                    // fractional size
   NEXPECT_EQ(s.ReplyEntry(ups[3].token(), rec.data()), -EINVAL);
   for (auto* r : {&a, &b, &c, &d}) {
     NEXPECT_EQ(r->completions(), 1);
@@ -315,7 +290,7 @@ NTEST(FuseSession, SecondInitResetsAndFailsPending) {
   auto ev = DrainAll(s);
   NASSERT_EQ(ev.size(), 1u);
   NEXPECT_EQ(ev[0].opcode(), fuse::kUpcallInit);
-  NEXPECT_EQ(ev[0].rec[8], 1);  // reinit
+  NEXPECT_EQ(ev[0].rec[UpcallSlot::kA2], 1);  // reinit
   NEXPECT_EQ(s.Stats().extent_tables, 0u);
 }
 
@@ -332,13 +307,13 @@ NTEST(FuseSession, DestroyAndResetNotify) {
   auto ev = DrainAll(s);
   NASSERT_EQ(ev.size(), 1u);
   NEXPECT_EQ(ev[0].opcode(), fuse::kUpcallDestroy);
-  NEXPECT_EQ(ev[0].rec[6], fuse::kDestroyRequest);
+  NEXPECT_EQ(ev[0].rec[UpcallSlot::kA0], abi::kDestroyRequest);
   InitSession(s);
   DrainAll(s);
   s.OnSessionReset();
   ev = DrainAll(s);
   NASSERT_EQ(ev.size(), 1u);
-  NEXPECT_EQ(ev[0].rec[6], fuse::kDestroyReset);
+  NEXPECT_EQ(ev[0].rec[UpcallSlot::kA0], abi::kDestroyReset);
   auto& after = hs.Req(ReqBuilder(FUSE_STATFS, 6).Bytes(), 128);
   s.OnRequest(&after);
   NEXPECT_EQ(after.header().error, -EIO);
@@ -363,7 +338,7 @@ NTEST(FuseSession, ForgetsAreBatchedToTheHandler) {
   auto ups = DrainAll(s);
   NASSERT_EQ(ups.size(), 1u);  // coalesced into one record
   NEXPECT_EQ(ups[0].opcode(), fuse::kUpcallForget);
-  NEXPECT_EQ(ups[0].rec[6], 5);  // the 2^60 nodeid cannot be ours and is dropped
+  NEXPECT_EQ(ups[0].rec[UpcallSlot::kA0], 5);  // the 2^60 nodeid cannot be ours and is dropped
   std::vector<double> pairs(10);
   std::memcpy(pairs.data(), ups[0].bytes.data(), 80);
   NEXPECT_EQ(pairs[0], 2);
@@ -391,7 +366,7 @@ NTEST(FuseSession, XattrProbeRangeAndList) {
   auto ups = DrainAll(s);
   NASSERT_EQ(ups.size(), 5u);
   NEXPECT_EQ(std::string(ups[0].bytes.begin(), ups[0].bytes.end()), "user.a");
-  NEXPECT_EQ(ups[1].rec[6], 3);
+  NEXPECT_EQ(ups[1].rec[UpcallSlot::kA0], 3);
   const uint8_t value[] = {'v', 'a', 'l', 'u', 'e'};
   for (int i = 0; i < 3; ++i) NEXPECT_EQ(s.ReplyXattr(ups[i].token(), value, 5), 0);
   const uint8_t names[] = "user.a\0user.b";
@@ -423,16 +398,16 @@ NTEST(FuseSession, ReaddirPacksWholeRecordsOnly) {
   s.OnRequest(&rp);
   auto ups = DrainAll(s);
   NASSERT_EQ(ups.size(), 2u);
-  NEXPECT_EQ(ups[0].rec[6], 3);
-  NEXPECT_EQ(ups[0].rec[8], 80);
+  NEXPECT_EQ(ups[0].rec[UpcallSlot::kA0], 3);
+  NEXPECT_EQ(ups[0].rec[UpcallSlot::kA2], 80);
   std::string names = "a.txtbbbbbbbbc";
   std::vector<double> recs;
   auto add = [&](double ino, double mode, double off, size_t noff, size_t nlen) {
     auto r = EntryRecord(ino, mode, 10);
-    r[fuse::kDirentOff] = off;
-    r[fuse::kDirentNameOffset] = static_cast<double>(noff);
-    r[fuse::kDirentNameLength] = static_cast<double>(nlen);
-    r[fuse::kDirentType] = -1;
+    r[DirentSlot::kOff] = off;
+    r[DirentSlot::kNameOffset] = static_cast<double>(noff);
+    r[DirentSlot::kNameLength] = static_cast<double>(nlen);
+    r[DirentSlot::kType] = -1;
     recs.insert(recs.end(), r.begin(), r.end());
   };
   add(10, S_IFREG | 0644, 1, 0, 5);
@@ -463,9 +438,9 @@ NTEST(FuseSession, ReaddirPacksWholeRecordsOnly) {
   s.OnRequest(&rd2);
   ups = DrainAll(s);
   std::string slash = "a/b";
-  recs.resize(fuse::kDirentStride);
-  recs[fuse::kDirentNameOffset] = 0;
-  recs[fuse::kDirentNameLength] = 3;
+  recs.resize(DirentSlot::kStride);
+  recs[DirentSlot::kNameOffset] = 0;
+  recs[DirentSlot::kNameLength] = 3;
   NEXPECT_EQ(s.ReplyReaddir(ups[0].token(), recs.data(), 1,
                             reinterpret_cast<const uint8_t*>(slash.data()), 3),
              -EINVAL);

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "abi/js_abi.h"
 #include "fuse/session.h"
 #include "fuse/upcall.h"
 #include "transport/request.h"
@@ -141,6 +142,38 @@ inline int32_t I32At(const std::vector<uint8_t>& b, size_t off) {
   return static_cast<int32_t>(U32At(b, off));
 }
 
+// Slots of the numeric records (abi/js_abi.h).
+using UpcallSlot = abi::UpcallRecord;
+using EntrySlot = abi::EntryRecord;
+using DirentSlot = abi::DirentRecord;
+
+// An entry record (also a valid dirent record's entry part) for a node of `mode` and `size`, with
+// fixed generation, timeouts, times and owner (fuse_session_test.cc ExpectAttr checks them).
+inline std::vector<double> EntryRecord(double nodeid, double mode, double size) {
+  std::vector<double> r(DirentSlot::kStride, 0);
+  r[EntrySlot::kNodeid] = nodeid;
+  r[EntrySlot::kGeneration] = 7;
+  r[EntrySlot::kEntryValid] = 1.5;
+  r[EntrySlot::kAttrValid] = 2.25;
+  r[EntrySlot::kIno] = nodeid;
+  r[EntrySlot::kSize] = size;
+  r[EntrySlot::kBlocks] = 8;
+  r[EntrySlot::kAtime] = 1700000000;
+  r[EntrySlot::kAtimeNsec] = 5;
+  r[EntrySlot::kMtime] = 1700000001;
+  r[EntrySlot::kMtimeNsec] = 6;
+  r[EntrySlot::kCtime] = 1700000002;
+  r[EntrySlot::kCtimeNsec] = 7;
+  r[EntrySlot::kMode] = mode;
+  r[EntrySlot::kNlink] = 1;
+  r[EntrySlot::kUid] = 1000;
+  r[EntrySlot::kGid] = 100;
+  r[EntrySlot::kRdev] = 0;
+  r[EntrySlot::kBlksize] = 4096;
+  r[EntrySlot::kFlags] = 0;
+  return r;
+}
+
 class CountingListener final : public fuse::UpcallListener {
  public:
   void OnUpcallsPending() override { wakes.fetch_add(1); }
@@ -149,14 +182,14 @@ class CountingListener final : public fuse::UpcallListener {
 
 // One drained upcall record plus its bytes.
 struct Upcall {
-  double rec[fuse::kUpcallStride];
+  double rec[UpcallSlot::kStride];
   std::vector<uint8_t> bytes;
-  uint64_t token() const { return static_cast<uint64_t>(rec[0]); }
-  uint32_t opcode() const { return static_cast<uint32_t>(rec[1]); }
+  uint64_t token() const { return static_cast<uint64_t>(rec[UpcallSlot::kToken]); }
+  uint32_t opcode() const { return static_cast<uint32_t>(rec[UpcallSlot::kOpcode]); }
 };
 
 inline std::vector<Upcall> DrainAll(fuse::FuseSession& s, size_t max_records = 64) {
-  std::vector<double> recs(max_records * fuse::kUpcallStride);
+  std::vector<double> recs(max_records * UpcallSlot::kStride);
   std::vector<uint8_t> bytes(1 << 20);
   std::vector<Upcall> out;
   fuse::UpcallArena a;
@@ -167,9 +200,9 @@ inline std::vector<Upcall> DrainAll(fuse::FuseSession& s, size_t max_records = 6
   while (s.DrainUpcalls(&a) > 0) {
     for (size_t i = 0; i < a.count; ++i) {
       Upcall u;
-      std::memcpy(u.rec, &recs[i * fuse::kUpcallStride], sizeof(u.rec));
-      size_t off = static_cast<size_t>(u.rec[10]);
-      size_t len = static_cast<size_t>(u.rec[11]);
+      std::memcpy(u.rec, &recs[i * UpcallSlot::kStride], sizeof(u.rec));
+      size_t off = static_cast<size_t>(u.rec[UpcallSlot::kByteOffset]);
+      size_t len = static_cast<size_t>(u.rec[UpcallSlot::kByteLength]);
       u.bytes.assign(bytes.begin() + off, bytes.begin() + off + len);
       out.push_back(std::move(u));
     }

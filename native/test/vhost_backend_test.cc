@@ -13,6 +13,7 @@
 #include "vhost_harness.h"
 
 using namespace nydus::vhost;
+using nydus::UniqueFd;
 using namespace nydus::vhost::testing;
 using frontend::Flavor;
 using frontend::FsFrontendSession;
@@ -281,22 +282,6 @@ NTEST(VhostBackend, InlineCompletionsArePublishedEveryFewChains) {
   NEXPECT_EQ(used.size() + rest.size(), size_t{16});
   std::lock_guard<std::mutex> l(sink.mu);
   NEXPECT_TRUE(sink.released);
-}
-
-NTEST(VhostBackend, PoolModeCompletesEverything) {
-  EchoSink sink;
-  BackendOptions o;
-  o.pool_threads = 2;
-  o.pool_threshold = 1;
-  Harness h(&sink, o);
-  auto s = h.Connect();
-  NASSERT_TRUE(s != nullptr);
-  std::vector<Submitted> subs;
-  for (int i = 0; i < 32; ++i) subs.push_back(SubmitEcho(*s, 1, 1000 + i, "pool", 16, false));
-  s->Kick(1);
-  auto used = WaitUsed(*s, 1, 32);
-  NEXPECT_EQ(used.size(), size_t{32});
-  for (int i = 0; i < 32; ++i) NEXPECT_EQ(ReadOut(*s, subs[i].out_gpa).unique, 1000u + i);
 }
 
 NTEST(VhostBackend, PollModeWithoutKickFd) {

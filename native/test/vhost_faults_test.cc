@@ -7,6 +7,7 @@
 #include "vhost_harness.h"
 
 using namespace nydus::vhost;
+using nydus::UniqueFd;
 using namespace nydus::vhost::testing;
 using frontend::FsFrontendSession;
 

@@ -12,12 +12,15 @@
 #include <vector>
 
 #include "common/log.h"
+#include "driver/frontend/fs_session.h"
 #include "testing.h"
 #include "vhost/backend.h"
-#include "vhost/frontend/fs_session.h"
 #include "vhost_test_util.h"
 
 namespace nydus::vhost::testing {
+
+// The test-only vhost-user frontend (native/driver/frontend) plays QEMU.
+namespace frontend = ::nydus::driver::frontend;
 
 inline int64_t NowMs() {
   struct timespec ts;

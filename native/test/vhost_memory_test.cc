@@ -10,6 +10,7 @@
 #include "vhost_test_util.h"
 
 using namespace nydus::vhost;
+using nydus::UniqueFd;
 using nydus::transport::IoSlice;
 
 namespace {

@@ -11,6 +11,7 @@
 #include "vhost_test_util.h"
 
 using namespace nydus::vhost;
+using nydus::UniqueFd;
 
 namespace {
 

@@ -15,8 +15,8 @@
 #include <thread>
 #include <vector>
 
+#include "common/unique_fd.h"
 #include "transport/request.h"
-#include "vhost/unique_fd.h"
 
 namespace nydus::vhost::testing {
 

@@ -5,13 +5,14 @@
 #include <cstring>
 #include <memory>
 
+#include "driver/frontend/driver_queue.h"
+#include "driver/frontend/guest_ram.h"
 #include "testing.h"
 #include "vhost/desc_chain.h"
-#include "vhost/frontend/driver_queue.h"
-#include "vhost/frontend/guest_ram.h"
 #include "vhost/split_ring.h"
 
 using namespace nydus::vhost;
+namespace frontend = nydus::driver::frontend;
 using frontend::DriverQueue;
 using frontend::GuestRam;
 using frontend::RamLayout;

@@ -5,7 +5,7 @@
  * status 0 on a clean stop, 2 on bad usage or configuration or a feature not supported yet, 1 on
  * a runtime failure.
  */
-import { runDaemon } from '../daemon/index.js';
+import { attachNativeLog, runDaemon } from '../daemon/index.js';
 import type { DaemonDeps } from '../daemon/index.js';
 import { createLogger } from '../util/logger.js';
 import { parseNydusdArgsFast } from './nydusd-fast-args.js';
@@ -43,7 +43,7 @@ export async function main(argv: string[], deps: Partial<Omit<DaemonDeps, 'log'>
     ...(options.log.file === undefined ? {} : { file: options.log.file }),
     rotationSizeMb: options.log.rotationSizeMb,
   });
-  logger.attachNative();
+  attachNativeLog(logger);
   let ran = false;
   try {
     const b = buildInfo();

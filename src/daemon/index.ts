@@ -15,3 +15,5 @@ export { DaemonStateMachine } from './state.js';
 export type { DaemonState, DaemonEvent } from './state.js';
 export type { ServeStep, ServeContext, RunningService } from './serve.js';
 export { applyRlimitNofile, checkBootstrap, checkTransportTarget, configNotes } from './prepare.js';
+export { attachNativeLog } from './native-log.js';
+export { stopOnSignal } from './stop-on-signal.js';

@@ -5,12 +5,11 @@
  * Cache-backed blobs are registered on the FUSE session, so cache-hit READs stay native.
  */
 import { kRafsV2Schema } from '../config/schema-v2.js';
-import { FuseSession } from '../native/index.js';
+import { FuseSession } from '../fuse/index.js';
 import type { RafsImage } from '../rafs/index.js';
 import { openBootstrap } from '../rafs/index.js';
 import { defaultAttrPolicy, RafsFilesystem } from '../fs/index.js';
 import type { ImageStorage } from '../storage/index.js';
-import { CompressAlgo } from '../native/index.js';
 import { supplyBlobMeta } from '../storage/image-meta.js';
 import { ImagePrefetch } from '../storage/prefetch/index.js';
 import { NydusError, UsageError } from '../util/errors.js';
@@ -68,11 +67,11 @@ export async function serveRafs(ctx: ServeContext): Promise<RunningService> {
       immutable: true,
     });
     for (const r of registrations) {
-      session.registerBlob(r.blobIndex, { dataPath: r.dataPath, chunkMap: r.chunkMap, compressor: CompressAlgo.None });
+      session.registerBlob(r.blobIndex, { dataPath: r.dataPath, chunkMap: r.chunkMap });
     }
     if (options.mode === 'fuse') {
       const mp = options.mountpoint ?? '';
-      const info = session.mount(mp, { threads: options.fuseThreads, unmountOnSignal: false });
+      const info = session.mount(mp, { threads: options.fuseThreads });
       log.info(`mounted RAFS v${image.super.version} image at ${mp} (${info.threads} FUSE threads${info.viaFusermount ? ', via fusermount3' : ''})`);
     } else {
       session.attachVirtio({

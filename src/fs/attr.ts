@@ -6,7 +6,7 @@
  * - the root directory's permission bits are shown as 0755 (upstream works around images whose
  *   root is 0750, which would lock other users out of a container rootfs).
  */
-import type { FuseAttr } from '../native/index.js';
+import type { FuseAttr } from '../fuse/index.js';
 import type { InodeAttr } from '../rafs/index.js';
 import { isDirMode } from '../util/mode-bits.js';
 

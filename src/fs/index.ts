@@ -6,9 +6,9 @@
  * It is transport-agnostic: the same object serves /dev/fuse and vhost-user.
  *
  * Neighbours: daemon/ (serve-rafs.ts) builds a RafsFilesystem over an opened image and its
- * storage and hands it to the native FUSE session; rafs/ answers every metadata question
- * (RafsImage); storage/ fetches chunk data into the blob cache; native/ provides the reply
- * shapes, errno packing and extent tables; util/ the logger and st_mode bits.
+ * storage and hands it to a FUSE session (fuse/); rafs/ answers every metadata question
+ * (RafsImage); storage/ fetches chunk data into the blob cache; fuse/ provides the handler
+ * interface, the errno table and extent tables; util/ the logger and st_mode bits.
  */
 export { defaultAttrPolicy, toFuseAttr, type AttrPolicy } from './attr.js';
 export { RafsFilesystem, type RafsFsOptions } from './rafs-fs.js';

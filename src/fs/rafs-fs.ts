@@ -24,15 +24,14 @@ import type {
   FuseReadMiss,
   FuseRequestContext,
   FuseStatfs,
-} from '../native/index.js';
-import { FuseErrno, FuseExtentTable, fuseDirentSize, fuseErrno } from '../native/index.js';
+} from '../fuse/index.js';
+import { FuseErrno, FuseExtentTable, fuseDirentSize, fuseErrno, kErrno } from '../fuse/index.js';
 import type { ChunkInfo, InodeRef, RafsImage } from '../rafs/index.js';
 import type { ImageStorage } from '../storage/index.js';
 import type { Logger } from '../util/logger.js';
 import { isDirMode, isLnkMode, isRegMode } from '../util/mode-bits.js';
 import type { AttrPolicy } from './attr.js';
 import { toFuseAttr } from './attr.js';
-import { kErrno } from './errno.js';
 import { kRootNodeId, NodeMap } from './nodes.js';
 import { seekDataHole } from './seek.js';
 

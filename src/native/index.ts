@@ -1,45 +1,19 @@
 /**
- * The native layer as the rest of the TypeScript code sees it: codecs, BLAKE3, the persistent
- * chunk map, the log bridge, and FUSE sessions (fuse-session.ts: a filesystem handler served over
- * /dev/fuse or vhost-user virtio-fs, with the native READ fast path).
- * Neighbours: `binding.ts` (the loader) below; storage/, rafs/, daemon/ above.
+ * The native layer as the rest of the TypeScript code sees it: the addon's typed surface.
+ * Codecs, BLAKE3, the persistent chunk map, xattrs, RLIMIT_NOFILE, the cache fill, the FUSE
+ * session handle (served by src/fuse), and the numbers shared with the core (abi.ts).
+ * Neighbours: `binding.ts` (the loader) below; src/fuse, storage/, rafs/, daemon/ above.
  */
+import { nativeAbi } from './abi.js';
 import { loadAddon } from './binding.js';
 import type { NativeBlake3Hasher, NativeChunkMap, NofileLimit } from './types.js';
 
 export { CompressAlgo } from './types.js';
-export type { NativeChunkMap, NativeBlake3Hasher, AbiInfo, FuseAbiInfo, NofileLimit } from './types.js';
-export { FuseSession } from './fuse-session.js';
-export type {
-  FuseBlob,
-  FuseCloseInfo,
-  FuseLogger,
-  FuseMountOptions,
-  FuseSessionOptions,
-  FuseSessionStats,
-  FuseVirtioOptions,
-} from './fuse-session.js';
-export { FuseErrno, kFopen, kFuseOp } from './fuse-types.js';
-export type {
-  FuseAttr,
-  FuseAttrReply,
-  FuseDirEntry,
-  FuseDirEntryPlus,
-  FuseEntry,
-  FuseFilesystem,
-  FuseForget,
-  FuseInitInfo,
-  FuseOpenReply,
-  FuseReadMiss,
-  FuseRequestContext,
-  FuseResult,
-  FuseStatfs,
-} from './fuse-types.js';
-export { Errno, errnoOf, fuseErrno, FuseSessionError } from './fuse-errors.js';
-export { FuseExtentTable, kExtentCompressed, kExtentHole, kExtentStride } from './fuse-extents.js';
-export type { FuseExtent } from './fuse-extents.js';
-export { fuseDirentSize } from './fuse-reply.js';
+export type { NativeChunkMap, NativeBlake3Hasher, NativeFuseSession, NativeSessionStats, NativeTransportStats, NofileLimit } from './types.js';
+export { kCodeNames, kLimitNames, kRecordFields, kStatNames, nativeAbi } from './abi.js';
+export type { NativeAbi, RecordLayout } from './abi.js';
 
+/** The loaded addon (for the typed members not wrapped below: FuseSession, log bridge, ...). */
 export function native(): ReturnType<typeof loadAddon> {
   return loadAddon();
 }
@@ -52,12 +26,32 @@ export function decompress(algo: number, src: Buffer, uncompressedSize: number):
   return loadAddon().decompress(algo, src, uncompressedSize);
 }
 
+/** One chunk of a cache fill: its stored bytes in the fetched range and its place in the file. */
+export interface FillChunk {
+  /** Offset of the stored (possibly compressed) bytes in the fetched buffer. */
+  srcOffset: number;
+  storedSize: number;
+  /** Offset of the uncompressed data in the blob, which is its offset in the cache file. */
+  fileOffset: number;
+  size: number;
+  compressed: boolean;
+}
+
 /**
  * Decodes the chunks of one fetched range and writes them to the cache file `fd`, on a worker
- * thread. `plan`: 5 numbers per chunk (src offset, stored size, file offset, uncompressed size,
- * compressed 0/1). Resolves with a status per chunk: 0 written, -EIO did not decode, -errno.
+ * thread. Resolves with a status per chunk: 0 written, -EBADMSG did not decode, -errno.
  */
-export function decodeWrite(algo: number, src: Buffer, plan: Float64Array, fd: number): Promise<Int32Array> {
+export function decodeWrite(algo: number, src: Buffer, chunks: readonly FillChunk[], fd: number): Promise<Int32Array> {
+  const f = nativeAbi().records.fill;
+  const plan = new Float64Array(chunks.length * f.stride);
+  chunks.forEach((c, i) => {
+    const o = i * f.stride;
+    plan[o + f.srcOffset] = c.srcOffset;
+    plan[o + f.storedSize] = c.storedSize;
+    plan[o + f.fileOffset] = c.fileOffset;
+    plan[o + f.size] = c.size;
+    plan[o + f.compressed] = c.compressed ? 1 : 0;
+  });
   return loadAddon().decodeWrite(algo, src, plan, fd);
 }
 

@@ -1,7 +1,9 @@
 /**
  * Typed surface of the native addon: what `build/<config>/nydus_native.node` exports. Only
- * `binding.ts` loads the file; this describes it. Keep in sync with native/binding/*.cc.
+ * `binding.ts` loads the file; this describes it. Keep in sync with native/binding/*.cc; the
+ * numbers shared with the core are in abi.ts.
  */
+import type { RawAbiInfo, StatName } from './abi.js';
 
 /** RAFS on-disk compression enum (blob table `compression_algo`). */
 export const enum CompressAlgo {
@@ -33,36 +35,17 @@ export interface NofileLimit {
   hard: number;
 }
 
-export interface AbiInfo {
-  napiVersion: number;
-  chunkMapHeaderSize: number;
-}
+/** A session's statistics as the addon reports them (names: NYDUS_ABI_* lists, abi.ts). */
+export type NativeSessionStats = Readonly<Record<StatName<'session'>, number>> & {
+  readonly initialized: boolean;
+  /** Requests per opcode name (only opcodes seen). */
+  readonly ops: Readonly<Record<string, number>>;
+  readonly transport?: NativeTransportStats;
+};
 
-/** Layout numbers of the FUSE upcall/reply formats (native/core/fuse/upcall.h). */
-export interface FuseAbiInfo {
-  upcallStride: number;
-  entryStride: number;
-  attrBase: number;
-  statfsStride: number;
-  direntStride: number;
-  direntOff: number;
-  direntNameOffset: number;
-  direntNameLength: number;
-  direntType: number;
-  extentStride: number;
-  extentHole: number;
-  extentCompressed: number;
-  upcallReadMiss: number;
-  upcallForget: number;
-  upcallInit: number;
-  upcallDestroy: number;
-  upcallClosed: number;
-  opcodeTableSize: number;
-  maxReplyPayload: number;
-  maxChunk: number;
-  maxBlobSlots: number;
-  protocolMinor: number;
-}
+export type NativeTransportStats =
+  | (Readonly<Record<StatName<'fusedev'>, number>> & { readonly kind: 'fusedev'; readonly closed: boolean })
+  | (Readonly<Record<StatName<'virtio'>, number>> & { readonly kind: 'virtio'; readonly connected: boolean });
 
 /** Options of NativeFuseSession.mount (validated by FuseSession.mount first). */
 export interface NativeMountOptions {
@@ -78,8 +61,8 @@ export interface NativeMountOptions {
 
 /**
  * The native FUSE session handle (native/binding/fuse_session_binding.cc). Used only by
- * fuse-session.ts. Reply methods return 0 (answered), -116 (ESTALE: token not live, ignored) or
- * -22 (EINVAL: invalid answer, the request got EIO and the problem was logged).
+ * src/fuse/session.ts. Reply methods return 0 (answered), -ESTALE (token not live, ignored) or
+ * -EINVAL (invalid answer, the request got EIO and the problem was logged).
  */
 export interface NativeFuseSession {
   replyError(token: number, errno: number): number;
@@ -95,14 +78,14 @@ export interface NativeFuseSession {
   resolveMiss(token: number, errno: number): number;
   setExtents(fh: number, extents: Float64Array, fileSize: number, count: number): void;
   removeExtents(fh: number): boolean;
-  registerBlob(slot: number, dataPath: string, chunkMap: NativeChunkMap | null, algo: number): void;
+  registerBlob(slot: number, dataPath: string, chunkMap: NativeChunkMap | null): void;
   unregisterBlob(slot: number): void;
   chunksReady(slot: number, indices: Uint32Array): number;
   mount(options: NativeMountOptions): { viaFusermount: boolean; threads: number };
   attachVirtio(options: { socketPath?: string; listenFd?: number; numRequestQueues: number; maxQueueSize: number }): { socketPath: string };
   attachLoopback(): void;
   inject(id: number, request: Uint8Array, outCapacity: number): void;
-  stats(): Record<string, unknown>;
+  stats(): NativeSessionStats;
   stop(): void;
 }
 
@@ -110,7 +93,7 @@ export type NativeFuseDispatch = (kind: number, a: number, b?: Buffer) => void;
 
 export interface NativeAddon {
   initialize(classes: { NativeError: new (message: string, code: string) => Error }): void;
-  abiInfo(): AbiInfo;
+  abiInfo(): RawAbiInfo;
 
   setLogHandler(handler: ((level: number, module: string, message: string) => void) | null): void;
   setLogLevel(level: number): void;
@@ -125,7 +108,6 @@ export interface NativeAddon {
 
   ChunkMap: new (path: string, chunkCount: number) => NativeChunkMap;
 
-  fuseAbiInfo(): FuseAbiInfo;
   FuseSession: new (
     dispatch: NativeFuseDispatch,
     handlerOps: Uint8Array,
@@ -133,7 +115,7 @@ export interface NativeAddon {
     upcallBytes: Uint8Array,
     replyNumbers: Float64Array,
     replyBytes: Uint8Array,
-    /** Bit 0: the handler is immutable (FuseSessionOptions.immutable). */
+    /** Session flags (codes.sessionImmutable: the handler is immutable). */
     flags?: number,
   ) => NativeFuseSession;
 

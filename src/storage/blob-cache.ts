@@ -494,8 +494,7 @@ export class CachedBlob implements BlobSource {
     const { counters, log } = this._ctx;
     const id = this.info.blobId;
     const chunks = [...r.chunks].sort((a, b) => a.uncompressedOffset - b.uncompressedOffset);
-    const plan = new Float64Array(chunks.length * 5);
-    chunks.forEach((c, i) => plan.set([c.compressedOffset - r.offset, c.compressedSize, c.uncompressedOffset, c.uncompressedSize, c.compressed ? 1 : 0], i * 5));
+    const plan = chunks.map((c) => ({ srcOffset: c.compressedOffset - r.offset, storedSize: c.compressedSize, fileOffset: c.uncompressedOffset, size: c.uncompressedSize, compressed: c.compressed }));
     let status: Int32Array;
     try {
       this._throwIfClosed();

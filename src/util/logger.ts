@@ -1,7 +1,8 @@
 /**
  * The daemon's logger: levels as `--log-level`, human-readable text lines by default (on stderr,
- * or in `--log-file`, as upstream writes them), JSON lines with `--log-format json`. Native log
- * records (C++ core) arrive through the same logger.
+ * or in `--log-file`, as upstream writes them), JSON lines with `--log-format json`. Records from
+ * outside JavaScript (the native core: src/daemon/native-log.ts) arrive through the same logger,
+ * following its level through a level hook.
  *
  * Lines are formatted here and written directly: to stderr (or a test stream), or appended to
  * `--log-file` with size rotation (log-file.ts).
@@ -13,7 +14,6 @@
 import { extname } from 'node:path';
 import type { Writable } from 'node:stream';
 
-import { native } from '../native/index.js';
 import { openLogFile } from './log-file.js';
 import { formatJson, formatText, kLevelNumbers } from './log-format.js';
 import type { LogFields, LogFormat, LogLevel, LogRecord, LogSink } from './log-format.js';
@@ -24,9 +24,12 @@ export { kLogRotationKeep } from './log-file.js';
 
 export type LogMessage = string | (() => string);
 
-// Native core levels (common/log.h): trace 0 .. error 4, off 5.
-const kNativeToLevel: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error'];
-const kLevelToNative: Record<LogLevel, number> = { trace: 0, debug: 1, info: 2, warn: 3, error: 4 };
+/** Lets another source of records follow the logger: told the level now and on every change. */
+export interface LevelHook {
+  level(level: LogLevel): void;
+  /** The logger closes: stop sending records. */
+  close(): void;
+}
 
 export interface LoggerOptions {
   level: LogLevel;
@@ -102,7 +105,7 @@ export class Logger {
 class LogRoot {
   threshold: number;
   levelName: LogLevel;
-  nativeAttached = false;
+  readonly hooks: LevelHook[] = [];
   private readonly _sink: LogSink;
 
   constructor(opts: LoggerOptions) {
@@ -124,19 +127,16 @@ class LogRoot {
   setLevel(level: LogLevel): void {
     this.levelName = level;
     this.threshold = kLevelNumbers[level];
-    if (this.nativeAttached) native().setLogLevel(kLevelToNative[level]);
+    for (const h of this.hooks) h.level(level);
   }
 
   async close(): Promise<void> {
-    if (this.nativeAttached) {
-      native().setLogHandler(null);
-      this.nativeAttached = false;
-    }
+    for (const h of this.hooks.splice(0)) h.close();
     await this._sink.close();
   }
 }
 
-/** The process-wide logger: adds level control, the native bridge and close(). */
+/** The process-wide logger: adds level control, level hooks and close(). */
 export class RootLogger extends Logger {
   constructor(opts: LoggerOptions) {
     super(new LogRoot(opts), 'nydusd');
@@ -146,15 +146,10 @@ export class RootLogger extends Logger {
     this._root.setLevel(level);
   }
 
-  /** Routes native core log records into this logger and mirrors the level into the core. */
-  attachNative(): void {
-    const root = this._root;
-    native().setLogHandler((level, module, message) => {
-      const name = kNativeToLevel[level] ?? 'error';
-      if (kLevelNumbers[name] <= root.threshold) root.write(name, `native:${module}`, message);
-    });
-    native().setLogLevel(kLevelToNative[root.levelName]);
-    root.nativeAttached = true;
+  /** Tells `hook` the level now and on every change, and closes it with the logger. */
+  addLevelHook(hook: LevelHook): void {
+    this._root.hooks.push(hook);
+    hook.level(this._root.levelName);
   }
 
   /** Drops every record, errors included. */

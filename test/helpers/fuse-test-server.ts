@@ -6,12 +6,13 @@
  *        [--threads N] [--hang-open NAME] [--exit]
  *
  * Prints one line `READY {json}` on stdout once serving, and `CLOSED {json}` when the session
- * ends. Exits on SIGTERM (the session unmounts first) or when stdin closes (--socket mode);
- * `--exit` calls process.exit(0) right after READY (the addon's exit hook must unmount).
+ * ends. Exits on SIGTERM (the session unmounts first: stopOnSignal) or when stdin closes
+ * (--socket mode); `--exit` calls process.exit(0) right after READY (the exit hook must unmount).
  */
 import { parseArgs } from 'node:util';
 
-import { FuseSession } from '../../src/native/index.js';
+import { stopOnSignal } from '../../src/daemon/stop-on-signal.js';
+import { FuseSession } from '../../src/fuse/index.js';
 import { createMemFs } from './mem-fuse-fs.js';
 
 async function main(): Promise<void> {
@@ -38,6 +39,7 @@ async function main(): Promise<void> {
   let info: unknown;
   if (values.mount !== undefined) {
     info = session.mount(values.mount, { threads: Number(values.threads ?? '4') });
+    stopOnSignal(session);
   } else {
     session.attachVirtio({ socketPath: values.socket as string });
     info = { socket: values.socket };

@@ -2,15 +2,17 @@
  * An in-memory filesystem handler for FUSE transport tests (host /dev/fuse mounts, the virtio
  * driver, QEMU guests): a small tree with directories, files, a symlink and xattrs, plus three
  * files served by the native READ fast path — one from a fully populated cache file, one whose
- * chunks are missing until `readMiss` fills them (lazy fetch), one from zstd-compressed chunks.
+ * chunks are missing until `readMiss` fills them (lazy fetch), one from chunks of uneven sizes
+ * packed back to back in a local blob without a chunk map (neighbouring chunks: one preadv).
  * `expected` describes what a client must see, so tests compare against it.
  */
 import { createHash } from 'node:crypto';
 import { open, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import type { FuseAttr, FuseDirEntryPlus, FuseEntry, FuseFilesystem, FuseSession, NativeChunkMap } from '../../src/native/index.js';
-import { compress, CompressAlgo, FuseExtentTable, fuseErrno, openChunkMap } from '../../src/native/index.js';
+import type { FuseAttr, FuseDirEntryPlus, FuseEntry, FuseFilesystem, FuseSession } from '../../src/fuse/index.js';
+import { FuseExtentTable, fuseErrno } from '../../src/fuse/index.js';
+import { openChunkMap } from '../../src/native/index.js';
 
 export const kChunk = 65536;
 
@@ -130,21 +132,18 @@ export async function createMemFs(dir: string): Promise<MemFs> {
   }
   mk('lazy.bin', root.nodeid, 0o100444, { extents: lazyTable, content: lazyData });
 
-  // packed.bin: zstd-compressed chunks read straight from a local "blob", no cache, no map.
+  // packed.bin: chunks of uneven sizes packed back to back in a local "blob" (no cache, no map),
+  // so neighbouring chunks continue each other in the file and in the blob.
   const packedData = pseudoRandom(300000, 4);
-  for (let i = 0; i < packedData.length; i += 7) packedData[i] = 0; // compressible
   const packedPath = join(dir, 'packed.blob');
   const packedTable = new FuseExtentTable(packedData.length);
-  const parts: Buffer[] = [];
-  let at = 0;
-  for (let c = 0; c * kChunk < packedData.length; c++) {
-    const raw = packedData.subarray(c * kChunk, Math.min(packedData.length, (c + 1) * kChunk));
-    const z = compress(CompressAlgo.Zstd, raw);
-    packedTable.add({ fileOffset: c * kChunk, length: raw.length, blobSlot: 2, chunkIndex: c, sourceOffset: at, sourceSize: z.length, compressed: true });
-    parts.push(z);
-    at += z.length;
+  const sizes = [kChunk, 12345, 40000, 4096];
+  for (let c = 0, at = 0; at < packedData.length; c++) {
+    const len = Math.min(sizes[c % sizes.length] ?? kChunk, packedData.length - at);
+    packedTable.add({ fileOffset: at, length: len, blobSlot: 2, chunkIndex: c, sourceOffset: at, sourceSize: len });
+    at += len;
   }
-  await writeFile(packedPath, Buffer.concat(parts));
+  await writeFile(packedPath, packedData);
   mk('packed.bin', root.nodeid, 0o100444, { extents: packedTable, content: packedData });
 
   const counters = { misses: 0, fills: 0, forgets: 0, lookups: 0, opens: 0 };
@@ -243,9 +242,9 @@ export async function createMemFs(dir: string): Promise<MemFs> {
 
   state.bind = (s) => {
     session = s;
-    s.registerBlob(0, { dataPath: cachePath, chunkMap: cachedMap, compressor: CompressAlgo.None });
-    s.registerBlob(1, { dataPath: lazyPath, chunkMap: lazyMap, compressor: CompressAlgo.None });
-    s.registerBlob(2, { dataPath: packedPath, chunkMap: null as NativeChunkMap | null, compressor: CompressAlgo.Zstd });
+    s.registerBlob(0, { dataPath: cachePath, chunkMap: cachedMap });
+    s.registerBlob(1, { dataPath: lazyPath, chunkMap: lazyMap });
+    s.registerBlob(2, { dataPath: packedPath, chunkMap: null });
   };
   state.close = () => {
     void lazyFile.close();

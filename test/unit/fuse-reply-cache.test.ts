@@ -8,8 +8,8 @@ import assert from 'node:assert/strict';
 import { constants } from 'node:os';
 import { test } from 'node:test';
 
-import type { FuseAttr, FuseFilesystem, FuseLogger } from '../../src/native/index.js';
-import { FuseSession, fuseErrno } from '../../src/native/index.js';
+import type { FuseAttr, FuseFilesystem, FuseLogger } from '../../src/fuse/index.js';
+import { FuseSession, fuseErrno } from '../../src/fuse/index.js';
 import * as W from '../helpers/fuse-wire.js';
 
 const E = constants.errno;

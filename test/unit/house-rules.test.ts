@@ -21,11 +21,11 @@ const kSourceDirs = ['src', 'native', 'test', 'bin', 'qemu', 'bench', 'scripts']
 const kSourceExts = new Set(['.ts', '.cc', '.h', '.mjs']);
 
 /**
- * Folder circles another change is removing. Issue 9: the log bridge moves to daemon/, which
- * breaks util <-> native (the native engineer's part); the lead deletes this entry at merge. An
- * entry that no longer occurs fails the test, so it cannot outlive its fix.
+ * Folder circles another change is removing (none now: the native log bridge moved to daemon/,
+ * which broke util <-> native). An entry that no longer occurs fails the test, so it cannot
+ * outlive its fix.
  */
-const kKnownCircles: readonly { folders: readonly string[]; why: string }[] = [{ folders: ['native', 'util'], why: 'issue 9: util/logger <-> native log bridge' }];
+const kKnownCircles: readonly { folders: readonly string[]; why: string }[] = [];
 
 /**
  * Dependencies kept for work in flight on another branch. undici (GUIDE: the HTTP library) is

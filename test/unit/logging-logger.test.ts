@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { after, test } from 'node:test';
 
+import { attachNativeLog } from '../../src/daemon/native-log.js';
 import { native } from '../../src/native/index.js';
 import { createLogger, logFilePath } from '../../src/util/logger.js';
 import type { LogFormat, LogLevel } from '../../src/util/logger.js';
@@ -129,7 +130,7 @@ test('--log-rotation-size rotates by size: no line lost, newest rotated file is 
 
 test('native log records arrive through the same logger, filtered by level', async () => {
   const { logger, lines } = capture('info');
-  logger.attachNative();
+  attachNativeLog(logger);
   try {
     native().nativeLog(2, 'cache', 'from C++');
     native().nativeLog(1, 'cache', 'debug from C++ is filtered in the core');

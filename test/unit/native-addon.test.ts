@@ -13,7 +13,7 @@ test('loader tries the release build first, then the debug build', () => {
   const paths = candidatePaths();
   assert.match(paths[0] ?? '', /build\/Release\/nydus_native\.node$/);
   assert.match(paths[1] ?? '', /build\/Debug\/nydus_native\.node$/);
-  assert.equal(loadAddon().abiInfo().chunkMapHeaderSize, 4096);
+  assert.equal(loadAddon().abiInfo().limits['chunkMapHeaderSize'], 4096);
 });
 
 test('codecs round-trip and reject wrong sizes with a typed error', () => {

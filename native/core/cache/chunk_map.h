@@ -15,11 +15,13 @@
 #include <cstdint>
 #include <string>
 
+#include "abi/js_abi.h"
+
 namespace nydus::cache {
 
 class ChunkMap {
  public:
-  static constexpr size_t kHeaderSize = 4096;
+  static constexpr size_t kHeaderSize = abi::kChunkMapHeaderSize;
   static constexpr uint32_t kMagic = 0x424D4150;
   static constexpr uint32_t kMagic2 = 0x434D4150;
   static constexpr uint32_t kAllReady = 0x4D4D4150;

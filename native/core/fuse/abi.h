@@ -15,6 +15,8 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "abi/js_abi.h"
+
 namespace nydus::fuse {
 
 // Style rule 1: every wire struct is POD with a pinned size.
@@ -74,7 +76,7 @@ static_assert(FUSE_NAME_OFFSET == 24 && FUSE_NAME_OFFSET_DIRENTPLUS == 152);
 // sizes we use (getattr_in, read_in with lock owner) and is refused. Minor < 23 gets the 24-byte
 // init_out the old kernels expect.
 inline constexpr uint32_t kOurMajor = FUSE_KERNEL_VERSION;
-inline constexpr uint32_t kOurMinor = FUSE_KERNEL_MINOR_VERSION;
+inline constexpr uint32_t kOurMinor = abi::kProtocolMinor;
 static_assert(kOurMajor == 7 && kOurMinor >= 31, "the ABI header is older than 7.31");
 inline constexpr uint32_t kOldestMinor = 13;
 inline constexpr uint32_t kInitOutCompat22Minor = 23;
@@ -86,7 +88,7 @@ inline constexpr uint32_t kInitOutCompat22Minor = 23;
 inline constexpr uint64_t kWantedInitFlags = FUSE_ASYNC_READ | FUSE_DO_READDIRPLUS |
                                              FUSE_READDIRPLUS_AUTO | FUSE_PARALLEL_DIROPS |
                                              FUSE_MAX_PAGES | FUSE_CACHE_SYMLINKS | FUSE_INIT_EXT;
-inline constexpr uint32_t kMaxPages = 256;
+inline constexpr uint32_t kMaxPages = abi::kMaxPages;
 inline constexpr uint32_t kMaxWrite = 1u << 20;
 inline constexpr uint32_t kTimeGranNs = 1;
 // The kernel defaults are 12/9 outstanding background requests (mostly readahead READs); an
@@ -99,13 +101,12 @@ inline constexpr uint16_t kCongestionThreshold = 48;
 inline constexpr size_t kMaxName = 1024;
 // The biggest reply we build: READ / READDIR / LISTXATTR payloads never exceed max_pages pages
 // plus the header; larger writable space is simply not used.
-inline constexpr size_t kMaxReplyPayload = static_cast<size_t>(kMaxPages) * 4096;
+inline constexpr size_t kMaxReplyPayload = abi::kMaxReplyPayload;
 // An error number the kernel accepts in fuse_out_header.error: 0 or -errno with errno < 512.
-inline constexpr int kMaxErrno = 511;
-
-// Opcodes outside the enum that we reserve for upcalls to TypeScript which are not FUSE requests
-// (read misses, notifications). Kept above CUSE_INIT so they can never collide with the kernel.
-inline constexpr uint32_t kOpcodeTableSize = FUSE_TMPFILE + 1;
+inline constexpr int kMaxErrno = abi::kMaxErrno;
+// Opcodes with a row in the opcode table (ops.h). The upcall kinds that are not FUSE requests
+// (read misses, notifications; abi/js_abi.h) sit above CUSE_INIT, outside it.
+inline constexpr uint32_t kOpcodeTableSize = abi::kOpcodeTableSize;
 
 // Time values on the wire: seconds + nanoseconds.
 struct WireTime {

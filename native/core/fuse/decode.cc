@@ -2,7 +2,7 @@
 
 #include <cstring>
 
-#include "fuse/slices.h"
+#include "transport/slices.h"
 
 namespace nydus::fuse {
 
@@ -14,7 +14,7 @@ DecodeStatus Decode(const transport::FuseRequest& request, DecodedRequest* out) 
   out->forgets_count = 0;
   std::memset(&out->arg, 0, sizeof(out->arg));
 
-  SliceReader head(request.in(), request.in_bytes());
+  transport::SliceReader head(request.in(), request.in_bytes());
   if (!head.Copy(&out->in, sizeof(out->in))) return DecodeStatus::kNoHeader;
   const size_t readable = sizeof(out->in) + head.remaining();
   // The header's len is the whole request; it may not claim more than the transport delivered.
@@ -31,7 +31,7 @@ DecodeStatus Decode(const transport::FuseRequest& request, DecodedRequest* out) 
   if (info == nullptr) return DecodeStatus::kUnknownOpcode;
   const OpSyntax& syn = info->syntax;
 
-  SliceReader r(request.in(), sizeof(fuse_in_header) + args);
+  transport::SliceReader r(request.in(), sizeof(fuse_in_header) + args);
   r.Skip(sizeof(fuse_in_header));
   if (syn.tail == ArgTail::kOpaque) return DecodeStatus::kOk;
 

@@ -51,6 +51,12 @@ Pending* PendingTable::Claim(uint64_t token) {
   return p;
 }
 
+Pending* PendingTable::Claimed(uint64_t token) {
+  std::lock_guard lock(mu_);
+  Pending* p = Find(token);
+  return p != nullptr && p->state == 2 ? p : nullptr;
+}
+
 void PendingTable::Unclaim(Pending* p) {
   std::lock_guard lock(mu_);
   p->state = 1;

@@ -59,6 +59,9 @@ class PendingTable {
   uint64_t Publish(Pending* p);
   // Takes a live slot for answering. Null when the token is stale, unknown or already claimed.
   Pending* Claim(uint64_t token);
+  // The slot of a token claimed earlier and not released since (a READ queued for a retry by
+  // token); null when the token is not in that state.
+  Pending* Claimed(uint64_t token);
   // Puts a claimed slot back to live (a parked READ that must keep waiting).
   void Unclaim(Pending* p);
   // Frees a claimed slot; its token is dead from now on.

@@ -6,11 +6,15 @@
 #include <cmath>
 #include <cstring>
 
-#include "fuse/slices.h"
-#include "fuse/upcall.h"
+#include "abi/js_abi.h"
+#include "transport/slices.h"
 
 namespace nydus::fuse {
 namespace {
+
+using E = abi::EntryRecord;
+using D = abi::DirentRecord;
+using St = abi::StatfsRecord;
 
 constexpr double kMaxSafe = 9007199254740991.0;  // 2^53 - 1
 
@@ -59,7 +63,7 @@ bool ValidType(uint32_t mode) {
 }  // namespace
 
 uint32_t WriteError(const transport::FuseRequest& req, uint64_t unique, int err) {
-  SliceWriter w(req.out());
+  transport::SliceWriter w(req.out());
   if (w.capacity() < sizeof(fuse_out_header)) return 0;
   if (err <= 0 || err > kMaxErrno) err = EIO;
   fuse_out_header h{sizeof(fuse_out_header), -err, unique};
@@ -69,7 +73,7 @@ uint32_t WriteError(const transport::FuseRequest& req, uint64_t unique, int err)
 
 uint32_t WriteReply(const transport::FuseRequest& req, uint64_t unique, const void* payload,
                     size_t len, bool* overflow) {
-  SliceWriter w(req.out());
+  transport::SliceWriter w(req.out());
   if (len > kMaxReplyPayload + 4096 || w.capacity() < sizeof(fuse_out_header) + len) {
     if (overflow != nullptr) *overflow = true;
     return WriteError(req, unique, EIO);
@@ -81,7 +85,7 @@ uint32_t WriteReply(const transport::FuseRequest& req, uint64_t unique, const vo
 }
 
 uint32_t WriteHeader(const transport::FuseRequest& req, uint64_t unique, size_t payload_len) {
-  SliceWriter w(req.out());
+  transport::SliceWriter w(req.out());
   fuse_out_header h{static_cast<uint32_t>(sizeof(fuse_out_header) + payload_len), 0, unique};
   if (w.capacity() < h.len) return WriteError(req, unique, EIO);
   w.Write(0, &h, sizeof(h));
@@ -103,29 +107,29 @@ bool TimeoutFromSeconds(double s, uint64_t* sec, uint32_t* nsec) {
 }
 
 bool AttrFromRecord(const double* rec, fuse_attr* out, const char** why) {
-  const double* a = rec + kAttrBase;
   std::memset(out, 0, sizeof(*out));
-  if (!UInt(a[0], kMaxSafe, &out->ino))
+  if (!UInt(rec[E::kIno], kMaxSafe, &out->ino))
     return *why = "attr.ino is not an integer in [0, 2^53)", false;
   // The kernel refuses sizes above LLONG_MAX with EIO; 2^53 is our exactness limit anyway.
-  if (!UInt(a[1], kMaxSafe, &out->size))
+  if (!UInt(rec[E::kSize], kMaxSafe, &out->size))
     return *why = "attr.size is not an integer in [0, 2^53)", false;
-  if (!UInt(a[2], kMaxSafe, &out->blocks))
+  if (!UInt(rec[E::kBlocks], kMaxSafe, &out->blocks))
     return *why = "attr.blocks is not a non-negative integer", false;
-  if (!Seconds(a[3], &out->atime) || !Nanos(a[4], &out->atimensec)) {
+  if (!Seconds(rec[E::kAtime], &out->atime) || !Nanos(rec[E::kAtimeNsec], &out->atimensec)) {
     return *why = "attr.atime is not an integer second with nanoseconds in [0, 1e9)", false;
   }
-  if (!Seconds(a[5], &out->mtime) || !Nanos(a[6], &out->mtimensec)) {
+  if (!Seconds(rec[E::kMtime], &out->mtime) || !Nanos(rec[E::kMtimeNsec], &out->mtimensec)) {
     return *why = "attr.mtime is not an integer second with nanoseconds in [0, 1e9)", false;
   }
-  if (!Seconds(a[7], &out->ctime) || !Nanos(a[8], &out->ctimensec)) {
+  if (!Seconds(rec[E::kCtime], &out->ctime) || !Nanos(rec[E::kCtimeNsec], &out->ctimensec)) {
     return *why = "attr.ctime is not an integer second with nanoseconds in [0, 1e9)", false;
   }
-  if (!U32(a[9], &out->mode) || !ValidType(out->mode)) {
+  if (!U32(rec[E::kMode], &out->mode) || !ValidType(out->mode)) {
     return *why = "attr.mode is not a uint32 with a valid file type", false;
   }
-  if (!U32(a[10], &out->nlink) || !U32(a[11], &out->uid) || !U32(a[12], &out->gid) ||
-      !U32(a[13], &out->rdev) || !U32(a[14], &out->blksize) || !U32(a[15], &out->flags)) {
+  if (!U32(rec[E::kNlink], &out->nlink) || !U32(rec[E::kUid], &out->uid) ||
+      !U32(rec[E::kGid], &out->gid) || !U32(rec[E::kRdev], &out->rdev) ||
+      !U32(rec[E::kBlksize], &out->blksize) || !U32(rec[E::kFlags], &out->flags)) {
     return *why = "attr.nlink/uid/gid/rdev/blksize/flags must be uint32", false;
   }
   return true;
@@ -134,13 +138,13 @@ bool AttrFromRecord(const double* rec, fuse_attr* out, const char** why) {
 bool EntryFromRecord(const double* rec, bool allow_negative, fuse_entry_out* out,
                      const char** why) {
   std::memset(out, 0, sizeof(*out));
-  if (!UInt(rec[0], kMaxSafe, &out->nodeid))
+  if (!UInt(rec[E::kNodeid], kMaxSafe, &out->nodeid))
     return *why = "entry.nodeid is not an integer in [0, 2^53)", false;
   if (out->nodeid == 0 && !allow_negative) return *why = "entry.nodeid is 0", false;
-  if (!UInt(rec[1], kMaxSafe, &out->generation))
+  if (!UInt(rec[E::kGeneration], kMaxSafe, &out->generation))
     return *why = "entry.generation is not a non-negative integer", false;
-  if (!TimeoutFromSeconds(rec[2], &out->entry_valid, &out->entry_valid_nsec) ||
-      !TimeoutFromSeconds(rec[3], &out->attr_valid, &out->attr_valid_nsec)) {
+  if (!TimeoutFromSeconds(rec[E::kEntryValid], &out->entry_valid, &out->entry_valid_nsec) ||
+      !TimeoutFromSeconds(rec[E::kAttrValid], &out->attr_valid, &out->attr_valid_nsec)) {
     return *why = "entry timeouts must be non-negative numbers of seconds", false;
   }
   if (out->nodeid == 0) {
@@ -152,7 +156,7 @@ bool EntryFromRecord(const double* rec, bool allow_negative, fuse_entry_out* out
 
 bool AttrOutFromRecord(const double* rec, fuse_attr_out* out, const char** why) {
   std::memset(out, 0, sizeof(*out));
-  if (!TimeoutFromSeconds(rec[3], &out->attr_valid, &out->attr_valid_nsec)) {
+  if (!TimeoutFromSeconds(rec[E::kAttrValid], &out->attr_valid, &out->attr_valid_nsec)) {
     return *why = "attr timeout must be a non-negative number of seconds", false;
   }
   return AttrFromRecord(rec, &out->attr, why);
@@ -161,12 +165,14 @@ bool AttrOutFromRecord(const double* rec, fuse_attr_out* out, const char** why) 
 bool StatfsFromRecord(const double* rec, fuse_statfs_out* out, const char** why) {
   std::memset(out, 0, sizeof(*out));
   fuse_kstatfs& st = out->st;
-  if (!UInt(rec[0], kMaxSafe, &st.blocks) || !UInt(rec[1], kMaxSafe, &st.bfree) ||
-      !UInt(rec[2], kMaxSafe, &st.bavail) || !UInt(rec[3], kMaxSafe, &st.files) ||
-      !UInt(rec[4], kMaxSafe, &st.ffree)) {
+  if (!UInt(rec[St::kBlocks], kMaxSafe, &st.blocks) ||
+      !UInt(rec[St::kBfree], kMaxSafe, &st.bfree) ||
+      !UInt(rec[St::kBavail], kMaxSafe, &st.bavail) ||
+      !UInt(rec[St::kFiles], kMaxSafe, &st.files) || !UInt(rec[St::kFfree], kMaxSafe, &st.ffree)) {
     return *why = "statfs counts must be non-negative integers", false;
   }
-  if (!U32(rec[5], &st.bsize) || !U32(rec[6], &st.namelen) || !U32(rec[7], &st.frsize)) {
+  if (!U32(rec[St::kBsize], &st.bsize) || !U32(rec[St::kNamelen], &st.namelen) ||
+      !U32(rec[St::kFrsize], &st.frsize)) {
     return *why = "statfs bsize/namelen/frsize must be uint32", false;
   }
   return true;
@@ -177,10 +183,10 @@ long PackDirents(const double* recs, size_t n, const uint8_t* names, size_t name
   size_t pos = 0;
   long packed = 0;
   for (size_t i = 0; i < n; ++i) {
-    const double* r = recs + i * kDirentStride;
+    const double* r = recs + i * D::kStride;
     uint64_t name_off, name_len, off;
-    if (!UInt(r[kDirentNameOffset], kMaxSafe, &name_off) ||
-        !UInt(r[kDirentNameLength], kMaxName, &name_len) || name_len == 0 || name_off > names_len ||
+    if (!UInt(r[D::kNameOffset], kMaxSafe, &name_off) ||
+        !UInt(r[D::kNameLength], kMaxName, &name_len) || name_len == 0 || name_off > names_len ||
         name_len > names_len - name_off) {
       return *why = "dirent name is empty, longer than 1024 bytes or outside the name buffer", -1;
     }
@@ -188,7 +194,7 @@ long PackDirents(const double* recs, size_t n, const uint8_t* names, size_t name
     if (std::memchr(name, '/', name_len) != nullptr || std::memchr(name, 0, name_len) != nullptr) {
       return *why = "dirent name contains '/' or NUL", -1;
     }
-    if (!UInt(r[kDirentOff], kMaxSafe, &off) || off == 0) {
+    if (!UInt(r[D::kOff], kMaxSafe, &off) || off == 0) {
       return *why = "dirent offset (the cookie after the entry) must be an integer in [1, 2^53)",
              -1;
     }
@@ -201,19 +207,19 @@ long PackDirents(const double* recs, size_t n, const uint8_t* names, size_t name
       if (entry.nodeid != 0) {
         mode = entry.attr.mode;
         ino = entry.attr.ino;
-      } else if (!UInt(r[kAttrBase], kMaxSafe, &ino) || !U32(r[kAttrBase + 9], &mode)) {
+      } else if (!UInt(r[D::kIno], kMaxSafe, &ino) || !U32(r[D::kMode], &mode)) {
         return *why = "dirent ino/mode invalid", -1;
       }
-    } else if (!UInt(r[kAttrBase], kMaxSafe, &ino) || !U32(r[kAttrBase + 9], &mode)) {
+    } else if (!UInt(r[D::kIno], kMaxSafe, &ino) || !U32(r[D::kMode], &mode)) {
       return *why = "dirent ino must be an integer and mode a uint32", -1;
     }
     uint32_t type;
-    if (r[kDirentType] == -1) {
+    if (r[D::kType] == -1) {
       type = (mode & S_IFMT) >> 12;
-    } else if (!U32(r[kDirentType], &type) || type > 15) {
+    } else if (!U32(r[D::kType], &type) || type > 15) {
       return *why = "dirent type must be a DT_* value (0..15) or -1", -1;
     }
-    const size_t head = plus ? FUSE_NAME_OFFSET_DIRENTPLUS : FUSE_NAME_OFFSET;
+    const size_t head = plus ? abi::kDirentPlusHeader : abi::kDirentHeader;
     const size_t rec_len = FUSE_DIRENT_ALIGN(head + name_len);
     if (rec_len > cap - pos) break;
     uint8_t* p = dst + pos;

@@ -48,27 +48,10 @@ void ReplyCache::PutAttr(uint64_t nodeid, const fuse_attr_out& a) {
   attrs_.insert_or_assign(nodeid, a);
 }
 
-bool ReplyCache::GetOpen(uint64_t nodeid, OpenAnswer* out) const {
-  std::shared_lock lock(mu_);
-  auto it = opens_.find(nodeid);
-  if (it == opens_.end()) return false;
-  *out = it->second;
-  return true;
-}
-
-void ReplyCache::PutOpen(uint64_t nodeid, OpenAnswer answer) {
-  if (max_entries_ == 0 || answer.table == nullptr) return;
-  std::unique_lock lock(mu_);
-  // Tables are shared with the open handles, so a clear frees only the ones no handle uses.
-  if (opens_.size() >= max_entries_) opens_.clear();
-  opens_.insert_or_assign(nodeid, std::move(answer));
-}
-
 void ReplyCache::Clear() {
   std::unique_lock lock(mu_);
   entries_.clear();
   attrs_.clear();
-  opens_.clear();
 }
 
 size_t ReplyCache::entries() const {
@@ -79,11 +62,6 @@ size_t ReplyCache::entries() const {
 size_t ReplyCache::attrs() const {
   std::shared_lock lock(mu_);
   return attrs_.size();
-}
-
-size_t ReplyCache::opens() const {
-  std::shared_lock lock(mu_);
-  return opens_.size();
 }
 
 }  // namespace nydus::fuse

@@ -1,8 +1,7 @@
-// Native answers to LOOKUP, GETATTR and OPEN for filesystems whose answers never change (an
-// immutable RAFS image): the first answer of the handler is remembered and every later request
-// for the same (parent, name) or node is answered on the transport thread, with no upcall to
-// JavaScript. For OPEN what is remembered is the file's open flags and extent table: the session
-// hands out its own file handle for each later OPEN (session.h, kNativeFhBase).
+// Native answers to LOOKUP and GETATTR for filesystems whose answers never change (an immutable
+// RAFS image): the first answer of the handler is remembered and every later request for the
+// same (parent, name) or node is answered on the transport thread, with no upcall to JavaScript.
+// (Repeated OPENs are answered the same way from the handle table, handle_table.h.)
 // A LOOKUP+GETATTR round trip through the JS thread costs ~20-35 us of CPU and two thread
 // wake-ups at queue depth 1; a cache hit costs well under a microsecond.
 //
@@ -18,14 +17,12 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
-#include <memory>
 #include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 
 #include "fuse/abi.h"
-#include "readpath/extent_table.h"
 
 namespace nydus::fuse {
 
@@ -41,18 +38,9 @@ class ReplyCache {
   void PutEntry(uint64_t parent, const char* name, size_t len, const fuse_entry_out& e);
   bool GetAttr(uint64_t nodeid, fuse_attr_out* out) const;
   void PutAttr(uint64_t nodeid, const fuse_attr_out& a);
-  // An OPEN answer: only ones with an extent table are kept (a file the native READ path can
-  // serve); handles without one need the handler for every READ.
-  struct OpenAnswer {
-    uint32_t open_flags = 0;
-    std::shared_ptr<const readpath::ExtentTable> table;
-  };
-  bool GetOpen(uint64_t nodeid, OpenAnswer* out) const;
-  void PutOpen(uint64_t nodeid, OpenAnswer answer);
   void Clear();
   size_t entries() const;
   size_t attrs() const;
-  size_t opens() const;
 
  private:
   // Key of an entry: the parent's id (8 bytes, host order) followed by the name bytes.
@@ -66,7 +54,6 @@ class ReplyCache {
   mutable std::shared_mutex mu_;
   std::unordered_map<std::string, fuse_entry_out, KeyHash, std::equal_to<>> entries_;  // mu_
   std::unordered_map<uint64_t, fuse_attr_out> attrs_;                                  // mu_
-  std::unordered_map<uint64_t, OpenAnswer> opens_;                                     // mu_
 };
 
 }  // namespace nydus::fuse

@@ -7,15 +7,12 @@
 #include "common/log.h"
 #include "fuse/ops.h"
 #include "fuse/reply.h"
-#include "fuse/slices.h"
+#include "transport/slices.h"
 
 namespace nydus::fuse {
 namespace {
 
 constexpr const char* kLog = "fuse";
-constexpr double kClamp = 9007199254740992.0;  // 2^53: never a valid id, offset or handle
-
-double Num(uint64_t v) { return v >= (1ull << 53) ? kClamp : static_cast<double>(v); }
 
 // Rate limit for warnings about requests the peer got wrong: the first ten, then every 1000th.
 bool ShouldWarn(uint64_t n) { return n <= 10 || n % 1000 == 0; }
@@ -46,10 +43,11 @@ const FuseSession::Handler FuseSession::kRouteHandlers[] = {
 
 FuseSession::FuseSession(SessionOptions options, UpcallListener* listener)
     : options_(options),
-      listener_(listener),
       pending_(options.max_pending),
+      upcalls_(listener, &pending_),
       // A handler that counts lookups must see every LOOKUP.
-      cache_replies_(options.immutable && !options.handler_ops[FUSE_FORGET]) {}
+      cache_replies_(options.immutable && !options.handler_ops[FUSE_FORGET]),
+      parked_(this) {}
 
 FuseSession::~FuseSession() { Shutdown(); }
 
@@ -192,12 +190,8 @@ void FuseSession::HandleInit(Request& r) {
   const size_t len = out.minor < kInitOutCompat22Minor ? FUSE_COMPAT_22_INIT_OUT_SIZE : sizeof(out);
   NLOG_INFO(kLog, "FUSE INIT: kernel %u.%u, negotiated 7.%u, flags 0x%x flags2 0x%x", in.major,
             in.minor, out.minor, out.flags, out.flags2);
-  QueueItem ev{kUpcallInit};
-  ev.a[0] = out.minor;
-  ev.a[1] = in.minor;
-  ev.a[2] = reinit ? 1 : 0;
-  ev.a[3] = static_cast<double>(transport_kind_);
-  Enqueue(std::move(ev));
+  upcalls_.PushNotice(kUpcallInit, out.minor, in.minor, reinit ? 1 : 0,
+                      static_cast<double>(transport_kind_));
   counters_.native_replies.fetch_add(1, std::memory_order_relaxed);
   Finish(r.req, WriteReply(*r.req, r.d.in.unique, &out, len), false);
 }
@@ -208,9 +202,7 @@ void FuseSession::HandleDestroy(Request& r) {
     initialized_.store(false, std::memory_order_release);
     ResetState("FUSE DESTROY");
   }
-  QueueItem ev{kUpcallDestroy};
-  ev.a[0] = kDestroyRequest;
-  Enqueue(std::move(ev));
+  upcalls_.PushNotice(kUpcallDestroy, abi::kDestroyRequest);
   counters_.native_replies.fetch_add(1, std::memory_order_relaxed);
   Finish(r.req, WriteReply(*r.req, r.d.in.unique, nullptr, 0), false);
 }
@@ -222,22 +214,12 @@ void FuseSession::OnSessionReset() {
     was = initialized_.exchange(false, std::memory_order_acq_rel);
     ResetState("transport reset");
   }
-  if (was) {
-    QueueItem ev{kUpcallDestroy};
-    ev.a[0] = kDestroyReset;
-    Enqueue(std::move(ev));
-  }
+  if (was) upcalls_.PushNotice(kUpcallDestroy, abi::kDestroyReset);
 }
 
 void FuseSession::ResetState(const char* why) {
-  {
-    std::unique_lock lock(extents_mu_);
-    extents_.clear();
-  }
-  {
-    std::lock_guard lock(miss_mu_);
-    waiters_.clear();
-  }
+  handles_.DropHandles();
+  parked_.ClearWaiters();
   std::vector<Pending*> all;
   pending_.ClaimAll(&all);
   for (Pending* p : all) {
@@ -255,14 +237,15 @@ void FuseSession::ResetState(const char* why) {
   // After the pending requests are void: the next session starts with no remembered answers
   // (its guest may have been given another image, or the handler reinitialised its state).
   reply_cache_.Clear();
+  handles_.ForgetOpens();
 }
 
 void FuseSession::HandleForget(Request& r) {
   r.req->Complete(0);
   counters_.forgets.fetch_add(1, std::memory_order_relaxed);
   if (!options_.handler_ops[FUSE_FORGET] || r.d.in.nodeid >= (1ull << 53)) return;
-  const double pair[2] = {Num(r.d.in.nodeid), Num(r.d.arg.forget.nlookup)};
-  QueueForgets(pair, 1);
+  const double pair[2] = {RecordNumber(r.d.in.nodeid), RecordNumber(r.d.arg.forget.nlookup)};
+  upcalls_.PushForgets(pair, 1);
 }
 
 void FuseSession::HandleBatchForget(Request& r) {
@@ -271,7 +254,7 @@ void FuseSession::HandleBatchForget(Request& r) {
   if (options_.handler_ops[FUSE_FORGET] && count > 0) {
     // Read the entries in chunks; they are only forwarded, never trusted (unknown nodeids and
     // huge counts are the handler's to ignore, ids beyond 2^53 cannot be ours and are dropped).
-    SliceReader reader(r.req->in(), r.d.in.len);
+    transport::SliceReader reader(r.req->in(), r.d.in.len);
     reader.Skip(r.d.forgets_offset);
     fuse_forget_one chunk[64];
     double pairs[2 * 64];
@@ -281,11 +264,11 @@ void FuseSession::HandleBatchForget(Request& r) {
       size_t k = 0;
       for (uint32_t i = 0; i < n; ++i) {
         if (chunk[i].nodeid >= (1ull << 53)) continue;
-        pairs[2 * k] = Num(chunk[i].nodeid);
-        pairs[2 * k + 1] = Num(chunk[i].nlookup);
+        pairs[2 * k] = RecordNumber(chunk[i].nodeid);
+        pairs[2 * k + 1] = RecordNumber(chunk[i].nlookup);
         ++k;
       }
-      if (k > 0) QueueForgets(pairs, k);
+      if (k > 0) upcalls_.PushForgets(pairs, k);
       done += n;
     }
   }
@@ -306,24 +289,19 @@ void FuseSession::HandleOpen(Request& r) {
 }
 
 bool FuseSession::OpenFromCache(Request& r) {
-  ReplyCache::OpenAnswer a;
-  if (!reply_cache_.GetOpen(r.d.in.nodeid, &a)) return false;
-  const uint64_t fh = kNativeFhBase + next_native_fh_.fetch_add(1, std::memory_order_relaxed);
-  // Installed before the reply is sent: the kernel may READ the handle at once.
-  SetExtents(fh, std::move(a.table));
   fuse_open_out o{};
-  o.fh = fh;
-  o.open_flags = a.open_flags;
+  // The handle's table is installed before the reply is sent: the kernel may READ it at once.
+  if (!handles_.OpenFromCache(r.d.in.nodeid, &o.fh, &o.open_flags)) return false;
   counters_.native_opens.fetch_add(1, std::memory_order_relaxed);
   // An OPEN whose reply did not fit never reaches the kernel: its handle would never be released.
-  if (!FinishInline(r, &o, sizeof(o))) RemoveExtents(fh);
+  if (!FinishInline(r, &o, sizeof(o))) handles_.Remove(o.fh);
   return true;
 }
 
 void FuseSession::HandleRelease(Request& r) {
   const uint64_t fh = r.d.arg.release.fh;
-  RemoveExtents(fh);
-  if (fh >= kNativeFhBase) {
+  handles_.Remove(fh);
+  if (HandleTable::IsNative(fh)) {
     // A handle this session made (OpenFromCache): the handler has nothing to release.
     FinishInline(r, nullptr, 0);
     return;
@@ -431,147 +409,25 @@ void FuseSession::HandleUpcall(Request& r) {
     default:
       break;
   }
-  QueueItem item{op};
-  item.token = pending_.Publish(p);
+  const uint64_t token = pending_.Publish(p);
   counters_.upcalls.fetch_add(1, std::memory_order_relaxed);
-  Enqueue(std::move(item));
-}
-
-void FuseSession::Enqueue(QueueItem item) {
-  bool wake = false;
-  {
-    std::lock_guard lock(queue_mu_);
-    queue_.push_back(std::move(item));
-    wake = !wake_pending_;
-    wake_pending_ = true;
-  }
-  if (wake && listener_ != nullptr) listener_->OnUpcallsPending();
-}
-
-void FuseSession::QueueForgets(const double* pairs, size_t n) {
-  constexpr size_t kMaxPerItem = 2 * 65536;
-  bool wake = false;
-  {
-    std::lock_guard lock(queue_mu_);
-    if (queue_.empty() || queue_.back().kind != kUpcallForget ||
-        queue_.back().forgets.size() + 2 * n > kMaxPerItem) {
-      queue_.push_back(QueueItem{kUpcallForget});
-    }
-    auto& f = queue_.back().forgets;
-    f.insert(f.end(), pairs, pairs + 2 * n);
-    wake = !wake_pending_;
-    wake_pending_ = true;
-  }
-  if (wake && listener_ != nullptr) listener_->OnUpcallsPending();
+  upcalls_.PushToken(op, token);
 }
 
 void FuseSession::NotifyClosed(int err) {
-  QueueItem ev{kUpcallClosed};
-  ev.a[0] = err < 0 ? -err : err;
-  Enqueue(std::move(ev));
+  upcalls_.PushNotice(kUpcallClosed, err < 0 ? -err : err);
 }
 
-size_t FuseSession::DrainUpcalls(UpcallArena* arena) {
-  arena->count = 0;
-  arena->bytes_used = 0;
-  std::lock_guard lock(queue_mu_);
-  while (!queue_.empty() && arena->count < arena->max_records) {
-    QueueItem& item = queue_.front();
-    double* rec = arena->records + arena->count * kUpcallStride;
-    std::memset(rec, 0, kUpcallStride * sizeof(double));
-    rec[1] = item.kind;
-    if (item.kind == kUpcallForget) {
-      const size_t at = (arena->bytes_used + 7) & ~size_t{7};
-      const size_t room = at <= arena->bytes_cap ? (arena->bytes_cap - at) / 16 : 0;
-      const size_t pairs = item.forgets.size() / 2;
-      const size_t take = pairs < room ? pairs : room;
-      if (take == 0) break;
-      std::memcpy(arena->bytes + at, item.forgets.data(), take * 16);
-      rec[6] = static_cast<double>(take);
-      rec[10] = static_cast<double>(at);
-      rec[11] = static_cast<double>(take * 16);
-      arena->bytes_used = at + take * 16;
-      ++arena->count;
-      if (take == pairs) {
-        queue_.pop_front();
-      } else {
-        item.forgets.erase(item.forgets.begin(), item.forgets.begin() + 2 * take);
-      }
-      continue;
-    }
-    if (item.kind == kUpcallInit || item.kind == kUpcallDestroy || item.kind == kUpcallClosed) {
-      std::memcpy(rec + 6, item.a, sizeof(item.a));
-      ++arena->count;
-      queue_.pop_front();
-      continue;
-    }
-    // A request (or read miss) by token: encode from its pending slot, if still live.
-    bool fits = true;
-    bool live = pending_.Peek(item.token, [&](Pending& p) {
-      const bool miss = p.kind == PendingKind::kParkedRead;
-      const size_t at = miss ? (arena->bytes_used + 7) & ~size_t{7} : arena->bytes_used;
-      const size_t need = miss ? p.missing.size() * 8 : p.name_len;
-      if (at > arena->bytes_cap || need > arena->bytes_cap - at) {
-        fits = false;
-        return;
-      }
-      rec[0] = static_cast<double>(item.token);
-      rec[1] = miss ? kUpcallReadMiss : p.opcode;
-      rec[2] = Num(p.nodeid);
-      rec[3] = p.uid;
-      rec[4] = p.gid;
-      rec[5] = p.pid;
-      if (p.opcode == FUSE_GETATTR && p.args[0] == UINT64_MAX) {
-        rec[6] = -1;
-      } else {
-        rec[6] = Num(p.args[0]);
-      }
-      rec[7] = Num(p.args[1]);
-      rec[8] = Num(p.args[2]);
-      rec[9] = Num(p.args[3]);
-      if (miss) {
-        rec[9] = static_cast<double>(p.missing.size());
-        for (size_t i = 0; i < p.missing.size(); ++i) {
-          const uint32_t pair[2] = {p.missing[i].slot, p.missing[i].index};
-          std::memcpy(arena->bytes + at + i * 8, pair, 8);
-        }
-      } else if (p.name_len > 0) {
-        std::memcpy(arena->bytes + at, p.name, p.name_len);
-      }
-      rec[10] = static_cast<double>(at);
-      rec[11] = static_cast<double>(need);
-      arena->bytes_used = at + need;
-    });
-    if (!fits) {
-      if (arena->count > 0) break;
-      // Cannot fit even into an empty arena: the arena is misconfigured; do not spin.
-      NLOG_ERROR(kLog, "upcall arena too small (%zu bytes); request dropped", arena->bytes_cap);
-      live = false;
-    }
-    if (live) ++arena->count;
-    queue_.pop_front();
-  }
-  if (queue_.empty()) wake_pending_ = false;
-  return arena->count;
-}
+size_t FuseSession::DrainUpcalls(UpcallArena* arena) { return upcalls_.Drain(arena); }
 
 void FuseSession::Shutdown() {
   if (shut_down_.exchange(true, std::memory_order_acq_rel)) return;
-  std::deque<RetryItem> left;
-  {
-    std::unique_lock lock(miss_mu_);
-    retry_stop_ = true;
-    retry_cv_.notify_all();
-  }
-  if (retry_thread_.joinable()) retry_thread_.join();
-  {
-    std::lock_guard lock(miss_mu_);
-    left.swap(retries_);
-  }
-  for (RetryItem& item : left) {
+  for (const readpath::Retry& left : parked_.Stop()) {
+    Pending* p = pending_.Claimed(left.token);
+    if (p == nullptr) continue;
     counters_.parked_now.fetch_sub(1, std::memory_order_relaxed);
-    Finish(item.p->req, WriteError(*item.p->req, item.p->unique, EIO), true);
-    pending_.Release(item.p);
+    Finish(p->req, WriteError(*p->req, p->unique, EIO), true);
+    pending_.Release(p);
   }
   std::lock_guard lock(init_mu_);
   initialized_.store(false, std::memory_order_release);
@@ -581,34 +437,15 @@ void FuseSession::Shutdown() {
 SessionStats FuseSession::Stats() const {
   SessionStats s;
   auto ld = [](const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); };
-  s.requests = ld(counters_.requests);
+#define NYDUS_LOAD_(name, js) s.name = ld(counters_.name);
+  NYDUS_ABI_SESSION_COUNTERS(NYDUS_LOAD_)
+#undef NYDUS_LOAD_
+#define NYDUS_LOAD_(name, js) s.read.name = ld(counters_.name);
+  NYDUS_ABI_READ_STATS(NYDUS_LOAD_)
+#undef NYDUS_LOAD_
   for (size_t i = 0; i < kOpcodeTableSize; ++i) s.ops[i] = ld(counters_.ops[i]);
-  s.native_replies = ld(counters_.native_replies);
-  s.upcalls = ld(counters_.upcalls);
-  s.handler_replies = ld(counters_.handler_replies);
-  s.errors_returned = ld(counters_.errors_returned);
-  s.bad_requests = ld(counters_.bad_requests);
-  s.garbage_replies = ld(counters_.garbage_replies);
-  s.stale_replies = ld(counters_.stale_replies);
-  s.reply_overflows = ld(counters_.reply_overflows);
-  s.forgets = ld(counters_.forgets);
-  s.fast_reads = ld(counters_.fast_reads);
-  s.fast_read_bytes = ld(counters_.fast_read_bytes);
-  s.read_misses = ld(counters_.read_misses);
-  s.miss_retries = ld(counters_.miss_retries);
-  s.parked_now = ld(counters_.parked_now);
   s.pending_now = pending_.live();
-  s.read.preadv_calls = ld(counters_.preadv_calls);
-  s.read.bytes_from_cache = ld(counters_.bytes_from_cache);
-  s.read.bytes_decompressed = ld(counters_.bytes_decompressed);
-  s.read.bytes_zero = ld(counters_.bytes_zero);
-  s.read.chunk_cache_hits = ld(counters_.chunk_cache_hits);
-  s.cached_replies = ld(counters_.cached_replies);
-  s.native_opens = ld(counters_.native_opens);
-  {
-    std::shared_lock lock(extents_mu_);
-    s.extent_tables = extents_.size();
-  }
+  s.extent_tables = handles_.size();
   s.initialized = initialized();
   if (s.initialized) {
     std::lock_guard lock(init_mu_);

@@ -13,6 +13,14 @@
 // Every request is completed exactly once: inline, by the one Claim() of its token, or by
 // Shutdown()/reset with EIO.
 //
+// The session's state is in classes with one lock each: the pending tokens (pending.h), the
+// upcall queue and its arena encoding (upcall_queue.h), the open handles with their extent
+// tables and cached OPENs (handle_table.h), the parked READs with their retry thread
+// (readpath/parked_reads.h), plus the LOOKUP/GETATTR reply cache (reply_cache.h) and the blob
+// registry (readpath/blob_registry.h). The session itself keeps decode, dispatch, INIT
+// (init_mu_) and the handler's replies; files: session.cc (dispatch, INIT, upcalls),
+// session_reply.cc (Reply*), session_read.cc (the READ fast path, parking and retries).
+//
 // Threading: OnRequest may run on several transport threads at once. DrainUpcalls, Reply*,
 // ResolveMiss, ChunksReady, SetExtents and Shutdown run on the owner's thread (the JS thread),
 // though each is also safe from other threads. A miss-retry thread, started on the first parked
@@ -21,24 +29,22 @@
 
 #include <atomic>
 #include <bitset>
-#include <condition_variable>
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <mutex>
-#include <shared_mutex>
 #include <span>
-#include <thread>
-#include <unordered_map>
-#include <vector>
 
+#include "abi/js_abi.h"
 #include "fuse/abi.h"
 #include "fuse/decode.h"
+#include "fuse/handle_table.h"
 #include "fuse/pending.h"
 #include "fuse/reply_cache.h"
 #include "fuse/upcall.h"
+#include "fuse/upcall_queue.h"
 #include "readpath/blob_registry.h"
 #include "readpath/extent_table.h"
+#include "readpath/parked_reads.h"
 #include "readpath/reader.h"
 #include "transport/request.h"
 
@@ -59,32 +65,14 @@ struct SessionOptions {
 };
 
 struct SessionStats {
-  uint64_t requests = 0;
+  NYDUS_ABI_SESSION_COUNTERS(NYDUS_ABI_STAT_FIELD)
+  NYDUS_ABI_SESSION_GAUGES(NYDUS_ABI_STAT_FIELD)
   uint64_t ops[kOpcodeTableSize] = {};
-  uint64_t native_replies = 0;
-  uint64_t upcalls = 0;
-  uint64_t handler_replies = 0;
-  uint64_t errors_returned = 0;  // replies with error != 0
-  uint64_t bad_requests = 0;     // malformed requests (guest/kernel at fault)
-  uint64_t garbage_replies = 0;  // invalid handler answers (completed EIO)
-  uint64_t stale_replies = 0;    // answers to tokens no longer live
-  uint64_t reply_overflows = 0;  // replies larger than the writable space
-  uint64_t forgets = 0;          // FORGET entries (single and batched)
-  uint64_t fast_reads = 0;       // READs completed natively
-  uint64_t fast_read_bytes = 0;
-  uint64_t read_misses = 0;  // READs parked on missing chunks
-  uint64_t miss_retries = 0;
-  uint64_t parked_now = 0;
-  uint64_t pending_now = 0;
-  uint64_t extent_tables = 0;
-  uint64_t cached_replies = 0;  // LOOKUP/GETATTR answered from the reply cache
-  uint64_t native_opens = 0;    // OPENs answered from the reply cache
   readpath::ReadStats read;
-  uint32_t negotiated_minor = 0;
   bool initialized = false;
 };
 
-class FuseSession final : public transport::FuseRequestSink {
+class FuseSession final : public transport::FuseRequestSink, private readpath::RetryHandler {
  public:
   FuseSession(SessionOptions options, UpcallListener* listener);
   ~FuseSession() override;
@@ -128,8 +116,10 @@ class FuseSession final : public transport::FuseRequestSink {
 
   // READ fast path. Tables are keyed by the file handle OPEN returned and dropped at RELEASE,
   // DESTROY, reset and reinit.
-  void SetExtents(uint64_t fh, std::shared_ptr<const readpath::ExtentTable> table);
-  bool RemoveExtents(uint64_t fh);
+  void SetExtents(uint64_t fh, std::shared_ptr<const readpath::ExtentTable> table) {
+    handles_.Set(fh, std::move(table));
+  }
+  bool RemoveExtents(uint64_t fh) { return handles_.Remove(fh); }
   readpath::BlobRegistry& blobs() { return blobs_; }
   // Chunks of blob `slot` became ready: every parked READ whose chunks are now all present is
   // completed natively (on the retry thread). Returns how many READs were woken.
@@ -154,19 +144,6 @@ class FuseSession final : public transport::FuseRequestSink {
   };
   using Handler = void (FuseSession::*)(Request&);
 
-  struct QueueItem {
-    explicit QueueItem(uint32_t k) : kind(k) {}
-    uint32_t kind;  // an opcode (request by token), or kUpcall{Forget,Init,Destroy,Closed}
-    uint64_t token = 0;
-    double a[4] = {};
-    std::vector<double> forgets;  // kUpcallForget: nodeid, nlookup pairs
-  };
-
-  struct RetryItem {
-    Pending* p;
-    bool final;  // the handler said the chunks are there: still missing is an error
-  };
-
   // Dispatch (session.cc).
   void Dispatch(Request& r);
   void HandleInit(Request& r);
@@ -185,8 +162,6 @@ class FuseSession final : public transport::FuseRequestSink {
   bool OpenFromCache(Request& r);
   void HandleNativeDefault(Request& r);
   void ResetState(const char* why);
-  void Enqueue(QueueItem item);
-  void QueueForgets(const double* pairs, size_t n);
   void Finish(transport::FuseRequest* req, uint32_t written, bool error);
   void ReplyErrorInline(Request& r, int err);
 
@@ -202,19 +177,18 @@ class FuseSession final : public transport::FuseRequestSink {
   // An inline request answered natively with `body`; false when the reply did not fit.
   bool FinishInline(Request& r, const void* body, size_t len);
 
-  // Parked READs (session_read.cc).
+  // The READ fast path and parked READs (session_read.cc).
   void ServeFastRead(Request& r, std::shared_ptr<const readpath::ExtentTable> table);
   void Park(Request& r, std::shared_ptr<const readpath::ExtentTable> table,
             std::vector<readpath::ChunkRef>& missing);
-  void RunRetry(RetryItem item);
-  void RetryLoop();
-  void EnsureRetryThread();
-  void UnregisterWaiters(uint64_t token, const std::vector<readpath::ChunkRef>& missing);
-  void RegisterWaiters(uint64_t token, const std::vector<readpath::ChunkRef>& missing);
-  std::shared_ptr<const readpath::ExtentTable> TableFor(uint64_t fh) const;
+  // Queues a claimed parked READ for the retry thread; fails it with EIO after Shutdown.
+  void ScheduleRetry(Pending* p, uint64_t token, bool final);
+  void RunRetry(const readpath::Retry& retry) override;
+  // A claimed parked READ leaves the waiters and the parked count.
+  void Unpark(Pending* p, uint64_t token);
+  void AddReadStats(const readpath::ReadStats& s);
 
   const SessionOptions options_;
-  UpcallListener* const listener_;
   transport::TransportKind transport_kind_ = transport::TransportKind::kFuseDev;
   static const Handler kRouteHandlers[];
 
@@ -228,41 +202,20 @@ class FuseSession final : public transport::FuseRequestSink {
   uint32_t negotiated_minor_ = 0;  // guarded by init_mu_ (read after initialized_ acquire)
 
   PendingTable pending_;
-
-  std::mutex queue_mu_;
-  std::deque<QueueItem> queue_;  // guarded by queue_mu_
-  bool wake_pending_ = false;    // guarded by queue_mu_: the listener was told, not yet drained
-
-  mutable std::shared_mutex extents_mu_;
-  std::unordered_map<uint64_t, std::shared_ptr<const readpath::ExtentTable>> extents_;  // ^
+  UpcallQueue upcalls_;
+  HandleTable handles_;
   readpath::BlobRegistry blobs_;
   const bool cache_replies_;  // options_.immutable and no FORGET handler
   ReplyCache reply_cache_;
-  // Handles of OPENs answered from the reply cache count up from kNativeFhBase: the handler's
-  // handles are below 2^53 (ReplyOpen enforces it), so the two never meet, and RELEASE of a
-  // session-made handle is answered here without an upcall (the handler never saw it).
-  static constexpr uint64_t kNativeFhBase = 1ull << 53;
-  std::atomic<uint64_t> next_native_fh_{0};
-
-  std::mutex miss_mu_;
-  // (slot << 32 | chunk index) -> tokens of parked READs waiting for that chunk.
-  std::unordered_map<uint64_t, std::vector<uint64_t>> waiters_;  // guarded by miss_mu_
-  std::deque<RetryItem> retries_;                                // guarded by miss_mu_
-  std::condition_variable retry_cv_;
-  bool retry_stop_ = false;   // guarded by miss_mu_
-  std::thread retry_thread_;  // started under miss_mu_, joined by Shutdown
+  readpath::ParkedReads parked_;
 
   // Counters: relaxed atomics, read together only for Stats().
   struct Counters {
-    std::atomic<uint64_t> requests{0}, native_replies{0}, upcalls{0}, handler_replies{0},
-        errors_returned{0}, bad_requests{0}, garbage_replies{0}, stale_replies{0},
-        reply_overflows{0}, forgets{0}, fast_reads{0}, fast_read_bytes{0}, read_misses{0},
-        miss_retries{0}, parked_now{0}, preadv_calls{0}, bytes_from_cache{0}, bytes_decompressed{0},
-        bytes_zero{0}, chunk_cache_hits{0}, cached_replies{0}, native_opens{0};
+    NYDUS_ABI_SESSION_COUNTERS(NYDUS_ABI_STAT_ATOMIC)
+    NYDUS_ABI_READ_STATS(NYDUS_ABI_STAT_ATOMIC)
     std::atomic<uint64_t> ops[kOpcodeTableSize] = {};
   };
   mutable Counters counters_;
-  void AddReadStats(const readpath::ReadStats& s);
 };
 
 }  // namespace nydus::fuse

@@ -1,20 +1,17 @@
 // The READ fast path of FuseSession: serving READs from extent tables inline, parking READs on
-// missing chunks, and completing them when the handler has filled the cache.
+// missing chunks, and completing them when the handler has filled the cache. The waiters and
+// the retry thread are readpath::ParkedReads; this file decides what a READ gets.
 #include <cstring>
 
 #include "common/log.h"
 #include "fuse/reply.h"
 #include "fuse/session.h"
-#include "fuse/slices.h"
+#include "transport/slices.h"
 
 namespace nydus::fuse {
 namespace {
 
 constexpr const char* kLog = "fuse";
-
-uint64_t KeyOf(const readpath::ChunkRef& c) {
-  return (static_cast<uint64_t>(c.slot) << 32) | c.index;
-}
 
 // Reused by every READ on this thread: a miss list without an allocation per request.
 thread_local std::vector<readpath::ChunkRef> t_missing;
@@ -25,40 +22,13 @@ void FuseSession::AddReadStats(const readpath::ReadStats& s) {
   auto add = [](std::atomic<uint64_t>& a, uint64_t v) {
     if (v != 0) a.fetch_add(v, std::memory_order_relaxed);
   };
-  add(counters_.preadv_calls, s.preadv_calls);
-  add(counters_.bytes_from_cache, s.bytes_from_cache);
-  add(counters_.bytes_decompressed, s.bytes_decompressed);
-  add(counters_.bytes_zero, s.bytes_zero);
-  add(counters_.chunk_cache_hits, s.chunk_cache_hits);
-}
-
-void FuseSession::SetExtents(uint64_t fh, std::shared_ptr<const readpath::ExtentTable> table) {
-  std::shared_ptr<const readpath::ExtentTable> old;
-  std::unique_lock lock(extents_mu_);
-  auto& slot = extents_[fh];
-  old.swap(slot);
-  slot = std::move(table);
-}
-
-bool FuseSession::RemoveExtents(uint64_t fh) {
-  std::shared_ptr<const readpath::ExtentTable> old;
-  std::unique_lock lock(extents_mu_);
-  auto it = extents_.find(fh);
-  if (it == extents_.end()) return false;
-  old.swap(it->second);
-  extents_.erase(it);
-  return true;
-}
-
-std::shared_ptr<const readpath::ExtentTable> FuseSession::TableFor(uint64_t fh) const {
-  std::shared_lock lock(extents_mu_);
-  if (extents_.empty()) return nullptr;
-  auto it = extents_.find(fh);
-  return it == extents_.end() ? nullptr : it->second;
+#define NYDUS_ADD_(name, js) add(counters_.name, s.name);
+  NYDUS_ABI_READ_STATS(NYDUS_ADD_)
+#undef NYDUS_ADD_
 }
 
 void FuseSession::HandleRead(Request& r) {
-  auto table = TableFor(r.d.arg.read.fh);
+  auto table = handles_.Find(r.d.arg.read.fh);
   if (table != nullptr) {
     ServeFastRead(r, std::move(table));
     return;
@@ -67,7 +37,7 @@ void FuseSession::HandleRead(Request& r) {
 }
 
 void FuseSession::ServeFastRead(Request& r, std::shared_ptr<const readpath::ExtentTable> table) {
-  SliceWriter out(r.req->out());
+  transport::SliceWriter out(r.req->out());
   if (out.capacity() < sizeof(fuse_out_header)) {
     r.req->Complete(0);
     return;
@@ -121,48 +91,26 @@ void FuseSession::Park(Request& r, std::shared_ptr<const readpath::ExtentTable> 
   // A ChunksReady between publication and registration misses this READ; it then completes
   // when the handler answers its miss, which every miss gets.
   const uint64_t token = pending_.Publish(p);
-  RegisterWaiters(token, p->missing);
-  QueueItem item{kUpcallReadMiss};
-  item.token = token;
-  Enqueue(std::move(item));
+  parked_.AddWaiters(token, p->missing);
+  upcalls_.PushToken(kUpcallReadMiss, token);
 }
 
-void FuseSession::RegisterWaiters(uint64_t token, const std::vector<readpath::ChunkRef>& missing) {
-  std::lock_guard lock(miss_mu_);
-  for (const auto& c : missing) waiters_[KeyOf(c)].push_back(token);
+void FuseSession::Unpark(Pending* p, uint64_t token) {
+  parked_.RemoveWaiters(token, p->missing);
+  counters_.parked_now.fetch_sub(1, std::memory_order_relaxed);
 }
 
-void FuseSession::UnregisterWaiters(uint64_t token,
-                                    const std::vector<readpath::ChunkRef>& missing) {
-  std::lock_guard lock(miss_mu_);
-  for (const auto& c : missing) {
-    auto it = waiters_.find(KeyOf(c));
-    if (it == waiters_.end()) continue;
-    auto& v = it->second;
-    for (size_t i = 0; i < v.size(); ++i) {
-      if (v[i] == token) {
-        v[i] = v.back();
-        v.pop_back();
-        break;
-      }
-    }
-    if (v.empty()) waiters_.erase(it);
-  }
+void FuseSession::ScheduleRetry(Pending* p, uint64_t token, bool final) {
+  if (parked_.Schedule({token, final})) return;
+  // The session is shutting down: no retry thread will run it.
+  Unpark(p, token);
+  Finish(p->req, WriteError(*p->req, p->unique, EIO), true);
+  pending_.Release(p);
 }
 
 size_t FuseSession::ChunksReady(uint32_t slot, std::span<const uint32_t> indices) {
-  std::vector<uint64_t> tokens;
-  {
-    std::lock_guard lock(miss_mu_);
-    for (uint32_t index : indices) {
-      auto it = waiters_.find(KeyOf({slot, index}));
-      if (it == waiters_.end()) continue;
-      tokens.insert(tokens.end(), it->second.begin(), it->second.end());
-      waiters_.erase(it);
-    }
-  }
   size_t woken = 0;
-  for (uint64_t token : tokens) {
+  for (uint64_t token : parked_.TakeWaiters(slot, indices)) {
     bool ready = false;
     bool live = pending_.Peek(token, [&](Pending& p) {
       if (p.kind != PendingKind::kParkedRead) return;
@@ -178,12 +126,7 @@ size_t FuseSession::ChunksReady(uint32_t slot, std::span<const uint32_t> indices
     if (!live || !ready) continue;
     Pending* p = pending_.Claim(token);
     if (p == nullptr) continue;  // answered meanwhile (ResolveMiss on another thread)
-    EnsureRetryThread();
-    {
-      std::lock_guard lock(miss_mu_);
-      retries_.push_back({p, false});
-    }
-    retry_cv_.notify_one();
+    ScheduleRetry(p, token, false);
     ++woken;
   }
   return woken;
@@ -200,48 +143,23 @@ int FuseSession::ResolveMiss(uint64_t token, int err) {
     return Garbage(p, "resolveMiss", "the token is not a read miss");
   }
   if (err != 0) {
-    UnregisterWaiters(token, p->missing);
-    counters_.parked_now.fetch_sub(1, std::memory_order_relaxed);
+    Unpark(p, token);
     Finish(p->req, WriteError(*p->req, p->unique, err > 0 && err <= kMaxErrno ? err : EIO), true);
     pending_.Release(p);
     return 0;
   }
-  EnsureRetryThread();
-  {
-    std::lock_guard lock(miss_mu_);
-    retries_.push_back({p, true});
-  }
-  retry_cv_.notify_one();
+  ScheduleRetry(p, token, true);
   return 0;
 }
 
-void FuseSession::EnsureRetryThread() {
-  std::lock_guard lock(miss_mu_);
-  if (retry_thread_.joinable() || retry_stop_) return;
-  retry_thread_ = std::thread([this] { RetryLoop(); });
-}
-
-void FuseSession::RetryLoop() {
-  std::unique_lock lock(miss_mu_);
-  for (;;) {
-    retry_cv_.wait(lock, [this] { return retry_stop_ || !retries_.empty(); });
-    if (retry_stop_) return;  // Shutdown() fails whatever is left
-    RetryItem item = retries_.front();
-    retries_.pop_front();
-    lock.unlock();
-    RunRetry(item);
-    lock.lock();
-  }
-}
-
-void FuseSession::RunRetry(RetryItem item) {
-  Pending* p = item.p;
+void FuseSession::RunRetry(const readpath::Retry& retry) {
+  const uint64_t token = retry.token;
+  Pending* p = pending_.Claimed(token);
+  if (p == nullptr) return;  // cannot happen: the retry queue holds the claim
   counters_.miss_retries.fetch_add(1, std::memory_order_relaxed);
-  const uint64_t token = PendingTable::TokenOf(p->index, p->generation);
-  SliceWriter out(p->req->out());
+  transport::SliceWriter out(p->req->out());
   if (out.capacity() < sizeof(fuse_out_header)) {
-    UnregisterWaiters(token, p->missing);
-    counters_.parked_now.fetch_sub(1, std::memory_order_relaxed);
+    Unpark(p, token);
     p->req->Complete(0);
     pending_.Release(p);
     return;
@@ -252,20 +170,17 @@ void FuseSession::RunRetry(RetryItem item) {
       readpath::ServeRead(*p->table, blobs_, p->args[1], static_cast<uint32_t>(p->args[2]), out,
                           sizeof(fuse_out_header), &missing, &stats);
   AddReadStats(stats);
-  if (res.status == readpath::ReadStatus::kMissing && !item.final) {
+  if (res.status == readpath::ReadStatus::kMissing && !retry.final) {
     // Woken by ChunksReady but something is missing again (evicted, or another chunk): keep
     // waiting, and ask the handler again since its first miss may already be answered.
-    UnregisterWaiters(token, p->missing);
+    parked_.RemoveWaiters(token, p->missing);
     p->missing = std::move(missing);
-    RegisterWaiters(token, p->missing);
+    parked_.AddWaiters(token, p->missing);
     pending_.Unclaim(p);
-    QueueItem again{kUpcallReadMiss};
-    again.token = token;
-    Enqueue(std::move(again));
+    upcalls_.PushToken(kUpcallReadMiss, token);
     return;
   }
-  UnregisterWaiters(token, p->missing);
-  counters_.parked_now.fetch_sub(1, std::memory_order_relaxed);
+  Unpark(p, token);
   uint32_t written;
   bool error = false;
   switch (res.status) {

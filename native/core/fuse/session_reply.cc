@@ -6,7 +6,7 @@
 #include "common/log.h"
 #include "fuse/reply.h"
 #include "fuse/session.h"
-#include "fuse/slices.h"
+#include "transport/slices.h"
 
 namespace nydus::fuse {
 namespace {
@@ -57,10 +57,8 @@ int FuseSession::Garbage(Pending* p, const char* what, const char* why) {
   NLOG_ERROR(kLog, "invalid %s answer to %s (unique %llu): %s; replying EIO", what,
              p->kind == PendingKind::kParkedRead ? "a read miss" : OpName(p->opcode),
              static_cast<unsigned long long>(p->unique), why);
-  if (p->kind == PendingKind::kParkedRead) {
-    UnregisterWaiters(PendingTable::TokenOf(p->index, p->generation), p->missing);
-    counters_.parked_now.fetch_sub(1, std::memory_order_relaxed);
-  }
+  if (p->kind == PendingKind::kParkedRead)
+    Unpark(p, PendingTable::TokenOf(p->index, p->generation));
   Finish(p->req, WriteError(*p->req, p->unique, EIO), true);
   pending_.Release(p);
   return -EINVAL;
@@ -93,10 +91,7 @@ int FuseSession::ReplyError(uint64_t token, int err) {
   }
   counters_.handler_replies.fetch_add(1, std::memory_order_relaxed);
   if (err <= 0 || err > kMaxErrno) return Garbage(p, "error", "errno must be in [1, 511]");
-  if (p->kind == PendingKind::kParkedRead) {
-    UnregisterWaiters(token, p->missing);
-    counters_.parked_now.fetch_sub(1, std::memory_order_relaxed);
-  }
+  if (p->kind == PendingKind::kParkedRead) Unpark(p, token);
   NLOG_TRACE(kLog, "%s -> errno %d", OpName(p->opcode), err);
   Finish(p->req, WriteError(*p->req, p->unique, err), true);
   pending_.Release(p);
@@ -155,8 +150,8 @@ int FuseSession::ReplyOpen(uint64_t token, uint64_t fh, uint32_t open_flags,
   }
   if (table != nullptr) {
     // Remembered before the handle is installed, so an OPEN racing this one already finds it.
-    if (cache_replies_) reply_cache_.PutOpen(p->nodeid, {open_flags, table});
-    SetExtents(fh, std::move(table));
+    if (cache_replies_) handles_.RememberOpen(p->nodeid, open_flags, table);
+    handles_.Set(fh, std::move(table));
   }
   fuse_open_out o{};
   o.fh = fh;
@@ -178,7 +173,7 @@ int FuseSession::ReplyData(uint64_t token, const uint8_t* data, size_t len) {
   int rc;
   Pending* p = ClaimFor(token, "data", IsData, &rc);
   if (p == nullptr) return rc;
-  SliceWriter out(p->req->out());
+  transport::SliceWriter out(p->req->out());
   if (out.capacity() < sizeof(fuse_out_header)) {
     counters_.reply_overflows.fetch_add(1, std::memory_order_relaxed);
     CompleteClaimed(p, 0, true);
@@ -238,7 +233,7 @@ long FuseSession::ReplyReaddir(uint64_t token, const double* recs, size_t n, con
   int rc;
   Pending* p = ClaimFor(token, "readdir", IsReaddir, &rc);
   if (p == nullptr) return rc;
-  SliceWriter out(p->req->out());
+  transport::SliceWriter out(p->req->out());
   if (out.capacity() < sizeof(fuse_out_header)) {
     counters_.reply_overflows.fetch_add(1, std::memory_order_relaxed);
     CompleteClaimed(p, 0, true);

@@ -1,12 +1,13 @@
 // The compact formats requests and replies use to cross between the session and its handler
 // (TypeScript, through the Node binding; or a C++ test). Plain numbers in Float64Array-sized
 // slots, so the JS side reads and writes typed arrays instead of objects; integers are exact up
-// to 2^53, and every value coming back is validated before it reaches the wire.
+// to 2^53, and every value coming back is validated before it reaches the wire. The slot of each
+// field, the strides and the upcall kinds are defined once in abi/js_abi.h (abi::UpcallRecord,
+// abi::EntryRecord, ...); this header says what the fields mean.
 //
 // Upcall arena (one per batch, filled by FuseSession::DrainUpcalls):
-//   records: kUpcallStride doubles per record
-//     [0] token  [1] opcode  [2] nodeid  [3] uid  [4] gid  [5] pid
-//     [6..9] a0..a3 (per opcode, below)  [10] byte offset  [11] byte length (in `bytes`)
+//   records: abi::UpcallRecord::kStride doubles per record: token, opcode, nodeid, uid, gid,
+//     pid, a0..a3 (per opcode, below), then the byte offset and length of the record's bytes
 //   bytes: names and payload arrays; payload arrays start 8-byte aligned.
 //
 //   opcode              a0          a1             a2            a3        bytes
@@ -31,38 +32,33 @@
 // Notifications (forget, init, destroy, closed) carry token 0 and take no reply.
 //
 // Reply records (the handler's answer; read by FuseSession::Reply*):
-//   entry  (kEntryStride): [0] nodeid [1] generation [2] entry_valid s [3] attr_valid s, then the
-//          attr at kAttrBase: ino size blocks atime atimensec mtime mtimensec ctime ctimensec
-//          mode nlink uid gid rdev blksize flags
+//   entry (abi::EntryRecord): nodeid, generation, entry_valid and attr_valid in seconds, then the
+//          attributes (struct fuse_attr, field by field)
 //   attr: the same record; nodeid/generation/entry_valid are ignored.
-//   statfs (kStatfsStride): blocks bfree bavail files ffree bsize namelen frsize
-//   dirent (kDirentStride): the entry record (plus only; plain readdir uses ino and mode from the
-//          attr part) then [20] off (cookie after this entry) [21] name byte offset
-//          [22] name length [23] d_type (or -1: derive from mode)
+//   statfs (abi::StatfsRecord): blocks bfree bavail files ffree bsize namelen frsize
+//   dirent (abi::DirentRecord): the entry record (plus only; plain readdir uses ino and mode from
+//          the attributes) then off (cookie after this entry), the name's byte offset and length,
+//          and d_type (or -1: derive from mode)
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 
+#include "abi/js_abi.h"
+
 namespace nydus::fuse {
 
-inline constexpr size_t kUpcallStride = 12;
-inline constexpr uint32_t kUpcallReadMiss = 4097;
-inline constexpr uint32_t kUpcallForget = 4098;
-inline constexpr uint32_t kUpcallInit = 4099;
-inline constexpr uint32_t kUpcallDestroy = 4100;
-inline constexpr uint32_t kUpcallClosed = 4101;
-inline constexpr uint32_t kDestroyRequest = 0;
-inline constexpr uint32_t kDestroyReset = 1;
+inline constexpr uint32_t kUpcallReadMiss = abi::kUpcallReadMiss;
+inline constexpr uint32_t kUpcallForget = abi::kUpcallForget;
+inline constexpr uint32_t kUpcallInit = abi::kUpcallInit;
+inline constexpr uint32_t kUpcallDestroy = abi::kUpcallDestroy;
+inline constexpr uint32_t kUpcallClosed = abi::kUpcallClosed;
 
-inline constexpr size_t kAttrBase = 4;
-inline constexpr size_t kEntryStride = 20;
-inline constexpr size_t kStatfsStride = 8;
-inline constexpr size_t kDirentStride = 24;
-inline constexpr size_t kDirentOff = 20;
-inline constexpr size_t kDirentNameOffset = 21;
-inline constexpr size_t kDirentNameLength = 22;
-inline constexpr size_t kDirentType = 23;
+// A uint64 as a record number: exact below 2^53; larger values (offsets from hostile guests)
+// become 2^53, which is never a valid id, offset or handle.
+inline double RecordNumber(uint64_t v) {
+  return v >= (1ull << 53) ? 9007199254740992.0 : static_cast<double>(v);
+}
 
 // Memory a batch is encoded into; owned by the caller (the binding lends a shared ArrayBuffer).
 struct UpcallArena {

@@ -298,7 +298,7 @@ FuseDevStats FuseDevTransport::GetStats() const {
     s.bytes_written += ch->bytes_written.load(std::memory_order_relaxed);
     s.write_errors += ch->write_errors.load(std::memory_order_relaxed);
   }
-  s.threads = static_cast<uint32_t>(channels_.size());
+  s.threads = channels_.size();
   s.closed = closed_.load(std::memory_order_relaxed);
   return s;
 }

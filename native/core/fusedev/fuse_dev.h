@@ -27,6 +27,7 @@
 #include <thread>
 #include <vector>
 
+#include "abi/js_abi.h"
 #include "transport/request.h"
 
 namespace nydus::fusedev {
@@ -36,13 +37,9 @@ struct FuseDevOptions {
   uint32_t max_write = 1u << 20;
 };
 
+// The counters are NYDUS_ABI_FUSEDEV_STATS (abi/js_abi.h), which also names them for TypeScript.
 struct FuseDevStats {
-  uint64_t requests = 0;
-  uint64_t bytes_read = 0;
-  uint64_t replies = 0;
-  uint64_t bytes_written = 0;
-  uint64_t write_errors = 0;  // other than ENOENT (interrupted request)
-  uint32_t threads = 0;
+  NYDUS_ABI_FUSEDEV_STATS(NYDUS_ABI_STAT_FIELD)
   bool closed = false;
 };
 

@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <mutex>
@@ -11,9 +10,6 @@
 #include "readpath/extent_table.h"
 
 namespace nydus::readpath {
-namespace {
-std::atomic<uint64_t> g_next_uid{1};
-}
 
 Blob::~Blob() {
   if (fd >= 0) ::close(fd);
@@ -22,8 +18,7 @@ Blob::~Blob() {
 BlobRegistry::BlobRegistry() : slots_(kMaxBlobSlots) {}
 
 int BlobRegistry::Register(uint32_t slot, const std::string& data_path,
-                           std::shared_ptr<cache::ChunkMap> chunk_map, codec::Algo algo,
-                           std::string* error) {
+                           std::shared_ptr<cache::ChunkMap> chunk_map, std::string* error) {
   if (slot >= kMaxBlobSlots) {
     *error = "blob slot " + std::to_string(slot) + " out of range (max 4095)";
     return -EINVAL;
@@ -34,24 +29,17 @@ int BlobRegistry::Register(uint32_t slot, const std::string& data_path,
     *error = "cannot open blob data file " + data_path + ": " + std::strerror(err);
     return -err;
   }
-  return RegisterFd(slot, fd, std::move(chunk_map), algo, error);
+  return RegisterFd(slot, fd, std::move(chunk_map), error);
 }
 
 int BlobRegistry::RegisterFd(uint32_t slot, int fd, std::shared_ptr<cache::ChunkMap> chunk_map,
-                             codec::Algo algo, std::string* error) {
+                             std::string* error) {
   if (slot >= kMaxBlobSlots) {
     ::close(fd);
     *error = "blob slot " + std::to_string(slot) + " out of range (max 4095)";
     return -EINVAL;
   }
-  if (algo != codec::Algo::kNone && algo != codec::Algo::kLz4Block && algo != codec::Algo::kZstd) {
-    ::close(fd);
-    *error = "compression algorithm " + std::to_string(static_cast<uint32_t>(algo)) +
-             " cannot be decompressed natively (only none, lz4_block, zstd)";
-    return -EINVAL;
-  }
-  auto blob = std::make_shared<const Blob>(fd, std::move(chunk_map), algo,
-                                           g_next_uid.fetch_add(1, std::memory_order_relaxed));
+  auto blob = std::make_shared<const Blob>(fd, std::move(chunk_map));
   std::unique_lock lock(mu_);
   slots_[slot] = std::move(blob);
   return 0;

@@ -1,7 +1,6 @@
 // Blobs the READ fast path can serve from, by slot number (the blob's index in the image's blob
 // table, chosen by TypeScript). A blob is its data file (opened read-only here) plus, when the
-// data is filled lazily, the chunk map whose bits say which chunks are present, plus the
-// compression algorithm of extents flagged compressed.
+// data is filled lazily, the chunk map whose bits say which chunks are present.
 //
 // Threading: Register/Unregister run on the JS thread; Get runs on any reader thread. Readers
 // hold a shared_ptr, so unregistering never closes a file under a READ in progress.
@@ -14,14 +13,12 @@
 #include <vector>
 
 #include "cache/chunk_map.h"
-#include "codec/codec.h"
 
 namespace nydus::readpath {
 
 struct Blob {
-  Blob(int data_fd, std::shared_ptr<cache::ChunkMap> map, codec::Algo compression,
-       uint64_t unique_id)
-      : fd(data_fd), chunk_map(std::move(map)), algo(compression), uid(unique_id) {}
+  Blob(int data_fd, std::shared_ptr<cache::ChunkMap> map)
+      : fd(data_fd), chunk_map(std::move(map)) {}
   ~Blob();
   Blob(const Blob&) = delete;
   Blob& operator=(const Blob&) = delete;
@@ -29,10 +26,6 @@ struct Blob {
   const int fd;
   // Null: every chunk is present (a local blob file, or a fully populated cache).
   const std::shared_ptr<cache::ChunkMap> chunk_map;
-  const codec::Algo algo;
-  // Unique for the process lifetime: keys per-thread decompressed-chunk caches, so a slot that
-  // is re-registered with other data can never serve stale bytes.
-  const uint64_t uid;
 
   bool ChunkReady(uint32_t index) const {
     return chunk_map == nullptr || chunk_map->IsReady(index);
@@ -45,10 +38,10 @@ class BlobRegistry {
   // Opens `data_path` read-only and installs the blob in `slot` (replacing any previous one).
   // Returns 0 or -errno with a one-line *error.
   int Register(uint32_t slot, const std::string& data_path,
-               std::shared_ptr<cache::ChunkMap> chunk_map, codec::Algo algo, std::string* error);
+               std::shared_ptr<cache::ChunkMap> chunk_map, std::string* error);
   // Same with an already-open fd (ownership passes to the registry, also on failure).
   int RegisterFd(uint32_t slot, int fd, std::shared_ptr<cache::ChunkMap> chunk_map,
-                 codec::Algo algo, std::string* error);
+                 std::string* error);
   void Unregister(uint32_t slot);
   void Clear();
   std::shared_ptr<const Blob> Get(uint32_t slot) const;

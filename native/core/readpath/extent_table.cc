@@ -25,34 +25,36 @@ std::shared_ptr<const ExtentTable> ExtentTable::FromValues(uint64_t file_size, c
     return nullptr;
   }
   std::vector<Extent> extents(count);
+  using X = abi::ExtentRecord;
   for (size_t i = 0; i < count; ++i) {
-    const double* v = values + i * kExtentStride;
+    const double* v = values + i * X::kStride;
     uint64_t file_offset, length, slot, index, src_off, src_size, flags;
-    if (!SafeInteger(v[0], kMaxSafeInteger, &file_offset)) {
+    if (!SafeInteger(v[X::kFileOffset], kMaxSafeInteger, &file_offset)) {
       *error = Where(i, "fileOffset is not an integer in [0, 2^53)");
       return nullptr;
     }
-    if (!SafeInteger(v[1], kMaxChunk, &length) || length == 0) {
+    if (!SafeInteger(v[X::kLength], kMaxChunk, &length) || length == 0) {
       *error = Where(i, "length must be an integer in [1, 16 MiB]");
       return nullptr;
     }
-    if (!SafeInteger(v[2], kMaxBlobSlots - 1, &slot)) {
+    if (!SafeInteger(v[X::kBlobSlot], kMaxBlobSlots - 1, &slot)) {
       *error = Where(i, "blobSlot must be an integer in [0, 4096)");
       return nullptr;
     }
-    if (!SafeInteger(v[3], UINT32_MAX, &index)) {
+    if (!SafeInteger(v[X::kChunkIndex], UINT32_MAX, &index)) {
       *error = Where(i, "chunkIndex must be a uint32");
       return nullptr;
     }
-    if (!SafeInteger(v[4], kMaxSafeInteger, &src_off)) {
+    if (!SafeInteger(v[X::kSourceOffset], kMaxSafeInteger, &src_off)) {
       *error = Where(i, "sourceOffset is not an integer in [0, 2^53)");
       return nullptr;
     }
-    if (!SafeInteger(v[5], UINT32_MAX, &src_size)) {
+    if (!SafeInteger(v[X::kSourceSize], UINT32_MAX, &src_size)) {
       *error = Where(i, "sourceSize must be a uint32");
       return nullptr;
     }
-    if (!SafeInteger(v[6], kExtentKnownFlags, &flags) || (flags & ~kExtentKnownFlags) != 0) {
+    if (!SafeInteger(v[X::kFlags], kExtentKnownFlags, &flags) ||
+        (flags & ~kExtentKnownFlags) != 0) {
       *error = Where(i, "flags has unknown bits");
       return nullptr;
     }
@@ -81,9 +83,8 @@ std::shared_ptr<const ExtentTable> ExtentTable::FromExtents(uint64_t file_size,
       *error = Where(i, "length must be in [1, 16 MiB]");
       return nullptr;
     }
-    if ((e.flags & ~kExtentKnownFlags) != 0 ||
-        (e.flags & (kExtentHole | kExtentCompressed)) == (kExtentHole | kExtentCompressed)) {
-      *error = Where(i, "flags are invalid (unknown bits, or hole together with compressed)");
+    if ((e.flags & ~kExtentKnownFlags) != 0) {
+      *error = Where(i, "flags has unknown bits");
       return nullptr;
     }
     if (e.blob_slot >= kMaxBlobSlots) {
@@ -100,13 +101,8 @@ std::shared_ptr<const ExtentTable> ExtentTable::FromExtents(uint64_t file_size,
       return nullptr;
     }
     if ((e.flags & kExtentHole) == 0) {
-      if ((e.flags & kExtentCompressed) != 0) {
-        if (e.source_size == 0 || e.source_size > MaxCompressedSize(e.length)) {
-          *error = Where(i, "compressed sourceSize is 0 or implausibly large");
-          return nullptr;
-        }
-      } else if (e.source_size != e.length) {
-        *error = Where(i, "sourceSize must equal length for uncompressed data");
+      if (e.source_size != e.length) {
+        *error = Where(i, "sourceSize must equal length");
         return nullptr;
       }
       if (e.source_offset + e.source_size > kMaxSafeInteger) {

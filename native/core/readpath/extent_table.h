@@ -4,18 +4,18 @@
 // immutable afterwards and shared (shared_ptr) between concurrent READs. Each extent maps a range
 // of the file to the bytes of one chunk:
 //
-//   file_offset, length     the uncompressed file range the chunk covers (length <= kMaxChunk)
+//   file_offset, length     the file range the chunk covers (length <= abi::kMaxChunk)
 //   blob_slot, chunk_index  which blob (BlobRegistry slot) and which bit of its chunk map
-//   source_offset/size      where the chunk's bytes are in the blob's data file: the cache file
-//                           (uncompressed layout: size == length) or a compressed source (the
-//                           blob itself, or a cache kept compressed): kCompressed, size = the
-//                           compressed size
-//   flags                   kHole: zeros, no blob involved; kCompressed: as above
+//   source_offset/size      where the chunk's bytes are in the blob's data file (the cache
+//                           file, uncompressed: size == length)
+//   flags                   kExtentHole: zeros, no blob involved
+// (Chunks kept compressed in their source are not served natively yet: no compressed cache
+// exists; such files go through the handler.)
 //
 // File ranges not covered by any extent read as zeros (sparse files), and reads stop at
-// file_size. The JS form is a Float64Array with kExtentStride numbers per extent in the order
-// above (file_offset, length, blob_slot, chunk_index, source_offset, source_size, flags);
-// Build() validates every number, since a bad table must fail the install, not a later READ.
+// file_size. The JS form is a Float64Array of abi::ExtentRecord records (abi/js_abi.h);
+// FromValues() validates every number, since a bad table must fail the install, not a later
+// READ.
 #pragma once
 
 #include <cstddef>
@@ -24,6 +24,8 @@
 #include <span>
 #include <string>
 #include <vector>
+
+#include "abi/js_abi.h"
 
 namespace nydus::readpath {
 
@@ -37,20 +39,14 @@ struct Extent {
   uint32_t flags;
 };
 
-inline constexpr uint32_t kExtentHole = 1;
-inline constexpr uint32_t kExtentCompressed = 2;
-inline constexpr uint32_t kExtentKnownFlags = kExtentHole | kExtentCompressed;
-inline constexpr size_t kExtentStride = 7;
+inline constexpr uint32_t kExtentHole = abi::kExtentHole;
+inline constexpr uint32_t kExtentKnownFlags = kExtentHole;
 // RAFS chunks are at most 16 MiB (chunk_size is a power of two in [4 KiB, 16 MiB]).
-inline constexpr uint32_t kMaxChunk = 16u << 20;
-inline constexpr uint32_t kMaxBlobSlots = 4096;
-// A compressed chunk is never much bigger than its data; anything beyond this bound is a bug.
-constexpr uint64_t MaxCompressedSize(uint32_t length) {
-  return static_cast<uint64_t>(length) + length / 255 + 65536;
-}
+inline constexpr uint32_t kMaxChunk = abi::kMaxChunk;
+inline constexpr uint32_t kMaxBlobSlots = abi::kMaxBlobSlots;
 // Doubles carry integers exactly up to 2^53; every offset in a table must stay below.
 inline constexpr uint64_t kMaxSafeInteger = (1ull << 53) - 1;
-inline constexpr size_t kMaxExtents = 1u << 24;
+inline constexpr size_t kMaxExtents = abi::kMaxExtents;
 
 class ExtentTable {
  public:

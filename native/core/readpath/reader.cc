@@ -2,13 +2,11 @@
 
 #include <sys/uio.h>
 #include <unistd.h>
-#include <zstd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <memory>
 
-#include "codec/codec.h"
 #include "common/log.h"
 
 namespace nydus::readpath {
@@ -17,16 +15,6 @@ namespace {
 constexpr const char* kLog = "readpath";
 constexpr int kMaxIov = 1024;  // IOV_MAX on Linux
 
-// The last chunk this thread decompressed. Readahead asks for 128 KiB pieces of (often 1 MiB)
-// chunks in order, so one entry turns eight decompressions of the same chunk into one.
-struct ChunkCache {
-  uint64_t blob_uid = 0;
-  uint32_t index = 0;
-  bool valid = false;
-  std::vector<uint8_t> data;  // uncompressed chunk
-  std::vector<uint8_t> src;   // compressed bytes read from the source
-};
-thread_local ChunkCache t_cache;
 thread_local struct iovec t_iov[kMaxIov];
 
 // A READ touches few blobs; remember the ones already looked up so the registry lock is taken
@@ -73,43 +61,6 @@ int PreadvAll(int fd, struct iovec* iov, int cnt, uint64_t off, size_t want) {
   return done == want ? 0 : -EIO;
 }
 
-// ZSTD_decompress() builds and frees a decompression context per call; on 64 KiB - 1 MiB
-// chunks that setup is a visible part of the cost, so each reader thread keeps one.
-struct ZstdContext {
-  ZSTD_DCtx* ctx = ZSTD_createDCtx();
-  ~ZstdContext() { ZSTD_freeDCtx(ctx); }
-};
-thread_local ZstdContext t_zstd;
-
-ssize_t DecompressChunk(codec::Algo algo, const uint8_t* src, size_t src_len, uint8_t* dst,
-                        size_t dst_len) {
-  if (algo == codec::Algo::kZstd && t_zstd.ctx != nullptr) {
-    size_t n = ZSTD_decompressDCtx(t_zstd.ctx, dst, dst_len, src, src_len);
-    if (ZSTD_isError(n) || n != dst_len) return -EIO;
-    return static_cast<ssize_t>(n);
-  }
-  return codec::Decompress(algo, src, src_len, dst, dst_len);
-}
-
-int PreadAll(int fd, uint8_t* dst, size_t n, uint64_t off) {
-  struct iovec iov {
-    dst, n
-  };
-  return PreadvAll(fd, &iov, 1, off, n);
-}
-
-// Reads and decompresses extent `e` of `blob` into dst (e.length bytes).
-int Decompress(const Blob& blob, const Extent& e, uint8_t* dst, ReadStats* stats) {
-  auto& src = t_cache.src;
-  if (src.size() < e.source_size) src.resize((e.source_size + 4095) & ~size_t{4095});
-  int rc = PreadAll(blob.fd, src.data(), e.source_size, e.source_offset);
-  if (rc != 0) return rc;
-  ssize_t n = DecompressChunk(blob.algo, src.data(), e.source_size, dst, e.length);
-  if (n != static_cast<ssize_t>(e.length)) return -EBADMSG;
-  if (stats != nullptr) stats->bytes_decompressed += e.length;
-  return 0;
-}
-
 void LogFailure(const char* what, const Extent& e, int rc) {
   NLOG_ERROR(kLog, "%s failed for blob slot %u chunk %u (source offset %llu, %u bytes): %s", what,
              e.blob_slot, e.chunk_index, static_cast<unsigned long long>(e.source_offset),
@@ -118,10 +69,8 @@ void LogFailure(const char* what, const Extent& e, int rc) {
 
 }  // namespace
 
-void ResetThreadChunkCache() { t_cache = ChunkCache(); }
-
 ReadOutcome ServeRead(const ExtentTable& table, const BlobRegistry& blobs, uint64_t offset,
-                      uint32_t size, const fuse::SliceWriter& out, size_t payload_pos,
+                      uint32_t size, const transport::SliceWriter& out, size_t payload_pos,
                       std::vector<ChunkRef>* missing, ReadStats* stats) {
   const uint64_t file_size = table.file_size();
   if (offset >= file_size || size == 0 || payload_pos >= out.capacity()) {
@@ -148,11 +97,6 @@ ReadOutcome ServeRead(const ExtentTable& table, const BlobRegistry& blobs, uint6
     if (blob->chunk_map != nullptr && e.chunk_index >= blob->chunk_map->chunk_count()) {
       NLOG_ERROR(kLog, "extent names chunk %u of blob slot %u, which has only %u chunks",
                  e.chunk_index, e.blob_slot, blob->chunk_map->chunk_count());
-      return {ReadStatus::kError, 0, EIO};
-    }
-    if ((e.flags & kExtentCompressed) != 0 && blob->algo == codec::Algo::kNone) {
-      NLOG_ERROR(kLog, "extent of blob slot %u is flagged compressed but the blob is not",
-                 e.blob_slot);
       return {ReadStatus::kError, 0, EIO};
     }
     if (!blob->ChunkReady(e.chunk_index)) {
@@ -191,37 +135,7 @@ ReadOutcome ServeRead(const ExtentTable& table, const BlobRegistry& blobs, uint6
       continue;
     }
     const Blob* blob = lookup.Get(e.blob_slot);
-    if ((e.flags & kExtentCompressed) != 0) {
-      const size_t inner = static_cast<size_t>(pos - e.file_offset);
-      uint8_t* direct = seg_len == e.length ? out.Contiguous(at(pos), seg_len) : nullptr;
-      if (direct != nullptr) {
-        int rc = Decompress(*blob, e, direct, stats);
-        if (rc != 0) {
-          LogFailure("decompressing a chunk", e, rc);
-          return {ReadStatus::kError, 0, EIO};
-        }
-      } else {
-        if (!(t_cache.valid && t_cache.blob_uid == blob->uid && t_cache.index == e.chunk_index)) {
-          t_cache.valid = false;
-          if (t_cache.data.size() < e.length) t_cache.data.resize(e.length);
-          int rc = Decompress(*blob, e, t_cache.data.data(), stats);
-          if (rc != 0) {
-            LogFailure("decompressing a chunk", e, rc);
-            return {ReadStatus::kError, 0, EIO};
-          }
-          t_cache.blob_uid = blob->uid;
-          t_cache.index = e.chunk_index;
-          t_cache.valid = true;
-        } else if (stats != nullptr) {
-          ++stats->chunk_cache_hits;
-        }
-        out.Write(at(pos), t_cache.data.data() + inner, seg_len);
-      }
-      pos = seg_end;
-      ++j;
-      continue;
-    }
-    // Uncompressed: extend the run while the next extent continues both the file range and the
+    // Extend the run while the next extent continues both the file range and the
     // source range of the same blob, then read the whole run with one preadv.
     const uint64_t src_start = e.source_offset + (pos - e.file_offset);
     uint64_t run_end = seg_end;

@@ -5,9 +5,7 @@
 // missing it reports them (the session parks the READ and asks TypeScript to fill the cache) and
 // writes nothing. Otherwise it fills the reply: preadv from the blob's data file straight into the
 // writable slices (neighbouring chunks that are contiguous in the file and in the source are one
-// preadv), lz4_block/zstd decompression for compressed extents (straight into the reply when the
-// whole chunk is wanted and the reply bytes are contiguous, else through a per-thread one-chunk
-// cache), zeros for holes and uncovered ranges, and it stops at end of file or at the end of the
+// preadv), zeros for holes and uncovered ranges, and it stops at end of file or at the end of the
 // writable space, whichever comes first.
 #pragma once
 
@@ -15,9 +13,10 @@
 #include <cstdint>
 #include <vector>
 
-#include "fuse/slices.h"
+#include "abi/js_abi.h"
 #include "readpath/blob_registry.h"
 #include "readpath/extent_table.h"
+#include "transport/slices.h"
 
 namespace nydus::readpath {
 
@@ -36,21 +35,14 @@ struct ReadOutcome {
 };
 
 struct ReadStats {
-  uint64_t preadv_calls = 0;
-  uint64_t bytes_from_cache = 0;
-  uint64_t bytes_decompressed = 0;
-  uint64_t bytes_zero = 0;
-  uint64_t chunk_cache_hits = 0;
+  NYDUS_ABI_READ_STATS(NYDUS_ABI_STAT_FIELD)
 };
 
 // Serves file bytes [offset, offset + size) into `out` starting at byte `payload_pos` (after
 // the reply header). `missing` receives each absent chunk once, in file order. `stats` may be
 // null.
 ReadOutcome ServeRead(const ExtentTable& table, const BlobRegistry& blobs, uint64_t offset,
-                      uint32_t size, const fuse::SliceWriter& out, size_t payload_pos,
+                      uint32_t size, const transport::SliceWriter& out, size_t payload_pos,
                       std::vector<ChunkRef>* missing, ReadStats* stats);
-
-// Drops the calling thread's decompressed-chunk cache (tests; memory pressure).
-void ResetThreadChunkCache();
 
 }  // namespace nydus::readpath

@@ -11,12 +11,16 @@
 
 #include <cstdio>
 
+#include "abi/js_abi.h"
 #include "common/log.h"
 #include "vhost/device.h"
 #include "vhost/message.h"
-#include "vhost/thread_pool.h"
 
 namespace nydus::vhost {
+
+// TypeScript checks the same limits before attaching (abi/js_abi.h).
+static_assert(abi::kMaxQueueSize == kMaxSplitQueueSize);
+
 namespace {
 
 constexpr const char* kLog = "vhost";
@@ -39,7 +43,7 @@ int VhostUserFsBackend::Start(std::string* error) {
     *error = "vhost-user backend already started";
     return -EBUSY;
   }
-  if (options_.num_request_queues == 0 || options_.num_request_queues > 254) {
+  if (options_.num_request_queues == 0 || options_.num_request_queues > abi::kMaxRequestQueues) {
     *error = "num_request_queues must be 1..254 (vring indexes are 8 bits, hiprio is extra)";
     return -EINVAL;
   }
@@ -93,14 +97,9 @@ int VhostUserFsBackend::Start(std::string* error) {
     listen_fd_ = std::move(fd);
     owns_listen_fd_ = true;
   }
-  if (options_.pool_threads > 0) {
-    pool_ = std::make_unique<RequestThreadPool>(options_.pool_threads, sink_);
-  }
   DeviceOptions d;
   d.num_request_queues = options_.num_request_queues;
   d.max_queue_size = options_.max_queue_size;
-  d.executor = pool_.get();
-  d.executor_threshold = options_.pool_threshold;
   d.stop_drain = options_.stop_drain;
   device_ = std::make_unique<VhostUserFsDevice>(d, sink_, counters_);
   stopping_.store(false);
@@ -124,10 +123,6 @@ void VhostUserFsBackend::Stop() {
     control_.join();
   }
   device_.reset();
-  if (pool_ != nullptr) {
-    pool_->Stop();
-    pool_.reset();
-  }
   if (!owns_listen_fd_) (void)listen_fd_.release();
   listen_fd_.reset();
   if (created_socket_file_) {

@@ -22,14 +22,13 @@
 #include <string>
 #include <thread>
 
+#include "common/unique_fd.h"
 #include "transport/request.h"
 #include "vhost/stats.h"
-#include "vhost/unique_fd.h"
 
 namespace nydus::vhost {
 
 class VhostUserFsDevice;
-class RequestThreadPool;
 
 // Why ServeConnection returned.
 enum class ServeEnd : uint8_t {
@@ -51,10 +50,6 @@ struct BackendOptions {
   int listen_fd = -1;       // or an already-listening AF_UNIX socket (takes precedence; not closed)
   uint32_t num_request_queues = 1;  // request queues (hiprio is extra); nydusd's default is 1
   uint32_t max_queue_size = 1024;
-  // Optional hand-off of chains to a shared thread pool when a drain finds more than
-  // pool_threshold pending (the Red Hat "auto-switch"; reference §6.4). 0 threads: always inline.
-  uint32_t pool_threads = 0;
-  uint32_t pool_threshold = 4;
   // Bound on waiting for in-flight requests when QEMU stops a ring (GET_VRING_BASE).
   std::chrono::milliseconds stop_drain{2000};
 };
@@ -87,7 +82,6 @@ class VhostUserFsBackend {
   const BackendOptions options_;
   transport::FuseRequestSink* const sink_;
   std::shared_ptr<BackendCounters> counters_;
-  std::unique_ptr<RequestThreadPool> pool_;
   std::unique_ptr<VhostUserFsDevice> device_;  // used by the control thread only
   UniqueFd listen_fd_;                         // owned unless inherited
   bool owns_listen_fd_ = false;

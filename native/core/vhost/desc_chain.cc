@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include "transport/slices.h"
+
 namespace nydus::vhost {
 namespace {
 
@@ -28,23 +30,11 @@ class DescTable {
 
   VirtqDesc Read(uint32_t i) const {
     VirtqDesc d;
-    uint8_t* dst = reinterpret_cast<uint8_t*>(&d);
-    size_t off = size_t{i} * sizeof(VirtqDesc);
-    size_t need = sizeof(VirtqDesc);
-    // SAFETY: i < entries_ (checked by the walker), so [off, off+16) lies inside the parts,
-    // which are mapped guest memory. The guest may be writing the table concurrently; memcpy
-    // takes one snapshot and every field is validated after the copy (reference §2.4 TOCTOU).
-    for (size_t p = 0; p < num_parts_ && need > 0; ++p) {
-      if (off >= parts_[p].len) {
-        off -= parts_[p].len;
-        continue;
-      }
-      size_t take = parts_[p].len - off < need ? parts_[p].len - off : need;
-      memcpy(dst, parts_[p].base + off, take);
-      dst += take;
-      need -= take;
-      off = 0;
-    }
+    // SAFETY: i < entries_ (checked by the walker), so the 16 bytes lie inside the parts, which
+    // are mapped guest memory. The guest may be writing the table concurrently; the copy takes
+    // one snapshot and every field is validated after it (reference §2.4 TOCTOU).
+    transport::CopyOut(std::span<const transport::IoSlice>(parts_, num_parts_),
+                       size_t{i} * sizeof(VirtqDesc), &d, sizeof(d));
     return d;
   }
 

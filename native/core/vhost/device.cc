@@ -44,8 +44,6 @@ VhostUserFsDevice::VhostUserFsDevice(DeviceOptions options, transport::FuseReque
     vo.sink = sink_;
     vo.memory = &memory_;
     vo.counters = counters_;
-    vo.executor = options_.executor;
-    vo.executor_threshold = options_.executor_threshold;
     vo.spawn_worker = options_.spawn_workers;
     vo.max_rounds_per_drain = options_.max_rounds_per_drain;
     vo.max_chains_per_round = options_.max_chains_per_round;

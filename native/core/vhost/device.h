@@ -34,8 +34,6 @@ struct DeviceOptions {
   uint32_t num_request_queues = 1;  // request queues; hiprio (queue 0) is extra
   uint32_t max_queue_size = 1024;
   bool spawn_workers = true;
-  RequestExecutor* executor = nullptr;
-  uint32_t executor_threshold = 4;
   // Bound on waiting for in-flight requests when a ring stops (GET_VRING_BASE).
   std::chrono::milliseconds stop_drain{2000};
   uint32_t max_rounds_per_drain = 64;  // VringOptions::max_rounds_per_drain

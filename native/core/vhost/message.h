@@ -12,7 +12,7 @@
 #include <cstdint>
 #include <string>
 
-#include "vhost/unique_fd.h"
+#include "common/unique_fd.h"
 #include "vhost/vhost_user.h"
 
 namespace nydus::vhost {

@@ -10,6 +10,7 @@
 #include <cinttypes>
 
 #include "common/log.h"
+#include "transport/slices.h"
 
 namespace nydus::vhost {
 namespace {
@@ -26,34 +27,6 @@ constexpr size_t kInHeaderUniqueOffset = 8;
 // The ring whose worker is draining on this thread: completions it makes inline are published
 // once at the end of the drain instead of one by one.
 thread_local const Vring* tls_draining = nullptr;
-
-void CopyFromSlices(const std::vector<transport::IoSlice>& v, size_t n, size_t off, void* dst,
-                    size_t len) {
-  uint8_t* d = static_cast<uint8_t*>(dst);
-  for (size_t i = 0; i < n && len > 0; ++i) {
-    if (off >= v[i].len) {
-      off -= v[i].len;
-      continue;
-    }
-    size_t take = v[i].len - off < len ? v[i].len - off : len;
-    // SAFETY: slices were produced by GuestMemory::TranslateGpa and lie in mapped memory.
-    memcpy(d, v[i].base + off, take);
-    d += take;
-    len -= take;
-    off = 0;
-  }
-}
-
-void CopyToSlices(const std::vector<transport::IoSlice>& v, size_t n, const void* src, size_t len) {
-  const uint8_t* s = static_cast<const uint8_t*>(src);
-  for (size_t i = 0; i < n && len > 0; ++i) {
-    size_t take = v[i].len < len ? v[i].len : len;
-    // SAFETY: as above; writable slices of the chain.
-    memcpy(v[i].base, s, take);
-    s += take;
-    len -= take;
-  }
-}
 
 }  // namespace
 
@@ -317,7 +290,6 @@ bool Vring::PopAvailable(const std::shared_ptr<const GuestMemory>& memory, bool*
     MarkBroken("the available index moved more than the queue size");
     return false;
   }
-  const bool hand_off = options_.executor != nullptr && pending > options_.executor_threshold;
   // At most `pending` (<= queue size) iterations; the rest are taken in the next round.
   const uint32_t take =
       std::min<uint32_t>(pending, std::max<uint32_t>(1, options_.max_chains_per_round));
@@ -349,11 +321,7 @@ bool Vring::PopAvailable(const std::shared_ptr<const GuestMemory>& memory, bool*
     }
     BackendCounters::Add(options_.counters->requests);
     BackendCounters::Add(options_.counters->bytes_in, scratch_.in_bytes);
-    if (hand_off) {
-      options_.executor->Submit(req);
-    } else {
-      options_.sink->OnRequest(req);
-    }
+    options_.sink->OnRequest(req);
   }
   return true;
 }
@@ -399,8 +367,10 @@ void Vring::FailChain(VirtioFuseRequest* req, ChainError error) {
       uint64_t unique;
     } hdr{kOutHeaderSize, -EIO, 0};
     static_assert(sizeof(hdr) == kOutHeaderSize);
-    CopyFromSlices(req->in_store_, req->in_store_.size(), kInHeaderUniqueOffset, &hdr.unique, 8);
-    CopyToSlices(req->out_store_, req->out_store_.size(), &hdr, sizeof(hdr));
+    // SAFETY: the slices were produced by GuestMemory::TranslateGpa and lie in mapped memory;
+    // the size checks above keep both copies inside them.
+    transport::CopyOut(req->in(), kInHeaderUniqueOffset, &hdr.unique, sizeof(hdr.unique));
+    transport::CopyIn(req->out(), 0, &hdr, sizeof(hdr));
     written = kOutHeaderSize;
   }
   req->Complete(written);

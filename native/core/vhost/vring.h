@@ -5,7 +5,7 @@
 // - Control thread (vhost-user messages): configuration, Start/Stop, kick fd. Configuration is
 //   only changed while the worker is stopped (the device stops a running ring first).
 // - Worker thread (one per started ring): waits on the kick eventfd, pops chains, walks them,
-//   hands FuseRequests to the sink (inline, or to the executor when many are pending).
+//   hands FuseRequests to the sink inline.
 // - Any thread: Complete(). Writes to the used ring, its publication, the call fd and the pool
 //   free list are guarded by mu_ (the per-queue lock; reference §6.5 item 5: the only lock on the
 //   request path). Completions made by the worker during its drain are published once at the end
@@ -25,23 +25,16 @@
 #include <thread>
 #include <vector>
 
+#include "common/unique_fd.h"
 #include "transport/request.h"
 #include "vhost/desc_chain.h"
 #include "vhost/guest_memory.h"
 #include "vhost/split_ring.h"
 #include "vhost/stats.h"
-#include "vhost/unique_fd.h"
 
 namespace nydus::vhost {
 
 class Vring;
-
-// Runs requests on other threads when a drain finds many pending (see BackendOptions).
-class RequestExecutor {
- public:
-  virtual ~RequestExecutor() = default;
-  virtual void Submit(transport::FuseRequest* request) = 0;
-};
 
 class VirtioFuseRequest final : public transport::FuseRequest {
  public:
@@ -69,9 +62,7 @@ struct VringOptions {
   transport::FuseRequestSink* sink = nullptr;
   const MemoryTable* memory = nullptr;
   std::shared_ptr<BackendCounters> counters;
-  RequestExecutor* executor = nullptr;  // null: always inline
-  uint32_t executor_threshold = 4;      // hand off when more than this many chains are pending
-  bool spawn_worker = true;             // false: Start() does not create a thread (fuzzing)
+  bool spawn_worker = true;  // false: Start() does not create a thread (fuzzing)
   // Rounds of pop-publish-recheck per drain before the worker yields to its poll loop (and
   // wakes itself to continue): a guest that keeps the ring full, or lays the rings over each
   // other so our used-ring writes move its avail index, cannot pin the worker in one drain.

@@ -144,7 +144,7 @@ int CmdInfo(const DriverOptions& o) {
   auto& s = *c.session;
   Json j;
   j.BeginObject()
-      .Field("flavor", o.flavor == vhost::frontend::Flavor::kQemu72 ? "qemu" : "cloud-hypervisor")
+      .Field("flavor", o.flavor == driver::frontend::Flavor::kQemu72 ? "qemu" : "cloud-hypervisor")
       .Field("server_pid", c.server_pid);
   j.Key("backend_features").Hex(s.backend_features());
   j.Key("backend_protocol_features").Hex(s.backend_protocol_features());
@@ -342,14 +342,14 @@ int CmdTree(const DriverOptions& o) {
 
 int CmdRebootCycle(const DriverOptions& o) {
   int cycles = std::max(1, std::atoi(o.Flag("cycles", "2").c_str()));
-  vhost::frontend::SessionOptions so;
+  driver::frontend::SessionOptions so;
   so.flavor = o.flavor;
   so.ram_size = o.ram_mib << 20;
   so.queue_size = o.queue_size;
   so.num_request_queues = o.num_request_queues;
   so.mem_slots = o.mem_slots;
   so.timeout_ms = o.timeout_ms;
-  vhost::frontend::FsFrontendSession s(so);
+  driver::frontend::FsFrontendSession s(so);
   std::string error;
   if (s.Connect(o.socket, &error) != 0 || s.Realize(&error) != 0) return Fail(error);
   Json j;

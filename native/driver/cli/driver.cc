@@ -130,14 +130,14 @@ uint64_t ParseSize(const std::string& s) {
 
 int OpenConnection(const DriverOptions& o, uint32_t slots, uint32_t data_cap, Connection* c,
                    std::string* error) {
-  vhost::frontend::SessionOptions so;
+  driver::frontend::SessionOptions so;
   so.flavor = o.flavor;
   so.ram_size = o.ram_mib << 20;
   so.queue_size = o.queue_size;
   so.num_request_queues = o.num_request_queues;
   so.mem_slots = o.mem_slots;
   so.timeout_ms = o.timeout_ms;
-  c->session = std::make_unique<vhost::frontend::FsFrontendSession>(so);
+  c->session = std::make_unique<driver::frontend::FsFrontendSession>(so);
   int rc = c->session->Connect(o.socket, error);
   if (rc != 0) return rc;
   c->server_pid = o.server_pid != 0 ? o.server_pid : PeerPid(c->session->client().fd());

@@ -18,13 +18,13 @@
 
 #include "driver/cli/fuse_client.h"
 #include "driver/cli/json.h"
-#include "vhost/frontend/fs_session.h"
+#include "driver/frontend/fs_session.h"
 
 namespace nydus::driver {
 
 struct DriverOptions {
   std::string socket;
-  vhost::frontend::Flavor flavor = vhost::frontend::Flavor::kQemu72;
+  driver::frontend::Flavor flavor = driver::frontend::Flavor::kQemu72;
   uint16_t queue_size = 1024;
   uint64_t ram_mib = 256;
   uint32_t num_request_queues = 1;
@@ -43,7 +43,7 @@ struct DriverOptions {
 
 // A started device with FUSE initialised.
 struct Connection {
-  std::unique_ptr<vhost::frontend::FsFrontendSession> session;
+  std::unique_ptr<driver::frontend::FsFrontendSession> session;
   std::unique_ptr<FuseClient> fuse;
   fuse_init_out init{};
   int server_pid = 0;

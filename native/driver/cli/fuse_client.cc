@@ -8,7 +8,7 @@
 
 namespace nydus::driver {
 
-using vhost::frontend::DriverQueue;
+using driver::frontend::DriverQueue;
 
 uint64_t MonoNs() {
   struct timespec ts;
@@ -22,7 +22,7 @@ constexpr uint32_t kOutArgsOffset = 64;
 constexpr uint32_t kOutArea = 8192;
 }  // namespace
 
-FuseClient::FuseClient(vhost::frontend::FsFrontendSession* session, uint32_t slots,
+FuseClient::FuseClient(driver::frontend::FsFrontendSession* session, uint32_t slots,
                        uint32_t data_cap)
     : session_(session), slots_(slots), data_cap_(data_cap) {}
 

@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "driver/frontend/fs_session.h"
 #include "driver/fuse_wire.h"
-#include "vhost/frontend/fs_session.h"
 
 namespace nydus::driver {
 
@@ -44,7 +44,7 @@ struct Completion {
 class FuseClient {
  public:
   // `slots` requests can be in flight at once; each can receive `data_cap` bytes of pages.
-  FuseClient(vhost::frontend::FsFrontendSession* session, uint32_t slots, uint32_t data_cap);
+  FuseClient(driver::frontend::FsFrontendSession* session, uint32_t slots, uint32_t data_cap);
   int Init(std::string* error);
 
   // Queues a request (and kicks unless told not to). Returns the slot or -EBUSY/-ENOSPC.
@@ -77,7 +77,7 @@ class FuseClient {
   // Protocol findings about the server's replies (empty when it behaved).
   const std::vector<std::string>& violations() const { return violations_; }
   uint64_t used_len_mismatches() const { return used_len_mismatches_; }
-  vhost::frontend::FsFrontendSession& session() { return *session_; }
+  driver::frontend::FsFrontendSession& session() { return *session_; }
   // The host copy of a slot's reply pages (valid until the slot is reused).
   const uint8_t* SlotData(int slot) const;
   int head_of(int slot) const { return slots_[slot].head; }
@@ -103,7 +103,7 @@ class FuseClient {
   void CopyPayload(const Slot& s, uint32_t len, std::vector<uint8_t>* dst) const;
   int CheckFixed(const Completion& c, size_t size, const char* op);
 
-  vhost::frontend::FsFrontendSession* session_;
+  driver::frontend::FsFrontendSession* session_;
   std::vector<Slot> slots_;
   std::vector<std::vector<int>> head_to_slot_;  // [queue][head] -> slot
   uint32_t data_cap_;

@@ -93,9 +93,9 @@ int main(int argc, char** argv) {
       o.socket = v;
     } else if (a == "--flavor") {
       if (strcmp(v, "qemu") == 0) {
-        o.flavor = nydus::vhost::frontend::Flavor::kQemu72;
+        o.flavor = nydus::driver::frontend::Flavor::kQemu72;
       } else if (strcmp(v, "ch") == 0 || strcmp(v, "cloud-hypervisor") == 0) {
-        o.flavor = nydus::vhost::frontend::Flavor::kCloudHypervisor;
+        o.flavor = nydus::driver::frontend::Flavor::kCloudHypervisor;
       } else {
         return Usage("--flavor must be qemu or ch");
       }

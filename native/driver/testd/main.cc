@@ -3,7 +3,7 @@
 // product (the daemon is nydusd).
 //
 //   nydus_vu_testd (--socket PATH | --fd N) [--source DIR] [--synthetic NAME:SIZE]...
-//                  [--request-queues N] [--pool-threads N] [--pool-threshold N]
+//                  [--request-queues N]
 //                  [--log-level trace|debug|info|warn|error]
 //
 // Prints {"ready":...} on stdout once listening; stops on SIGTERM/SIGINT and prints its
@@ -26,8 +26,7 @@ namespace {
 int Usage(const char* why) {
   std::fprintf(stderr,
                "nydus_vu_testd: %s\nusage: nydus_vu_testd (--socket PATH | --fd N) [--source DIR] "
-               "[--synthetic NAME:SIZE]... [--request-queues N] [--pool-threads N] "
-               "[--pool-threshold N] [--log-level LEVEL]\n",
+               "[--synthetic NAME:SIZE]... [--request-queues N] [--log-level LEVEL]\n",
                why);
   return 2;
 }
@@ -64,10 +63,6 @@ int main(int argc, char** argv) {
       responder.AddSynthetic(v.substr(0, colon), ParseSize(v.substr(colon + 1)));
     } else if (a == "--request-queues") {
       opts.num_request_queues = static_cast<uint32_t>(std::atoi(v.c_str()));
-    } else if (a == "--pool-threads") {
-      opts.pool_threads = static_cast<uint32_t>(std::atoi(v.c_str()));
-    } else if (a == "--pool-threshold") {
-      opts.pool_threshold = static_cast<uint32_t>(std::atoi(v.c_str()));
     } else if (a == "--log-level") {
       static const char* const kLevels[] = {"trace", "debug", "info", "warn", "error", "off"};
       int level = -1;

@@ -1,0 +1,84 @@
+#include "readpath/parked_reads.h"
+
+namespace nydus::readpath {
+
+ParkedReads::~ParkedReads() { Stop(); }
+
+void ParkedReads::AddWaiters(uint64_t token, std::span<const ChunkRef> missing) {
+  std::lock_guard lock(mu_);
+  for (const auto& c : missing) waiters_[KeyOf(c.slot, c.index)].push_back(token);
+}
+
+void ParkedReads::RemoveWaiters(uint64_t token, std::span<const ChunkRef> missing) {
+  std::lock_guard lock(mu_);
+  for (const auto& c : missing) {
+    auto it = waiters_.find(KeyOf(c.slot, c.index));
+    if (it == waiters_.end()) continue;
+    auto& v = it->second;
+    for (size_t i = 0; i < v.size(); ++i) {
+      if (v[i] == token) {
+        v[i] = v.back();
+        v.pop_back();
+        break;
+      }
+    }
+    if (v.empty()) waiters_.erase(it);
+  }
+}
+
+std::vector<uint64_t> ParkedReads::TakeWaiters(uint32_t slot, std::span<const uint32_t> indices) {
+  std::vector<uint64_t> tokens;
+  std::lock_guard lock(mu_);
+  for (uint32_t index : indices) {
+    auto it = waiters_.find(KeyOf(slot, index));
+    if (it == waiters_.end()) continue;
+    tokens.insert(tokens.end(), it->second.begin(), it->second.end());
+    waiters_.erase(it);
+  }
+  return tokens;
+}
+
+void ParkedReads::ClearWaiters() {
+  std::lock_guard lock(mu_);
+  waiters_.clear();
+}
+
+bool ParkedReads::Schedule(Retry retry) {
+  {
+    std::lock_guard lock(mu_);
+    if (stopped_) return false;
+    if (!thread_.joinable()) thread_ = std::thread([this] { Loop(); });
+    retries_.push_back(retry);
+  }
+  cv_.notify_one();
+  return true;
+}
+
+std::deque<Retry> ParkedReads::Stop() {
+  {
+    std::lock_guard lock(mu_);
+    stopped_ = true;
+  }
+  cv_.notify_all();
+  // Joined outside the lock: the thread takes it to leave its wait.
+  if (thread_.joinable()) thread_.join();
+  std::deque<Retry> left;
+  std::lock_guard lock(mu_);
+  left.swap(retries_);
+  return left;
+}
+
+void ParkedReads::Loop() {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    cv_.wait(lock, [this] { return stopped_ || !retries_.empty(); });
+    if (stopped_) return;  // Stop() hands what is left to the owner
+    const Retry retry = retries_.front();
+    retries_.pop_front();
+    lock.unlock();
+    handler_->RunRetry(retry);
+    lock.lock();
+  }
+}
+
+}  // namespace nydus::readpath
