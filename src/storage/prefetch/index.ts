@@ -12,6 +12,12 @@
  *
  * Neighbours: sits above the rest of storage (imports blob-cache, fetch-plan, settings; nothing
  * in storage imports it); the daemon starts it for each mounted image.
+ *
+ * For an API mount: once the image is served, `ImagePrefetch.start({ image, storage, settings:
+ * service.settings, demand: service.demand, files: body.prefetch_files, log })` (it throws
+ * StorageError ERR_PREFETCH_LIST for a relative path: a 400); `stop()` on umount, before the
+ * ImageStorage closes; `stats()` is the prefetch_* part of /api/v1/metrics/blobcache.
+ * RunningService.prefetch is the --bootstrap image's instance.
  */
 export { ImagePrefetch } from './image-prefetch.js';
 export type { ImagePrefetchOptions, PrefetchFilesResult } from './image-prefetch.js';
