@@ -21,6 +21,8 @@ export const kPackages = {
     // Remote storage backends: real servers the tests start, certificates, GPT disk images,
     // an independent SigV4 signer (curl --aws-sigv4).
     'docker-registry', 'nginx', 'gdisk', 'openssl', 'curl',
+    // The bench's shaped link: ip and tc in a network namespace of its own.
+    'iproute2',
   ],
 };
 

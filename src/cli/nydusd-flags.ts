@@ -50,10 +50,10 @@ export const kNydusdFlags: Readonly<Record<string, FlagSpec>> = {
     describe: 'FUSE failover policy (only used with a supervisor)',
   },
   apisock: { alias: 'A', type: 'string', describe: 'HTTP API socket (mount images, daemon state, metrics)' },
+  'prefetch-files': { type: 'string', describe: 'file listing absolute paths to prefetch first, one per line ("/" = the whole image; needs prefetch enabled in the config)' },
   // Recognised so they can be refused clearly (later work).
   upgrade: { type: 'boolean', describe: 'start in upgrade mode (not supported yet)' },
   writable: { type: 'boolean', describe: 'read-write mount (not supported yet)' },
-  'prefetch-files': { type: 'string', describe: 'file listing paths to prefetch (not supported yet)' },
   'shared-dir': { alias: 's', type: 'string', describe: 'passthrough directory (not supported yet)' },
   'hybrid-mode': { type: 'boolean', describe: 'RAFS and passthroughfs together (accepted; passthroughfs is not supported yet)' },
   'dedup-db': { type: 'string', describe: 'chunk dedup database (not supported yet)' },
@@ -74,4 +74,5 @@ export const kConflicts: readonly (readonly [string, string])[] = [
 export const kImplies: readonly (readonly [string, string])[] = [
   ['id', 'supervisor'],
   ['supervisor', 'id'],
+  ['prefetch-files', 'bootstrap'],
 ];

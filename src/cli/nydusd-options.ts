@@ -4,6 +4,7 @@
  * name, loads the configuration (or synthesizes one for --localfs-dir) and applies the
  * environment (IMAGE_PULL_AUTH, NYDUS_HEADER_*).
  */
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 
 import { applyImagePullAuth, loadConfigFile, parseConfigText, readBackendEnvironment, validateConfig } from '../config/index.js';
@@ -43,7 +44,6 @@ function num(a: NydusdArgs, k: string, flag: string, min: number, max: number): 
 const kLaterFlags: readonly [string, string][] = [
   ['upgrade', '--upgrade (live upgrade)'],
   ['writable', '--writable (read-write mounts)'],
-  ['prefetch-files', '--prefetch-files'],
   ['shared-dir', '--shared-dir (passthroughfs)'],
   ['dedup-db', '--dedup-db (chunk dedup)'],
   ['fscache', '--fscache'],
@@ -51,6 +51,23 @@ const kLaterFlags: readonly [string, string][] = [
   ['fscache-threads', '--fscache-threads'],
   ['threads', '--threads'],
 ];
+
+/**
+ * `--prefetch-files FILE`, as upstream: one path per line, blank lines skipped, each trimmed and
+ * absolute ("/" alone means the whole image).
+ */
+function readPrefetchFiles(file: string): string[] {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new UsageError(`--prefetch-files ${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+  }
+  const paths = text.split('\n').map((l) => l.trim()).filter((l) => l !== '');
+  const bad = paths.find((p) => !p.startsWith('/'));
+  if (bad !== undefined) throw new UsageError(`--prefetch-files ${file}: ${JSON.stringify(bad)} is not an absolute path`);
+  return paths;
+}
 
 function localfsConfig(dir: string): string {
   // What upstream synthesizes for -D: localfs backend plus a blob cache in the same directory.
@@ -112,6 +129,8 @@ export function resolveNydusdArgs(a: NydusdArgs, env: NodeJS.ProcessEnv = proces
   // Without --bootstrap the daemon serves an empty root and images come through the API (Kata
   // starts `nydusd virtiofs --apisock A --sock S` with neither a bootstrap nor a config).
   const bootstrap = str(a, 'bootstrap');
+  const prefetchList = str(a, 'prefetch-files');
+  const prefetchFiles = prefetchList === undefined ? undefined : readPrefetchFiles(prefetchList);
   const configPath = str(a, 'config');
   const localfsDir = str(a, 'localfs-dir');
   let loaded: LoadedConfig;
@@ -139,6 +158,7 @@ export function resolveNydusdArgs(a: NydusdArgs, env: NodeJS.ProcessEnv = proces
     listenFd: fd,
     bootstrap: bootstrap === undefined ? undefined : resolve(bootstrap),
     apiSock: apiSock === undefined ? undefined : resolve(apiSock),
+    prefetchFiles,
     config: applyImagePullAuth(loaded.config, backendEnv.imagePullAuth),
     configOrigin: loaded.origin,
     configSource: loaded.source,

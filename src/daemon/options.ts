@@ -19,6 +19,8 @@ export interface DaemonOptions {
   bootstrap: string | undefined;
   /** `--apisock`: the HTTP API's Unix socket. */
   apiSock?: string | undefined;
+  /** `--prefetch-files`: absolute paths to prefetch first (overrides the bootstrap's table). */
+  prefetchFiles?: string[] | undefined;
   /** Normalized (v2-shape) configuration; IMAGE_PULL_AUTH already applied. */
   config: NydusConfig;
   configOrigin: ConfigOrigin;

@@ -107,8 +107,10 @@ export function checkApiSocket(path: string): Promise<void> {
 export function configNotes(cfg: NydusConfig): string[] {
   const notes: string[] = [];
   const rafs = cfg.rafs;
-  if (rafs?.prefetch.enable || cfg.cache?.prefetch.enable) notes.push('prefetch is not supported yet: data is fetched on demand only');
-  if (rafs?.prefetch.stream_prefetch || cfg.cache?.prefetch.stream_prefetch) notes.push('stream_prefetch is not supported yet');
+  if (cfg.cache?.prefetch.enable && !rafs?.prefetch.enable) notes.push('cache.prefetch is enabled but rafs.prefetch is not: nothing is prefetched (as upstream); enable rafs.prefetch');
+  if (rafs?.prefetch.stream_prefetch || cfg.cache?.prefetch.stream_prefetch) {
+    notes.push('stream_prefetch (a rangeless GET per blob through Dragonfly) is not supported yet; prefetch uses ranged requests');
+  }
   for (const k of ['iostats_files', 'access_pattern', 'latest_read_files'] as const) {
     if (rafs?.[k]) notes.push(`${k}: per-file metrics are not supported yet; ignored (the metrics API reports it off)`);
   }

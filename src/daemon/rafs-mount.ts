@@ -14,6 +14,7 @@ import { openBootstrap } from '../rafs/index.js';
 import type { ImageStorage, NativeBlobRegistration } from '../storage/index.js';
 import { StorageService as Storage, storageSettings } from '../storage/index.js';
 import { supplyBlobMeta } from '../storage/image-meta.js';
+import { emptyPrefetchStats, ImagePrefetch } from '../storage/prefetch/index.js';
 import { NydusError, UsageError } from '../util/errors.js';
 import { BackendRecorder } from './metrics.js';
 import type { BlobcacheMetricsJson, MountBuilder, MountContext, MountedFilesystem, MountSpec } from './mount-kinds.js';
@@ -63,6 +64,22 @@ function superMeta(image: RafsImage, entryTimeout: number, attrTimeout: number):
   };
 }
 
+/** The prefetch_* fields of /api/v1/metrics/blobcache (upstream's names). */
+function prefetchMetrics(p: ImagePrefetch | undefined): Pick<BlobcacheMetricsJson, `prefetch_${string}` & keyof BlobcacheMetricsJson> {
+  const s = p?.stats() ?? emptyPrefetchStats();
+  return {
+    prefetch_data_amount: s.prefetch_data_amount,
+    prefetch_requests_count: s.prefetch_requests_count,
+    prefetch_workers: s.prefetch_workers,
+    prefetch_unmerged_chunks: s.prefetch_unmerged_chunks,
+    prefetch_cumulative_time_millis: s.prefetch_cumulative_time_millis,
+    prefetch_begin_time_secs: s.prefetch_begin_time_secs,
+    prefetch_begin_time_millis: s.prefetch_begin_time_millis,
+    prefetch_end_time_secs: s.prefetch_end_time_secs,
+    prefetch_end_time_millis: s.prefetch_end_time_millis,
+  };
+}
+
 export const buildRafs: MountBuilder = async (spec: MountSpec, slot: number, ctx: MountContext): Promise<MountedFilesystem> => {
   const log = ctx.log.child(`mount ${spec.mountpoint}`);
   const loaded = loadConfig(spec);
@@ -71,7 +88,6 @@ export const buildRafs: MountBuilder = async (spec: MountSpec, slot: number, ctx
     for (const w of loaded.warnings) log.warn(w);
     for (const n of configNotes(loaded.config)) log.warn(n);
   }
-  if (spec.prefetchFiles && spec.prefetchFiles.length > 0) log.warn('prefetch_files: prefetch is not supported yet; data is fetched on demand');
   const config = applyImagePullAuth(loaded.config, ctx.imagePullAuth);
   await checkBootstrap(spec.source, 'source');
   const settings = storageSettings(config, loaded.origin, ctx.backendHeaders);
@@ -134,6 +150,17 @@ export const buildRafs: MountBuilder = async (spec: MountSpec, slot: number, ctx
     });
     const owned = ctx.sharedStorage === undefined ? storage : undefined;
     const shared = storage;
+    // Started once the filesystem exists: on-demand READs always go first, and umount (close)
+    // stops it before the image's storage closes.
+    const prefetch = ImagePrefetch.start({
+      image,
+      storage: imageStorage,
+      settings: storage.settings,
+      demand: storage.demand,
+      files: spec.prefetchFiles,
+      log: log.child('prefetch'),
+    });
+    cleanup.push(() => prefetch.stop());
     log.info(`RAFS v${image.super.version} image ${spec.source}: ${image.super.inodeCount} inodes, ${image.blobs.length} blob(s), backend ${settings.backend.type}`);
     const blobcacheMetrics = (reads: number): BlobcacheMetricsJson | undefined => {
       if (cache.kind !== 'blobcache') return undefined;
@@ -151,16 +178,7 @@ export const buildRafs: MountBuilder = async (spec: MountSpec, slot: number, ctx
         whole_hits: Math.max(0, reads - misses),
         total: reads,
         entries_count: entries,
-        // Prefetch is not built: nothing was prefetched, no worker ran.
-        prefetch_data_amount: 0,
-        prefetch_requests_count: 0,
-        prefetch_workers: 0,
-        prefetch_unmerged_chunks: 0,
-        prefetch_cumulative_time_millis: 0,
-        prefetch_begin_time_secs: 0,
-        prefetch_begin_time_millis: 0,
-        prefetch_end_time_secs: 0,
-        prefetch_end_time_millis: 0,
+        ...prefetchMetrics(prefetch),
         buffered_backend_size: 0,
         data_all_ready: allReady,
       };
@@ -180,6 +198,7 @@ export const buildRafs: MountBuilder = async (spec: MountSpec, slot: number, ctx
       readCounters: () => ({ readMisses: fs.readMisses, jsReads: fs.jsReads }),
       reloadAuth: (update) => shared.reloadAuth(update),
       async close(): Promise<void> {
+        await prefetch.stop();
         if (shared.backend.onRead === recorder.record) shared.backend.onRead = undefined;
         await imageStorage.close();
         image.close();

@@ -38,7 +38,7 @@ export async function serveVfs(ctx: ServeContext): Promise<RunningService> {
     if (options.bootstrap !== undefined) {
       const loaded: LoadedConfig = { config: options.config, format: 'v2-json', origin: options.configOrigin, warnings: [], source: options.configSource };
       await mounts.mount(
-        { mountpoint: options.virtualMountpoint, fsType: 'rafs', source: options.bootstrap, config: { loaded } },
+        { mountpoint: options.virtualMountpoint, fsType: 'rafs', source: options.bootstrap, config: { loaded }, prefetchFiles: options.prefetchFiles },
         ctx.storage ? { sharedStorage: ctx.storage } : {},
       );
     }

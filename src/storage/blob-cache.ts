@@ -19,7 +19,7 @@ import { compressorToEnum } from '../rafs/index.js';
 import { kBlobFeatures, kMaxChunksPerBlob } from '../rafs/layout/constants.js';
 import { decodeWrite, openChunkMap } from '../native/index.js';
 import type { Logger } from '../util/logger.js';
-import type { BlobBackend } from './backend.js';
+import type { BlobBackend, ReadPriority } from './backend.js';
 import { checkBlobId } from './blob-id.js';
 import type { BlobMeta } from './blob-meta.js';
 import { blobMetaPath, fetchBlobMeta, readBlobMetaFile, writeBlobMetaFile } from './blob-meta.js';
@@ -27,6 +27,7 @@ import type { BlobSource } from './chunk-data.js';
 import { checkChunk, decodeAndVerifyInto, intersect, untilAborted } from './chunk-data.js';
 import type { CacheCounters } from './counters.js';
 import { errnoCode, reportOnce, StorageError } from './contract/errors.js';
+import type { DemandTracker } from './demand.js';
 import { amplifyRanges, mergeChunks } from './fetch-plan.js';
 import type { FetchRange } from './fetch-plan.js';
 import type { BlobInfo, ChunkInfo } from './types.js';
@@ -39,6 +40,34 @@ export interface BlobCacheContext {
   batchSize: number;
   counters: CacheCounters;
   log: Logger;
+  /** On-demand reads in flight across the service (prefetch yields to them). */
+  demand?: DemandTracker;
+}
+
+/** Sees every on-demand backend read of a blob as it is issued (the readahead log records them). */
+export type FetchObserver = (blob: CachedBlob, r: FetchRange) => void;
+
+/** One backend request's identity, shared by the chunks it fills. */
+interface FetchHandle {
+  priority: ReadPriority;
+  /** Prefetch: aborts the request when prefetch stops, unless an on-demand read joined it. */
+  abort?: AbortController;
+  /** An on-demand read waits for this request: prefetch may no longer abort it. */
+  adopted: boolean;
+}
+
+const kOnDemand: FetchHandle = { priority: 'ondemand', adopted: true };
+
+/** What one planned (prefetch) range came to. */
+export interface PlannedFetch {
+  /** Bytes requested from the backend (0: nothing was left to fetch). */
+  bytes: number;
+  /** The backend delivered them (false: the request failed or was aborted). */
+  read: boolean;
+  /** Chunks written to the cache. */
+  filled: number;
+  /** Chunks that failed (backend, decode, digest or cache write). */
+  failed: number;
 }
 
 export interface CachedBlobOptions {
@@ -52,9 +81,10 @@ interface Deferred {
   promise: Promise<void>;
   resolve: () => void;
   reject: (e: Error) => void;
+  handle: FetchHandle;
 }
 
-function deferred(): Deferred {
+function deferred(handle: FetchHandle): Deferred {
   let resolve!: () => void;
   let reject!: (e: Error) => void;
   const promise = new Promise<void>((res, rej) => {
@@ -63,7 +93,7 @@ function deferred(): Deferred {
   });
   // Amplified chunks may have no waiter; their failure must not become an unhandled rejection.
   promise.catch(() => undefined);
-  return { promise, resolve, reject };
+  return { promise, resolve, reject, handle };
 }
 
 const kZeroDigest = Buffer.alloc(32);
@@ -92,6 +122,13 @@ export class CachedBlob implements BlobSource {
   private readonly _inflight = new Map<number, Deferred>();
   private readonly _lifetime = new AbortController();
   private _closed = false;
+  /** Set by ImageStorage.observeFetches. */
+  fetchObserver: FetchObserver | undefined;
+  /**
+   * Misses fetch their neighbours too (amplify_io). The readahead recorder turns this off while
+   * it records, so its log holds the ranges a start read, not what amplification added.
+   */
+  amplify = true;
 
   private constructor(
     readonly info: BlobInfo,
@@ -200,10 +237,17 @@ export class CachedBlob implements BlobSource {
       const running = this._inflight.get(c.chunkIndex);
       if (running) {
         counters.inflightJoins++;
-        waits.push(running.promise);
+        if (running.handle.priority === 'prefetch') {
+          // The request is on the wire already: waiting for it beats a second one. It keeps
+          // prefetch's smaller retry budget, so a failure gets one on-demand attempt of its own.
+          running.handle.adopted = true;
+          waits.push(running.promise.catch(() => this.ensureReady([c])));
+        } else {
+          waits.push(running.promise);
+        }
         continue;
       }
-      const d = deferred();
+      const d = deferred(kOnDemand);
       this._inflight.set(c.chunkIndex, d);
       waits.push(d.promise);
       missing.push(c);
@@ -230,9 +274,12 @@ export class CachedBlob implements BlobSource {
     }
   }
 
-  /** A chunk that amplification may add: known, not ready, not in flight, safe to fill. */
-  private _amplifyCandidate(index: number): ChunkInfo | undefined {
-    if (this._inflight.has(index) || this._map.isReady(index)) return undefined;
+  /**
+   * Chunk `index` as the cache knows it without the filesystem (the bootstrap lookup given at
+   * open, else the blob's CI), when it is safe to fill: checked against the blob, and with a
+   * digest when validation is on. Amplification and prefetch planning use it.
+   */
+  chunkAt(index: number): ChunkInfo | undefined {
     let c = this._opts.chunkLookup?.(index);
     if (!c && this._meta) {
       const e = this._meta.entry(index);
@@ -250,7 +297,7 @@ export class CachedBlob implements BlobSource {
       };
     }
     if (!c) return undefined;
-    // With validation on, data we cannot validate is not worth prefetching.
+    // With validation on, data we cannot validate is not worth fetching ahead.
     if (this._ctx.validate && c.digest.equals(kZeroDigest)) return undefined;
     try {
       checkChunk(this.info, c);
@@ -260,9 +307,15 @@ export class CachedBlob implements BlobSource {
     return c;
   }
 
+  /** A chunk that amplification may add: known, not ready, not in flight, safe to fill. */
+  private _amplifyCandidate(index: number): ChunkInfo | undefined {
+    if (this._inflight.has(index) || this._map.isReady(index)) return undefined;
+    return this.chunkAt(index);
+  }
+
   private _startFetch(missing: ChunkInfo[]): void {
     const ranges = mergeChunks(missing, this._ctx.batchSize);
-    if (this._opts.chunkLookup || this._meta) {
+    if ((this._opts.chunkLookup || this._meta) && this.amplify) {
       const planned = new Set(missing.map((c) => c.chunkIndex));
       amplifyRanges(ranges, this._ctx.batchSize, this.info.chunkCount, (i) => (planned.has(i) ? undefined : this._amplifyCandidate(i)));
       // Register only what amplification actually added, so every in-flight entry settles.
@@ -270,12 +323,73 @@ export class CachedBlob implements BlobSource {
         for (const c of r.chunks) {
           if (planned.has(c.chunkIndex)) continue;
           planned.add(c.chunkIndex);
-          this._inflight.set(c.chunkIndex, deferred());
+          this._inflight.set(c.chunkIndex, deferred(kOnDemand));
           this._ctx.counters.chunksAmplified++;
         }
       }
     }
-    for (const r of ranges) void this._fetchRange(r);
+    for (const r of ranges) void this._fetchRange(r, kOnDemand);
+  }
+
+  /**
+   * The part of a planned range still worth fetching: its chunks that are neither ready nor in
+   * flight (and pass the metadata checks), over the span they cover; the range itself when all
+   * of it is. undefined when nothing is left.
+   */
+  plannedTodo(r: FetchRange): FetchRange | undefined {
+    if (this._closed) return undefined;
+    const todo = r.chunks.filter((c) => {
+      if (this._inflight.has(c.chunkIndex) || this._map.isReady(c.chunkIndex)) return false;
+      try {
+        checkChunk(this.info, c);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    if (todo.length === 0) return undefined;
+    if (todo.length === r.chunks.length) return r;
+    let start = Infinity;
+    let end = 0;
+    for (const c of todo) {
+      start = Math.min(start, c.compressedOffset);
+      end = Math.max(end, c.compressedOffset + c.compressedSize);
+    }
+    return { offset: start, length: end - start, chunks: todo };
+  }
+
+  /**
+   * The prefetch entry point: fetches a range the prefetch planner chose (no amplification: the
+   * planner merged it already) with prefetch priority, through the same fill as a miss. Chunks
+   * that became ready or in flight meanwhile are left out (see plannedTodo). `signal` aborts
+   * the request unless an on-demand read has joined it. `onRead` is called once the backend
+   * request has ended (the fill may still run), so a scheduler can send its next request
+   * meanwhile. Never rejects.
+   */
+  async fetchPlanned(planned: FetchRange, signal?: AbortSignal, onRead?: () => void): Promise<PlannedFetch> {
+    const r = this.plannedTodo(planned);
+    if (!r || signal?.aborted) {
+      onRead?.();
+      return { bytes: 0, read: false, filled: 0, failed: 0 };
+    }
+    const handle: FetchHandle = { priority: 'prefetch', abort: new AbortController(), adopted: false };
+    const onAbort = (): void => {
+      if (!handle.adopted) handle.abort?.abort(signal?.reason);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const waits = r.chunks.map((c) => {
+      const d = deferred(handle);
+      this._inflight.set(c.chunkIndex, d);
+      return d.promise;
+    });
+    try {
+      const read = await this._fetchRange(r, handle, onRead);
+      const results = await Promise.allSettled(waits);
+      const failed = results.filter((x) => x.status === 'rejected').length;
+      return { bytes: r.length, read, filled: results.length - failed, failed };
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
   }
 
   private _settle(c: ChunkInfo, err?: Error): void {
@@ -286,23 +400,35 @@ export class CachedBlob implements BlobSource {
     else d.resolve();
   }
 
-  private async _fetchRange(r: FetchRange): Promise<void> {
-    const { backend, counters, log } = this._ctx;
+  /** Fetches `r` and fills its chunks; false when the backend read itself failed. */
+  private async _fetchRange(r: FetchRange, h: FetchHandle, onRead?: () => void): Promise<boolean> {
+    const { backend, counters, log, demand } = this._ctx;
+    const prefetch = h.priority === 'prefetch';
+    const signal = h.abort ? AbortSignal.any([this._lifetime.signal, h.abort.signal]) : this._lifetime.signal;
     let buf: Buffer;
+    if (!prefetch) {
+      demand?.begin();
+      this.fetchObserver?.(this, r);
+    }
     try {
-      buf = await backend.read(this.info.blobId, r.offset, r.length, this._lifetime.signal);
+      buf = await backend.read(this.info.blobId, r.offset, r.length, signal, { priority: h.priority });
       counters.backendReads++;
       counters.backendBytes += r.length;
     } catch (err) {
       const e = err instanceof Error ? err : new Error(String(err));
-      if (!this._closed) reportOnce(e, (m) => log.error(m), `blob ${this.info.blobId}: fetching ${r.chunks.length} chunk(s) at offset ${r.offset} length ${r.length} failed: ${e.message}`);
+      const what = `blob ${this.info.blobId}: ${prefetch ? 'prefetching' : 'fetching'} ${r.chunks.length} chunk(s) at offset ${r.offset} length ${r.length} failed: ${e.message}`;
+      // A prefetch that stopped, or the cache closing, is no failure worth a line.
+      if (!this._closed && !h.abort?.signal.aborted) reportOnce(e, (m) => (prefetch ? log.warn(m) : log.error(m)), what);
       for (const c of r.chunks) this._settle(c, e);
-      return;
+      return false;
+    } finally {
+      if (!prefetch) demand?.end();
+      onRead?.();
     }
     // Without digest validation the native fill does the rest on a worker thread.
     if (!this._ctx.validate && this.info.compressor !== 'gzip') {
       await this._fillNative(r, buf);
-      return;
+      return true;
     }
     // Decode first, each run of chunks adjacent in the uncompressed blob into one buffer, then
     // write each run of good chunks with one write. Fewer thread-pool round trips per fill, and
@@ -355,6 +481,7 @@ export class CachedBlob implements BlobSource {
       for (const { c } of group) await this._markWritten(c);
     }
     for (const [c, err] of failed) this._settle(c, err);
+    return true;
   }
 
   /**

@@ -18,6 +18,7 @@ import { CachedBlob } from './blob-cache.js';
 import type { BlobSource } from './chunk-data.js';
 import type { CacheCounters } from './counters.js';
 import { newCounters } from './counters.js';
+import { DemandTracker } from './demand.js';
 import { DirectBlob } from './dummy-cache.js';
 import { errnoCode } from './contract/errors.js';
 import { ImageStorage } from './image-storage.js';
@@ -112,6 +113,8 @@ export interface OpenImageOptions {
 
 export class StorageService {
   readonly counters: CacheCounters = newCounters();
+  /** On-demand reads in flight over every image (prefetch of any image yields to them). */
+  readonly demand = new DemandTracker();
   private readonly _images = new Set<ImageStorage>();
 
   private constructor(
@@ -136,7 +139,7 @@ export class StorageService {
       if ((info.features & bit) !== 0) throw new NotSupportedError(`blob ${info.blobId}: ${what}`);
     }
     const { cache, validate, batchSize } = this.settings;
-    const ctx = { backend: this.backend, validate, batchSize, counters: this.counters, log: this._log.child('cache') };
+    const ctx = { backend: this.backend, validate, batchSize, counters: this.counters, log: this._log.child('cache'), demand: this.demand };
     // v5 images without the extended blob table do not say how many chunks a blob has, so
     // there is no chunk map to size; upstream keeps such blobs uncached too.
     if (cache.kind === 'dummycache' || info.chunkCount === 0 || (info.features & kBlobFeatures.V5_NO_EXT_BLOB_TABLE) !== 0) {

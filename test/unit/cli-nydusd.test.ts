@@ -63,7 +63,6 @@ test('flags of features not built yet exit 2 with "not supported yet", never ign
   const cases: [string[], RegExp][] = [
     [['--upgrade', ...fuse, '-D', blobs], /--upgrade \(live upgrade\) is not supported yet$/],
     [['--writable', ...fuse, '-D', blobs], /--writable \(read-write mounts\) is not supported yet$/],
-    [['--prefetch-files', join(root, 'list'), ...fuse, '-D', blobs], /--prefetch-files is not supported yet$/],
     [['--shared-dir', root, '--mountpoint', mnt], /--shared-dir \(passthroughfs\) is not supported yet$/],
     [['--dedup-db', join(root, 'd.db'), ...fuse, '-D', blobs], /--dedup-db \(chunk dedup\) is not supported yet$/],
     [['--failover-policy', 'flush', ...fuse, '-D', blobs], /--failover-policy flush \(failover needs a supervisor\) is not supported yet$/],
@@ -97,6 +96,9 @@ test('usage errors exit 2 with one line naming the problem', () => {
     [['--id', 'x', ...fuse, '-D', blobs], /^nydusd: Implications failed: id -> supervisor$/],
     [[...fuse], /^nydusd: both --config and --localfs-dir are missing$/],
     [['--rlimit-nofile', '-1', ...fuse, '-D', blobs], /--rlimit-nofile: expected an integer/],
+    [['--prefetch-files', join(root, 'no-list'), ...fuse, '-D', blobs], /^nydusd: --prefetch-files .*no-list: cannot read \(ENOENT\)$/],
+    [['--prefetch-files', writeConfig('rel-list', '/etc\n\n  usr/bin  \n'), ...fuse, '-D', blobs], /^nydusd: --prefetch-files .*rel-list: "usr\/bin" is not an absolute path$/],
+    [['--prefetch-files', writeConfig('ok-list', '/etc\n'), '--mountpoint', mnt, '-D', blobs], /^nydusd: Implications failed: prefetch-files -> bootstrap$/],
   ];
   for (const [args, re] of cases) {
     const r = nydusd(args);
