@@ -44,7 +44,6 @@ const kLaterFlags: readonly [string, string][] = [
   ['upgrade', '--upgrade (live upgrade)'],
   ['writable', '--writable (read-write mounts)'],
   ['prefetch-files', '--prefetch-files'],
-  ['shared-dir', '--shared-dir (passthroughfs)'],
   ['dedup-db', '--dedup-db (chunk dedup)'],
   ['fscache', '--fscache'],
   ['fscache-tag', '--fscache-tag'],
@@ -112,6 +111,10 @@ export function resolveNydusdArgs(a: NydusdArgs, env: NodeJS.ProcessEnv = proces
   // Without --bootstrap the daemon serves an empty root and images come through the API (Kata
   // starts `nydusd virtiofs --apisock A --sock S` with neither a bootstrap nor a config).
   const bootstrap = str(a, 'bootstrap');
+  // --shared-dir: a host directory served read-write (passthroughfs) at --virtual-mountpoint.
+  const sharedDir = str(a, 'shared-dir');
+  if (sharedDir === '') throw new UsageError('--shared-dir: expected a directory');
+  if (sharedDir !== undefined && bootstrap !== undefined) throw new UsageError('--shared-dir and --bootstrap are mutually exclusive');
   const configPath = str(a, 'config');
   const localfsDir = str(a, 'localfs-dir');
   let loaded: LoadedConfig;
@@ -138,6 +141,7 @@ export function resolveNydusdArgs(a: NydusdArgs, env: NodeJS.ProcessEnv = proces
     socketPath: sock === undefined ? undefined : resolve(sock),
     listenFd: fd,
     bootstrap: bootstrap === undefined ? undefined : resolve(bootstrap),
+    sharedDir: sharedDir === undefined ? undefined : resolve(sharedDir),
     apiSock: apiSock === undefined ? undefined : resolve(apiSock),
     config: applyImagePullAuth(loaded.config, backendEnv.imagePullAuth),
     configOrigin: loaded.origin,
