@@ -20,6 +20,8 @@ import { startApiServer } from '../../src/daemon/api/index.js';
 import { Daemon } from '../../src/daemon/index.js';
 import type { DaemonOptions } from '../../src/daemon/index.js';
 import type { MountedFilesystem } from '../../src/daemon/mount-kinds.js';
+import type { MountTable } from '../../src/daemon/mounts.js';
+import type { Vfs } from '../../src/fs/index.js';
 import type { RegistryAuthUpdate } from '../../src/storage/index.js';
 import { createLogger } from '../../src/util/logger.js';
 import type { RootLogger } from '../../src/util/logger.js';
@@ -58,6 +60,19 @@ async function start(over: Partial<DaemonOptions> = {}): Promise<Running> {
   await d.start();
   return { d, sock: o.apiSock as string, log, lines };
 }
+
+/** A daemon plus a keep-alive caller that sends Content-Type on every request, as kata-rs does. */
+async function startWithCaller(): Promise<Running & { vfs: Vfs; mounts: MountTable; agent: ReturnType<typeof keepAliveAgent>; call: (m: string, p: string, body?: string) => ReturnType<typeof api> }> {
+  const r = await start();
+  const vfs = r.d.service?.vfs;
+  const mounts = r.d.service?.mounts;
+  assert.ok(vfs && mounts);
+  const agent = keepAliveAgent();
+  const call = (m: string, p: string, body?: string): ReturnType<typeof api> =>
+    api(r.sock, m, p, { agent, headers: { 'Content-Type': 'application/json' }, ...(body === undefined ? {} : { body }) });
+  return { ...r, vfs, mounts, agent, call };
+}
+
 
 const cfg = (img: TestImage, extra: Record<string, unknown> = {}): string => rafsConfigText(img.blobDir, join(work, 'cache'), extra);
 const json = (o: unknown): Record<string, unknown> => o as Record<string, unknown>;
@@ -112,13 +127,7 @@ describe('the HTTP API', () => {
   });
 
   test("Kata's mount calls (raw and %2F queries), bad input leaving nothing behind, umount and remount", async () => {
-    const { d, sock } = await start();
-    const vfs = d.service?.vfs;
-    const mounts = d.service?.mounts;
-    assert.ok(vfs && mounts);
-    const agent = keepAliveAgent();
-    const call = (m: string, p: string, body?: string): ReturnType<typeof api> =>
-      api(sock, m, p, { agent, headers: { 'Content-Type': 'application/json' }, ...(body === undefined ? {} : { body }) });
+    const { d, vfs, mounts, agent, call } = await startWithCaller();
     try {
       assert.equal((await call('POST', '/api/v1/mount?mountpoint=/rafs/c1/lowerdir', mountBody(imgA.bootstrap, cfg(imgA, { device: { id: '/snap-1', backend: { type: 'localfs', config: { dir: imgA.blobDir } }, cache: { type: 'blobcache', config: { work_dir: join(work, 'cache') } } } })))).status, 204);
       assert.equal((await call('POST', '/api/v1/mount?mountpoint=%2Frafs%2Fc2%2Flowerdir', mountBody(imgB.bootstrap, cfg(imgB)))).status, 204);
@@ -190,13 +199,7 @@ describe('the HTTP API', () => {
   });
 
   test("Kata's passthrough_fs share at /containers: mount, info, metrics, bad sources, umount", async () => {
-    const { d, sock } = await start();
-    const vfs = d.service?.vfs;
-    const mounts = d.service?.mounts;
-    assert.ok(vfs && mounts);
-    const agent = keepAliveAgent();
-    const call = (m: string, p: string, body?: string): ReturnType<typeof api> =>
-      api(sock, m, p, { agent, headers: { 'Content-Type': 'application/json' }, ...(body === undefined ? {} : { body }) });
+    const { d, vfs, mounts, agent, call } = await startWithCaller();
     const shareDir = join(work, 'kata-share');
     mkdirSync(shareDir, { recursive: true });
     try {
