@@ -6,6 +6,7 @@
 //
 // The reply scratch (a Float64Array and a Uint8Array the JS side fills before each reply call)
 // is lent once at construction, so a reply costs one call and no object property reads.
+#include <cstring>
 #include <memory>
 #include <string>
 
@@ -19,6 +20,8 @@
 #include "fusedev/fuse_dev.h"
 #include "fusedev/mount.h"
 #include "fusedev/notify.h"
+#include "passthrough/passthrough_fs.h"
+#include "passthrough/pt_native.h"
 #include "readpath/extent_table.h"
 #include "vhost/backend.h"
 
@@ -108,6 +111,9 @@ class FuseSessionWrap : public Napi::ObjectWrap<FuseSessionWrap> {
                         InstanceMethod<&FuseSessionWrap::NotifyInvalInode>("notifyInvalInode"),
                         InstanceMethod<&FuseSessionWrap::SetFopSlots>("setFopSlots"),
                         InstanceMethod<&FuseSessionWrap::FopStats>("fopStats"),
+                        InstanceMethod<&FuseSessionWrap::AttachPassthrough>("attachPassthrough"),
+                        InstanceMethod<&FuseSessionWrap::DetachPassthrough>("detachPassthrough"),
+                        InstanceMethod<&FuseSessionWrap::PassthroughRoot>("passthroughRoot"),
                         InstanceMethod<&FuseSessionWrap::Mount>("mount"),
                         InstanceMethod<&FuseSessionWrap::AttachVirtio>("attachVirtio"),
                         InstanceMethod<&FuseSessionWrap::AttachLoopback>("attachLoopback"),
@@ -399,6 +405,7 @@ class FuseSessionWrap : public Napi::ObjectWrap<FuseSessionWrap> {
     mo.subtype = OptString(o, "subtype", "nydus");
     mo.allow_other = OptBool(o, "allowOther", false);
     mo.default_permissions = OptBool(o, "defaultPermissions", true);
+    mo.read_only = OptBool(o, "readOnly", true);
     mo.allow_fusermount = OptBool(o, "allowFusermount", true);
     mo.force_fusermount = OptBool(o, "forceFusermount", false);
     fusedev::FuseDevOptions fo;
@@ -507,6 +514,76 @@ class FuseSessionWrap : public Napi::ObjectWrap<FuseSessionWrap> {
     session_->fops().Snapshot(slot, &snap);
     Napi::Object o = Napi::Object::New(env);
     SetFopStats(o, snap);
+    return o;
+  }
+
+  // attachPassthrough(source, lo, hi, countSlot, wholeConnection): serves the host directory
+  // `source` natively as node ids [lo, hi) (root lo) with upstream's fixed passthrough_fs
+  // options; its requests are counted in operation-counter slot countSlot. Throws
+  // ERR_PASSTHROUGH (with errno) when the directory cannot be served or the range is taken.
+  void AttachPassthrough(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    RequireOpen(env);
+    if (!info[0].IsString()) throw Napi::TypeError::New(env, "source must be a string");
+    const std::string source = info[0].As<Napi::String>().Utf8Value();
+    const uint64_t lo = ArgU64(info, 1, "lo");
+    const uint64_t hi = ArgU64(info, 2, "hi");
+    const uint32_t count_slot = ArgU32(info, 3, "countSlot");
+    if (lo == 0 || hi <= lo || count_slot >= abi::kMaxFopSlots) {
+      throw Napi::RangeError::New(
+          env, "need 0 < lo < hi and countSlot < " + std::to_string(abi::kMaxFopSlots));
+    }
+    passthrough::PassthroughOptions po = passthrough::KataSharedDirOptions();
+    po.node_base = lo;
+    po.node_span = hi - lo;
+    int err = 0;
+    auto fs = passthrough::PassthroughFs::Open(source, po, &err);
+    if (fs == nullptr) {
+      throw MakeError(env, "ERR_PASSTHROUGH", "cannot serve " + source + ": " + std::strerror(-err),
+                      err);
+    }
+    fuse::NativeMounts::Mount m;
+    m.lo = lo;
+    m.hi = hi;
+    m.fs = passthrough::AsNativeFs(std::move(fs));
+    m.count_node = (static_cast<uint64_t>(count_slot) << session_->fops().slot_shift()) + 2;
+    m.whole_connection = info[4].IsBoolean() && info[4].As<Napi::Boolean>().Value();
+    if (!session_->AttachNative(std::move(m))) {
+      throw MakeError(env, "ERR_PASSTHROUGH", "node range already served natively", EEXIST);
+    }
+  }
+  // detachPassthrough(lo) -> whether one was attached there. Requests already inside finish;
+  // the last of them frees it.
+  Napi::Value DetachPassthrough(const Napi::CallbackInfo& info) {
+    return Napi::Boolean::New(info.Env(), session_->DetachNative(ArgU64(info, 0, "lo")) != nullptr);
+  }
+  // passthroughRoot(lo) -> the root's attributes ({ino, mode, ..., attrTimeout}); throws with
+  // the errno when the root cannot be stat'ed, ERR_PASSTHROUGH ENOENT when nothing is at lo.
+  Napi::Value PassthroughRoot(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto fs = session_->NativeAt(ArgU64(info, 0, "lo"));
+    if (fs == nullptr) throw MakeError(env, "ERR_PASSTHROUGH", "no passthrough there", ENOENT);
+    fuse_entry_out e{};
+    const int rc = fs->RootEntry(&e);
+    if (rc != 0) throw MakeError(env, "ERR_PASSTHROUGH", "root of the passthrough", rc);
+    Napi::Object o = Napi::Object::New(env);
+    const fuse_attr& a = e.attr;
+    o.Set("ino", static_cast<double>(a.ino));
+    o.Set("mode", a.mode);
+    o.Set("nlink", a.nlink);
+    o.Set("uid", a.uid);
+    o.Set("gid", a.gid);
+    o.Set("size", static_cast<double>(a.size));
+    o.Set("blocks", static_cast<double>(a.blocks));
+    o.Set("blksize", a.blksize);
+    o.Set("rdev", a.rdev);
+    o.Set("atime", static_cast<double>(a.atime));
+    o.Set("atimeNsec", a.atimensec);
+    o.Set("mtime", static_cast<double>(a.mtime));
+    o.Set("mtimeNsec", a.mtimensec);
+    o.Set("ctime", static_cast<double>(a.ctime));
+    o.Set("ctimeNsec", a.ctimensec);
+    o.Set("attrTimeout", static_cast<double>(e.attr_valid) + e.attr_valid_nsec / 1e9);
     return o;
   }
 

@@ -54,8 +54,8 @@ export const kNydusdFlags: Readonly<Record<string, FlagSpec>> = {
   // Recognised so they can be refused clearly (later work).
   upgrade: { type: 'boolean', describe: 'start in upgrade mode (not supported yet)' },
   writable: { type: 'boolean', describe: 'read-write mount (not supported yet)' },
-  'shared-dir': { alias: 's', type: 'string', describe: 'passthrough directory (not supported yet)' },
-  'hybrid-mode': { type: 'boolean', describe: 'RAFS and passthroughfs together (accepted; passthroughfs is not supported yet)' },
+  'shared-dir': { alias: 's', type: 'string', describe: 'serve this host directory read-write (passthroughfs) at --virtual-mountpoint' },
+  'hybrid-mode': { type: 'boolean', describe: 'RAFS and passthroughfs together (accepted; both are always available)' },
   'dedup-db': { type: 'string', describe: 'chunk dedup database (not supported yet)' },
   fscache: { alias: 'F', type: 'string', hidden: true },
   'fscache-tag': { type: 'string', hidden: true },

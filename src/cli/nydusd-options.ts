@@ -44,7 +44,6 @@ function num(a: NydusdArgs, k: string, flag: string, min: number, max: number): 
 const kLaterFlags: readonly [string, string][] = [
   ['upgrade', '--upgrade (live upgrade)'],
   ['writable', '--writable (read-write mounts)'],
-  ['shared-dir', '--shared-dir (passthroughfs)'],
   ['dedup-db', '--dedup-db (chunk dedup)'],
   ['fscache', '--fscache'],
   ['fscache-tag', '--fscache-tag'],
@@ -131,6 +130,10 @@ export function resolveNydusdArgs(a: NydusdArgs, env: NodeJS.ProcessEnv = proces
   const bootstrap = str(a, 'bootstrap');
   const prefetchList = str(a, 'prefetch-files');
   const prefetchFiles = prefetchList === undefined ? undefined : readPrefetchFiles(prefetchList);
+  // --shared-dir: a host directory served read-write (passthroughfs) at --virtual-mountpoint.
+  const sharedDir = str(a, 'shared-dir');
+  if (sharedDir === '') throw new UsageError('--shared-dir: expected a directory');
+  if (sharedDir !== undefined && bootstrap !== undefined) throw new UsageError('--shared-dir and --bootstrap are mutually exclusive');
   const configPath = str(a, 'config');
   const localfsDir = str(a, 'localfs-dir');
   let loaded: LoadedConfig;
@@ -157,6 +160,7 @@ export function resolveNydusdArgs(a: NydusdArgs, env: NodeJS.ProcessEnv = proces
     socketPath: sock === undefined ? undefined : resolve(sock),
     listenFd: fd,
     bootstrap: bootstrap === undefined ? undefined : resolve(bootstrap),
+    sharedDir: sharedDir === undefined ? undefined : resolve(sharedDir),
     apiSock: apiSock === undefined ? undefined : resolve(apiSock),
     prefetchFiles,
     config: applyImagePullAuth(loaded.config, backendEnv.imagePullAuth),

@@ -2,23 +2,16 @@
  * Kinds of filesystem the mount table can attach (API `fs_type`): each kind validates a mount
  * request and builds a filesystem instance that is ready to serve but not attached yet, so a
  * request that fails leaves nothing behind. RAFS images are built by rafs-mount.ts; the writable
- * passthrough filesystem (upstream `passthrough_fs`, which Kata mounts at /containers) is the
- * writable-filesystem work's: it plugs in here as another kind (`buildPassthrough`), sharing the
- * pseudo root, the node-id slots (fs/node-space.ts) and the metrics.
- *
- * For a passthrough kind served in C++: the native session already knows the slot layout (node
- * id >> 44, see FuseSession.setFopSlots), so requests of that slot can be dispatched to the
- * native filesystem without crossing to JavaScript; its `fs` here then only needs `getattr` of
- * its root (the pseudo parent's entry) and `destroy`. Its answers change, so the native reply
- * cache must skip its slot (today the session caches every slot's LOOKUP/GETATTR/OPEN; the
- * mount table invalidates a slot's answers only when it is mounted or unmounted), and it counts
- * lookups (FORGET), which the router must then forward by slot.
+ * passthrough filesystem (upstream `passthrough_fs`, which Kata mounts at /containers) is built by
+ * passthrough-mount.ts: it shares the pseudo root, the node-id slots (fs/node-space.ts) and the
+ * metrics, but its requests are answered in C++ inside the FUSE session (no JavaScript on its
+ * path), so it attaches and detaches itself natively too (`detach`).
  */
 import type { LoadedConfig, NydusConfig } from '../config/index.js';
 import type { FuseSession } from '../fuse/index.js';
 import type { VfsMount } from '../fs/index.js';
 import type { RegistryAuthUpdate, StorageService, StorageSettings } from '../storage/index.js';
-import { NotSupportedError, NydusError } from '../util/errors.js';
+import { NydusError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import type { BlobSlots } from './slots.js';
 
@@ -122,6 +115,11 @@ export interface MountedFilesystem extends VfsMount {
    * the credential is not base64 of "user:password".
    */
   reloadAuth?(update: RegistryAuthUpdate): boolean;
+  /**
+   * Umount step 1 for a filesystem served natively: from now on no new request reaches it
+   * (requests already inside finish). Called by the mount table when it detaches the mount.
+   */
+  detach?(): void;
   /** Releases everything the instance holds (storage, image); after the table detached it. */
   close(): Promise<void>;
 }
@@ -134,7 +132,3 @@ export function kindOf(fsType: string): 'rafs' | 'passthrough_fs' | undefined {
   if (fsType === 'passthrough' || fsType === 'passthroughfs' || fsType === 'passthrough_fs') return 'passthrough_fs';
   return undefined;
 }
-
-/** The passthrough kind until the writable-filesystem work lands. */
-export const buildPassthrough: MountBuilder = () =>
-  Promise.reject(new NotSupportedError('fs_type passthrough_fs (a writable passthrough of a host directory)'));

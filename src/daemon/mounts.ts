@@ -25,7 +25,8 @@ import type { PseudoDir, Vfs } from '../fs/index.js';
 import { NotSupportedError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import type { MountBuilder, MountContext, MountedFilesystem, MountSpec } from './mount-kinds.js';
-import { buildPassthrough, kindOf, MountError } from './mount-kinds.js';
+import { kindOf, MountError } from './mount-kinds.js';
+import { buildPassthrough } from './passthrough-mount.js';
 import { fopDelta } from './metrics.js';
 import { buildRafs } from './rafs-mount.js';
 import { BlobSlots, MountSlots } from './slots.js';
@@ -119,6 +120,11 @@ export class MountTable {
       const mp = this._validate(spec);
       if (this._records.has(mp)) throw new MountError('exists', `object or filesystem already exists: ${mp} is mounted`);
       this._checkNesting(mp);
+      // A passthrough at "/" takes the pseudo tree's node range (passthrough-mount.ts): only
+      // while that holds nothing but the root can no old pseudo node id meet one of its nodes.
+      if (mp === '/' && kindOf(spec.fsType) === 'passthrough_fs' && this._o.vfs.tree.size > 1) {
+        throw new MountError('invalid', 'invalid argument `a passthrough_fs at / needs an empty pseudo root (directories were created by earlier mounts)`');
+      }
       const instance = await this._build({ ...spec, mountpoint: mp }, extra);
       this._attach(mp, instance);
     });
@@ -243,6 +249,7 @@ export class MountTable {
     const { slot } = rec.instance;
     const dir = vfs.tree.walk(mountpointComponents(rec.mountpoint));
     vfs.detach(slot);
+    rec.instance.detach?.();
     this._records.delete(rec.mountpoint);
     if (dir?.id === kRootId) session.setFopSlots(kSlotBits, 0);
     const [lo, hi] = slotRange(slot);

@@ -17,6 +17,8 @@ export interface DaemonOptions {
   listenFd: number | undefined;
   /** RAFS bootstrap (or an inline-meta data blob); undefined: serve an empty root for API mounts. */
   bootstrap: string | undefined;
+  /** `--shared-dir`: a host directory served read-write (passthrough_fs) at virtualMountpoint. */
+  sharedDir?: string | undefined;
   /** `--apisock`: the HTTP API's Unix socket. */
   apiSock?: string | undefined;
   /** `--prefetch-files`: absolute paths to prefetch first (overrides the bootstrap's table). */

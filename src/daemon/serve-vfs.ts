@@ -3,7 +3,8 @@
  * mounted filesystems), attached to the transport (/dev/fuse at --mountpoint, or the vhost-user
  * socket of --sock/--fd). `--bootstrap` is simply the first mount, at --virtual-mountpoint ("/"
  * by default), made before the transport is attached so the first request already sees it;
- * without one the daemon serves an empty root for API mounts. The session is immutable (repeated
+ * `--shared-dir` is the same with a passthrough_fs of that directory; without either the daemon
+ * serves an empty root for API mounts. The session is immutable (repeated
  * LOOKUP/GETATTR/OPEN are answered natively); the mount table invalidates the native answers of
  * whatever a mount change affects.
  */
@@ -41,10 +42,15 @@ export async function serveVfs(ctx: ServeContext): Promise<RunningService> {
         { mountpoint: options.virtualMountpoint, fsType: 'rafs', source: options.bootstrap, config: { loaded }, prefetchFiles: options.prefetchFiles },
         ctx.storage ? { sharedStorage: ctx.storage } : {},
       );
+    } else if (options.sharedDir !== undefined) {
+      await mounts.mount({ mountpoint: options.virtualMountpoint, fsType: 'passthrough_fs', source: options.sharedDir, config: { text: '' } });
     }
     if (options.mode === 'fuse') {
       const mp = options.mountpoint ?? '';
-      const info = session.mount(mp, { threads: options.fuseThreads });
+      // Writable when a passthrough_fs is (or, through the API, may be) mounted; RAFS images
+      // answer writes EROFS themselves either way.
+      const readOnly = options.sharedDir === undefined && options.apiSock === undefined;
+      const info = session.mount(mp, { threads: options.fuseThreads, readOnly });
       log.info(`FUSE mounted at ${mp} (${info.threads} threads${info.viaFusermount ? ', via fusermount3' : ''}), ${mounts.size} image(s)`);
     } else {
       session.attachVirtio({

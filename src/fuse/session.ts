@@ -16,7 +16,7 @@
  * session in its own shutdown; src/daemon/stop-on-signal.ts does it for simple embedders.
  */
 import { native, nativeAbi } from '../native/index.js';
-import type { FuseFopStats, NativeAbi, NativeChunkMap, NativeFuseSession, NativeSessionStats, RecordLayout } from '../native/index.js';
+import type { FuseFopStats, NativeAbi, NativeChunkMap, NativeFuseSession, NativePassthroughRoot, NativeSessionStats, RecordLayout } from '../native/index.js';
 import { errnoOf, FuseSessionError, isReplyErrno, kErrno } from './errno.js';
 import type { FuseExtentTable } from './extents.js';
 import { joinXattrNames, kMaxDirents, ReplyEncoder } from './reply.js';
@@ -51,6 +51,8 @@ export interface FuseMountOptions {
   allowOther?: boolean;
   /** Let the kernel check permissions from the attributes (default true). */
   defaultPermissions?: boolean;
+  /** Mount read-only (MS_RDONLY; default true): false for writable filesystems (passthrough). */
+  readOnly?: boolean;
   fsname?: string;
   subtype?: string;
   /**
@@ -207,6 +209,7 @@ export class FuseSession {
       subtype: options.subtype ?? 'nydus',
       allowOther: options.allowOther ?? process.getuid?.() === 0,
       defaultPermissions: options.defaultPermissions ?? true,
+      readOnly: options.readOnly ?? true,
       threads,
       allowFusermount: method !== 'mount',
       forceFusermount: method === 'fusermount',
@@ -355,6 +358,34 @@ export class FuseSession {
     checkCount(shift, 'shift', 63);
     checkCount(rootSlot, 'rootSlot', this._abi.limits.maxFopSlots - 1);
     this._native.setFopSlots(shift, rootSlot);
+  }
+
+  /**
+   * Serves the host directory `source` read-write in C++ as node ids [lo, hi) (its root is `lo`),
+   * with upstream's fixed passthrough_fs options (writeback, no_open, xattr): every request on
+   * those nodes is answered on the transport thread, never here. Its operations count in
+   * metrics slot `countSlot`. `wholeConnection`: it is the only filesystem of the connection
+   * (mounted at the root), so it may also use zero-message OPEN. Throws a NativeError with the
+   * errno when the directory cannot be served or the range is already served natively.
+   */
+  attachPassthrough(source: string, lo: number, hi: number, countSlot: number, wholeConnection: boolean): void {
+    if (this._stopped) throw new FuseSessionError('ERR_FUSE_STOPPED', 'the FUSE session is stopped');
+    checkCount(lo, 'lo', Number.MAX_SAFE_INTEGER);
+    checkCount(hi, 'hi', Number.MAX_SAFE_INTEGER);
+    checkCount(countSlot, 'countSlot', this._abi.limits.maxFopSlots - 1);
+    this._native.attachPassthrough(source, lo, hi, countSlot, wholeConnection);
+  }
+
+  /** Stops routing [lo, ...) to its passthrough; requests already inside finish. */
+  detachPassthrough(lo: number): boolean {
+    checkCount(lo, 'lo', Number.MAX_SAFE_INTEGER);
+    return this._native.detachPassthrough(lo);
+  }
+
+  /** The attributes of the root of the passthrough attached at `lo` (throws with its errno). */
+  passthroughRoot(lo: number): NativePassthroughRoot {
+    checkCount(lo, 'lo', Number.MAX_SAFE_INTEGER);
+    return this._native.passthroughRoot(lo);
   }
 
   /**

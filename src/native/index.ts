@@ -9,7 +9,7 @@ import { loadAddon } from './binding.js';
 import type { NativeBlake3Hasher, NativeChunkMap, NofileLimit } from './types.js';
 
 export { CompressAlgo } from './types.js';
-export type { FuseFopStats, NativeChunkMap, NativeBlake3Hasher, NativeFuseSession, NativeSessionStats, NativeTransportStats, NofileLimit } from './types.js';
+export type { FuseFopStats, NativeChunkMap, NativeBlake3Hasher, NativeFuseSession, NativePassthroughRoot, NativeSessionStats, NativeTransportStats, NofileLimit } from './types.js';
 export { kCodeNames, kFopArrayLengths, kFopCounterNames, kFopKindNames, kLimitNames, kRecordFields, kStatNames, nativeAbi } from './abi.js';
 export type { FopArrayName, FopCounterName, FopKindName, NativeAbi, RecordLayout } from './abi.js';
 

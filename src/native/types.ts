@@ -54,6 +54,7 @@ export interface NativeMountOptions {
   subtype: string;
   allowOther: boolean;
   defaultPermissions: boolean;
+  readOnly: boolean;
   threads: number;
   allowFusermount: boolean;
   forceFusermount: boolean;
@@ -87,12 +88,35 @@ export interface NativeFuseSession {
   notifyInvalInode(ino: number, offset: number, length: number): boolean;
   setFopSlots(shift: number, rootSlot: number): void;
   fopStats(slot: number): FuseFopStats;
+  attachPassthrough(source: string, lo: number, hi: number, countSlot: number, wholeConnection: boolean): void;
+  detachPassthrough(lo: number): boolean;
+  passthroughRoot(lo: number): NativePassthroughRoot;
   mount(options: NativeMountOptions): { viaFusermount: boolean; threads: number };
   attachVirtio(options: { socketPath?: string; listenFd?: number; numRequestQueues: number; maxQueueSize: number }): { socketPath: string };
   attachLoopback(): void;
   inject(id: number, request: Uint8Array, outCapacity: number): void;
   stats(): NativeSessionStats;
   stop(): void;
+}
+
+/** passthroughRoot(): the root's attributes (FuseAttr fields) and their timeout in seconds. */
+export interface NativePassthroughRoot {
+  ino: number;
+  mode: number;
+  nlink: number;
+  uid: number;
+  gid: number;
+  size: number;
+  blocks: number;
+  blksize: number;
+  rdev: number;
+  atime: number;
+  atimeNsec: number;
+  mtime: number;
+  mtimeNsec: number;
+  ctime: number;
+  ctimeNsec: number;
+  attrTimeout: number;
 }
 
 export type NativeFuseDispatch = (kind: number, a: number, b?: Buffer) => void;

@@ -20,6 +20,8 @@ import { startApiServer } from '../../src/daemon/api/index.js';
 import { Daemon } from '../../src/daemon/index.js';
 import type { DaemonOptions } from '../../src/daemon/index.js';
 import type { MountedFilesystem } from '../../src/daemon/mount-kinds.js';
+import type { MountTable } from '../../src/daemon/mounts.js';
+import type { Vfs } from '../../src/fs/index.js';
 import type { RegistryAuthUpdate } from '../../src/storage/index.js';
 import { createLogger } from '../../src/util/logger.js';
 import type { RootLogger } from '../../src/util/logger.js';
@@ -58,6 +60,19 @@ async function start(over: Partial<DaemonOptions> = {}): Promise<Running> {
   await d.start();
   return { d, sock: o.apiSock as string, log, lines };
 }
+
+/** A daemon plus a keep-alive caller that sends Content-Type on every request, as kata-rs does. */
+async function startWithCaller(): Promise<Running & { vfs: Vfs; mounts: MountTable; agent: ReturnType<typeof keepAliveAgent>; call: (m: string, p: string, body?: string) => ReturnType<typeof api> }> {
+  const r = await start();
+  const vfs = r.d.service?.vfs;
+  const mounts = r.d.service?.mounts;
+  assert.ok(vfs && mounts);
+  const agent = keepAliveAgent();
+  const call = (m: string, p: string, body?: string): ReturnType<typeof api> =>
+    api(r.sock, m, p, { agent, headers: { 'Content-Type': 'application/json' }, ...(body === undefined ? {} : { body }) });
+  return { ...r, vfs, mounts, agent, call };
+}
+
 
 const cfg = (img: TestImage, extra: Record<string, unknown> = {}): string => rafsConfigText(img.blobDir, join(work, 'cache'), extra);
 const json = (o: unknown): Record<string, unknown> => o as Record<string, unknown>;
@@ -112,19 +127,8 @@ describe('the HTTP API', () => {
   });
 
   test("Kata's mount calls (raw and %2F queries), bad input leaving nothing behind, umount and remount", async () => {
-    const { d, sock } = await start();
-    const vfs = d.service?.vfs;
-    const mounts = d.service?.mounts;
-    assert.ok(vfs && mounts);
-    const agent = keepAliveAgent();
-    const call = (m: string, p: string, body?: string): ReturnType<typeof api> =>
-      api(sock, m, p, { agent, headers: { 'Content-Type': 'application/json' }, ...(body === undefined ? {} : { body }) });
+    const { d, vfs, mounts, agent, call } = await startWithCaller();
     try {
-      for (const q of ['/containers', '%2Fcontainers']) {
-        const r = await call('POST', `/api/v1/mount?mountpoint=${q}`, mountBody(work, '', 'passthrough_fs'));
-        assert.equal(r.status, 501, r.text);
-        assert.match(json(r.json())['message'] as string, /^Mount\(MountFilesystem\(Unsupported\(".*passthrough_fs.*not supported yet"\)\)\)$/);
-      }
       assert.equal((await call('POST', '/api/v1/mount?mountpoint=/rafs/c1/lowerdir', mountBody(imgA.bootstrap, cfg(imgA, { device: { id: '/snap-1', backend: { type: 'localfs', config: { dir: imgA.blobDir } }, cache: { type: 'blobcache', config: { work_dir: join(work, 'cache') } } } })))).status, 204);
       assert.equal((await call('POST', '/api/v1/mount?mountpoint=%2Frafs%2Fc2%2Flowerdir', mountBody(imgB.bootstrap, cfg(imgB)))).status, 204);
       const coll = json(json((await call('GET', '/api/v1/daemon')).json())['backend_collection']);
@@ -188,6 +192,59 @@ describe('the HTTP API', () => {
       assert.equal(vfs.rootSlot > 0, true);
       assert.equal((await call('DELETE', '/api/v1/mount?mountpoint=/')).status, 204);
       assert.equal(vfs.rootSlot, 0);
+    } finally {
+      agent.destroy();
+      await d.stop('test');
+    }
+  });
+
+  test("Kata's passthrough_fs share at /containers: mount, info, metrics, bad sources, umount", async () => {
+    const { d, vfs, mounts, agent, call } = await startWithCaller();
+    const shareDir = join(work, 'kata-share');
+    mkdirSync(shareDir, { recursive: true });
+    try {
+      // Exactly Kata's body: config "" (upstream ignores it for passthrough_fs).
+      const body = JSON.stringify({ fs_type: 'passthrough_fs', source: shareDir, config: '' });
+      const ok = await call('POST', '/api/v1/mount?mountpoint=/containers', body);
+      assert.equal(ok.status, 204, ok.text);
+      const again = await call('POST', '/api/v1/mount?mountpoint=%2Fcontainers', body);
+      assert.equal(again.status, 500);
+      assert.match(json(again.json())['message'] as string, /already exists/);
+      const treeSize = vfs.tree.size;
+      for (const [src, re] of [
+        [join(work, 'no-such-dir'), /passthrough_fs source .*no-such-dir/],
+        [join(work, 'a', 'src', 'hello.txt'), /is not a directory/],
+      ] as const) {
+        const r = await call('POST', '/api/v1/mount?mountpoint=/other', JSON.stringify({ fs_type: 'passthroughfs', source: src, config: '' }));
+        assert.equal(r.status, 500, r.text);
+        assert.match(json(r.json())['message'] as string, re);
+      }
+      assert.equal(vfs.tree.size, treeSize, 'failed mounts created no pseudo directories');
+      const info = json(json((await call('GET', '/api/v1/daemon')).json())['backend_collection']);
+      const share = json(info['/containers']);
+      assert.equal(share['backend_type'], 'PassthroughFs');
+      assert.equal(share['mountpoint'], '/containers');
+      assert.equal(share['config'], null);
+      // Metrics routes answer (operation counters) or say there is no such counter; none crash.
+      assert.equal((await call('GET', '/api/v1/metrics?id=/containers')).status, 200);
+      for (const p of ['/api/v1/metrics/backend?id=/containers', '/api/v1/metrics/blobcache?id=/containers']) {
+        const r = await call('GET', p);
+        assert.ok(r.status === 404 || r.status === 500, `${p}: ${r.status}`);
+        assert.match(json(r.json())['message'] as string, /NoCounter/);
+      }
+      assert.equal((await call('GET', '/metrics')).status, 200);
+      assert.equal((await call('GET', '/api/v1/metrics/files?id=/containers')).status, 200);
+      assert.equal((await call('GET', '/api/v1/daemon/backend?mountpoint=/containers')).status, 500);
+      assert.equal((await call('PUT', '/api/v1/mount?mountpoint=/containers', body)).status, 501);
+      assert.equal((await call('DELETE', '/api/v1/mount?mountpoint=%2Fcontainers')).status, 204);
+      assert.equal(mounts.size, 0);
+      // At "/" it would take the pseudo tree's node ids; /containers stays as a directory.
+      const root = await call('POST', '/api/v1/mount?mountpoint=/', body);
+      assert.equal(root.status, 500);
+      assert.match(json(root.json())['message'] as string, /needs an empty pseudo root/);
+      // Mount and umount again (slots are reused).
+      assert.equal((await call('POST', '/api/v1/mount?mountpoint=/containers', body)).status, 204);
+      assert.equal((await call('DELETE', '/api/v1/mount?mountpoint=/containers')).status, 204);
     } finally {
       agent.destroy();
       await d.stop('test');

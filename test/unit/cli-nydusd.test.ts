@@ -63,7 +63,6 @@ test('flags of features not built yet exit 2 with "not supported yet", never ign
   const cases: [string[], RegExp][] = [
     [['--upgrade', ...fuse, '-D', blobs], /--upgrade \(live upgrade\) is not supported yet$/],
     [['--writable', ...fuse, '-D', blobs], /--writable \(read-write mounts\) is not supported yet$/],
-    [['--shared-dir', root, '--mountpoint', mnt], /--shared-dir \(passthroughfs\) is not supported yet$/],
     [['--dedup-db', join(root, 'd.db'), ...fuse, '-D', blobs], /--dedup-db \(chunk dedup\) is not supported yet$/],
     [['--failover-policy', 'flush', ...fuse, '-D', blobs], /--failover-policy flush \(failover needs a supervisor\) is not supported yet$/],
     [['singleton', '--fscache', root], /^nydusd: nydusd singleton is not supported yet$/],
@@ -94,6 +93,7 @@ test('usage errors exit 2 with one line naming the problem', () => {
     [['--log-level', 'loud', ...fuse, '-D', blobs], /^nydusd: Invalid values: Argument: log-level, Given: "loud", Choices: /],
     [['--config', join(root, 'c.json'), '--localfs-dir', blobs, ...fuse], /Arguments (config and localfs-dir|localfs-dir and config) are mutually exclusive/],
     [['--id', 'x', ...fuse, '-D', blobs], /^nydusd: Implications failed: id -> supervisor$/],
+    [['--shared-dir', root, ...fuse, '-D', blobs], /(bootstrap and shared-dir|shared-dir and bootstrap|--shared-dir and --bootstrap) (are )?mutually exclusive/],
     [[...fuse], /^nydusd: both --config and --localfs-dir are missing$/],
     [['--rlimit-nofile', '-1', ...fuse, '-D', blobs], /--rlimit-nofile: expected an integer/],
     [['--prefetch-files', join(root, 'no-list'), ...fuse, '-D', blobs], /^nydusd: --prefetch-files .*no-list: cannot read \(ENOENT\)$/],

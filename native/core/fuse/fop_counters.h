@@ -74,6 +74,7 @@ class FopCounters {
 
   void SetSlotShift(uint32_t shift) { shift_.store(shift, std::memory_order_relaxed); }
   void SetRootSlot(uint32_t slot) { root_slot_.store(slot, std::memory_order_relaxed); }
+  uint32_t slot_shift() const { return shift_.load(std::memory_order_relaxed); }
   uint32_t SlotOf(uint64_t nodeid) const;
 
   // One request of `opcode` on `nodeid` completed (error: with an errno). READs go to CountRead.

@@ -40,6 +40,8 @@
 #include "fuse/decode.h"
 #include "fuse/fop_counters.h"
 #include "fuse/handle_table.h"
+#include "fuse/native_fs.h"
+#include "fuse/native_mounts.h"
 #include "fuse/pending.h"
 #include "fuse/reply_cache.h"
 #include "fuse/upcall.h"
@@ -141,6 +143,15 @@ class FuseSession final : public transport::FuseRequestSink, private readpath::R
   // meanwhile). Returns how many were failed.
   size_t FailParked(uint64_t lo, uint64_t hi, int err);
 
+  // Native filesystems (native_fs.h, native_mounts.h): every request naming a node in [m.lo,
+  // m.hi) is served by m.fs inline, FORGETs are split by owner, INTERRUPT and a pseudo root's
+  // SYNCFS reach them, and INIT asks for the flags they want (a filesystem attached after INIT
+  // gets what was negotiated then). Attach is false when the range overlaps another; Detach
+  // lets requests already inside finish (native_mounts.h). session_native.cc.
+  bool AttachNative(NativeMounts::Mount m);
+  std::shared_ptr<NativeFs> DetachNative(uint64_t lo) { return native_.Detach(lo); }
+  std::shared_ptr<NativeFs> NativeAt(uint64_t lo) const { return native_.AtStart(lo); }
+
   // The transport ended (err 0: stopped; ENODEV: unmounted): queues a kUpcallClosed
   // notification for the handler.
   void NotifyClosed(int err);
@@ -169,6 +180,8 @@ class FuseSession final : public transport::FuseRequestSink, private readpath::R
   void HandleForget(Request& r);
   void HandleBatchForget(Request& r);
   void HandleNoReply(Request& r);
+  void HandleInterrupt(Request& r);
+  void HandleSyncfs(Request& r);
   void HandleOpen(Request& r);
   void HandleRead(Request& r);
   void HandleRelease(Request& r);
@@ -185,6 +198,15 @@ class FuseSession final : public transport::FuseRequestSink, private readpath::R
   // counters with its latency. The caller still releases the slot.
   void FinishPending(Pending* p, uint32_t written, bool error);
   void ReplyErrorInline(Request& r, int err);
+
+  // Native filesystems (session_native.cc). RouteNative serves r when a native filesystem owns
+  // its node (true: r is done). InitNative passes the negotiated flags on (init_mu_ held).
+  bool RouteNative(Request& r, DecodeStatus st);
+  void InitNative(const NativeMounts::Mount& m);
+  void CountNative(uint64_t count_node, uint32_t opcode, bool error, uint32_t written,
+                   uint64_t latency_us);
+  // FORGET of one node: true when a native filesystem owns it (and was told).
+  bool ForgetNative(uint64_t nodeid, uint64_t nlookup);
 
   // Replies (session_reply.cc).
   Pending* ClaimFor(uint64_t token, const char* what, bool (*accepts)(uint32_t opcode), int* rc);
@@ -221,6 +243,8 @@ class FuseSession final : public transport::FuseRequestSink, private readpath::R
   std::atomic<bool> shut_down_{false};
   mutable std::mutex init_mu_;     // serializes INIT / DESTROY / reset
   uint32_t negotiated_minor_ = 0;  // guarded by init_mu_ (read after initialized_ acquire)
+  uint64_t kernel_flags_ = 0;      // guarded by init_mu_: what the last INIT offered
+  uint64_t granted_flags_ = 0;     // guarded by init_mu_: what its reply granted
 
   PendingTable pending_;
   UpcallQueue upcalls_;
@@ -228,6 +252,7 @@ class FuseSession final : public transport::FuseRequestSink, private readpath::R
   readpath::BlobRegistry blobs_;
   const bool cache_replies_;  // options_.immutable and no FORGET handler
   ReplyCache reply_cache_;
+  NativeMounts native_;
   readpath::ParkedReads parked_;
 
   // Counters: relaxed atomics, read together only for Stats().

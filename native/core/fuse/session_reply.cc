@@ -113,7 +113,8 @@ int FuseSession::ReplyEntry(uint64_t token, const double* rec) {
   fuse_entry_out e;
   const char* why = nullptr;
   if (!EntryFromRecord(rec, true, &e, &why)) return Garbage(p, "entry", why);
-  if (cache_replies_) {
+  // A native filesystem's root (a mount point's entry) changes under the kernel: not cached.
+  if (cache_replies_ && (native_.empty() || native_.Find(e.nodeid) == nullptr)) {
     reply_cache_.PutEntry(p->nodeid, p->name, p->name_len, e);
     // The entry carries the node's attributes: a GETATTR right after the LOOKUP (stat) is a
     // hit too. An immutable handler answers both from the same inode.
