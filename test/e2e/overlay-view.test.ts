@@ -7,7 +7,8 @@
  * directory replaced by a file and the reverse, a FIFO, a device and xattrs. Names, types, modes,
  * owners, sizes, mtimes, nlink, hardlink groups, symlink targets, xattrs and contents must match,
  * for the trusted.overlay.* spelling and for user.overlay.* (kernel option userxattr). Inode
- * numbers must be the same after a restart, and the upper directory untouched.
+ * numbers must be the same after a restart, and the upper directory untouched. The same view
+ * reaches a QEMU guest over vhost-user virtio-fs (dumped in the guest by treedump).
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -16,11 +17,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 
+import { guestAvailable, runGuest } from '../../qemu/guest.js';
+import { parseTreeDump, toolBinary } from '../../qemu/tools.js';
 import { setXattr } from '../../src/native/index.js';
 import { createImage, defaultBuildOptions } from '../../src/rafs/builder/index.js';
 import { startDaemon } from '../helpers/daemon.js';
 import type { TreeSnapshot } from '../helpers/tree.js';
-import { diffTrees, snapshotDir } from '../helpers/tree.js';
+import { diffTrees, snapshotDir, snapshotFromTreeDump } from '../helpers/tree.js';
 
 const kSkip =
   process.getuid?.() !== 0
@@ -198,4 +201,26 @@ test('a missing overlay.upper_dir is refused with exit status 2, naming it', { s
   const file = join(work, 'upper-is-a-file');
   writeFileSync(file, '');
   await assert.rejects(startDaemon(['--config', config('bad2', file), '--bootstrap', boot, '--mountpoint', mnt]), /overlay\.upper_dir .*: not a directory/);
+});
+
+test('a QEMU guest sees the same merged view over vhost-user virtio-fs', { skip: kSkip || guestAvailable(), timeout: 240_000 }, async () => {
+  const upper = join(work, 'upper-guest');
+  makeUpper(upper, 'trusted');
+  const want = kernelView('guest', upper, 'trusted');
+  const socket = join(work, 'guest.sock');
+  const d = await startDaemon(['virtiofs', '--sock', socket, '--config', config('guest', upper), '--bootstrap', boot]);
+  try {
+    const r = await runGuest({
+      script: 'set -e\nmount -t virtiofs nydus /mnt\nchmod +x /treedump\n/treedump /mnt',
+      virtiofs: [{ socket, tag: 'nydus' }],
+      files: { '/treedump': readFileSync(toolBinary('treedump')) },
+      timeoutMs: 180_000,
+    });
+    assert.equal(r.exitCode, 0, `${r.output.slice(-2000)}\n${r.consoleLog.slice(-2000)}\n${d.log()}`);
+    const got = snapshotFromTreeDump(parseTreeDump(r.output));
+    assert.deepEqual(diffTrees(want, got), []);
+    assert.equal(got['/merged/hideme'], undefined);
+  } finally {
+    assert.equal(await d.stop(), 0, d.log());
+  }
 });
