@@ -43,7 +43,7 @@ function num(a: NydusdArgs, k: string, flag: string, min: number, max: number): 
 /** Flags of later work: accepted by the parser, refused here with their name. */
 const kLaterFlags: readonly [string, string][] = [
   ['upgrade', '--upgrade (live upgrade)'],
-  ['writable', '--writable (read-write mounts)'],
+  ['writable', '--writable (a writable overlay)'],
   ['dedup-db', '--dedup-db (chunk dedup)'],
   ['fscache', '--fscache'],
   ['fscache-tag', '--fscache-tag'],

@@ -115,7 +115,7 @@ export function configNotes(cfg: NydusConfig): string[] {
     if (rafs?.[k]) notes.push(`${k}: per-file metrics are not supported yet; ignored (the metrics API reports it off)`);
   }
   if (cfg.cache?.filecache?.disable_indexed_map) notes.push('disable_indexed_map is deprecated and ignored');
-  if (cfg.overlay) notes.push('overlay: a writable overlay needs --writable, which is not supported yet; ignored');
+  if (cfg.overlay?.work_dir) notes.push('overlay.work_dir: not used (the merged view is served read-only; --writable is not supported yet)');
   return notes;
 }
 

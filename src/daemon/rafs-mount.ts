@@ -3,12 +3,15 @@
  * cache from the mount's configuration, the same validation as --config), served by a
  * RafsFilesystem whose blob caches are registered with the FUSE session under blob slots of
  * its own, so several images share the native READ fast path. Everything is built before the
- * mount table attaches it; a failure on the way releases what was built, in reverse.
+ * mount table attaches it; a failure on the way releases what was built, in reverse. With an
+ * `overlay` section the image is the lower layer of a read-only merged view (fs/overlay-fs.ts).
  */
-import { applyImagePullAuth, parseConfigText, validateConfig } from '../config/index.js';
-import type { LoadedConfig } from '../config/index.js';
+import { realpath, stat } from 'node:fs/promises';
+
+import { applyImagePullAuth, ConfigError, parseConfigText, validateConfig } from '../config/index.js';
+import type { LoadedConfig, NydusConfig } from '../config/index.js';
 import { kRafsV2Schema } from '../config/schema-v2.js';
-import { defaultAttrPolicy, RafsFilesystem } from '../fs/index.js';
+import { defaultAttrPolicy, OverlayFilesystem, RafsFilesystem } from '../fs/index.js';
 import type { RafsImage } from '../rafs/index.js';
 import { openBootstrap } from '../rafs/index.js';
 import type { ImageStorage, NativeBlobRegistration } from '../storage/index.js';
@@ -31,6 +34,25 @@ function loadConfig(spec: MountSpec): LoadedConfig {
   const loaded = parseConfigText(spec.config.text, source);
   validateConfig(loaded.config, loaded.origin, source);
   return loaded;
+}
+
+/**
+ * The overlay's upper directory (config `overlay.upper_dir`, its real path), or undefined without
+ * an overlay section. Without --writable (not supported yet) the merged view is served read-only
+ * and `work_dir` is not used.
+ */
+async function overlayUpperDir(config: NydusConfig): Promise<string | undefined> {
+  const o = config.overlay;
+  if (!o) return undefined;
+  if (o.upper_dir === '') throw new ConfigError('overlay.upper_dir is empty (the overlay section needs the upper directory)');
+  try {
+    const dir = await realpath(o.upper_dir);
+    if (!(await stat(dir)).isDirectory()) throw new ConfigError(`overlay.upper_dir ${o.upper_dir}: not a directory`);
+    return dir;
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    throw new ConfigError(`overlay.upper_dir ${o.upper_dir}: ${(err as { code?: string }).code ?? (err as Error).message}`, { cause: err });
+  }
 }
 
 function openImage(path: string): RafsImage {
@@ -90,6 +112,7 @@ export const buildRafs: MountBuilder = async (spec: MountSpec, slot: number, ctx
   }
   const config = applyImagePullAuth(loaded.config, ctx.imagePullAuth);
   await checkBootstrap(spec.source, 'source');
+  const upperDir = await overlayUpperDir(config);
   const settings = storageSettings(config, loaded.origin, ctx.backendHeaders);
   const rafs = config.rafs ?? kRafsV2Schema.parse({});
   const cleanup: (() => Promise<void> | void)[] = [];
@@ -148,6 +171,8 @@ export const buildRafs: MountBuilder = async (spec: MountSpec, slot: number, ctx
       blobSlots,
       chunksReady: (blobSlot, idx) => session.chunksReady(blobSlot, idx),
     });
+    const served = upperDir === undefined ? fs : new OverlayFilesystem(fs, upperDir, { entryTimeout: rafs.entry_timeout, attrTimeout: rafs.attr_timeout, log: log.child('overlay') });
+    if (upperDir !== undefined) log.info(`overlay: upper directory ${upperDir} over the image, served read-only (--writable is not supported yet)`);
     const owned = ctx.sharedStorage === undefined ? storage : undefined;
     const shared = storage;
     // Started once the filesystem exists: on-demand READs always go first, and umount (close)
@@ -185,7 +210,7 @@ export const buildRafs: MountBuilder = async (spec: MountSpec, slot: number, ctx
     };
     return {
       slot,
-      fs,
+      fs: served,
       backendType: 'Rafs',
       source: spec.source,
       config,

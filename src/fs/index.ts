@@ -5,7 +5,9 @@
  * the requests the native session does not answer itself — LOOKUP, GETATTR, READDIR(PLUS),
  * READLINK, xattrs, STATFS, OPEN with the extent table of cache-backed files, READ misses and
  * lseek — with the kernel-visible attribute rules of upstream nydusd (attr.ts) and stateless node
- * ids (nodes.ts). Everything is transport-agnostic: the same objects serve /dev/fuse and vhost-user.
+ * ids (nodes.ts). OverlayFilesystem (overlay-fs.ts, overlay-upper.ts) shows a host upper directory
+ * over a RafsFilesystem with overlayfs semantics (config `overlay`, read-only). Everything is
+ * transport-agnostic: the same objects serve /dev/fuse and vhost-user.
  *
  * Neighbours: daemon/ (serve-vfs.ts, rafs-mount.ts) builds a Vfs, attaches RafsFilesystems at
  * its directories and hands the Vfs to a FUSE session (fuse/); rafs/ answers every metadata
@@ -17,3 +19,4 @@ export { RafsFilesystem, type RafsFsOptions } from './rafs-fs.js';
 export { Vfs, type InflightRequest, type VfsMount } from './vfs.js';
 export { PseudoTree, PseudoTreeError, canonicalMountpoint, mountpointComponents, type PseudoDir } from './pseudo-tree.js';
 export { globalId, innerOf, kMaxMounts, kRootId, kSlotBits, kSlotSpan, slotOf, slotRange } from './node-space.js';
+export { OverlayFilesystem, kUpperBase, type OverlayFsOptions } from './overlay-fs.js';

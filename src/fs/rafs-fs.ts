@@ -30,6 +30,7 @@ import type { ChunkInfo, InodeRef, RafsImage } from '../rafs/index.js';
 import type { ImageStorage } from '../storage/index.js';
 import type { Logger } from '../util/logger.js';
 import { isDirMode, isLnkMode, isRegMode } from '../util/mode-bits.js';
+import { readOnlyAccess } from './access.js';
 import type { AttrPolicy } from './attr.js';
 import { toFuseAttr } from './attr.js';
 import { kRootNodeId, NodeMap } from './nodes.js';
@@ -400,18 +401,7 @@ export class RafsFilesystem implements FuseFilesystem {
   /** Only reached without default_permissions; mirrors the kernel's generic_permission. */
   access(ctx: FuseRequestContext, nodeid: number, mask: number): void | FuseErrno {
     const r = this.getattr(ctx, nodeid);
-    if (!('attr' in r)) return r;
-    const { mode, uid, gid } = r.attr;
-    const want = mask & 7;
-    if (want === 0) return;
-    if (ctx.uid === 0) {
-      // root may read/write anything, and execute what someone may execute (or any directory).
-      if ((want & 1) !== 0 && (mode & 0o111) === 0 && !isDirMode(mode)) return fuseErrno(kErrno.EACCES);
-      return (want & 2) !== 0 ? fuseErrno(kErrno.EROFS) : undefined;
-    }
-    const bits = ctx.uid === uid ? (mode >> 6) & 7 : ctx.gid === gid ? (mode >> 3) & 7 : mode & 7;
-    if ((bits & want) !== want) return fuseErrno(kErrno.EACCES);
-    return (want & 2) !== 0 ? fuseErrno(kErrno.EROFS) : undefined;
+    return 'attr' in r ? readOnlyAccess(ctx, r.attr, mask) : r;
   }
 
   lseek(_ctx: FuseRequestContext, nodeid: number, fh: number, offset: number, whence: number): number | FuseErrno {

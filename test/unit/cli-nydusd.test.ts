@@ -62,7 +62,7 @@ test('-V prints the version', () => {
 test('flags of features not built yet exit 2 with "not supported yet", never ignored', () => {
   const cases: [string[], RegExp][] = [
     [['--upgrade', ...fuse, '-D', blobs], /--upgrade \(live upgrade\) is not supported yet$/],
-    [['--writable', ...fuse, '-D', blobs], /--writable \(read-write mounts\) is not supported yet$/],
+    [['--writable', ...fuse, '-D', blobs], /--writable \(a writable overlay\) is not supported yet$/],
     [['--dedup-db', join(root, 'd.db'), ...fuse, '-D', blobs], /--dedup-db \(chunk dedup\) is not supported yet$/],
     [['--failover-policy', 'flush', ...fuse, '-D', blobs], /--failover-policy flush \(failover needs a supervisor\) is not supported yet$/],
     [['singleton', '--fscache', root], /^nydusd: nydusd singleton is not supported yet$/],
