@@ -13,6 +13,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { measureColdRegistry, registrySkip } from './cold-remote.js';
+import { digestSkip, measureDigests } from './digests.js';
 import { runGuestSuite } from './guest-suite.js';
 import { makeFixture, readTree } from './lib/fixture.js';
 import type { SuiteOptions } from './lib/options.js';
@@ -44,6 +45,12 @@ async function runDriverSuite(o: SuiteOptions): Promise<RunFile> {
   const rows: Row[] = [];
   const notes: string[] = [];
   try {
+    // First, while nothing of ours runs: digests need no fixture and clean up after themselves.
+    if (want('digests')) {
+      const skip = digestSkip();
+      if (skip) notes.push(`digest rows skipped: ${skip}`);
+      else rows.push(...(await measureDigests(work, Math.min(o.reps, 5), o.seconds, raw)));
+    }
     const fx = await makeFixture(work, { bigMiB: o.quick ? 128 : 256, coldMiB: o.quick ? 32 : 64 });
     progress('starting our nydusd on the warm image and filling its blob cache (driver `tree /` reads every file)');
     const ours = await startOurs(work, fx.warm);
