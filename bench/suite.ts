@@ -14,6 +14,7 @@ import { join } from 'node:path';
 
 import { measureColdRegistry, registrySkip } from './cold-remote.js';
 import { containerStartSkip, measureContainerStart } from './container-start.js';
+import { digestSkip, measureDigests } from './digests.js';
 import { runGuestSuite } from './guest-suite.js';
 import { makeFixture, readTree } from './lib/fixture.js';
 import type { SuiteOptions } from './lib/options.js';
@@ -47,6 +48,12 @@ async function runDriverSuite(o: SuiteOptions): Promise<RunFile> {
   const rows: Row[] = [];
   const notes: string[] = [];
   try {
+    // First, while nothing of ours runs: digests need no fixture and clean up after themselves.
+    if (want('digests')) {
+      const skip = digestSkip();
+      if (skip) notes.push(`digest rows skipped: ${skip}`);
+      else rows.push(...(await measureDigests(work, Math.min(o.reps, 5), o.seconds, raw)));
+    }
     if (want('container-start')) {
       const skip = containerStartSkip();
       if (skip) notes.push(`container start over a shaped link skipped: ${skip}`);

@@ -1,15 +1,16 @@
 /**
  * The native layer as the rest of the TypeScript code sees it: the addon's typed surface.
- * Codecs, BLAKE3, the persistent chunk map, xattrs, RLIMIT_NOFILE, the cache fill, the FUSE
+ * Codecs, digests (BLAKE3, SHA-256), the persistent chunk map, xattrs, RLIMIT_NOFILE, the cache fill, the FUSE
  * session handle (served by src/fuse), and the numbers shared with the core (abi.ts).
  * Neighbours: `binding.ts` (the loader) below; src/fuse, storage/, rafs/, daemon/ above.
  */
 import { nativeAbi } from './abi.js';
 import { loadAddon } from './binding.js';
-import type { NativeBlake3Hasher, NativeChunkMap, NofileLimit } from './types.js';
+import { DigestAlgo } from './types.js';
+import type { NativeChunkMap, NativeDigestHasher, NofileLimit } from './types.js';
 
-export { CompressAlgo } from './types.js';
-export type { FuseFopStats, NativeChunkMap, NativeBlake3Hasher, NativeFuseSession, NativePassthroughRoot, NativeSessionStats, NativeTransportStats, NofileLimit } from './types.js';
+export { CompressAlgo, DigestAlgo } from './types.js';
+export type { FuseFopStats, NativeChunkMap, NativeDigestHasher, NativeFuseSession, NativePassthroughRoot, NativeSessionStats, NativeTransportStats, NofileLimit } from './types.js';
 export { kCodeNames, kFopArrayLengths, kFopCounterNames, kFopKindNames, kLimitNames, kRecordFields, kStatNames, nativeAbi } from './abi.js';
 export type { FopArrayName, FopCounterName, FopKindName, NativeAbi, RecordLayout } from './abi.js';
 
@@ -55,12 +56,17 @@ export function decodeWrite(algo: number, src: Buffer, chunks: readonly FillChun
   return loadAddon().decodeWrite(algo, src, plan, fd);
 }
 
-export function blake3(data: Buffer): Buffer {
-  return loadAddon().blake3(data);
+/** BLAKE3 or SHA-256 of `data` (32 bytes), computed natively on the calling thread. */
+export function digest(digester: DigestAlgo, data: Buffer): Buffer {
+  return loadAddon().digest(digester, data);
 }
 
-export function createBlake3Hasher(): NativeBlake3Hasher {
-  return new (loadAddon().Blake3Hasher)();
+export function blake3(data: Buffer): Buffer {
+  return loadAddon().digest(DigestAlgo.Blake3, data);
+}
+
+export function createDigestHasher(digester: DigestAlgo): NativeDigestHasher {
+  return new (loadAddon().DigestHasher)(digester);
 }
 
 export function openChunkMap(path: string, chunkCount: number): NativeChunkMap {

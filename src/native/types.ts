@@ -24,8 +24,15 @@ export interface NativeChunkMap {
   close(): void;
 }
 
-export interface NativeBlake3Hasher {
-  update(data: Buffer): NativeBlake3Hasher;
+/** RAFS on-disk digester enum (superblock `digester`). */
+export const enum DigestAlgo {
+  Blake3 = 0,
+  Sha256 = 1,
+}
+
+/** An incremental digest; digest() does not end it (more input may follow). */
+export interface NativeDigestHasher {
+  update(data: Buffer): NativeDigestHasher;
   digest(): Buffer;
 }
 
@@ -133,8 +140,9 @@ export interface NativeAddon {
   decompress(algo: number, src: Buffer, uncompressedSize: number): Buffer;
   decompressInto(algo: number, src: Buffer, dst: Buffer): void;
   decodeWrite(algo: number, src: Buffer, plan: Float64Array, fd: number): Promise<Int32Array>;
-  blake3(data: Buffer): Buffer;
-  Blake3Hasher: new () => NativeBlake3Hasher;
+  /** BLAKE3 (reference C implementation, SIMD) or SHA-256 (OpenSSL) of `data`: 32 bytes. */
+  digest(digester: DigestAlgo, data: Buffer): Buffer;
+  DigestHasher: new (digester: DigestAlgo) => NativeDigestHasher;
 
   ChunkMap: new (path: string, chunkCount: number) => NativeChunkMap;
 
