@@ -86,7 +86,8 @@ class ChunkMapWrap : public Napi::ObjectWrap<ChunkMapWrap> {
   }
   Napi::Value Share(const Napi::CallbackInfo& info) {
     int rc = map_->Share();
-    if (rc != 0) throw MakeError(info.Env(), "ERR_CHUNK_MAP", "cannot share the chunk map lock", rc);
+    if (rc != 0)
+      throw MakeError(info.Env(), "ERR_CHUNK_MAP", "cannot share the chunk map lock", rc);
     open_info_.exclusive = false;
     return info.Env().Undefined();
   }
@@ -112,7 +113,8 @@ class ChunkMapWrap : public Napi::ObjectWrap<ChunkMapWrap> {
   Napi::Value SetSpillReady(const Napi::CallbackInfo& info) {
     uint32_t index = Index(info);
     cache::Spill* s = map_->spill();
-    if (s == nullptr) throw MakeError(info.Env(), "ERR_CHUNK_MAP", "no spill file (call spillFd first)");
+    if (s == nullptr)
+      throw MakeError(info.Env(), "ERR_CHUNK_MAP", "no spill file (call spillFd first)");
     return Napi::Boolean::New(info.Env(), s->SetReady(index));
   }
   // evictSpill(index, offset, size)
@@ -163,7 +165,8 @@ static Napi::Value DataExtents(const Napi::CallbackInfo& info) {
   int fd = ArgI32(info, 0, "fd");
   std::vector<std::pair<uint64_t, uint64_t>> ext;
   int rc = cache::DataExtents(fd, &ext);
-  if (rc != 0) throw MakeError(info.Env(), "ERR_CACHE_FILE", "cannot list the data of a cache file", rc);
+  if (rc != 0)
+    throw MakeError(info.Env(), "ERR_CACHE_FILE", "cannot list the data of a cache file", rc);
   auto out = Napi::Float64Array::New(info.Env(), ext.size() * 2);
   for (size_t i = 0; i < ext.size(); ++i) {
     out[2 * i] = static_cast<double>(ext[i].first);

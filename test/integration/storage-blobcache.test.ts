@@ -392,10 +392,14 @@ test('clear errors: missing blob, short blob, bad chunk info; an oversized cache
     // process uses it), and the blob is cached again from the backend.
     writeFileSync(join(work, `${sb.info.blobId}.blob.data`), Buffer.alloc(sb.info.uncompressedSize + 1));
     writeFileSync(join(blobs, sb.info.blobId), sb.blob);
-    const again = await service.openImage([sb.info]);
-    assert.ok((await again.read(sb.chunks, 0, sb.file.length)).equals(sb.file));
-    assert.equal(statSync(join(work, `${sb.info.blobId}.blob.data`)).size, sb.info.uncompressedSize);
-    await again.close();
+    const fresh = await StorageService.create(settings);
+    try {
+      const again = await fresh.openImage([sb.info]);
+      assert.ok((await again.read(sb.chunks, 0, sb.file.length)).equals(sb.file));
+      assert.equal(statSync(join(work, `${sb.info.blobId}.blob.data`)).size, sb.info.uncompressedSize);
+    } finally {
+      await fresh.close();
+    }
   } finally {
     await service.close();
   }

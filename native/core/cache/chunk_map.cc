@@ -185,8 +185,8 @@ int ChunkMap::Share() {
 
 bool ChunkMap::ClearReady(uint32_t index) {
   if (map_ == nullptr || index >= chunk_count_) return false;
-  uint8_t before = Byte(index)->fetch_and(static_cast<uint8_t>(~MaskOf(index)),
-                                          std::memory_order_acq_rel);
+  uint8_t before =
+      Byte(index)->fetch_and(static_cast<uint8_t>(~MaskOf(index)), std::memory_order_acq_rel);
   if ((before & MaskOf(index)) == 0) return false;
   if (not_ready_.fetch_add(1, std::memory_order_relaxed) == 0) {
     reinterpret_cast<std::atomic<uint32_t>*>(map_ + 12)->store(0, std::memory_order_release);

@@ -19,10 +19,10 @@
 #pragma once
 
 #include <atomic>
-#include <memory>
-#include <mutex>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <string>
 
 #include "abi/js_abi.h"

@@ -23,8 +23,8 @@ Spill::~Spill() { ::close(fd_); }
 std::unique_ptr<Spill> Spill::Create(uint32_t chunk_count, std::string* error) {
   int fd = ::memfd_create("nydus-cache-spill", MFD_CLOEXEC);
   if (fd < 0) {
-    *error = std::string("cannot create an in-memory file for uncached chunks: ") +
-             std::strerror(errno);
+    *error =
+        std::string("cannot create an in-memory file for uncached chunks: ") + std::strerror(errno);
     return nullptr;
   }
   return std::unique_ptr<Spill>(new Spill(fd, chunk_count));
