@@ -48,8 +48,9 @@ std::atomic<uint8_t>* ChunkMap::Byte(uint32_t index) const {
   return reinterpret_cast<std::atomic<uint8_t>*>(map_ + kHeaderSize + (index >> 3));
 }
 
-int ChunkMap::Lock(const std::string& path, OpenInfo* info, std::string* error) {
-  if (flock(fd_, LOCK_EX | LOCK_NB) == 0) {
+int ChunkMap::Lock(const std::string& path, bool repair, OpenInfo* info, std::string* error) {
+  // Only an opener that may repair competes for the exclusive lock.
+  if (repair && flock(fd_, LOCK_EX | LOCK_NB) == 0) {
     info->exclusive = true;
     return 0;
   }
@@ -89,7 +90,7 @@ int ChunkMap::Open(const std::string& path, uint32_t chunk_count, const OpenOpti
     *error = std::move(what);
     return -err;
   };
-  if (int rc = Lock(path, info, error); rc != 0) {
+  if (int rc = Lock(path, opts.repair, info, error); rc != 0) {
     Close();
     return rc;
   }

@@ -43,8 +43,8 @@ class ChunkMap {
   ChunkMap& operator=(const ChunkMap&) = delete;
 
   struct OpenOptions {
-    // Rebuild a damaged map (wrong size, bad magic) as an empty one when this process is the
-    // only one using it, instead of failing.
+    // Take the lock exclusively when no one else has the map, and then rebuild a damaged map
+    // (wrong size, bad magic) as an empty one instead of failing. Without it the lock is shared.
     bool repair = false;
   };
   struct OpenInfo {
@@ -95,7 +95,7 @@ class ChunkMap {
 
   std::atomic<uint8_t>* Byte(uint32_t index) const;
   void MarkAllReady();
-  int Lock(const std::string& path, OpenInfo* info, std::string* error);
+  int Lock(const std::string& path, bool repair, OpenInfo* info, std::string* error);
 };
 
 }  // namespace nydus::cache
