@@ -69,8 +69,14 @@ export function createDigestHasher(digester: DigestAlgo): NativeDigestHasher {
   return new (loadAddon().DigestHasher)(digester);
 }
 
-export function openChunkMap(path: string, chunkCount: number): NativeChunkMap {
-  return new (loadAddon().ChunkMap)(path, chunkCount);
+/** `repair`: rebuild a damaged map when no other process has it open (see cache/chunk_map.h). */
+export function openChunkMap(path: string, chunkCount: number, repair = false): NativeChunkMap {
+  return new (loadAddon().ChunkMap)(path, chunkCount, repair);
+}
+
+/** [start, end) pairs (flattened) where the file at `fd` has data (SEEK_DATA/SEEK_HOLE). */
+export function dataExtents(fd: number): Float64Array {
+  return loadAddon().dataExtents(fd);
 }
 
 /** Extended attributes of `path` (a symlink's own), as raw [name, value] pairs in kernel order. */

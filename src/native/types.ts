@@ -22,6 +22,20 @@ export interface NativeChunkMap {
   readyCount(): number;
   allReady(): boolean;
   close(): void;
+  /** No other process had the map open: this one may repair it (then share()). */
+  readonly exclusive: boolean;
+  /** What was wrong with a damaged map that was rebuilt empty ('' when nothing). */
+  readonly repaired: string;
+  /** Downgrades the exclusive flock to shared once repairs are done. */
+  share(): void;
+  /** Clears a bit (exclusive openers only); true when it was set. */
+  clearReady(index: number): boolean;
+  readyIndexes(): Uint32Array;
+  /** fd of the in-memory file for chunks the cache file could not take (created on first call). */
+  spillFd(): number;
+  spillReady(index: number): boolean;
+  setSpillReady(index: number): boolean;
+  evictSpill(index: number, offset: number, size: number): void;
 }
 
 /** RAFS on-disk digester enum (superblock `digester`). */
@@ -144,7 +158,8 @@ export interface NativeAddon {
   digest(digester: DigestAlgo, data: Buffer): Buffer;
   DigestHasher: new (digester: DigestAlgo) => NativeDigestHasher;
 
-  ChunkMap: new (path: string, chunkCount: number) => NativeChunkMap;
+  ChunkMap: new (path: string, chunkCount: number, repair?: boolean) => NativeChunkMap;
+  dataExtents(fd: number): Float64Array;
 
   FuseSession: new (
     dispatch: NativeFuseDispatch,

@@ -7,22 +7,29 @@
  * Invariant: a chunk's bit is set only after its bytes were written (pwrite completed), and
  * never for data that failed to decode or validate; a kill at any point leaves no ready bit
  * over missing or bad data. One fetch per chunk: concurrent misses join the in-flight fetch.
+ *
+ * When the cache file cannot be written (full disk, quota, I/O error), fetched chunks go to the
+ * blob's in-memory spill instead and are served from there (cache-health.ts); damaged cache files
+ * are repaired at open, and daemons sharing a work_dir coordinate through cache-files.ts.
  */
-import { constants as fsc } from 'node:fs';
+import { read as fsRead, write as fsWrite } from 'node:fs';
 import { constants as osc } from 'node:os';
 import type { FileHandle } from 'node:fs/promises';
-import { open } from 'node:fs/promises';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 
 import type { NativeChunkMap } from '../native/index.js';
 import { compressorToEnum } from '../rafs/index.js';
 import { kBlobFeatures, kMaxChunksPerBlob } from '../rafs/layout/constants.js';
-import { decodeWrite, openChunkMap } from '../native/index.js';
+import { decodeWrite } from '../native/index.js';
 import type { Logger } from '../util/logger.js';
 import type { BlobBackend, ReadPriority } from './backend.js';
 import { checkBlobId } from './blob-id.js';
 import type { BlobMeta } from './blob-meta.js';
 import { blobMetaPath, fetchBlobMeta, readBlobMetaFile, writeBlobMetaFile } from './blob-meta.js';
+import type { SpillEntry } from './cache-health.js';
+import { CacheWriteHealth, SpillBudget } from './cache-health.js';
+import { dropBitsOverHoles, openCacheFiles } from './cache-files.js';
 import type { BlobSource } from './chunk-data.js';
 import { checkChunk, decodeAndVerifyInto, intersect, untilAborted } from './chunk-data.js';
 import type { CacheCounters } from './counters.js';
@@ -42,6 +49,9 @@ export interface BlobCacheContext {
   log: Logger;
   /** On-demand reads in flight across the service (prefetch yields to them). */
   demand?: DemandTracker;
+  /** Shared by the blobs of one cache directory; made per blob when absent (tests). */
+  health?: CacheWriteHealth;
+  spill?: SpillBudget;
 }
 
 /** Sees every on-demand backend read of a blob as it is issued (the readahead log records them). */
@@ -69,6 +79,9 @@ export interface PlannedFetch {
   /** Chunks that failed (backend, decode, digest or cache write). */
   failed: number;
 }
+
+const preadFd = promisify(fsRead);
+const pwriteFd = promisify(fsWrite);
 
 export interface CachedBlobOptions {
   /** Chunk metadata by chunk index (from the bootstrap, with digests) for amplification. */
@@ -99,6 +112,9 @@ function deferred(handle: FetchHandle): Deferred {
 const kZeroDigest = Buffer.alloc(32);
 const kEIO = osc.errno.EIO;
 const kEBADMSG = osc.errno.EBADMSG;
+const kENOSPC = osc.errno.ENOSPC;
+/** Reads retried when a chunk left the spill between ensureReady and the copy. */
+const kMaxReadAttempts = 3;
 
 function errnoName(n: number): string {
   for (const [name, v] of Object.entries(osc.errno)) if (v === n) return name;
@@ -129,6 +145,10 @@ export class CachedBlob implements BlobSource {
    * it records, so its log holds the ranges a start read, not what amplification added.
    */
   amplify = true;
+  /** Chunks held in the spill (not in the cache file), by chunk index. */
+  private readonly _spilled = new Map<number, SpillEntry>();
+  private readonly _health: CacheWriteHealth;
+  private readonly _budget: SpillBudget;
 
   private constructor(
     readonly info: BlobInfo,
@@ -138,7 +158,10 @@ export class CachedBlob implements BlobSource {
     private readonly _meta: BlobMeta | undefined,
     private readonly _ctx: BlobCacheContext,
     private readonly _opts: CachedBlobOptions,
-  ) {}
+  ) {
+    this._budget = _ctx.spill ?? new SpillBudget();
+    this._health = _ctx.health ?? new CacheWriteHealth(_ctx.workDir, _ctx.log, this._budget.limit);
+  }
 
   static async open(info: BlobInfo, ctx: BlobCacheContext, opts: CachedBlobOptions = {}): Promise<CachedBlob> {
     checkBlobId(info.blobId);
@@ -149,37 +172,17 @@ export class CachedBlob implements BlobSource {
       throw new StorageError('ERR_BAD_CHUNK', `blob ${info.blobId}: invalid chunk count ${info.chunkCount}`);
     }
     const dataPath = join(ctx.workDir, `${info.blobId}.blob.data`);
-    let fh: FileHandle;
-    try {
-      fh = await open(dataPath, fsc.O_RDWR | fsc.O_CREAT, 0o644);
-    } catch (err) {
-      throw new StorageError('ERR_CACHE_FILE', `blob ${info.blobId}: cannot open cache file ${dataPath}: ${errnoCode(err)}`, { cause: err });
-    }
-    let map: NativeChunkMap | undefined;
-    try {
-      const size = (await fh.stat()).size;
-      if (size > info.uncompressedSize) {
-        throw new StorageError(
-          'ERR_CACHE_FILE',
-          `blob ${info.blobId}: cache file ${dataPath} has ${size} bytes, more than the blob's ${info.uncompressedSize}; remove the stale cache files of this blob`,
-        );
+    // SEPARATE: the CI lives in a separate meta blob, not at ci_offset of this one; the
+    // blob is still served, without amplification from the CI.
+    const separate = (info.features & kBlobFeatures.SEPARATE) !== 0;
+    const meta = info.metaCiUncompressedSize > 0 && !separate ? await CachedBlob._loadMeta(info, ctx) : undefined;
+    const { fh, map } = await openCacheFiles(info, dataPath, ctx.log, (files) => {
+      const cleared = dropBitsOverHoles(files, (i) => chunkRange(i, opts, meta));
+      if (cleared > 0) {
+        ctx.log.warn(`blob ${info.blobId}: ${cleared} chunk(s) marked ready in ${dataPath}.chunk_map have no data in ${dataPath} (lost in a crash?); they are fetched again`);
       }
-      if (size < info.uncompressedSize) await fh.truncate(info.uncompressedSize);
-      try {
-        map = openChunkMap(`${dataPath}.chunk_map`, info.chunkCount);
-      } catch (err) {
-        throw new StorageError('ERR_CACHE_FILE', `blob ${info.blobId}: ${(err as Error).message}`, { cause: err });
-      }
-      // SEPARATE: the CI lives in a separate meta blob, not at ci_offset of this one; the
-      // blob is still served, without amplification from the CI.
-      const separate = (info.features & kBlobFeatures.SEPARATE) !== 0;
-      const meta = info.metaCiUncompressedSize > 0 && !separate ? await CachedBlob._loadMeta(info, ctx) : undefined;
-      return new CachedBlob(info, dataPath, fh, map, meta, ctx, opts);
-    } catch (err) {
-      map?.close();
-      await fh.close();
-      throw err;
-    }
+    });
+    return new CachedBlob(info, dataPath, fh, map, meta, ctx, opts);
   }
 
   private static async _loadMeta(info: BlobInfo, ctx: BlobCacheContext): Promise<BlobMeta> {
@@ -189,7 +192,12 @@ export class CachedBlob implements BlobSource {
     const meta = await fetchBlobMeta(info, ctx.backend);
     ctx.counters.backendReads++;
     ctx.counters.backendBytes += info.metaCiCompressedSize + 4096;
-    await writeBlobMetaFile(path, meta);
+    try {
+      await writeBlobMetaFile(path, meta);
+    } catch (err) {
+      // Only a cache of what the backend gave: the blob is served from memory without it.
+      ctx.log.warn(`blob ${info.blobId}: cannot write ${path} (${errnoCode(err)}); the blob meta is fetched again at the next start`);
+    }
     return meta;
   }
 
@@ -204,8 +212,13 @@ export class CachedBlob implements BlobSource {
     return this._meta ? blobMetaPath(this._ctx.workDir, this.info.blobId) : undefined;
   }
 
+  /** In the cache file, or held in the spill. */
   isReady(chunkIndex: number): boolean {
-    return !this._closed && this._map.isReady(chunkIndex);
+    return !this._closed && this._present(chunkIndex);
+  }
+
+  private _present(i: number): boolean {
+    return this._map.isReady(i) || this._spilled.has(i);
   }
 
   nativeRegistration(): NativeBlobRegistration {
@@ -229,7 +242,7 @@ export class CachedBlob implements BlobSource {
       checkChunk(this.info, c);
       if (seen.has(c.chunkIndex)) continue;
       seen.add(c.chunkIndex);
-      if (this._map.isReady(c.chunkIndex)) {
+      if (this._present(c.chunkIndex)) {
         counters.hits++;
         continue;
       }
@@ -262,15 +275,39 @@ export class CachedBlob implements BlobSource {
     for (const c of wanted) {
       const r = intersect(c, fileOffset, out.length);
       if (!r) continue;
-      let done = 0;
-      const len = r.end - r.start;
-      while (done < len) {
-        const { bytesRead } = await this._fh.read(out, r.start - fileOffset + done, len - done, c.uncompressedOffset + (r.start - c.fileOffset) + done);
-        if (bytesRead === 0) {
-          throw new StorageError('ERR_CACHE_FILE', `blob ${this.info.blobId} chunk ${c.chunkIndex}: cache file ${this.dataPath} is shorter than expected`);
+      const dst = out.subarray(r.start - fileOffset, r.end - fileOffset);
+      const at = c.uncompressedOffset + (r.start - c.fileOffset);
+      for (let attempt = 1; ; attempt++) {
+        if (this._map.isReady(c.chunkIndex)) {
+          await this._readAll(this._fh.fd, dst, at, c);
+          break;
         }
-        done += bytesRead;
+        const e = this._spilled.get(c.chunkIndex);
+        if (e) {
+          // Pinned: the spill must not evict these bytes while the copy runs.
+          e.pins++;
+          try {
+            await this._readAll(this._map.spillFd(), dst, at, c);
+          } finally {
+            e.pins--;
+          }
+          break;
+        }
+        // Evicted from the spill since ensureReady: fetch it again.
+        if (attempt >= kMaxReadAttempts) throw new StorageError('ERR_CACHE_FILE', `blob ${this.info.blobId} chunk ${c.chunkIndex}: not cached after ${attempt} fetches`);
+        await this.ensureReady([c], signal);
       }
+    }
+  }
+
+  private async _readAll(fd: number, dst: Buffer, position: number, c: ChunkInfo): Promise<void> {
+    let done = 0;
+    while (done < dst.length) {
+      const { bytesRead: n } = await preadFd(fd, dst, done, dst.length - done, position + done);
+      if (n === 0) {
+        throw new StorageError('ERR_CACHE_FILE', `blob ${this.info.blobId} chunk ${c.chunkIndex}: cache file ${this.dataPath} is shorter than expected`);
+      }
+      done += n;
     }
   }
 
@@ -309,7 +346,7 @@ export class CachedBlob implements BlobSource {
 
   /** A chunk that amplification may add: known, not ready, not in flight, safe to fill. */
   private _amplifyCandidate(index: number): ChunkInfo | undefined {
-    if (this._inflight.has(index) || this._map.isReady(index)) return undefined;
+    if (this._inflight.has(index) || this._present(index)) return undefined;
     return this.chunkAt(index);
   }
 
@@ -465,20 +502,24 @@ export class CachedBlob implements BlobSource {
       }
       const group = decoded.slice(i, j);
       i = j;
-      try {
-        this._throwIfClosed();
-        let done = 0;
-        const len = end - first.at;
-        while (done < len) {
-          const { bytesWritten } = await this._fh.write(first.run, first.at + done, len - done, first.c.uncompressedOffset + done);
-          done += bytesWritten;
-        }
-      } catch (err) {
-        const e = err instanceof StorageError ? err : new StorageError('ERR_CACHE_FILE', `blob ${this.info.blobId} chunks ${group.map((d) => d.c.chunkIndex).join(',')}: cannot write ${this.dataPath}: ${errnoCode(err)}`, { cause: err });
-        for (const d of group) this._settle(d.c, e);
+      const bytes = first.run.subarray(first.at, end);
+      const chunksOf = group.map((d) => d.c);
+      if (this._closed) {
+        for (const c of chunksOf) this._settle(c, this._closedError());
         continue;
       }
-      for (const { c } of group) await this._markWritten(c);
+      if (this._health.shouldTry()) {
+        try {
+          await writeAll((b, o, l, p) => this._fh.write(b, o, l, p).then((w) => w.bytesWritten), bytes, first.c.uncompressedOffset);
+          this._health.succeeded();
+          for (const c of chunksOf) await this._markWritten(c);
+          continue;
+        } catch (err) {
+          this._health.failed(errnoCode(err), `writing ${this.dataPath}`);
+          counters.cacheWriteErrors++;
+        }
+      }
+      await this._spillBytes(chunksOf, bytes, first.c.uncompressedOffset);
     }
     for (const [c, err] of failed) this._settle(c, err);
     return true;
@@ -495,30 +536,128 @@ export class CachedBlob implements BlobSource {
     const id = this.info.blobId;
     const chunks = [...r.chunks].sort((a, b) => a.uncompressedOffset - b.uncompressedOffset);
     const plan = chunks.map((c) => ({ srcOffset: c.compressedOffset - r.offset, storedSize: c.compressedSize, fileOffset: c.uncompressedOffset, size: c.uncompressedSize, compressed: c.compressed }));
-    let status: Int32Array;
-    try {
-      this._throwIfClosed();
-      status = await decodeWrite(compressorToEnum(this.info.compressor), buf, plan, this._fh.fd);
-    } catch (err) {
-      const e = err instanceof StorageError ? err : new StorageError('ERR_CACHE_FILE', `blob ${id}: filling ${chunks.length} chunk(s) failed: ${(err as Error).message}`, { cause: err });
-      for (const c of chunks) this._settle(c, e);
-      return;
-    }
+    const tryCache = this._health.shouldTry();
+    const status = tryCache ? await this._decodeWrite(chunks, plan, buf, this._fh.fd) : undefined;
+    if (tryCache && !status) return;
+    const toSpill: number[] = [];
+    let writeError = 0;
     for (const [i, c] of chunks.entries()) {
-      const rc = status[i] ?? -kEIO;
+      const rc = status ? (status[i] ?? -kEIO) : -kENOSPC;
       if (rc === -kEBADMSG) {
         counters.decodeErrors++;
         const msg = `blob ${id} chunk ${c.chunkIndex}: cannot decompress (${this.info.compressor}, compressed offset ${c.compressedOffset} size ${c.compressedSize})`;
         log.error(msg);
         this._settle(c, new StorageError('ERR_CHUNK_DECODE', msg, { reported: true }));
-        continue;
+      } else if (rc !== 0) {
+        if (status) writeError = -rc;
+        toSpill.push(i);
+      } else {
+        await this._markWritten(c);
       }
-      if (rc !== 0) {
-        this._settle(c, new StorageError('ERR_CACHE_FILE', `blob ${id} chunk ${c.chunkIndex}: cannot write ${this.dataPath}: ${errnoName(-rc)}`));
-        continue;
-      }
-      await this._markWritten(c);
     }
+    if (writeError !== 0) {
+      this._health.failed(errnoName(writeError), `writing ${this.dataPath}`);
+      counters.cacheWriteErrors++;
+    } else if (status) {
+      this._health.succeeded();
+    }
+    if (toSpill.length === 0) return;
+    // Decoded again into the spill: the cache file did not take them (or is not tried now).
+    const spillChunks = toSpill.map((i) => chunks[i] as ChunkInfo);
+    const spillPlan = toSpill.map((i) => plan[i] as (typeof plan)[number]);
+    if (!this._reserveSpill(spillChunks)) return;
+    const fd = this._spillFdOrFail(spillChunks);
+    if (fd < 0) return;
+    const st = await this._decodeWrite(spillChunks, spillPlan, buf, fd);
+    if (!st) {
+      this._budget.release(spillChunks.reduce((n, c) => n + c.uncompressedSize, 0));
+      return;
+    }
+    for (const [i, c] of spillChunks.entries()) {
+      const rc = st[i] ?? -kEIO;
+      if (rc === 0) {
+        this._publishSpilled(c);
+        continue;
+      }
+      this._budget.release(c.uncompressedSize);
+      this._settle(c, new StorageError('ERR_CACHE_FILE', `blob ${id} chunk ${c.chunkIndex}: cannot keep it in memory either: ${errnoName(-rc)}`));
+    }
+  }
+
+  /** Runs the native fill into `fd`; undefined (every chunk settled with the error) on failure. */
+  private async _decodeWrite(chunks: readonly ChunkInfo[], plan: Parameters<typeof decodeWrite>[2], buf: Buffer, fd: number): Promise<Int32Array | undefined> {
+    try {
+      this._throwIfClosed();
+      return await decodeWrite(compressorToEnum(this.info.compressor), buf, plan, fd);
+    } catch (err) {
+      const e = err instanceof StorageError ? err : new StorageError('ERR_CACHE_FILE', `blob ${this.info.blobId}: filling ${chunks.length} chunk(s) failed: ${(err as Error).message}`, { cause: err });
+      for (const c of chunks) this._settle(c, e);
+      return undefined;
+    }
+  }
+
+  /** Reserves spill memory for `chunks`; settles them with an error when there is none. */
+  private _reserveSpill(chunks: readonly ChunkInfo[]): boolean {
+    const bytes = chunks.reduce((n, c) => n + c.uncompressedSize, 0);
+    if (this._budget.reserve(bytes)) return true;
+    const e = new StorageError('ERR_CACHE_FILE', `blob ${this.info.blobId}: the cache directory takes no writes and the in-memory spill (${this._budget.limit} bytes) is busy`);
+    reportOnce(e, (m) => this._ctx.log.error(m), e.message);
+    for (const c of chunks) this._settle(c, e);
+    return false;
+  }
+
+  private _spillFdOrFail(chunks: readonly ChunkInfo[]): number {
+    try {
+      this._throwIfClosed();
+      return this._map.spillFd();
+    } catch (err) {
+      this._budget.release(chunks.reduce((n, c) => n + c.uncompressedSize, 0));
+      const e = err instanceof StorageError ? err : new StorageError('ERR_CACHE_FILE', `blob ${this.info.blobId}: ${(err as Error).message}`, { cause: err });
+      for (const c of chunks) this._settle(c, e);
+      return -1;
+    }
+  }
+
+  /** Keeps decoded bytes (adjacent chunks starting at `offset`) in the spill. */
+  private async _spillBytes(chunks: readonly ChunkInfo[], bytes: Buffer, offset: number): Promise<void> {
+    if (!this._reserveSpill(chunks)) return;
+    const fd = this._spillFdOrFail(chunks);
+    if (fd < 0) return;
+    try {
+      await writeAll((b, o, l, p) => pwriteFd(fd, b, o, l, p).then((w) => w.bytesWritten), bytes, offset);
+    } catch (err) {
+      this._budget.release(bytes.length);
+      const e = new StorageError('ERR_CACHE_FILE', `blob ${this.info.blobId}: cannot keep chunks in memory: ${errnoCode(err)}`, { cause: err });
+      for (const c of chunks) this._settle(c, e);
+      return;
+    }
+    for (const c of chunks) this._publishSpilled(c);
+  }
+
+  /** A chunk's bytes are in the spill: publish them to readers and settle its waiters. */
+  private _publishSpilled(c: ChunkInfo): void {
+    if (this._closed) {
+      this._budget.release(c.uncompressedSize);
+      this._settle(c, this._closedError());
+      return;
+    }
+    const index = c.chunkIndex;
+    const entry: SpillEntry = {
+      map: this._map,
+      owner: this,
+      index,
+      offset: c.uncompressedOffset,
+      size: c.uncompressedSize,
+      pins: 0,
+      onEvict: () => {
+        if (this._spilled.get(index) === entry) this._spilled.delete(index);
+      },
+    };
+    this._map.setSpillReady(index);
+    this._spilled.set(index, entry);
+    this._budget.add(entry);
+    this._ctx.counters.chunksSpilled++;
+    this._settle(c);
   }
 
   /** A chunk's data is in the cache file: set its bit and settle its waiters. */
@@ -536,8 +675,12 @@ export class CachedBlob implements BlobSource {
     }
   }
 
+  private _closedError(): StorageError {
+    return new StorageError('ERR_STORAGE_CLOSED', `blob ${this.info.blobId}: cache closed`);
+  }
+
   private _throwIfClosed(): void {
-    if (this._closed) throw new StorageError('ERR_STORAGE_CLOSED', `blob ${this.info.blobId}: cache closed`);
+    if (this._closed) throw this._closedError();
   }
 
   /** Resolves once every fill running now (amplified chunks included) has settled. */
@@ -551,9 +694,28 @@ export class CachedBlob implements BlobSource {
     this._closed = true;
     this._lifetime.abort();
     await Promise.allSettled([...this._inflight.values()].map((d) => d.promise));
+    this._budget.dropAll(this);
+    this._spilled.clear();
     this._map.close();
     await this._fh.close();
   }
+}
+
+/** Writes all of `bytes` at `position` through `write` (which may write less). */
+async function writeAll(write: (b: Buffer, off: number, len: number, pos: number) => Promise<number>, bytes: Buffer, position: number): Promise<void> {
+  let done = 0;
+  while (done < bytes.length) {
+    const n = await write(bytes, done, bytes.length - done, position + done);
+    if (n <= 0) throw Object.assign(new Error('write made no progress'), { code: 'EIO' });
+    done += n;
+  }
+}
+
+function chunkRange(i: number, opts: CachedBlobOptions, meta: BlobMeta | undefined): { offset: number; size: number } | undefined {
+  const c = opts.chunkLookup?.(i);
+  if (c) return { offset: c.uncompressedOffset, size: c.uncompressedSize };
+  const e = meta?.entry(i);
+  return e ? { offset: e.uncompressedOffset, size: e.uncompressedSize } : undefined;
 }
 
 interface DecodedChunk {

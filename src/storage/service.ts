@@ -15,12 +15,14 @@ import type { BackendStats, RawBackend } from './backend.js';
 import { BlobBackend, kLocalPolicy, remotePolicy } from './backend.js';
 import type { CachedBlobOptions } from './blob-cache.js';
 import { CachedBlob } from './blob-cache.js';
+import type { HealthOptions } from './cache-health.js';
+import { CacheWriteHealth, kDefaultSpillLimit, SpillBudget } from './cache-health.js';
 import type { BlobSource } from './chunk-data.js';
 import type { CacheCounters } from './counters.js';
 import { newCounters } from './counters.js';
 import { DemandTracker } from './demand.js';
 import { DirectBlob } from './dummy-cache.js';
-import { errnoCode } from './contract/errors.js';
+import { errnoCode, StorageError } from './contract/errors.js';
 import { ImageStorage } from './image-storage.js';
 import type { TransportOptions } from './http/transport.js';
 import { LocalFsBackend } from './localfs.js';
@@ -48,6 +50,9 @@ export async function prepareCacheDir(dir: string, key: string): Promise<void> {
 export interface CreateBackendOptions {
   /** Tests: name resolution override for network backends (e.g. OSS bucket host names). */
   lookup?: TransportOptions['lookup'];
+  /** Tests: the spill bound and the cache write retry delay (cache-health.ts). */
+  spillLimit?: number;
+  cacheHealth?: HealthOptions;
 }
 
 /**
@@ -116,12 +121,20 @@ export class StorageService {
   /** On-demand reads in flight over every image (prefetch of any image yields to them). */
   readonly demand = new DemandTracker();
   private readonly _images = new Set<ImageStorage>();
+  /** One cache directory: write failures and the spill bound are shared by its blobs. */
+  private readonly _spill: SpillBudget;
+  private readonly _health: CacheWriteHealth;
 
   private constructor(
     readonly settings: StorageSettings,
     readonly backend: BlobBackend,
     private readonly _log: Logger,
-  ) {}
+    o: CreateBackendOptions,
+  ) {
+    this._spill = new SpillBudget(o.spillLimit ?? kDefaultSpillLimit);
+    const dir = settings.cache.kind === 'blobcache' ? settings.cache.workDir : '';
+    this._health = new CacheWriteHealth(dir, _log.child('cache'), this._spill.limit, o.cacheHealth);
+  }
 
   static async create(settings: StorageSettings, log: Logger = nullLogger(), o: CreateBackendOptions = {}): Promise<StorageService> {
     const backend = await createBackend(settings, log.child('backend'), o);
@@ -131,7 +144,7 @@ export class StorageService {
       await backend.close();
       throw err;
     }
-    return new StorageService(settings, backend, log);
+    return new StorageService(settings, backend, log, o);
   }
 
   private async _openBlob(info: BlobInfo, opts: OpenImageOptions): Promise<BlobSource> {
@@ -146,7 +159,15 @@ export class StorageService {
       return new DirectBlob(info, ctx);
     }
     const lookup = opts.chunkLookup?.(info.index);
-    return CachedBlob.open(info, { ...ctx, workDir: cache.workDir }, lookup ? { chunkLookup: lookup } : {});
+    try {
+      return await CachedBlob.open(info, { ...ctx, workDir: cache.workDir, health: this._health, spill: this._spill }, lookup ? { chunkLookup: lookup } : {});
+    } catch (err) {
+      // A cache that cannot be used (full disk, damaged files another nydusd holds, permissions)
+      // must not fail the mount: the blob is served straight from the backend.
+      if (!(err instanceof StorageError) || err.code !== 'ERR_CACHE_FILE') throw err;
+      ctx.log.warn(`${err.message}; serving blob ${info.blobId} from the backend without a cache`);
+      return new DirectBlob(info, ctx);
+    }
   }
 
   /** Opens the blobs of one image (in blob table order). */
