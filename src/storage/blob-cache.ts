@@ -23,7 +23,10 @@ import { compressorToEnum } from '../rafs/index.js';
 import { kBlobFeatures, kMaxChunksPerBlob } from '../rafs/layout/constants.js';
 import { decodeWrite } from '../native/index.js';
 import type { Logger } from '../util/logger.js';
-import type { BlobBackend, ReadPriority } from './backend.js';
+import type { BlobBackend } from './backend.js';
+import { deferred, errnoName, kOnDemand } from './fetch-handle.js';
+import type { Deferred, FetchHandle, NativeBlobRegistration, PlannedFetch } from './fetch-handle.js';
+export type { NativeBlobRegistration, PlannedFetch } from './fetch-handle.js';
 import { checkBlobId } from './blob-id.js';
 import type { BlobMeta } from './blob-meta.js';
 import { blobMetaPath, fetchBlobMeta, readBlobMetaFile, writeBlobMetaFile } from './blob-meta.js';
@@ -57,29 +60,6 @@ export interface BlobCacheContext {
 /** Sees every on-demand backend read of a blob as it is issued (the readahead log records them). */
 export type FetchObserver = (blob: CachedBlob, r: FetchRange) => void;
 
-/** One backend request's identity, shared by the chunks it fills. */
-interface FetchHandle {
-  priority: ReadPriority;
-  /** Prefetch: aborts the request when prefetch stops, unless an on-demand read joined it. */
-  abort?: AbortController;
-  /** An on-demand read waits for this request: prefetch may no longer abort it. */
-  adopted: boolean;
-}
-
-const kOnDemand: FetchHandle = { priority: 'ondemand', adopted: true };
-
-/** What one planned (prefetch) range came to. */
-export interface PlannedFetch {
-  /** Bytes requested from the backend (0: nothing was left to fetch). */
-  bytes: number;
-  /** The backend delivered them (false: the request failed or was aborted). */
-  read: boolean;
-  /** Chunks written to the cache. */
-  filled: number;
-  /** Chunks that failed (backend, decode, digest or cache write). */
-  failed: number;
-}
-
 const preadFd = promisify(fsRead);
 const pwriteFd = promisify(fsWrite);
 
@@ -90,25 +70,6 @@ export interface CachedBlobOptions {
   afterWrite?: (c: ChunkInfo) => Promise<void> | void;
 }
 
-interface Deferred {
-  promise: Promise<void>;
-  resolve: () => void;
-  reject: (e: Error) => void;
-  handle: FetchHandle;
-}
-
-function deferred(handle: FetchHandle): Deferred {
-  let resolve!: () => void;
-  let reject!: (e: Error) => void;
-  const promise = new Promise<void>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  // Amplified chunks may have no waiter; their failure must not become an unhandled rejection.
-  promise.catch(() => undefined);
-  return { promise, resolve, reject, handle };
-}
-
 const kZeroDigest = Buffer.alloc(32);
 const kEIO = osc.errno.EIO;
 const kEBADMSG = osc.errno.EBADMSG;
@@ -116,22 +77,8 @@ const kENOSPC = osc.errno.ENOSPC;
 /** Reads retried when a chunk left the spill between ensureReady and the copy. */
 const kMaxReadAttempts = 3;
 
-function errnoName(n: number): string {
-  for (const [name, v] of Object.entries(osc.errno)) if (v === n) return name;
-  return `errno ${n}`;
-}
 /** rafs-format.md: blob table uncompressed_size <= 2^44. */
 const kMaxUncompressedBlob = 2 ** 44;
-
-/** What the native READ fast path needs to register this blob on a session. */
-export interface NativeBlobRegistration {
-  blobId: string;
-  blobIndex: number;
-  dataPath: string;
-  chunkMap: NativeChunkMap;
-  compressor: BlobInfo['compressor'];
-  chunkCount: number;
-}
 
 export class CachedBlob implements BlobSource {
   readonly persistent = true;
