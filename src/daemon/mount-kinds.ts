@@ -11,6 +11,7 @@ import type { LoadedConfig, NydusConfig } from '../config/index.js';
 import type { FuseSession } from '../fuse/index.js';
 import type { VfsMount } from '../fs/index.js';
 import type { RegistryAuthUpdate, StorageService, StorageSettings } from '../storage/index.js';
+import type { UpstreamPrefetchStats } from '../storage/prefetch/index.js';
 import { NydusError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import type { BlobSlots } from './slots.js';
@@ -69,22 +70,13 @@ export interface BackendMetricsJson {
 }
 
 /** Upstream's blob cache metrics shape (BlobcacheMetrics). */
-export interface BlobcacheMetricsJson {
+export interface BlobcacheMetricsJson extends UpstreamPrefetchStats {
   underlying_files: string[];
   store_path: string;
   partial_hits: number;
   whole_hits: number;
   total: number;
   entries_count: number;
-  prefetch_data_amount: number;
-  prefetch_requests_count: number;
-  prefetch_workers: number;
-  prefetch_unmerged_chunks: number;
-  prefetch_cumulative_time_millis: number;
-  prefetch_begin_time_secs: number;
-  prefetch_begin_time_millis: number;
-  prefetch_end_time_secs: number;
-  prefetch_end_time_millis: number;
   buffered_backend_size: number;
   data_all_ready: boolean;
 }

@@ -17,7 +17,7 @@ import { openBootstrap } from '../rafs/index.js';
 import type { ImageStorage, NativeBlobRegistration } from '../storage/index.js';
 import { StorageService as Storage, storageSettings } from '../storage/index.js';
 import { supplyBlobMeta } from '../storage/image-meta.js';
-import { emptyPrefetchStats, ImagePrefetch } from '../storage/prefetch/index.js';
+import { ImagePrefetch, upstreamPrefetchStats } from '../storage/prefetch/index.js';
 import { NydusError, UsageError } from '../util/errors.js';
 import { BackendRecorder } from './metrics.js';
 import type { BlobcacheMetricsJson, MountBuilder, MountContext, MountedFilesystem, MountSpec } from './mount-kinds.js';
@@ -83,22 +83,6 @@ function superMeta(image: RafsImage, entryTimeout: number, attrTimeout: number):
     blob_count: image.blobs.length,
     attr_timeout: secs(attrTimeout),
     entry_timeout: secs(entryTimeout),
-  };
-}
-
-/** The prefetch_* fields of /api/v1/metrics/blobcache (upstream's names). */
-function prefetchMetrics(p: ImagePrefetch | undefined): Pick<BlobcacheMetricsJson, `prefetch_${string}` & keyof BlobcacheMetricsJson> {
-  const s = p?.stats() ?? emptyPrefetchStats();
-  return {
-    prefetch_data_amount: s.prefetch_data_amount,
-    prefetch_requests_count: s.prefetch_requests_count,
-    prefetch_workers: s.prefetch_workers,
-    prefetch_unmerged_chunks: s.prefetch_unmerged_chunks,
-    prefetch_cumulative_time_millis: s.prefetch_cumulative_time_millis,
-    prefetch_begin_time_secs: s.prefetch_begin_time_secs,
-    prefetch_begin_time_millis: s.prefetch_begin_time_millis,
-    prefetch_end_time_secs: s.prefetch_end_time_secs,
-    prefetch_end_time_millis: s.prefetch_end_time_millis,
   };
 }
 
@@ -203,7 +187,7 @@ export const buildRafs: MountBuilder = async (spec: MountSpec, slot: number, ctx
         whole_hits: Math.max(0, reads - misses),
         total: reads,
         entries_count: entries,
-        ...prefetchMetrics(prefetch),
+        ...upstreamPrefetchStats(prefetch.stats()),
         buffered_backend_size: 0,
         data_all_ready: allReady,
       };

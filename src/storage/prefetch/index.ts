@@ -22,7 +22,8 @@
 export { ImagePrefetch } from './image-prefetch.js';
 export type { ImagePrefetchOptions, PrefetchFilesResult } from './image-prefetch.js';
 export type { PrefetchStats } from './stats.js';
-export { emptyPrefetchStats } from './stats.js';
+export { emptyPrefetchStats, upstreamPrefetchStats } from './stats.js';
+export type { UpstreamPrefetchStats } from './stats.js';
 export { checkPrefetchList } from './image-files.js';
 export { accessLogPath, decodeAccessLog, encodeAccessLog, kMaxAccessEntries } from './readahead-log.js';
 export { Prefetcher, kMaxPrefetchInflight } from './prefetcher.js';

@@ -30,6 +30,25 @@ export interface PrefetchStats {
   prefetch_failed_requests: number;
 }
 
+/** The prefetch_* fields upstream's blobcache metrics carry (the rest of PrefetchStats is ours). */
+export const kUpstreamPrefetchKeys = [
+  'prefetch_data_amount',
+  'prefetch_requests_count',
+  'prefetch_workers',
+  'prefetch_unmerged_chunks',
+  'prefetch_cumulative_time_millis',
+  'prefetch_begin_time_secs',
+  'prefetch_begin_time_millis',
+  'prefetch_end_time_secs',
+  'prefetch_end_time_millis',
+] as const;
+export type UpstreamPrefetchStats = Pick<PrefetchStats, (typeof kUpstreamPrefetchKeys)[number]>;
+
+/** The upstream part of `s`, for /api/v1/metrics/blobcache. */
+export function upstreamPrefetchStats(s: PrefetchStats): UpstreamPrefetchStats {
+  return Object.fromEntries(kUpstreamPrefetchKeys.map((k) => [k, s[k]])) as UpstreamPrefetchStats;
+}
+
 export function emptyPrefetchStats(): PrefetchStats {
   return {
     prefetch_data_amount: 0,
