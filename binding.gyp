@@ -4,6 +4,9 @@
     "cflags!": ["-fno-exceptions"],
     "cflags_cc": ["-std=c++20", "-fexceptions", "-Wall", "-Wextra", "-Wshadow", "-Wno-unused-parameter", "-Wno-missing-field-initializers"],
     "include_dirs": ["native/core"],
+    # libcrypto (SHA-256, codec/digest.cc) is linked by the executables only. The addon leaves
+    # those symbols to the process: Node exports its own OpenSSL for addons (and its headers
+    # come first on the addon's include path), so a second libcrypto is never loaded beside it.
     "libraries": ["-llz4", "-lzstd", "-lpthread"],
     "defines": ["_GNU_SOURCE", "_FILE_OFFSET_BITS=64"],
     "configurations": {
@@ -13,8 +16,22 @@
   },
   "targets": [
     {
+      # The reference BLAKE3 C implementation with its run-time SIMD dispatch, compiled from the
+      # path Debian's librust-blake3-dev installs it to (found at configure time; never copied
+      # here). On x86-64 the SIMD levels are upstream's unix assembly files.
+      "target_name": "blake3",
+      "type": "static_library",
+      "sources": ["<!@(node scripts/blake3-sources.mjs --gyp-sources)"],
+      "defines": ["<!@(node scripts/blake3-sources.mjs --defines)"],
+      "include_dirs": ["<!(node scripts/blake3-sources.mjs --dir)"],
+      "cflags": ["-O3"],
+      "cflags!": ["-Wall", "-Wextra"]
+    },
+    {
       "target_name": "nydus_core",
       "type": "static_library",
+      "dependencies": ["blake3"],
+      "include_dirs": ["<!(node scripts/blake3-sources.mjs --dir)"],
       "sources": ["<!@(node scripts/gyp-sources.mjs native/core)"]
     },
     {
@@ -36,6 +53,7 @@
       "type": "executable",
       "dependencies": ["nydus_driver_frontend", "nydus_core"],
       "include_dirs": ["native"],
+      "libraries": ["-lcrypto"],
       "sources": ["<!@(node scripts/gyp-sources.mjs native/test)"]
     },
     {
@@ -43,6 +61,7 @@
       "type": "executable",
       "dependencies": ["nydus_driver_frontend", "nydus_core"],
       "include_dirs": ["native"],
+      "libraries": ["-lcrypto"],
       "sources": ["<!@(node scripts/gyp-sources.mjs native/driver/cli)"]
     },
     {
@@ -50,6 +69,7 @@
       "type": "executable",
       "dependencies": ["nydus_core"],
       "include_dirs": ["native"],
+      "libraries": ["-lcrypto"],
       "sources": ["<!@(node scripts/gyp-sources.mjs native/driver/testd)"]
     }
   ]

@@ -13,6 +13,8 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { measureColdRegistry, registrySkip } from './cold-remote.js';
+import { containerStartSkip, measureContainerStart } from './container-start.js';
+import { digestSkip, measureDigests } from './digests.js';
 import { runGuestSuite } from './guest-suite.js';
 import { makeFixture, readTree } from './lib/fixture.js';
 import type { SuiteOptions } from './lib/options.js';
@@ -26,12 +28,14 @@ import type { RawRecord } from './warm.js';
 import { kWarmWorkloads, renderCpuDetail, runWarm, warmRows } from './warm.js';
 
 async function runDriverSuite(o: SuiteOptions): Promise<RunFile> {
-  const why = peerSkip();
+  const want = (id: string): boolean => o.only === undefined || o.only.test(id);
+  // Phases that need the generated trees, virtiofsd and the machine bounds (all but container-start).
+  const fixturePhases = [...kWarmWorkloads.map((w) => w.id), 'startup', 'cold', 'cold-registry', '100k'];
+  const why = fixturePhases.some(want) ? peerSkip() : false;
   if (why) throw new Error(`cannot run the comparison: ${why}`);
   const started = new Date().toISOString();
   const busy = loadNote(loadavg()[0] ?? 0);
   if (busy) progress(`note: ${busy}`);
-  const want = (id: string): boolean => o.only === undefined || o.only.test(id);
   const work = mkdtempSync(join(tmpdir(), 'nydus-bench-'));
   const cleanup = (): void => {
     if (!o.keep) rmSync(work, { recursive: true, force: true });
@@ -44,6 +48,24 @@ async function runDriverSuite(o: SuiteOptions): Promise<RunFile> {
   const rows: Row[] = [];
   const notes: string[] = [];
   try {
+    // First, while nothing of ours runs: digests need no fixture and clean up after themselves.
+    if (want('digests')) {
+      const skip = digestSkip();
+      if (skip) notes.push(`digest rows skipped: ${skip}`);
+      else rows.push(...(await measureDigests(work, Math.min(o.reps, 5), o.seconds, raw)));
+    }
+    if (want('container-start')) {
+      const skip = containerStartSkip();
+      if (skip) notes.push(`container start over a shaped link skipped: ${skip}`);
+      else rows.push(...(await measureContainerStart(work, o.quick ? 3 : 5, raw)));
+    }
+    if (!fixturePhases.some(want)) {
+      return {
+        schema: 1, kind: 'driver', started, finished: new Date().toISOString(), ...hostInfo(),
+        options: { quick: o.quick, reps: o.reps, seconds: o.seconds, only: o.only?.source ?? null },
+        bounds: {}, rows, raw, notes: busy ? [...notes, busy] : notes,
+      };
+    }
     const fx = await makeFixture(work, { bigMiB: o.quick ? 128 : 256, coldMiB: o.quick ? 32 : 64 });
     progress('starting our nydusd on the warm image and filling its blob cache (driver `tree /` reads every file)');
     const ours = await startOurs(work, fx.warm);

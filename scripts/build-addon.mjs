@@ -10,6 +10,8 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { blake3Dir, kBlake3Package } from './blake3-sources.mjs';
+
 const root = fileURLToPath(new URL('..', import.meta.url));
 const debug = process.argv.includes('--debug');
 const ifStale = process.argv.includes('--if-stale');
@@ -40,7 +42,7 @@ function fail(line) {
 
 const cxx = process.env.CXX || 'c++';
 const probe = spawnSync(cxx, ['-E', '-x', 'c++', '-'], {
-  input: '#include <lz4.h>\n#include <zstd.h>\n',
+  input: '#include <lz4.h>\n#include <zstd.h>\n#include <openssl/evp.h>\n',
   encoding: 'utf8',
 });
 // EPIPE only means the compiler stopped reading its input early (it failed on the first
@@ -48,13 +50,19 @@ const probe = spawnSync(cxx, ['-E', '-x', 'c++', '-'], {
 if (probe.error && probe.error.code !== 'EPIPE') {
   fail(`no C++ compiler (${cxx}) could be run (${probe.error.code ?? probe.error.message}); install it with: apt-get install -y g++ make python3`);
 }
+// The BLAKE3 C sources (blake3.h and its .c/.S files) are not on the include path:
+// binding.gyp compiles them from where librust-blake3-dev installs them.
+const missing = blake3Dir() ? [] : [kBlake3Package];
 if (probe.status !== 0) {
-  const missing = [];
-  if (/lz4\.h/.test(probe.stderr)) missing.push('liblz4-dev');
-  if (/zstd\.h/.test(probe.stderr)) missing.push('libzstd-dev');
+  if (/lz4\.h/.test(probe.stderr)) missing.unshift('liblz4-dev');
+  else if (/zstd\.h/.test(probe.stderr)) missing.unshift('libzstd-dev');
+  else if (/openssl/.test(probe.stderr)) missing.unshift('libssl-dev');
+  else missing.unshift('liblz4-dev', 'libzstd-dev', 'libssl-dev');
+}
+if (missing.length > 0) {
   fail(
-    `missing C headers (${missing.length ? missing.join(', ') : 'lz4.h/zstd.h'}); ` +
-      `install them with: apt-get install -y ${missing.length ? missing.join(' ') : 'liblz4-dev libzstd-dev'}`,
+    `missing C headers (${missing.join(', ')}); ` +
+      `install them with: apt-get install -y ${missing.join(' ')}`,
   );
 }
 

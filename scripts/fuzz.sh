@@ -22,13 +22,25 @@ for f in "$root"/native/fuzz/*_fuzz.cc; do
   targets+=("$name")
 done
 if [ ${#targets[@]} -eq 0 ]; then echo "fuzz: no targets in native/fuzz" >&2; exit 1; fi
-flags=(-std=c++20 -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -DNYDUS_FUZZING=1 -I"$root/native/core")
+b3dir=$(cd "$root" && node scripts/blake3-sources.mjs --dir)
+flags=(-std=c++20 -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -DNYDUS_FUZZING=1 -I"$root/native/core" -I"$b3dir")
+# The reference BLAKE3 C sources the core's digests call, built once per run as C (clang++ would
+# compile them as C++).
+cc=${FUZZ_CC:-${cxx/clang++/clang}}
+b3objs=()
+read -r -a b3defs <<<"$(cd "$root" && node scripts/blake3-sources.mjs --defines)"
+for s in $(cd "$root" && node scripts/blake3-sources.mjs --sources); do
+  o="$out/blake3/$(basename "$s").o"
+  mkdir -p "$out/blake3"
+  "$cc" -g -O1 -fsanitize=address,undefined "${b3defs[@]/#/-D}" -I"$b3dir" -c "$s" -o "$o"
+  b3objs+=("$o")
+done
 status=0
 for t in "${targets[@]}"; do
   bin="$out/$t"
   if [ ! -x "$bin" ] || [ -n "$(find "$root/native" -newer "$bin" \( -name '*.cc' -o -name '*.h' \) -print -quit)" ]; then
     echo "fuzz: building $t" >&2
-    (cd "$root" && "$cxx" "${flags[@]}" "native/fuzz/$t.cc" "${core[@]}" -llz4 -lzstd -lpthread -o "$bin")
+    (cd "$root" && "$cxx" "${flags[@]}" "native/fuzz/$t.cc" "${core[@]}" "${b3objs[@]}" -llz4 -lzstd -lcrypto -lpthread -o "$bin")
   fi
   corpus="$root/native/fuzz/corpus/$t"
   work="$out/$t.corpus"

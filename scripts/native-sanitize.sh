@@ -22,27 +22,46 @@ cxx=${CXX:-}
 if [ -z "$cxx" ]; then
   if command -v clang++-16 >/dev/null; then cxx=clang++-16; else cxx=g++; fi
 fi
+# The C compiler of the same family, for the reference BLAKE3 sources (binding.gyp's blake3).
+cc=${CC:-}
+if [ -z "$cc" ]; then
+  case "$cxx" in
+    clang++*) cc=${cxx/clang++/clang} ;;
+    g++*) cc=${cxx/g++/gcc} ;;
+    *) cc=cc ;;
+  esac
+fi
+b3dir=$(cd "$root" && node scripts/blake3-sources.mjs --dir)
+read -r -a b3defs <<<"$(cd "$root" && node scripts/blake3-sources.mjs --defines)"
+cdefs=""
+for d in "${b3defs[@]}"; do cdefs+=" -D$d"; done
 if [ "$mode" = tsan ]; then
   san="-fsanitize=thread"
 else
   san="-fsanitize=address,undefined -fno-sanitize-recover=all"
 fi
-flags="-std=c++20 -g -O1 -fno-omit-frame-pointer $san -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -Wall -Wextra -I$root/native/core -I$root/native"
+flags="-std=c++20 -g -O1 -fno-omit-frame-pointer $san -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -Wall -Wextra -I$root/native/core -I$root/native -I$b3dir"
+cflags="-g -O1 -fno-omit-frame-pointer $san$cdefs -I$b3dir"
 out="$root/build/$mode"
 
 # A build made with other flags (or another compiler) is thrown away, never reused.
-stamp="$cxx $flags | $("$cxx" --version | head -1)"
+stamp="$cxx $flags | $cc $cflags | $("$cxx" --version | head -1)"
 if [ ! -f "$out/flags" ] || [ "$(cat "$out/flags")" != "$stamp" ]; then
   rm -rf "$out"
   mkdir -p "$out"
   printf '%s' "$stamp" >"$out/flags"
 fi
 
-# The core, the test-only vhost-user frontend the tests drive the backend with, and the tests.
+# The core, the test-only vhost-user frontend the tests drive the backend with, and the tests;
+# the reference BLAKE3 C and assembly files the core's digests call (instrumented too: the C
+# files; the assembly reads only what the C code hands it).
 mapfile -t srcs < <(cd "$root" && node scripts/gyp-sources.mjs native/core native/driver/frontend native/test | tr ' ' '\n')
+mapfile -t b3srcs < <(cd "$root" && node scripts/blake3-sources.mjs --sources | tr ' ' '\n')
 {
   echo "CXX := $cxx"
+  echo "CC := $cc"
   echo "FLAGS := $flags"
+  echo "CFLAGS := $cflags"
   echo "SAN := $san"
   objs=()
   for s in "${srcs[@]}"; do
@@ -50,11 +69,16 @@ mapfile -t srcs < <(cd "$root" && node scripts/gyp-sources.mjs native/core nativ
     objs+=("$o")
     printf '%s: %s\n\t@mkdir -p $(dir $@)\n\t$(CXX) $(FLAGS) -MMD -MP -c $< -o $@\n' "$o" "$root/$s"
   done
-  printf '%s: %s\n\t$(CXX) $(SAN) -o $@ $^ -llz4 -lzstd -lpthread\n' "$out/nydus_core_tests" "${objs[*]}"
-  printf -- '-include $(wildcard %s/obj/native/*/*.d %s/obj/native/*/*/*.d)\n' "$out" "$out"
+  for s in "${b3srcs[@]}"; do
+    o="$out/obj/blake3/$(basename "$s").o"
+    objs+=("$o")
+    printf '%s: %s\n\t@mkdir -p $(dir $@)\n\t$(CC) $(CFLAGS) -MMD -MP -c $< -o $@\n' "$o" "$s"
+  done
+  printf '%s: %s\n\t$(CXX) $(SAN) -o $@ $^ -llz4 -lzstd -lcrypto -lpthread\n' "$out/nydus_core_tests" "${objs[*]}"
+  printf -- '-include $(wildcard %s/obj/native/*/*.d %s/obj/native/*/*/*.d %s/obj/blake3/*.d)\n' "$out" "$out" "$out"
 } >"$out/Makefile"
 
-echo "sanitize: building core tests with $cxx ($san), ${#srcs[@]} sources, $(nproc) jobs" >&2
+echo "sanitize: building core tests with $cxx/$cc ($san), ${#srcs[@]} + ${#b3srcs[@]} BLAKE3 sources, $(nproc) jobs" >&2
 t0=$(date +%s)
 make -s -f "$out/Makefile" -j"$(nproc)" "$out/nydus_core_tests"
 t1=$(date +%s)

@@ -13,7 +13,9 @@ export const root = fileURLToPath(new URL('..', import.meta.url));
 
 /** Debian packages each profile needs (beyond what a fresh machine has: node, g++, make, python3). */
 export const kPackages = {
-  build: ['liblz4-dev', 'libzstd-dev'],
+  // The addon: codecs, OpenSSL's libcrypto (SHA-256) and the reference BLAKE3 C sources, which
+  // binding.gyp compiles from where librust-blake3-dev installs them.
+  build: ['liblz4-dev', 'libzstd-dev', 'libssl-dev', 'librust-blake3-dev'],
   demo: ['qemu-system-x86', 'qemu-system-common', 'busybox-static', 'cpio'],
   test: [
     'qemu-system-x86', 'qemu-system-common', 'busybox-static', 'cpio', 'fuse3', 'erofs-utils',
@@ -21,6 +23,11 @@ export const kPackages = {
     // Remote storage backends: real servers the tests start, certificates, GPT disk images,
     // an independent SigV4 signer (curl --aws-sigv4).
     'docker-registry', 'nginx', 'gdisk', 'openssl', 'curl',
+    // The bench's shaped link: ip and tc in a network namespace of its own.
+    'iproute2',
+    // An independent BLAKE3 (Rust) the digest tests and the bench compare with (sha256sum is
+    // coreutils, always there).
+    'b3sum',
   ],
 };
 

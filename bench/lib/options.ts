@@ -25,13 +25,15 @@ export const kUsage = `usage: npm run bench -- [options]
   --quick            ~2 minute subset (3 repetitions of 1 s, smaller files, no 100k-file image)
   --reps N           repetitions per workload and side (default 7, quick 3)
   --seconds S        seconds per driver run (default 2, quick 1)
-  --only REGEX       only workloads/phases whose id matches (ids: ${kWarmWorkloads.map((w) => w.id).join(' ')} startup cold cold-registry 100k)
+  --only REGEX       only workloads/phases whose id matches (ids: ${kWarmWorkloads.map((w) => w.id).join(' ')} startup cold cold-registry 100k container-start digests)
   --keep             keep the temp folder with trees, images and logs
   --compare OLD.json print the change of every row against an earlier run
   --report RUN.json  print a saved run (with --compare: compare two saved runs) without measuring
   --guest            guest mode: boot QEMU guests (ours, virtiofsd) and time workloads inside
   --rounds N         guest mode: boots per side, alternating (default 1)
-  --out DIR          where result files go (default bench/results)`;
+  --out DIR          where result files go (default bench/results)
+The digest rows (BLAKE3 vs b3sum --num-threads 1, SHA-256 vs openssl speed; at most 5 repetitions)
+also run alone, without the fixture and servers: node dist/bench/digests.js [--reps N] [--seconds S]`;
 
 export function parseOptions(argv: readonly string[]): SuiteOptions {
   const quick = argv.includes('--quick');

@@ -1,7 +1,7 @@
 // abiInfo(): every number the TypeScript side shares with the core, made from the lists of
 // abi/js_abi.h and the real constants they define (never from literals here). TypeScript reads
 // it once at load (src/native/abi.ts); test/unit/native-abi.test.ts compares it, key by key,
-// with what TypeScript expects. Also the stats marshalling: one function per statistics list.
+// with what TypeScript expects. Also the stats marshalling: one function per statistics group.
 #include "abi_binding.h"
 
 #include "abi/js_abi.h"
@@ -71,7 +71,42 @@ Napi::Object StatNames(Napi::Env env) {
     NYDUS_ABI_VIRTIO_STATS(NYDUS_NAME_)
     o.Set("virtio", names);
   }
+  {
+    Napi::Array names = Napi::Array::New(env);
+#define NYDUS_ARRAY_NAME_(name, js, n) NYDUS_NAME_(name, js)
+    NYDUS_ABI_FOP_COUNTERS(NYDUS_NAME_)
+    NYDUS_ABI_FOP_ARRAYS(NYDUS_ARRAY_NAME_)
+#undef NYDUS_ARRAY_NAME_
+    o.Set("fop", names);
+  }
   return o;
+}
+
+// The statistics that are arrays, by group: { name: length }.
+Napi::Object StatArrays(Napi::Env env) {
+  Napi::Object o = Napi::Object::New(env);
+  Napi::Object fop = Napi::Object::New(env);
+#define NYDUS_LENGTH_(name, js, n) fop.Set(js, Num(abi::k##n));
+  NYDUS_ABI_FOP_ARRAYS(NYDUS_LENGTH_)
+#undef NYDUS_LENGTH_
+  o.Set("fop", fop);
+  return o;
+}
+
+// The names of the counted operations, in counter order.
+Napi::Array FopKinds(Napi::Env env) {
+  Napi::Array names = Napi::Array::New(env);
+#define NYDUS_KIND_(op, js) NYDUS_NAME_(op, js)
+  NYDUS_ABI_FOP_KINDS(NYDUS_KIND_)
+#undef NYDUS_KIND_
+  return names;
+}
+
+// Their FUSE opcodes, in the same order.
+Napi::Array FopOpcodes(Napi::Env env) {
+  Napi::Array ops = Napi::Array::New(env);
+  for (uint32_t op : abi::kFopOpcodes) ops.Set(ops.Length(), Num(op));
+  return ops;
 }
 #undef NYDUS_NAME_
 
@@ -93,6 +128,9 @@ Napi::Object AbiInfo(const Napi::CallbackInfo& info) {
   o.Set("limits", Limits(env));
   o.Set("codes", Codes(env));
   o.Set("stats", StatNames(env));
+  o.Set("statArrays", StatArrays(env));
+  o.Set("fopKinds", FopKinds(env));
+  o.Set("fopOpcodes", FopOpcodes(env));
   o.Set("opcodes", Opcodes(env));
   return o;
 }
@@ -119,6 +157,19 @@ void SetFuseDevStats(Napi::Object o, const fusedev::FuseDevStats& s) {
 
 void SetVirtioStats(Napi::Object o, const vhost::BackendStats& s) {
   NYDUS_ABI_VIRTIO_STATS(NYDUS_SET_)
+}
+
+void SetFopStats(Napi::Object o, const fuse::FopSnapshot& s) {
+  Napi::Env env = o.Env();
+  auto array = [&](const uint64_t* v, size_t n) {
+    Napi::Array a = Napi::Array::New(env, n);
+    for (size_t i = 0; i < n; ++i) a.Set(static_cast<uint32_t>(i), Num(v[i]));
+    return a;
+  };
+  NYDUS_ABI_FOP_COUNTERS(NYDUS_SET_)
+#define NYDUS_SET_ARRAY_(name, js, n) o.Set(js, array(s.name, abi::k##n));
+  NYDUS_ABI_FOP_ARRAYS(NYDUS_SET_ARRAY_)
+#undef NYDUS_SET_ARRAY_
 }
 
 #undef NYDUS_SET_

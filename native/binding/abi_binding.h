@@ -13,5 +13,6 @@ namespace nydus::binding {
 void SetSessionStats(Napi::Object o, const fuse::SessionStats& s);
 void SetFuseDevStats(Napi::Object o, const fusedev::FuseDevStats& s);
 void SetVirtioStats(Napi::Object o, const vhost::BackendStats& s);
+void SetFopStats(Napi::Object o, const fuse::FopSnapshot& s);
 
 }  // namespace nydus::binding

@@ -1,10 +1,11 @@
-// compress / decompress / blake3 for the builder and the cache-fill path. These run on the JS
-// thread: they are used per chunk (up to a few MiB), where a thread hop costs more than it saves.
+// compress / decompress / digests (BLAKE3, SHA-256) for the builder, digest validation and the
+// cache-fill path. These run on the calling JS thread: they are used per chunk (up to a few MiB),
+// where a thread hop costs more than it saves (the builder's chunk workers are worker_threads).
 #include <string>
 
 #include "binding.h"
-#include "codec/blake3.h"
 #include "codec/codec.h"
+#include "codec/digest.h"
 
 namespace nydus::binding {
 namespace {
@@ -64,34 +65,54 @@ void DecompressInto(const Napi::CallbackInfo& info) {
   }
 }
 
-// blake3(data) -> 32-byte Buffer
-Napi::Value Blake3Digest(const Napi::CallbackInfo& info) {
-  auto src = ArgBuffer(info, 0, "data");
-  auto out = Napi::Buffer<uint8_t>::New(info.Env(), codec::Blake3::kOutLen);
-  codec::Blake3::Hash(src.Data(), src.Length(), out.Data());
+codec::DigestAlgo ArgDigest(const Napi::CallbackInfo& info, size_t i) {
+  uint32_t a = ArgU32(info, i, "digester");
+  if (a != static_cast<uint32_t>(codec::DigestAlgo::kBlake3) &&
+      a != static_cast<uint32_t>(codec::DigestAlgo::kSha256)) {
+    throw MakeError(info.Env(), "ERR_NATIVE_CODEC",
+                    "digester " + std::to_string(a) + " is unknown");
+  }
+  return static_cast<codec::DigestAlgo>(a);
+}
+
+// digest(digester, data) -> 32-byte Buffer (digester: the RAFS enum, 0 blake3, 1 sha256)
+Napi::Value DigestOf(const Napi::CallbackInfo& info) {
+  codec::DigestAlgo algo = ArgDigest(info, 0);
+  auto src = ArgBuffer(info, 1, "data");
+  auto out = Napi::Buffer<uint8_t>::New(info.Env(), codec::kDigestLen);
+  if (!codec::Digest(algo, src.Data(), src.Length(), out.Data())) {
+    throw MakeError(info.Env(), "ERR_NATIVE_CODEC", "sha256 failed (OpenSSL is out of memory)");
+  }
   return out;
 }
 
-class Blake3Hasher : public Napi::ObjectWrap<Blake3Hasher> {
+// new DigestHasher(digester): update(data) -> this, digest() -> 32-byte Buffer; digest() does
+// not end the hasher (more input may follow).
+class DigestHasherWrap : public Napi::ObjectWrap<DigestHasherWrap> {
  public:
   static Napi::Function Define(Napi::Env env) {
-    return DefineClass(env, "Blake3Hasher",
-                       {InstanceMethod<&Blake3Hasher::Update>("update"),
-                        InstanceMethod<&Blake3Hasher::Digest>("digest")});
+    return DefineClass(env, "DigestHasher",
+                       {InstanceMethod<&DigestHasherWrap::Update>("update"),
+                        InstanceMethod<&DigestHasherWrap::Digest>("digest")});
   }
-  explicit Blake3Hasher(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Blake3Hasher>(info) {}
+  explicit DigestHasherWrap(const Napi::CallbackInfo& info)
+      : Napi::ObjectWrap<DigestHasherWrap>(info), hasher_(ArgDigest(info, 0)) {}
 
  private:
-  codec::Blake3 hasher_;
+  codec::DigestHasher hasher_;
 
   Napi::Value Update(const Napi::CallbackInfo& info) {
     auto src = ArgBuffer(info, 0, "data");
-    hasher_.Update(src.Data(), src.Length());
+    if (!hasher_.Update(src.Data(), src.Length())) {
+      throw MakeError(info.Env(), "ERR_NATIVE_CODEC", "sha256 failed (OpenSSL is out of memory)");
+    }
     return info.This();
   }
   Napi::Value Digest(const Napi::CallbackInfo& info) {
-    auto out = Napi::Buffer<uint8_t>::New(info.Env(), codec::Blake3::kOutLen);
-    hasher_.Finalize(out.Data());
+    auto out = Napi::Buffer<uint8_t>::New(info.Env(), codec::kDigestLen);
+    if (!hasher_.Finalize(out.Data())) {
+      throw MakeError(info.Env(), "ERR_NATIVE_CODEC", "sha256 failed (OpenSSL is out of memory)");
+    }
     return out;
   }
 };
@@ -102,8 +123,8 @@ void RegisterCodec(Napi::Env env, Napi::Object exports) {
   exports.Set("compress", Napi::Function::New(env, Compress, "compress"));
   exports.Set("decompress", Napi::Function::New(env, Decompress, "decompress"));
   exports.Set("decompressInto", Napi::Function::New(env, DecompressInto, "decompressInto"));
-  exports.Set("blake3", Napi::Function::New(env, Blake3Digest, "blake3"));
-  exports.Set("Blake3Hasher", Blake3Hasher::Define(env));
+  exports.Set("digest", Napi::Function::New(env, DigestOf, "digest"));
+  exports.Set("DigestHasher", DigestHasherWrap::Define(env));
 }
 
 }  // namespace nydus::binding

@@ -6,6 +6,7 @@
 //
 // The reply scratch (a Float64Array and a Uint8Array the JS side fills before each reply call)
 // is lent once at construction, so a reply costs one call and no object property reads.
+#include <cstring>
 #include <memory>
 #include <string>
 
@@ -18,6 +19,9 @@
 #include "fuse_bridge.h"
 #include "fusedev/fuse_dev.h"
 #include "fusedev/mount.h"
+#include "fusedev/notify.h"
+#include "passthrough/passthrough_fs.h"
+#include "passthrough/pt_native.h"
 #include "readpath/extent_table.h"
 #include "vhost/backend.h"
 
@@ -101,6 +105,15 @@ class FuseSessionWrap : public Napi::ObjectWrap<FuseSessionWrap> {
                         InstanceMethod<&FuseSessionWrap::RegisterBlob>("registerBlob"),
                         InstanceMethod<&FuseSessionWrap::UnregisterBlob>("unregisterBlob"),
                         InstanceMethod<&FuseSessionWrap::ChunksReady>("chunksReady"),
+                        InstanceMethod<&FuseSessionWrap::InvalidateNodes>("invalidateNodes"),
+                        InstanceMethod<&FuseSessionWrap::FailParked>("failParked"),
+                        InstanceMethod<&FuseSessionWrap::NotifyInvalEntry>("notifyInvalEntry"),
+                        InstanceMethod<&FuseSessionWrap::NotifyInvalInode>("notifyInvalInode"),
+                        InstanceMethod<&FuseSessionWrap::SetFopSlots>("setFopSlots"),
+                        InstanceMethod<&FuseSessionWrap::FopStats>("fopStats"),
+                        InstanceMethod<&FuseSessionWrap::AttachPassthrough>("attachPassthrough"),
+                        InstanceMethod<&FuseSessionWrap::DetachPassthrough>("detachPassthrough"),
+                        InstanceMethod<&FuseSessionWrap::PassthroughRoot>("passthroughRoot"),
                         InstanceMethod<&FuseSessionWrap::Mount>("mount"),
                         InstanceMethod<&FuseSessionWrap::AttachVirtio>("attachVirtio"),
                         InstanceMethod<&FuseSessionWrap::AttachLoopback>("attachLoopback"),
@@ -334,6 +347,51 @@ class FuseSessionWrap : public Napi::ObjectWrap<FuseSessionWrap> {
     return Napi::Number::New(info.Env(), static_cast<double>(n));
   }
 
+  // invalidateNodes(lo, hi, blobSlots: Uint32Array) -> extent tables dropped
+  Napi::Value InvalidateNodes(const Napi::CallbackInfo& info) {
+    uint64_t lo = ArgU64(info, 0, "lo");
+    uint64_t hi = ArgU64(info, 1, "hi");
+    if (!info[2].IsTypedArray() ||
+        info[2].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array) {
+      throw Napi::TypeError::New(info.Env(), "blobSlots must be a Uint32Array");
+    }
+    auto a = info[2].As<Napi::Uint32Array>();
+    size_t n =
+        session_->InvalidateNodes(lo, hi, std::span<const uint32_t>(a.Data(), a.ElementLength()));
+    return Napi::Number::New(info.Env(), static_cast<double>(n));
+  }
+  // failParked(lo, hi, errno) -> READs failed
+  Napi::Value FailParked(const Napi::CallbackInfo& info) {
+    size_t n = session_->FailParked(ArgU64(info, 0, "lo"), ArgU64(info, 1, "hi"),
+                                    ArgI32(info, 2, "errno"));
+    return Napi::Number::New(info.Env(), static_cast<double>(n));
+  }
+
+  // notifyInvalEntry(parent, name: Uint8Array) -> true when a notification is on its way (a
+  // /dev/fuse mount only; written on a thread of its own, fusedev/notify.h).
+  Napi::Value NotifyInvalEntry(const Napi::CallbackInfo& info) {
+    uint64_t parent = ArgU64(info, 0, "parent");
+    if (!info[1].IsTypedArray()) throw Napi::TypeError::New(info.Env(), "name must be bytes");
+    auto a = info[1].As<Napi::Uint8Array>();
+    auto msg = fusedev::InvalEntryMessage(
+        parent, std::string_view(reinterpret_cast<const char*>(a.Data()), a.ByteLength()));
+    if (msg.empty()) throw Napi::RangeError::New(info.Env(), "name must be 1..255 bytes");
+    return Napi::Boolean::New(info.Env(), SendNotify(std::move(msg), "inval_entry"));
+  }
+  // notifyInvalInode(ino, offset, length) -> as notifyInvalEntry
+  Napi::Value NotifyInvalInode(const Napi::CallbackInfo& info) {
+    auto msg = fusedev::InvalInodeMessage(ArgU64(info, 0, "ino"), ArgI32(info, 1, "offset"),
+                                          ArgI32(info, 2, "length"));
+    return Napi::Boolean::New(info.Env(), SendNotify(std::move(msg), "inval_inode"));
+  }
+  bool SendNotify(std::vector<uint8_t> msg, const char* what) {
+    if (stopped_ || fusedev_ == nullptr) return false;
+    const int fd = fusedev_->DupFd();
+    if (fd < 0) return false;
+    fusedev::SendNotifyDetached(fd, std::move(msg), what);
+    return true;
+  }
+
   // mount({ mountpoint, fsname, subtype, allowOther, defaultPermissions, threads,
   //         allowFusermount, forceFusermount }) -> { viaFusermount, threads }
   Napi::Value Mount(const Napi::CallbackInfo& info) {
@@ -347,6 +405,7 @@ class FuseSessionWrap : public Napi::ObjectWrap<FuseSessionWrap> {
     mo.subtype = OptString(o, "subtype", "nydus");
     mo.allow_other = OptBool(o, "allowOther", false);
     mo.default_permissions = OptBool(o, "defaultPermissions", true);
+    mo.read_only = OptBool(o, "readOnly", true);
     mo.allow_fusermount = OptBool(o, "allowFusermount", true);
     mo.force_fusermount = OptBool(o, "forceFusermount", false);
     fusedev::FuseDevOptions fo;
@@ -431,6 +490,101 @@ class FuseSessionWrap : public Napi::ObjectWrap<FuseSessionWrap> {
           env, "outCapacity must be at most " + std::to_string(abi::kMaxInjectReply) + " bytes");
     }
     session_->OnRequest(new LoopbackRequest(bridge_, id, a.Data(), a.ByteLength(), cap));
+  }
+
+  // setFopSlots(shift, rootSlot): node id -> counter slot (fuse/fop_counters.h).
+  void SetFopSlots(const Napi::CallbackInfo& info) {
+    const uint32_t shift = ArgU32(info, 0, "shift");
+    const uint32_t root = ArgU32(info, 1, "rootSlot");
+    if (shift >= 64 || root >= abi::kMaxFopSlots) {
+      throw Napi::RangeError::New(
+          info.Env(), "shift must be < 64 and rootSlot < " + std::to_string(abi::kMaxFopSlots));
+    }
+    session_->fops().SetSlotShift(shift);
+    session_->fops().SetRootSlot(root);
+  }
+  // fopStats(slot) -> the NYDUS_ABI_FOP_* statistics of that slot (abi/js_abi.h)
+  Napi::Value FopStats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const uint32_t slot = ArgU32(info, 0, "slot");
+    if (slot >= abi::kMaxFopSlots) {
+      throw Napi::RangeError::New(env, "slot must be < " + std::to_string(abi::kMaxFopSlots));
+    }
+    fuse::FopSnapshot snap;
+    session_->fops().Snapshot(slot, &snap);
+    Napi::Object o = Napi::Object::New(env);
+    SetFopStats(o, snap);
+    return o;
+  }
+
+  // attachPassthrough(source, lo, hi, countSlot, wholeConnection): serves the host directory
+  // `source` natively as node ids [lo, hi) (root lo) with upstream's fixed passthrough_fs
+  // options; its requests are counted in operation-counter slot countSlot. Throws
+  // ERR_PASSTHROUGH (with errno) when the directory cannot be served or the range is taken.
+  void AttachPassthrough(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    RequireOpen(env);
+    if (!info[0].IsString()) throw Napi::TypeError::New(env, "source must be a string");
+    const std::string source = info[0].As<Napi::String>().Utf8Value();
+    const uint64_t lo = ArgU64(info, 1, "lo");
+    const uint64_t hi = ArgU64(info, 2, "hi");
+    const uint32_t count_slot = ArgU32(info, 3, "countSlot");
+    if (lo == 0 || hi <= lo || count_slot >= abi::kMaxFopSlots) {
+      throw Napi::RangeError::New(
+          env, "need 0 < lo < hi and countSlot < " + std::to_string(abi::kMaxFopSlots));
+    }
+    passthrough::PassthroughOptions po = passthrough::KataSharedDirOptions();
+    po.node_base = lo;
+    po.node_span = hi - lo;
+    int err = 0;
+    auto fs = passthrough::PassthroughFs::Open(source, po, &err);
+    if (fs == nullptr) {
+      throw MakeError(env, "ERR_PASSTHROUGH", "cannot serve " + source + ": " + std::strerror(-err),
+                      err);
+    }
+    fuse::NativeMounts::Mount m;
+    m.lo = lo;
+    m.hi = hi;
+    m.fs = passthrough::AsNativeFs(std::move(fs));
+    m.count_node = (static_cast<uint64_t>(count_slot) << session_->fops().slot_shift()) + 2;
+    m.whole_connection = info[4].IsBoolean() && info[4].As<Napi::Boolean>().Value();
+    if (!session_->AttachNative(std::move(m))) {
+      throw MakeError(env, "ERR_PASSTHROUGH", "node range already served natively", EEXIST);
+    }
+  }
+  // detachPassthrough(lo) -> whether one was attached there. Requests already inside finish;
+  // the last of them frees it.
+  Napi::Value DetachPassthrough(const Napi::CallbackInfo& info) {
+    return Napi::Boolean::New(info.Env(), session_->DetachNative(ArgU64(info, 0, "lo")) != nullptr);
+  }
+  // passthroughRoot(lo) -> the root's attributes ({ino, mode, ..., attrTimeout}); throws with
+  // the errno when the root cannot be stat'ed, ERR_PASSTHROUGH ENOENT when nothing is at lo.
+  Napi::Value PassthroughRoot(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto fs = session_->NativeAt(ArgU64(info, 0, "lo"));
+    if (fs == nullptr) throw MakeError(env, "ERR_PASSTHROUGH", "no passthrough there", ENOENT);
+    fuse_entry_out e{};
+    const int rc = fs->RootEntry(&e);
+    if (rc != 0) throw MakeError(env, "ERR_PASSTHROUGH", "root of the passthrough", rc);
+    Napi::Object o = Napi::Object::New(env);
+    const fuse_attr& a = e.attr;
+    o.Set("ino", static_cast<double>(a.ino));
+    o.Set("mode", a.mode);
+    o.Set("nlink", a.nlink);
+    o.Set("uid", a.uid);
+    o.Set("gid", a.gid);
+    o.Set("size", static_cast<double>(a.size));
+    o.Set("blocks", static_cast<double>(a.blocks));
+    o.Set("blksize", a.blksize);
+    o.Set("rdev", a.rdev);
+    o.Set("atime", static_cast<double>(a.atime));
+    o.Set("atimeNsec", a.atimensec);
+    o.Set("mtime", static_cast<double>(a.mtime));
+    o.Set("mtimeNsec", a.mtimensec);
+    o.Set("ctime", static_cast<double>(a.ctime));
+    o.Set("ctimeNsec", a.ctimensec);
+    o.Set("attrTimeout", static_cast<double>(e.attr_valid) + e.attr_valid_nsec / 1e9);
+    return o;
   }
 
   Napi::Value Stats(const Napi::CallbackInfo& info) {

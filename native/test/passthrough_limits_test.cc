@@ -188,6 +188,8 @@ NTEST(PassthroughLimits, PosixLocksConflictWaitAndRelease) {
                   64);
   auto o = c.fs->Handle(PtClient::Decoded(wait), wait);
   NASSERT_TRUE(o.deferred);
+  // The waiter thread counts its wait once it runs (late under TSan): poll, bounded.
+  for (int i = 0; i < 5000 && c.fs->Stats().lock_waits == 0; ++i) usleep(1000);
   NEXPECT_EQ(c.fs->Stats().lock_waits, 1u);
   NEXPECT_EQ(wait.completions(), 0);
   NASSERT_EQ(c.Send(PtReq(FUSE_SETLK, e.nodeid).Arg(Lock(fa, A, F_UNLCK, 0, kEof))).error, 0);

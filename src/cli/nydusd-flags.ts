@@ -43,19 +43,19 @@ export const kNydusdFlags: Readonly<Record<string, FlagSpec>> = {
   'rlimit-nofile': { type: 'number', default: 1000000, describe: 'raise RLIMIT_NOFILE to this (0: leave unchanged)' },
   id: { type: 'string', describe: 'service instance identifier (requires --supervisor)' },
   supervisor: { type: 'string', describe: 'supervisor socket for live upgrade (requires --id)' },
-  'virtual-mountpoint': { alias: 'm', type: 'string', default: '/', describe: 'path of the image inside the filesystem' },
+  'virtual-mountpoint': { alias: 'm', type: 'string', default: '/', describe: 'path of the --bootstrap image inside the filesystem' },
   'failover-policy': {
     choices: ['none', 'resend', 'flush'],
     default: 'resend',
     describe: 'FUSE failover policy (only used with a supervisor)',
   },
+  apisock: { alias: 'A', type: 'string', describe: 'HTTP API socket (mount images, daemon state, metrics)' },
+  'prefetch-files': { type: 'string', describe: 'file listing absolute paths to prefetch first, one per line ("/" = the whole image; needs prefetch enabled in the config)' },
   // Recognised so they can be refused clearly (later work).
-  apisock: { alias: 'A', type: 'string', describe: 'API socket (not supported yet)' },
   upgrade: { type: 'boolean', describe: 'start in upgrade mode (not supported yet)' },
   writable: { type: 'boolean', describe: 'read-write mount (not supported yet)' },
-  'prefetch-files': { type: 'string', describe: 'file listing paths to prefetch (not supported yet)' },
-  'shared-dir': { alias: 's', type: 'string', describe: 'passthrough directory (not supported yet)' },
-  'hybrid-mode': { type: 'boolean', describe: 'RAFS and passthroughfs together (not supported yet)' },
+  'shared-dir': { alias: 's', type: 'string', describe: 'serve this host directory read-write (passthroughfs) at --virtual-mountpoint' },
+  'hybrid-mode': { type: 'boolean', describe: 'RAFS and passthroughfs together (accepted; both are always available)' },
   'dedup-db': { type: 'string', describe: 'chunk dedup database (not supported yet)' },
   fscache: { alias: 'F', type: 'string', hidden: true },
   'fscache-tag': { type: 'string', hidden: true },
@@ -74,4 +74,5 @@ export const kConflicts: readonly (readonly [string, string])[] = [
 export const kImplies: readonly (readonly [string, string])[] = [
   ['id', 'supervisor'],
   ['supervisor', 'id'],
+  ['prefetch-files', 'bootstrap'],
 ];

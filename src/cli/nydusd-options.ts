@@ -4,6 +4,7 @@
  * name, loads the configuration (or synthesizes one for --localfs-dir) and applies the
  * environment (IMAGE_PULL_AUTH, NYDUS_HEADER_*).
  */
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 
 import { applyImagePullAuth, loadConfigFile, parseConfigText, readBackendEnvironment, validateConfig } from '../config/index.js';
@@ -41,18 +42,31 @@ function num(a: NydusdArgs, k: string, flag: string, min: number, max: number): 
 
 /** Flags of later work: accepted by the parser, refused here with their name. */
 const kLaterFlags: readonly [string, string][] = [
-  ['apisock', '--apisock (the HTTP API)'],
   ['upgrade', '--upgrade (live upgrade)'],
-  ['writable', '--writable (read-write mounts)'],
-  ['prefetch-files', '--prefetch-files'],
-  ['shared-dir', '--shared-dir (passthroughfs)'],
-  ['hybrid-mode', '--hybrid-mode'],
+  ['writable', '--writable (a writable overlay)'],
   ['dedup-db', '--dedup-db (chunk dedup)'],
   ['fscache', '--fscache'],
   ['fscache-tag', '--fscache-tag'],
   ['fscache-threads', '--fscache-threads'],
   ['threads', '--threads'],
 ];
+
+/**
+ * `--prefetch-files FILE`, as upstream: one path per line, blank lines skipped, each trimmed and
+ * absolute ("/" alone means the whole image).
+ */
+function readPrefetchFiles(file: string): string[] {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new UsageError(`--prefetch-files ${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+  }
+  const paths = text.split('\n').map((l) => l.trim()).filter((l) => l !== '');
+  const bad = paths.find((p) => !p.startsWith('/'));
+  if (bad !== undefined) throw new UsageError(`--prefetch-files ${file}: ${JSON.stringify(bad)} is not an absolute path`);
+  return paths;
+}
 
 function localfsConfig(dir: string): string {
   // What upstream synthesizes for -D: localfs backend plus a blob cache in the same directory.
@@ -107,12 +121,19 @@ export function resolveNydusdArgs(a: NydusdArgs, env: NodeJS.ProcessEnv = proces
   const policy = str(a, 'failover-policy') ?? 'resend';
   if (policy === 'flush') throw new NotSupportedError('--failover-policy flush (failover needs a supervisor)');
   const virtualMountpoint = str(a, 'virtual-mountpoint') ?? '/';
-  if (virtualMountpoint !== '/') throw new NotSupportedError('--virtual-mountpoint other than "/"');
-
-  const bootstrap = str(a, 'bootstrap');
-  if (bootstrap === undefined) {
-    throw new NotSupportedError('running without --bootstrap (an empty filesystem for API mounts)');
+  if (!virtualMountpoint.startsWith('/') || virtualMountpoint.split('/').includes('..')) {
+    throw new UsageError(`--virtual-mountpoint ${virtualMountpoint}: must be an absolute path without ".."`);
   }
+
+  // Without --bootstrap the daemon serves an empty root and images come through the API (Kata
+  // starts `nydusd virtiofs --apisock A --sock S` with neither a bootstrap nor a config).
+  const bootstrap = str(a, 'bootstrap');
+  const prefetchList = str(a, 'prefetch-files');
+  const prefetchFiles = prefetchList === undefined ? undefined : readPrefetchFiles(prefetchList);
+  // --shared-dir: a host directory served read-write (passthroughfs) at --virtual-mountpoint.
+  const sharedDir = str(a, 'shared-dir');
+  if (sharedDir === '') throw new UsageError('--shared-dir: expected a directory');
+  if (sharedDir !== undefined && bootstrap !== undefined) throw new UsageError('--shared-dir and --bootstrap are mutually exclusive');
   const configPath = str(a, 'config');
   const localfsDir = str(a, 'localfs-dir');
   let loaded: LoadedConfig;
@@ -122,9 +143,12 @@ export function resolveNydusdArgs(a: NydusdArgs, env: NodeJS.ProcessEnv = proces
     validateConfig(loaded.config, loaded.origin, source);
   } else if (configPath !== undefined) {
     loaded = loadConfigFile(configPath);
+  } else if (bootstrap === undefined) {
+    loaded = parseConfigText('{"version": 2}', '(no configuration)');
   } else {
     throw new UsageError('both --config and --localfs-dir are missing');
   }
+  const apiSock = str(a, 'apisock');
 
   const backendEnv = readBackendEnvironment(env);
   const warnings = [...loaded.warnings];
@@ -135,7 +159,10 @@ export function resolveNydusdArgs(a: NydusdArgs, env: NodeJS.ProcessEnv = proces
     mountpoint: mountpoint === undefined ? undefined : resolve(mountpoint),
     socketPath: sock === undefined ? undefined : resolve(sock),
     listenFd: fd,
-    bootstrap: resolve(bootstrap),
+    bootstrap: bootstrap === undefined ? undefined : resolve(bootstrap),
+    sharedDir: sharedDir === undefined ? undefined : resolve(sharedDir),
+    apiSock: apiSock === undefined ? undefined : resolve(apiSock),
+    prefetchFiles,
     config: applyImagePullAuth(loaded.config, backendEnv.imagePullAuth),
     configOrigin: loaded.origin,
     configSource: loaded.source,

@@ -6,7 +6,7 @@
  * a runtime failure.
  */
 import { attachNativeLog, runDaemon } from '../daemon/index.js';
-import type { DaemonDeps } from '../daemon/index.js';
+import type { ApiStarter, DaemonDeps } from '../daemon/index.js';
 import { createLogger } from '../util/logger.js';
 import { parseNydusdArgsFast } from './nydusd-fast-args.js';
 import type { NydusdArgs } from './nydusd-options.js';
@@ -56,7 +56,9 @@ export async function main(argv: string[], deps: Partial<Omit<DaemonDeps, 'log'>
     const startPath = (globalThis as Record<symbol, unknown>)[kStartPathKey];
     if (typeof startPath === 'string') logger.debug(`start: ${startPath}`);
     ran = true;
-    return await runDaemon(options, { ...deps, log: logger });
+    // The API's modules (node:http, the routes) load only for a daemon with --apisock.
+    const api: ApiStarter = async (control, path) => (await import('../daemon/api/index.js')).startApiServer(control, path);
+    return await runDaemon(options, { buildInfo: b, api, ...deps, log: logger });
   } catch (err) {
     // runMain prints the reason on stderr; a log file gets it too.
     if (options.log.file !== undefined) logger.error((err as Error).message);

@@ -3,13 +3,9 @@ import { readFileSync, statSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export interface BuildInfo {
-  package_ver: string;
-  git_commit: string;
-  build_time: string;
-  profile: string;
-  rustc: string;
-}
+import type { BuildInfo } from '../daemon/options.js';
+
+export type { BuildInfo };
 
 let info: BuildInfo | undefined;
 

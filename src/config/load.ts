@@ -36,8 +36,6 @@ export interface LoadedConfig {
 
 // Keys users still have from older docs; the warning says why they do nothing.
 const kKeyHints: Record<string, string> = {
-  readahead: 'the localfs readahead log was removed upstream',
-  readahead_sec: 'the localfs readahead log was removed upstream',
   metadata_path: 'only blob cache entries use it',
   metadata_file: 'did you mean metadata_path?',
   prefetch_config: 'v1 configs take prefetch from fs_prefetch',

@@ -53,7 +53,22 @@ export const kMirrorSchema = z.lazy(() => z
   })
   .describe('a mirror tried before the origin'));
 
+/**
+ * The seed's readahead log (reference/nydusd.md, localfs; removed upstream, kept here for every
+ * backend): the ranges read in the first `readahead_sec` seconds are recorded next to the blob
+ * cache and prefetched at the next start.
+ */
+function readaheadFields(): { readahead: z.ZodOptional<z.ZodBoolean>; readahead_sec: z.ZodOptional<z.ZodNumber> } {
+  // Optional rather than defaulted, so backend sections built in code need not name them.
+  return {
+    readahead: z.boolean().optional().describe('record the ranges read after start and prefetch exactly them at the next start (needs a blob cache; default false)'),
+    readahead_sec: uint(86400).optional().describe('seconds after start during which reads are recorded for readahead (default 10; 0: until the daemon stops)'),
+  };
+}
+
 function netFields(): {
+  readahead: z.ZodOptional<z.ZodBoolean>;
+  readahead_sec: z.ZodOptional<z.ZodNumber>;
   skip_verify: z.ZodDefault<z.ZodBoolean>;
   ca_cert_files: z.ZodDefault<z.ZodArray<z.ZodString>>;
   timeout: z.ZodDefault<z.ZodNumber>;
@@ -63,6 +78,7 @@ function netFields(): {
   mirrors: z.ZodDefault<z.ZodArray<typeof kMirrorSchema>>;
 } {
   return {
+    ...readaheadFields(),
     skip_verify: z.boolean().default(false).describe('skip TLS certificate verification'),
     ca_cert_files: z.array(z.string()).default([]).describe('extra PEM CA certificate files to trust'),
     timeout: u32().default(5).describe('seconds a request may wait for the reply headers or for more body bytes'),
@@ -78,6 +94,7 @@ export const kLocalFsSchema = z
     blob_file: z.string().default('').describe('one blob file serving every blob id (overrides dir)'),
     dir: z.string().default('').describe('directory holding blob files named by blob id'),
     alt_dirs: z.array(z.string()).default([]).describe('directories searched when the file in dir is missing or empty'),
+    ...readaheadFields(),
   })
   .describe('local directory backend');
 
@@ -85,6 +102,7 @@ export const kLocalDiskSchema = z.lazy(() => z
   .strictObject({
     device_path: z.string().default('').describe('block device or disk image holding blobs as GPT partitions'),
     disable_gpt: z.boolean().default(false).describe('do not scan the GPT for blobs'),
+    ...readaheadFields(),
   })
   .describe('local disk backend (experimental)'));
 

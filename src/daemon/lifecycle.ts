@@ -9,11 +9,17 @@ import { StorageService, storageSettings } from '../storage/index.js';
 import type { StorageSettings } from '../storage/index.js';
 import { NydusError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
-import type { DaemonOptions } from './options.js';
-import { applyRlimitNofile, checkBootstrap, checkTransportTarget, configNotes } from './prepare.js';
+import { kLogLevels, RootLogger } from '../util/logger.js';
+import type { LogLevel } from '../util/logger.js';
+import type { ApiStarter, ControlServer, DaemonControl } from './control.js';
+import { ErrorEvents } from './events.js';
+import type { BuildInfo, DaemonOptions } from './options.js';
+import { applyRlimitNofile, checkApiSocket, checkBootstrap, checkTransportTarget, configNotes } from './prepare.js';
 import type { RunningService, ServeStep } from './serve.js';
-import { serveRafs } from './serve-rafs.js';
+import { serveVfs } from './serve-vfs.js';
 import { DaemonStateMachine } from './state.js';
+
+const kUnknownBuild: BuildInfo = { package_ver: 'unknown', git_commit: 'unknown', build_time: '', profile: 'release', rustc: `node ${process.version}` };
 
 export interface DaemonDeps {
   log: Logger;
@@ -23,14 +29,26 @@ export interface DaemonDeps {
   createStorage?: (settings: StorageSettings, log: Logger) => Promise<StorageService>;
   /** Tests: skip setrlimit. */
   applyRlimit?: (requested: number, log: Logger) => void;
+  /** What the API reports as `version` (the CLI's --version facts). */
+  buildInfo?: BuildInfo;
+  /** Starts the HTTP API for --apisock (src/daemon/api startApiServer; the CLI wires it). */
+  api?: ApiStarter;
 }
 
 export class Daemon {
   readonly machine = new DaemonStateMachine();
+  /** Error log records, for GET /api/v1/daemon/events. */
+  readonly events = new ErrorEvents();
+  /** PUT /api/v1/config values. */
+  readonly hotConfig = new Map<string, string>();
   private _storage: StorageService | undefined;
   private _service: RunningService | undefined;
+  private _api: ControlServer | undefined;
   private _stopping: Promise<void> | undefined;
   private readonly _log: Logger;
+  private _stopRequested!: (reason: string) => void;
+  /** Resolves with a reason when the API asks the daemon to stop (PUT /api/v1/daemon/exit). */
+  readonly stopRequested = new Promise<string>((resolve) => (this._stopRequested = resolve));
 
   constructor(
     readonly options: DaemonOptions,
@@ -38,6 +56,7 @@ export class Daemon {
   ) {
     this._log = _deps.log;
     this.machine.onChange((from, to, event) => this._log.debug(`state ${from} -> ${to} (${event})`));
+    if (_deps.log instanceof RootLogger) _deps.log.onError((module, message) => this.events.push(`[${module}] ${message}`));
   }
 
   get state(): string {
@@ -49,34 +68,86 @@ export class Daemon {
   get service(): RunningService | undefined {
     return this._service;
   }
+  get api(): ControlServer | undefined {
+    return this._api;
+  }
 
-  /** INIT -> READY -> RUNNING. On failure everything prepared so far is released (state STOPPED). */
+  /**
+   * INIT -> READY -> RUNNING, then the API socket (so its first answer already says RUNNING,
+   * as upstream in virtio-fs mode). On failure everything prepared so far is released (STOPPED).
+   */
   async start(): Promise<void> {
     const o = this.options;
     const t0 = performance.now();
     const log = this._log;
-    log.info(`starting: ${o.mode}, bootstrap ${o.bootstrap}, config ${o.configSource}`);
+    log.info(`starting: ${o.mode}, ${o.bootstrap === undefined ? 'no bootstrap (empty root for API mounts)' : `bootstrap ${o.bootstrap}`}, config ${o.configSource}`);
     if (log.debugEnabled) log.debug(`configuration: ${JSON.stringify(redactConfig(o.config))}`);
-    for (const note of configNotes(o.config)) log.warn(note);
     if (o.supervisor !== undefined) log.warn('--supervisor: live upgrade and failover are not supported yet; the supervisor is never contacted');
     try {
       (this._deps.applyRlimit ?? applyRlimitNofile)(o.rlimitNofile, log);
-      await checkBootstrap(o.bootstrap);
+      if (o.bootstrap !== undefined) {
+        for (const note of configNotes(o.config)) log.warn(note);
+        await checkBootstrap(o.bootstrap);
+      }
       await checkTransportTarget(o, log);
-      const settings = storageSettings(o.config, o.configOrigin, o.backendHeaders);
-      this._storage = await (this._deps.createStorage ?? StorageService.create)(settings, log.child('storage'));
-      log.info(
-        `storage ready: backend ${settings.backend.type}, cache ${settings.cache.kind === 'blobcache' ? `blobcache in ${settings.cache.workDir}` : 'dummycache'}`,
-      );
-      this._service = await (this._deps.serve ?? serveRafs)({ options: o, storage: this._storage, log });
+      if (o.apiSock !== undefined) await checkApiSocket(o.apiSock);
+      if (o.bootstrap !== undefined) {
+        const settings = storageSettings(o.config, o.configOrigin, o.backendHeaders);
+        this._storage = await (this._deps.createStorage ?? StorageService.create)(settings, log.child('storage'));
+        log.info(
+          `storage ready: backend ${settings.backend.type}, cache ${settings.cache.kind === 'blobcache' ? `blobcache in ${settings.cache.workDir}` : 'dummycache'}`,
+        );
+      }
+      this._service = await (this._deps.serve ?? serveVfs)({
+        options: o,
+        storage: this._storage,
+        log,
+        ...(this._deps.createStorage ? { createStorage: this._deps.createStorage } : {}),
+      });
+      this.machine.fire('Mount');
+      this.machine.fire('Start');
+      if (o.apiSock !== undefined) {
+        if (!this._deps.api) throw new NydusError('ERR_NO_API', '--apisock: this daemon was built without an API server (DaemonDeps.api)');
+        this._api = await this._deps.api(this._control(), o.apiSock);
+      }
     } catch (err) {
+      await this._service?.stop().catch((e: unknown) => log.error(`stopping the service failed: ${(e as Error).message}`));
+      this._service = undefined;
       await this._release();
-      this.machine.fire('Stop');
+      if (this.machine.state === 'RUNNING') this.machine.fire('Stop');
+      if (this.machine.can('Stop')) this.machine.fire('Stop');
       throw err;
     }
-    this.machine.fire('Mount');
-    this.machine.fire('Start');
     log.info(`ready in ${(performance.now() - t0).toFixed(1)} ms (state ${this.machine.state})`);
+  }
+
+  private _control(): DaemonControl {
+    return {
+      log: this._log.child('api'),
+      buildInfo: this._deps.buildInfo ?? kUnknownBuild,
+      options: this.options,
+      machine: this.machine,
+      service: () => this._service,
+      requestStop: (reason) => this._stopRequested(reason),
+      stopping: () => this._stopping !== undefined,
+      setLogLevel: (level) => this._setLogLevel(level),
+      events: this.events,
+      hotConfig: this.hotConfig,
+    };
+  }
+
+  private _setLogLevel(level: string): boolean {
+    const l = level.toLowerCase();
+    const root = this._deps.log;
+    if (!(root instanceof RootLogger)) return false;
+    if (l === 'off') {
+      root.setLevel('error');
+      root.silence();
+      return true;
+    }
+    if (!(kLogLevels as readonly string[]).includes(l)) return false;
+    root.setLevel(l as LogLevel);
+    return true;
   }
 
   /** Orderly stop; idempotent (later calls share the first). */
@@ -95,6 +166,7 @@ export class Daemon {
       failure = err;
       this._log.error(`stopping the service failed: ${(err as Error).message}`);
     }
+    await this._api?.close();
     await this._release();
     if (this.machine.can('Umount')) this.machine.fire('Umount');
     else if (this.machine.can('Stop')) this.machine.fire('Stop');
@@ -155,6 +227,7 @@ export async function runDaemon(options: DaemonOptions, deps: DaemonDeps, run: R
     let exitCode = 0;
     const reason = await Promise.race([
       signalled,
+      daemon.stopRequested,
       done.then(
         () => 'the service ended',
         (err: unknown) => {

@@ -15,14 +15,20 @@ export interface DaemonOptions {
   socketPath: string | undefined;
   /** virtiofs: an already-listening AF_UNIX socket inherited from the parent (`--fd`). */
   listenFd: number | undefined;
-  /** RAFS bootstrap (or an inline-meta data blob). */
-  bootstrap: string;
+  /** RAFS bootstrap (or an inline-meta data blob); undefined: serve an empty root for API mounts. */
+  bootstrap: string | undefined;
+  /** `--shared-dir`: a host directory served read-write (passthrough_fs) at virtualMountpoint. */
+  sharedDir?: string | undefined;
+  /** `--apisock`: the HTTP API's Unix socket. */
+  apiSock?: string | undefined;
+  /** `--prefetch-files`: absolute paths to prefetch first (overrides the bootstrap's table). */
+  prefetchFiles?: string[] | undefined;
   /** Normalized (v2-shape) configuration; IMAGE_PULL_AUTH already applied. */
   config: NydusConfig;
   configOrigin: ConfigOrigin;
   /** Where the configuration came from, for messages: a path or "--localfs-dir DIR". */
   configSource: string;
-  /** Path inside the FUSE/virtio-fs filesystem where the image appears (only "/" today). */
+  /** Path inside the FUSE/virtio-fs filesystem where the --bootstrap image appears ("/"). */
   virtualMountpoint: string;
   /** `--fuse-threads` / `--thread-num`, 1..1024. */
   fuseThreads: number;
@@ -45,4 +51,17 @@ export interface DaemonOptions {
   backendHeaders: Record<string, string>;
 }
 
-export const kDefaultStopTimeoutMs = 10_000;
+/**
+ * Kata stops nydusd with SIGTERM and SIGKILLs it 5 s later: an orderly stop gets 3 s, and the
+ * CLI's 2 s exit grace (a handle a transport leaked) ends within that window too.
+ */
+export const kDefaultStopTimeoutMs = 3_000;
+
+/** Version facts reported by `--version` and GET /api/v1/daemon (upstream BuildTimeInfo). */
+export interface BuildInfo {
+  package_ver: string;
+  git_commit: string;
+  build_time: string;
+  profile: string;
+  rustc: string;
+}

@@ -20,24 +20,24 @@ function code(err: unknown): string {
   return (err as NodeJS.ErrnoException).code ?? String(err);
 }
 
-/** The bootstrap must be a non-empty regular file we can read. */
-export async function checkBootstrap(path: string): Promise<void> {
+/** The bootstrap must be a non-empty regular file we can read (`what` names it in messages). */
+export async function checkBootstrap(path: string, what = '--bootstrap'): Promise<void> {
   let fh;
   try {
     fh = await open(path, 'r');
   } catch (err) {
     const c = code(err);
-    throw new UsageError(`--bootstrap ${path}: ${c === 'ENOENT' ? 'no such file' : `cannot open (${c})`}`);
+    throw new UsageError(`${what} ${path}: ${c === 'ENOENT' ? 'no such file' : `cannot open (${c})`}`);
   }
   try {
     const st = await fh.stat();
-    if (!st.isFile()) throw new UsageError(`--bootstrap ${path}: not a regular file`);
-    if (st.size === 0) throw new UsageError(`--bootstrap ${path}: empty file`);
+    if (!st.isFile()) throw new UsageError(`${what} ${path}: not a regular file`);
+    if (st.size === 0) throw new UsageError(`${what} ${path}: empty file`);
     const probe = Buffer.alloc(1);
     try {
       await fh.read(probe, 0, 1, 0);
     } catch (err) {
-      throw new UsageError(`--bootstrap ${path}: cannot read (${code(err)})`);
+      throw new UsageError(`${what} ${path}: cannot read (${code(err)})`);
     }
   } finally {
     await fh.close();
@@ -78,27 +78,44 @@ export async function checkTransportTarget(o: DaemonOptions, log?: Logger): Prom
     if (!st.isSocket()) throw new UsageError(`--fd ${o.listenFd}: not a socket`);
     return;
   }
-  const sock = o.socketPath ?? '';
-  const dir = dirname(sock);
+  await checkSocketPath(o.socketPath ?? '', '--sock');
+}
+
+/**
+ * A socket path we will listen on: its directory takes a new socket, and the path is free or a
+ * stale socket file (replaced); a live listener there is an error (claimSocketPath).
+ */
+async function checkSocketPath(path: string, flag: string): Promise<void> {
+  const dir = dirname(path);
   try {
     await access(dir, fsc.W_OK | fsc.X_OK);
   } catch (err) {
-    throw new UsageError(`--sock ${sock}: cannot create a socket in ${dir} (${code(err)})`);
+    throw new UsageError(`${flag} ${path}: cannot create a socket in ${dir} (${code(err)})`);
   }
-  await claimSocketPath(sock, '--sock');
+  await claimSocketPath(path, flag);
+}
+
+/**
+ * --apisock, checked before anything is mounted. The server claims the path again right before
+ * binding (the daemon is RUNNING by then).
+ */
+export function checkApiSocket(path: string): Promise<void> {
+  return checkSocketPath(path, '--apisock');
 }
 
 /** Warnings for configured features that are parsed but have no effect yet. */
 export function configNotes(cfg: NydusConfig): string[] {
   const notes: string[] = [];
   const rafs = cfg.rafs;
-  if (rafs?.prefetch.enable || cfg.cache?.prefetch.enable) notes.push('prefetch is not supported yet: data is fetched on demand only');
-  if (rafs?.prefetch.stream_prefetch || cfg.cache?.prefetch.stream_prefetch) notes.push('stream_prefetch is not supported yet');
+  if (cfg.cache?.prefetch.enable && !rafs?.prefetch.enable) notes.push('cache.prefetch is enabled but rafs.prefetch is not: nothing is prefetched (as upstream); enable rafs.prefetch');
+  if (rafs?.prefetch.stream_prefetch || cfg.cache?.prefetch.stream_prefetch) {
+    notes.push('stream_prefetch (a rangeless GET per blob through Dragonfly) is not supported yet; prefetch uses ranged requests');
+  }
   for (const k of ['iostats_files', 'access_pattern', 'latest_read_files'] as const) {
-    if (rafs?.[k]) notes.push(`${k}: file metrics need the API, which is not supported yet; ignored`);
+    if (rafs?.[k]) notes.push(`${k}: per-file metrics are not supported yet; ignored (the metrics API reports it off)`);
   }
   if (cfg.cache?.filecache?.disable_indexed_map) notes.push('disable_indexed_map is deprecated and ignored');
-  if (cfg.overlay) notes.push('overlay: a writable overlay needs --writable, which is not supported yet; ignored');
+  if (cfg.overlay?.work_dir) notes.push('overlay.work_dir: not used (the merged view is served read-only; --writable is not supported yet)');
   return notes;
 }
 

@@ -30,6 +30,7 @@ import type { ChunkInfo, InodeRef, RafsImage } from '../rafs/index.js';
 import type { ImageStorage } from '../storage/index.js';
 import type { Logger } from '../util/logger.js';
 import { isDirMode, isLnkMode, isRegMode } from '../util/mode-bits.js';
+import { readOnlyAccess } from './access.js';
 import type { AttrPolicy } from './attr.js';
 import { toFuseAttr } from './attr.js';
 import { kRootNodeId, NodeMap } from './nodes.js';
@@ -46,8 +47,13 @@ export interface RafsFsOptions {
   log: Logger;
   /** Blob indexes whose chunks the native READ path can serve from a cache file. */
   nativeBlobs: ReadonlySet<number>;
-  /** Wakes every other parked READ waiting on these chunks (FuseSession.chunksReady). */
-  chunksReady?: (blobIndex: number, chunkIndexes: number[]) => void;
+  /**
+   * The native blob slot of each blob index (when several images share one FUSE session, each
+   * gets its own slots); default: the blob index itself. Read misses name slots, mapped back here.
+   */
+  blobSlots?: readonly number[];
+  /** Wakes every other parked READ waiting on these chunks (FuseSession.chunksReady, by slot). */
+  chunksReady?: (blobSlot: number, chunkIndexes: number[]) => void;
 }
 
 interface OpenFile {
@@ -72,6 +78,9 @@ export class RafsFilesystem implements FuseFilesystem {
   /** Files of natively opened handles that missed the cache, by inode (LRU order). */
   private readonly _missFiles = new Map<InodeRef, OpenFile>();
 
+  /** native slot -> blob index */
+  private readonly _indexOfSlot = new Map<number, number>();
+
   constructor(
     private readonly _image: RafsImage,
     private readonly _storage: ImageStorage,
@@ -79,12 +88,25 @@ export class RafsFilesystem implements FuseFilesystem {
   ) {
     this._nodes = new NodeMap(_image);
     this._rootRef = _image.super.rootRef;
+    _opts.blobSlots?.forEach((slot, index) => this._indexOfSlot.set(slot, index));
+  }
+
+  /** The native slot of a blob index (-1: the blob has none). */
+  private _slotOf(blobIndex: number): number {
+    const slots = this._opts.blobSlots;
+    return slots ? (slots[blobIndex] ?? -1) : blobIndex;
+  }
+
+  private _indexOf(slot: number): number {
+    return this._opts.blobSlots ? (this._indexOfSlot.get(slot) ?? -1) : slot;
   }
 
   /** READs answered here (no extent table: dummycache, or a blob without a native cache). */
   jsReads = 0;
   /** Native READs that found chunks missing and were filled through storage. */
   readMisses = 0;
+  /** Of those, READs that found some of their chunks in the cache (upstream partial_hits). */
+  partialMisses = 0;
 
   get openFiles(): number {
     return this._files.size;
@@ -194,7 +216,7 @@ export class RafsFilesystem implements FuseFilesystem {
       table.add({
         fileOffset: c.fileOffset,
         length,
-        blobSlot: c.blobIndex,
+        blobSlot: this._slotOf(c.blobIndex),
         chunkIndex: c.chunkIndex,
         sourceOffset: c.uncompressedOffset,
         sourceSize: length,
@@ -253,13 +275,17 @@ export class RafsFilesystem implements FuseFilesystem {
     }
     if (f instanceof FuseErrno) return f;
     this.readMisses++;
+    const end = miss.offset + miss.size;
+    let covered = 0;
+    for (const c of f.chunks) if (c.fileOffset < end && c.fileOffset + c.uncompressedSize > miss.offset) covered++;
+    if (covered > miss.chunks.length) this.partialMisses++;
     if (!f.byKey) {
       f.byKey = new Map();
       for (const c of f.chunks) f.byKey.set(`${c.blobIndex}:${c.chunkIndex}`, c);
     }
     const wanted: ChunkInfo[] = [];
     for (const m of miss.chunks) {
-      const c = f.byKey.get(`${m.blobSlot}:${m.chunkIndex}`);
+      const c = f.byKey.get(`${this._indexOf(m.blobSlot)}:${m.chunkIndex}`);
       if (!c) return this._fail(`read miss on node ${ctx.nodeid}`, new Error(`chunk ${m.blobSlot}:${m.chunkIndex} is not in the file`));
       wanted.push(c);
     }
@@ -276,7 +302,10 @@ export class RafsFilesystem implements FuseFilesystem {
         if (list) list.push(c.chunkIndex);
         else byBlob.set(c.blobIndex, [c.chunkIndex]);
       }
-      for (const [blob, idx] of byBlob) notify(blob, idx);
+      for (const [blob, idx] of byBlob) {
+        const slot = this._slotOf(blob);
+        if (slot >= 0) notify(slot, idx);
+      }
     }
   }
 
@@ -372,18 +401,7 @@ export class RafsFilesystem implements FuseFilesystem {
   /** Only reached without default_permissions; mirrors the kernel's generic_permission. */
   access(ctx: FuseRequestContext, nodeid: number, mask: number): void | FuseErrno {
     const r = this.getattr(ctx, nodeid);
-    if (!('attr' in r)) return r;
-    const { mode, uid, gid } = r.attr;
-    const want = mask & 7;
-    if (want === 0) return;
-    if (ctx.uid === 0) {
-      // root may read/write anything, and execute what someone may execute (or any directory).
-      if ((want & 1) !== 0 && (mode & 0o111) === 0 && !isDirMode(mode)) return fuseErrno(kErrno.EACCES);
-      return (want & 2) !== 0 ? fuseErrno(kErrno.EROFS) : undefined;
-    }
-    const bits = ctx.uid === uid ? (mode >> 6) & 7 : ctx.gid === gid ? (mode >> 3) & 7 : mode & 7;
-    if ((bits & want) !== want) return fuseErrno(kErrno.EACCES);
-    return (want & 2) !== 0 ? fuseErrno(kErrno.EROFS) : undefined;
+    return 'attr' in r ? readOnlyAccess(ctx, r.attr, mask) : r;
   }
 
   lseek(_ctx: FuseRequestContext, nodeid: number, fh: number, offset: number, whence: number): number | FuseErrno {

@@ -32,7 +32,7 @@ export type {
   FuseResult,
   FuseStatfs,
 } from './types.js';
-export { fuseErrno, kErrno } from './errno.js';
+export { errnoOf, fuseErrno, kErrno } from './errno.js';
 export { FuseExtentTable } from './extents.js';
 export type { FuseExtent } from './extents.js';
 export { fuseDirentSize } from './reply.js';

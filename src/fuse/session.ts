@@ -16,7 +16,7 @@
  * session in its own shutdown; src/daemon/stop-on-signal.ts does it for simple embedders.
  */
 import { native, nativeAbi } from '../native/index.js';
-import type { NativeAbi, NativeChunkMap, NativeFuseSession, NativeSessionStats, RecordLayout } from '../native/index.js';
+import type { FuseFopStats, NativeAbi, NativeChunkMap, NativeFuseSession, NativePassthroughRoot, NativeSessionStats, RecordLayout } from '../native/index.js';
 import { errnoOf, FuseSessionError, isReplyErrno, kErrno } from './errno.js';
 import type { FuseExtentTable } from './extents.js';
 import { joinXattrNames, kMaxDirents, ReplyEncoder } from './reply.js';
@@ -51,6 +51,8 @@ export interface FuseMountOptions {
   allowOther?: boolean;
   /** Let the kernel check permissions from the attributes (default true). */
   defaultPermissions?: boolean;
+  /** Mount read-only (MS_RDONLY; default true): false for writable filesystems (passthrough). */
+  readOnly?: boolean;
   fsname?: string;
   subtype?: string;
   /**
@@ -207,6 +209,7 @@ export class FuseSession {
       subtype: options.subtype ?? 'nydus',
       allowOther: options.allowOther ?? process.getuid?.() === 0,
       defaultPermissions: options.defaultPermissions ?? true,
+      readOnly: options.readOnly ?? true,
       threads,
       allowFusermount: method !== 'mount',
       forceFusermount: method === 'fusermount',
@@ -301,6 +304,97 @@ export class FuseSession {
     this._checkSlot(slot);
     const arr = indices instanceof Uint32Array ? indices : Uint32Array.from(indices);
     return this._native.chunksReady(slot, arr);
+  }
+
+  /**
+   * For a handler that serves several filesystems, each owning a range of node ids: forgets the
+   * natively remembered LOOKUP/GETATTR/OPEN answers naming a node in [lo, hi), and drops the
+   * extent table of every open handle reading from one of `blobSlots` (its READs then come to
+   * the handler). Call when the answers for those nodes change (a mount appeared or went away).
+   * Returns how many extent tables were dropped.
+   */
+  invalidateNodes(lo: number, hi: number, blobSlots: readonly number[] = []): number {
+    checkCount(lo, 'lo', Number.MAX_SAFE_INTEGER);
+    checkCount(hi, 'hi', Number.MAX_SAFE_INTEGER);
+    for (const s of blobSlots) this._checkSlot(s);
+    return this._native.invalidateNodes(lo, hi, Uint32Array.from(blobSlots));
+  }
+
+  /**
+   * Fails with `errno` (0: EIO) every READ still parked on a node in [lo, hi) (after that
+   * filesystem's own requests settled, before its blob slots are unregistered). Returns how many.
+   */
+  failParked(lo: number, hi: number, errno: number): number {
+    checkCount(lo, 'lo', Number.MAX_SAFE_INTEGER);
+    checkCount(hi, 'hi', Number.MAX_SAFE_INTEGER);
+    checkCount(errno, 'errno', this._abi.limits.maxErrno);
+    return this._native.failParked(lo, hi, errno);
+  }
+
+  /**
+   * /dev/fuse mounts: tells the kernel to forget the dentry `name` in directory `parent` (and all
+   * below it), so a mount or unmount under a long-cached directory shows at once. Written on a
+   * native thread of its own (the kernel may block it behind a LOOKUP that waits for us).
+   * Returns false when there is nothing to notify (virtio-fs, loopback, stopped).
+   */
+  notifyInvalEntry(parent: number, name: Buffer | string): boolean {
+    checkCount(parent, 'parent', Number.MAX_SAFE_INTEGER);
+    const bytes = toBytes(name, 'name');
+    if (bytes.length === 0 || bytes.length > 255) throw new FuseSessionError('ERR_INVALID_ARG', 'name must be 1..255 bytes');
+    return this._native.notifyInvalEntry(parent, bytes);
+  }
+
+  /** /dev/fuse mounts: tells the kernel to drop the cached attributes and pages of `ino`. */
+  notifyInvalInode(ino: number): boolean {
+    checkCount(ino, 'ino', Number.MAX_SAFE_INTEGER);
+    return this._native.notifyInvalInode(ino, 0, 0);
+  }
+
+  /**
+   * Metrics slots (several filesystems in one session): a node id counts in slot
+   * `nodeid / 2^shift` (shift 0: everything in slot 0), node 1 (the root) in `rootSlot`.
+   */
+  setFopSlots(shift: number, rootSlot: number): void {
+    checkCount(shift, 'shift', 63);
+    checkCount(rootSlot, 'rootSlot', this._abi.limits.maxFopSlots - 1);
+    this._native.setFopSlots(shift, rootSlot);
+  }
+
+  /**
+   * Serves the host directory `source` read-write in C++ as node ids [lo, hi) (its root is `lo`),
+   * with upstream's fixed passthrough_fs options (writeback, no_open, xattr): every request on
+   * those nodes is answered on the transport thread, never here. Its operations count in
+   * metrics slot `countSlot`. `wholeConnection`: it is the only filesystem of the connection
+   * (mounted at the root), so it may also use zero-message OPEN. Throws a NativeError with the
+   * errno when the directory cannot be served or the range is already served natively.
+   */
+  attachPassthrough(source: string, lo: number, hi: number, countSlot: number, wholeConnection: boolean): void {
+    if (this._stopped) throw new FuseSessionError('ERR_FUSE_STOPPED', 'the FUSE session is stopped');
+    checkCount(lo, 'lo', Number.MAX_SAFE_INTEGER);
+    checkCount(hi, 'hi', Number.MAX_SAFE_INTEGER);
+    checkCount(countSlot, 'countSlot', this._abi.limits.maxFopSlots - 1);
+    this._native.attachPassthrough(source, lo, hi, countSlot, wholeConnection);
+  }
+
+  /** Stops routing [lo, ...) to its passthrough; requests already inside finish. */
+  detachPassthrough(lo: number): boolean {
+    checkCount(lo, 'lo', Number.MAX_SAFE_INTEGER);
+    return this._native.detachPassthrough(lo);
+  }
+
+  /** The attributes of the root of the passthrough attached at `lo` (throws with its errno). */
+  passthroughRoot(lo: number): NativePassthroughRoot {
+    checkCount(lo, 'lo', Number.MAX_SAFE_INTEGER);
+    return this._native.passthroughRoot(lo);
+  }
+
+  /**
+   * Operation counters of one slot (every request counted where it completed; arrays over
+   * operations in kFopKindNames order, src/native/abi.ts).
+   */
+  fopStats(slot: number): FuseFopStats {
+    checkCount(slot, 'slot', this._abi.limits.maxFopSlots - 1);
+    return this._native.fopStats(slot);
   }
 
   /** Native counters (requests, per-op counts, fast-path bytes, misses, ...) plus `jsBatches`

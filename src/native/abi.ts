@@ -42,6 +42,10 @@ export const kLimitNames = [
   'maxQueueSize',
   'maxInjectReply',
   'chunkMapHeaderSize',
+  'fopKinds',
+  'readSizeBuckets',
+  'readLatencyBuckets',
+  'maxFopSlots',
 ] as const;
 
 export const kCodeNames = [
@@ -68,7 +72,39 @@ export const kCodeNames = [
   'fopenNoflush',
 ] as const;
 
-/** Statistic names per group (a session's own, then its transport's). */
+/**
+ * The per-mount operation counters (NYDUS_ABI_FOP_*): single counters, and arrays with the limit
+ * that is their length. Arrays over operations are indexed in kFopKindNames order.
+ */
+export const kFopCounterNames = ['dataRead'] as const;
+export const kFopArrayLengths = {
+  hits: 'fopKinds',
+  errors: 'fopKinds',
+  latencyUs: 'fopKinds',
+  blockCountRead: 'readSizeBuckets',
+  readLatencyDist: 'readLatencyBuckets',
+} as const satisfies Record<string, LimitName>;
+
+/** The operations the counters count, in counter order (upstream StatsFop). */
+export const kFopKindNames = [
+  'getattr',
+  'readlink',
+  'open',
+  'release',
+  'read',
+  'statfs',
+  'getxattr',
+  'listxattr',
+  'opendir',
+  'lookup',
+  'readdir',
+  'readdirplus',
+  'access',
+  'forget',
+  'batch_forget',
+] as const;
+
+/** Statistic names per group (a session's own, its transport's, a mount slot's counters). */
 export const kStatNames = {
   session: [
     'requests',
@@ -109,6 +145,7 @@ export const kStatNames = {
     'staleCompletions',
     'notifications',
   ],
+  fop: [...kFopCounterNames, ...(Object.keys(kFopArrayLengths) as FopArrayName[])],
 } as const;
 
 export type RecordName = keyof typeof kRecordFields;
@@ -116,6 +153,9 @@ export type LimitName = (typeof kLimitNames)[number];
 export type CodeName = (typeof kCodeNames)[number];
 export type StatGroup = keyof typeof kStatNames;
 export type StatName<G extends StatGroup> = (typeof kStatNames)[G][number];
+export type FopCounterName = (typeof kFopCounterNames)[number];
+export type FopArrayName = keyof typeof kFopArrayLengths;
+export type FopKindName = (typeof kFopKindNames)[number];
 
 /** A record's slots by field name, plus `stride` (numbers per record). */
 export type RecordLayout<R extends RecordName> = Readonly<Record<(typeof kRecordFields)[R][number], number>> & { readonly stride: number };
@@ -125,6 +165,8 @@ export interface NativeAbi {
   readonly records: { readonly [R in RecordName]: RecordLayout<R> };
   readonly limits: Readonly<Record<LimitName, number>>;
   readonly codes: Readonly<Record<CodeName, number>>;
+  /** Counter slot of each counted operation (kFopKindNames order, checked against C++). */
+  readonly fopKinds: Readonly<Record<FopKindName, number>>;
 }
 
 /** What the addon's abiInfo() returns (checked by readAbi before use). */
@@ -134,6 +176,11 @@ export interface RawAbiInfo {
   limits: Record<string, number>;
   codes: Record<string, number>;
   stats: Record<string, string[]>;
+  /** Lengths of the statistics that are arrays, by group and name. */
+  statArrays: Record<string, Record<string, number>>;
+  /** Names of the counted operations, in counter order, and their FUSE opcodes. */
+  fopKinds: string[];
+  fopOpcodes: number[];
   opcodes: Record<string, number>;
 }
 
@@ -162,11 +209,23 @@ export function readAbi(info: RawAbiInfo): NativeAbi {
     const fields: readonly string[] = kRecordFields[name];
     records[name] = Object.freeze({ ...pick(raw.fields, fields, `${name} field`), stride: numberAt(raw, 'stride', `${name} record`) }) as RecordLayout<RecordName>;
   }
+  const limits = pick(info.limits, kLimitNames, 'limit');
+  // The counter arrays TypeScript indexes: each as long as the limit that names its length.
+  for (const [name, limit] of Object.entries(kFopArrayLengths) as [FopArrayName, LimitName][]) {
+    if (numberAt(info.statArrays?.['fop'], name, 'counter array') !== limits[limit]) missing(`counter array ${name} of length ${limit}`);
+  }
+  const fopKinds = {} as Record<FopKindName, number>;
+  for (const [i, name] of kFopKindNames.entries()) {
+    if (info.fopKinds?.[i] !== name) missing(`counted operation ${name} at slot ${i}`);
+    fopKinds[name] = i;
+  }
+  if (info.fopKinds.length !== limits.fopKinds) missing(`exactly ${kFopKindNames.length} counted operations`);
   return Object.freeze({
     napiVersion: numberAt(info as unknown as Record<string, unknown>, 'napiVersion', 'the'),
     records: Object.freeze(records),
-    limits: pick(info.limits, kLimitNames, 'limit'),
+    limits,
     codes: pick(info.codes, kCodeNames, 'code'),
+    fopKinds: Object.freeze(fopKinds),
   });
 }
 

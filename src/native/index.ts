@@ -1,17 +1,18 @@
 /**
  * The native layer as the rest of the TypeScript code sees it: the addon's typed surface.
- * Codecs, BLAKE3, the persistent chunk map, xattrs, RLIMIT_NOFILE, the cache fill, the FUSE
+ * Codecs, digests (BLAKE3, SHA-256), the persistent chunk map, xattrs, RLIMIT_NOFILE, the cache fill, the FUSE
  * session handle (served by src/fuse), and the numbers shared with the core (abi.ts).
  * Neighbours: `binding.ts` (the loader) below; src/fuse, storage/, rafs/, daemon/ above.
  */
 import { nativeAbi } from './abi.js';
 import { loadAddon } from './binding.js';
-import type { NativeBlake3Hasher, NativeChunkMap, NofileLimit } from './types.js';
+import { DigestAlgo } from './types.js';
+import type { NativeChunkMap, NativeDigestHasher, NofileLimit } from './types.js';
 
-export { CompressAlgo } from './types.js';
-export type { NativeChunkMap, NativeBlake3Hasher, NativeFuseSession, NativeSessionStats, NativeTransportStats, NofileLimit } from './types.js';
-export { kCodeNames, kLimitNames, kRecordFields, kStatNames, nativeAbi } from './abi.js';
-export type { NativeAbi, RecordLayout } from './abi.js';
+export { CompressAlgo, DigestAlgo } from './types.js';
+export type { FuseFopStats, NativeChunkMap, NativeDigestHasher, NativeFuseSession, NativePassthroughRoot, NativeSessionStats, NativeTransportStats, NofileLimit } from './types.js';
+export { kCodeNames, kFopArrayLengths, kFopCounterNames, kFopKindNames, kLimitNames, kRecordFields, kStatNames, nativeAbi } from './abi.js';
+export type { FopArrayName, FopCounterName, FopKindName, NativeAbi, RecordLayout } from './abi.js';
 
 /** The loaded addon (for the typed members not wrapped below: FuseSession, log bridge, ...). */
 export function native(): ReturnType<typeof loadAddon> {
@@ -55,16 +56,27 @@ export function decodeWrite(algo: number, src: Buffer, chunks: readonly FillChun
   return loadAddon().decodeWrite(algo, src, plan, fd);
 }
 
+/** BLAKE3 or SHA-256 of `data` (32 bytes), computed natively on the calling thread. */
+export function digest(digester: DigestAlgo, data: Buffer): Buffer {
+  return loadAddon().digest(digester, data);
+}
+
 export function blake3(data: Buffer): Buffer {
-  return loadAddon().blake3(data);
+  return loadAddon().digest(DigestAlgo.Blake3, data);
 }
 
-export function createBlake3Hasher(): NativeBlake3Hasher {
-  return new (loadAddon().Blake3Hasher)();
+export function createDigestHasher(digester: DigestAlgo): NativeDigestHasher {
+  return new (loadAddon().DigestHasher)(digester);
 }
 
-export function openChunkMap(path: string, chunkCount: number): NativeChunkMap {
-  return new (loadAddon().ChunkMap)(path, chunkCount);
+/** `repair`: rebuild a damaged map when no other process has it open (see cache/chunk_map.h). */
+export function openChunkMap(path: string, chunkCount: number, repair = false): NativeChunkMap {
+  return new (loadAddon().ChunkMap)(path, chunkCount, repair);
+}
+
+/** [start, end) pairs (flattened) where the file at `fd` has data (SEEK_DATA/SEEK_HOLE). */
+export function dataExtents(fd: number): Float64Array {
+  return loadAddon().dataExtents(fd);
 }
 
 /** Extended attributes of `path` (a symlink's own), as raw [name, value] pairs in kernel order. */

@@ -3,7 +3,7 @@
  * `binding.ts` loads the file; this describes it. Keep in sync with native/binding/*.cc; the
  * numbers shared with the core are in abi.ts.
  */
-import type { RawAbiInfo, StatName } from './abi.js';
+import type { FopArrayName, FopCounterName, RawAbiInfo, StatName } from './abi.js';
 
 /** RAFS on-disk compression enum (blob table `compression_algo`). */
 export const enum CompressAlgo {
@@ -22,10 +22,31 @@ export interface NativeChunkMap {
   readyCount(): number;
   allReady(): boolean;
   close(): void;
+  /** No other process had the map open: this one may repair it (then share()). */
+  readonly exclusive: boolean;
+  /** What was wrong with a damaged map that was rebuilt empty ('' when nothing). */
+  readonly repaired: string;
+  /** Downgrades the exclusive flock to shared once repairs are done. */
+  share(): void;
+  /** Clears a bit (exclusive openers only); true when it was set. */
+  clearReady(index: number): boolean;
+  readyIndexes(): Uint32Array;
+  /** fd of the in-memory file for chunks the cache file could not take (created on first call). */
+  spillFd(): number;
+  spillReady(index: number): boolean;
+  setSpillReady(index: number): boolean;
+  evictSpill(index: number, offset: number, size: number): void;
 }
 
-export interface NativeBlake3Hasher {
-  update(data: Buffer): NativeBlake3Hasher;
+/** RAFS on-disk digester enum (superblock `digester`). */
+export const enum DigestAlgo {
+  Blake3 = 0,
+  Sha256 = 1,
+}
+
+/** An incremental digest; digest() does not end it (more input may follow). */
+export interface NativeDigestHasher {
+  update(data: Buffer): NativeDigestHasher;
   digest(): Buffer;
 }
 
@@ -54,6 +75,7 @@ export interface NativeMountOptions {
   subtype: string;
   allowOther: boolean;
   defaultPermissions: boolean;
+  readOnly: boolean;
   threads: number;
   allowFusermount: boolean;
   forceFusermount: boolean;
@@ -81,12 +103,41 @@ export interface NativeFuseSession {
   registerBlob(slot: number, dataPath: string, chunkMap: NativeChunkMap | null): void;
   unregisterBlob(slot: number): void;
   chunksReady(slot: number, indices: Uint32Array): number;
+  invalidateNodes(lo: number, hi: number, blobSlots: Uint32Array): number;
+  failParked(lo: number, hi: number, errno: number): number;
+  notifyInvalEntry(parent: number, name: Uint8Array): boolean;
+  notifyInvalInode(ino: number, offset: number, length: number): boolean;
+  setFopSlots(shift: number, rootSlot: number): void;
+  fopStats(slot: number): FuseFopStats;
+  attachPassthrough(source: string, lo: number, hi: number, countSlot: number, wholeConnection: boolean): void;
+  detachPassthrough(lo: number): boolean;
+  passthroughRoot(lo: number): NativePassthroughRoot;
   mount(options: NativeMountOptions): { viaFusermount: boolean; threads: number };
   attachVirtio(options: { socketPath?: string; listenFd?: number; numRequestQueues: number; maxQueueSize: number }): { socketPath: string };
   attachLoopback(): void;
   inject(id: number, request: Uint8Array, outCapacity: number): void;
   stats(): NativeSessionStats;
   stop(): void;
+}
+
+/** passthroughRoot(): the root's attributes (FuseAttr fields) and their timeout in seconds. */
+export interface NativePassthroughRoot {
+  ino: number;
+  mode: number;
+  nlink: number;
+  uid: number;
+  gid: number;
+  size: number;
+  blocks: number;
+  blksize: number;
+  rdev: number;
+  atime: number;
+  atimeNsec: number;
+  mtime: number;
+  mtimeNsec: number;
+  ctime: number;
+  ctimeNsec: number;
+  attrTimeout: number;
 }
 
 export type NativeFuseDispatch = (kind: number, a: number, b?: Buffer) => void;
@@ -103,10 +154,12 @@ export interface NativeAddon {
   decompress(algo: number, src: Buffer, uncompressedSize: number): Buffer;
   decompressInto(algo: number, src: Buffer, dst: Buffer): void;
   decodeWrite(algo: number, src: Buffer, plan: Float64Array, fd: number): Promise<Int32Array>;
-  blake3(data: Buffer): Buffer;
-  Blake3Hasher: new () => NativeBlake3Hasher;
+  /** BLAKE3 (reference C implementation, SIMD) or SHA-256 (OpenSSL) of `data`: 32 bytes. */
+  digest(digester: DigestAlgo, data: Buffer): Buffer;
+  DigestHasher: new (digester: DigestAlgo) => NativeDigestHasher;
 
-  ChunkMap: new (path: string, chunkCount: number) => NativeChunkMap;
+  ChunkMap: new (path: string, chunkCount: number, repair?: boolean) => NativeChunkMap;
+  dataExtents(fd: number): Float64Array;
 
   FuseSession: new (
     dispatch: NativeFuseDispatch,
@@ -127,3 +180,12 @@ export interface NativeAddon {
   /** Throws a NativeError (code ERR_RLIMIT, errno EPERM/EINVAL) when the kernel refuses. */
   setRlimitNofile(soft: number, hard: number): void;
 }
+
+/**
+ * Operation counters of one node-id slot (a mount; names: NYDUS_ABI_FOP_* lists, abi.ts),
+ * summed over every thread that completed requests. Arrays over operations are indexed in
+ * kFopKindNames order (upstream FsIoStats); `latencyUs` is cumulative microseconds;
+ * `blockCountRead` buckets READs by size (<1K 4K 16K 64K 128K 512K 1M, >=1M) and
+ * `readLatencyDist` by latency (<=200us 1ms 20ms 50ms 500ms 1s 2s, >2s).
+ */
+export type FuseFopStats = { [K in FopCounterName]: number } & { [K in FopArrayName]: number[] };

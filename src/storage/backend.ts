@@ -59,8 +59,13 @@ function abortError(blobId: string, signal: AbortSignal): StorageError {
   return new StorageError('ERR_ABORTED', `blob ${blobId}: read aborted`, { cause: signal.reason });
 }
 
+/** Told about every finished read (the metrics API keeps size/latency distributions). */
+export type BackendReadObserver = (bytes: number, latencyMs: number, error: boolean) => void;
+
 export class BlobBackend {
   private readonly _stats: Omit<BackendStats, 'connections'> = { readCount: 0, readErrors: 0, readBytes: 0, retries: 0, cumulativeLatencyMs: 0 };
+  /** Set by the daemon to record read metrics; called after every read, never throws into it. */
+  onRead: BackendReadObserver | undefined;
 
   constructor(
     private readonly _raw: RawBackend,
@@ -89,6 +94,7 @@ export class BlobBackend {
     const t0 = performance.now();
     const prefetch = opts.priority === 'prefetch';
     const retries = prefetch ? Math.min(this._policy.retryLimit, this._policy.prefetchRetryLimit ?? this._policy.retryLimit) : this._policy.retryLimit;
+    let failed = true;
     try {
       const buf = await this._attempt(blobId, signal, retries, (s) => this._raw.tryRead(blobId, offset, length, s, opts));
       if (buf.length !== length) {
@@ -96,12 +102,15 @@ export class BlobBackend {
       }
       this._stats.readCount++;
       this._stats.readBytes += length;
+      failed = false;
       return buf;
     } catch (err) {
       this._stats.readErrors++;
       throw err;
     } finally {
-      this._stats.cumulativeLatencyMs += performance.now() - t0;
+      const ms = performance.now() - t0;
+      this._stats.cumulativeLatencyMs += ms;
+      this.onRead?.(failed ? 0 : length, ms, failed);
     }
   }
 

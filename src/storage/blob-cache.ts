@@ -7,26 +7,37 @@
  * Invariant: a chunk's bit is set only after its bytes were written (pwrite completed), and
  * never for data that failed to decode or validate; a kill at any point leaves no ready bit
  * over missing or bad data. One fetch per chunk: concurrent misses join the in-flight fetch.
+ *
+ * When the cache file cannot be written (full disk, quota, I/O error), fetched chunks go to the
+ * blob's in-memory spill instead and are served from there (cache-health.ts); damaged cache files
+ * are repaired at open, and daemons sharing a work_dir coordinate through cache-files.ts.
  */
-import { constants as fsc } from 'node:fs';
+import { read as fsRead, write as fsWrite } from 'node:fs';
 import { constants as osc } from 'node:os';
 import type { FileHandle } from 'node:fs/promises';
-import { open } from 'node:fs/promises';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 
 import type { NativeChunkMap } from '../native/index.js';
 import { compressorToEnum } from '../rafs/index.js';
 import { kBlobFeatures, kMaxChunksPerBlob } from '../rafs/layout/constants.js';
-import { decodeWrite, openChunkMap } from '../native/index.js';
+import { decodeWrite } from '../native/index.js';
 import type { Logger } from '../util/logger.js';
 import type { BlobBackend } from './backend.js';
+import { deferred, errnoName, kOnDemand } from './fetch-handle.js';
+import type { Deferred, FetchHandle, NativeBlobRegistration, PlannedFetch } from './fetch-handle.js';
+export type { NativeBlobRegistration, PlannedFetch } from './fetch-handle.js';
 import { checkBlobId } from './blob-id.js';
 import type { BlobMeta } from './blob-meta.js';
 import { blobMetaPath, fetchBlobMeta, readBlobMetaFile, writeBlobMetaFile } from './blob-meta.js';
+import type { SpillEntry } from './cache-health.js';
+import { CacheWriteHealth, SpillBudget } from './cache-health.js';
+import { dropBitsOverHoles, openCacheFiles } from './cache-files.js';
 import type { BlobSource } from './chunk-data.js';
 import { checkChunk, decodeAndVerifyInto, intersect, untilAborted } from './chunk-data.js';
 import type { CacheCounters } from './counters.js';
 import { errnoCode, reportOnce, StorageError } from './contract/errors.js';
+import type { DemandTracker } from './demand.js';
 import { amplifyRanges, mergeChunks } from './fetch-plan.js';
 import type { FetchRange } from './fetch-plan.js';
 import type { BlobInfo, ChunkInfo } from './types.js';
@@ -39,7 +50,18 @@ export interface BlobCacheContext {
   batchSize: number;
   counters: CacheCounters;
   log: Logger;
+  /** On-demand reads in flight across the service (prefetch yields to them). */
+  demand?: DemandTracker;
+  /** Shared by the blobs of one cache directory; made per blob when absent (tests). */
+  health?: CacheWriteHealth;
+  spill?: SpillBudget;
 }
+
+/** Sees every on-demand backend read of a blob as it is issued (the readahead log records them). */
+export type FetchObserver = (blob: CachedBlob, r: FetchRange) => void;
+
+const preadFd = promisify(fsRead);
+const pwriteFd = promisify(fsWrite);
 
 export interface CachedBlobOptions {
   /** Chunk metadata by chunk index (from the bootstrap, with digests) for amplification. */
@@ -48,50 +70,32 @@ export interface CachedBlobOptions {
   afterWrite?: (c: ChunkInfo) => Promise<void> | void;
 }
 
-interface Deferred {
-  promise: Promise<void>;
-  resolve: () => void;
-  reject: (e: Error) => void;
-}
-
-function deferred(): Deferred {
-  let resolve!: () => void;
-  let reject!: (e: Error) => void;
-  const promise = new Promise<void>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  // Amplified chunks may have no waiter; their failure must not become an unhandled rejection.
-  promise.catch(() => undefined);
-  return { promise, resolve, reject };
-}
-
 const kZeroDigest = Buffer.alloc(32);
 const kEIO = osc.errno.EIO;
 const kEBADMSG = osc.errno.EBADMSG;
+const kENOSPC = osc.errno.ENOSPC;
+/** Reads retried when a chunk left the spill between ensureReady and the copy. */
+const kMaxReadAttempts = 3;
 
-function errnoName(n: number): string {
-  for (const [name, v] of Object.entries(osc.errno)) if (v === n) return name;
-  return `errno ${n}`;
-}
 /** rafs-format.md: blob table uncompressed_size <= 2^44. */
 const kMaxUncompressedBlob = 2 ** 44;
-
-/** What the native READ fast path needs to register this blob on a session. */
-export interface NativeBlobRegistration {
-  blobId: string;
-  blobIndex: number;
-  dataPath: string;
-  chunkMap: NativeChunkMap;
-  compressor: BlobInfo['compressor'];
-  chunkCount: number;
-}
 
 export class CachedBlob implements BlobSource {
   readonly persistent = true;
   private readonly _inflight = new Map<number, Deferred>();
   private readonly _lifetime = new AbortController();
   private _closed = false;
+  /** Set by ImageStorage.observeFetches. */
+  fetchObserver: FetchObserver | undefined;
+  /**
+   * Misses fetch their neighbours too (amplify_io). The readahead recorder turns this off while
+   * it records, so its log holds the ranges a start read, not what amplification added.
+   */
+  amplify = true;
+  /** Chunks held in the spill (not in the cache file), by chunk index. */
+  private readonly _spilled = new Map<number, SpillEntry>();
+  private readonly _health: CacheWriteHealth;
+  private readonly _budget: SpillBudget;
 
   private constructor(
     readonly info: BlobInfo,
@@ -101,7 +105,10 @@ export class CachedBlob implements BlobSource {
     private readonly _meta: BlobMeta | undefined,
     private readonly _ctx: BlobCacheContext,
     private readonly _opts: CachedBlobOptions,
-  ) {}
+  ) {
+    this._budget = _ctx.spill ?? new SpillBudget();
+    this._health = _ctx.health ?? new CacheWriteHealth(_ctx.workDir, _ctx.log, this._budget.limit);
+  }
 
   static async open(info: BlobInfo, ctx: BlobCacheContext, opts: CachedBlobOptions = {}): Promise<CachedBlob> {
     checkBlobId(info.blobId);
@@ -112,37 +119,17 @@ export class CachedBlob implements BlobSource {
       throw new StorageError('ERR_BAD_CHUNK', `blob ${info.blobId}: invalid chunk count ${info.chunkCount}`);
     }
     const dataPath = join(ctx.workDir, `${info.blobId}.blob.data`);
-    let fh: FileHandle;
-    try {
-      fh = await open(dataPath, fsc.O_RDWR | fsc.O_CREAT, 0o644);
-    } catch (err) {
-      throw new StorageError('ERR_CACHE_FILE', `blob ${info.blobId}: cannot open cache file ${dataPath}: ${errnoCode(err)}`, { cause: err });
-    }
-    let map: NativeChunkMap | undefined;
-    try {
-      const size = (await fh.stat()).size;
-      if (size > info.uncompressedSize) {
-        throw new StorageError(
-          'ERR_CACHE_FILE',
-          `blob ${info.blobId}: cache file ${dataPath} has ${size} bytes, more than the blob's ${info.uncompressedSize}; remove the stale cache files of this blob`,
-        );
+    // SEPARATE: the CI lives in a separate meta blob, not at ci_offset of this one; the
+    // blob is still served, without amplification from the CI.
+    const separate = (info.features & kBlobFeatures.SEPARATE) !== 0;
+    const meta = info.metaCiUncompressedSize > 0 && !separate ? await CachedBlob._loadMeta(info, ctx) : undefined;
+    const { fh, map } = await openCacheFiles(info, dataPath, ctx.log, (files) => {
+      const cleared = dropBitsOverHoles(files, (i) => chunkRange(i, opts, meta));
+      if (cleared > 0) {
+        ctx.log.warn(`blob ${info.blobId}: ${cleared} chunk(s) marked ready in ${dataPath}.chunk_map have no data in ${dataPath} (lost in a crash?); they are fetched again`);
       }
-      if (size < info.uncompressedSize) await fh.truncate(info.uncompressedSize);
-      try {
-        map = openChunkMap(`${dataPath}.chunk_map`, info.chunkCount);
-      } catch (err) {
-        throw new StorageError('ERR_CACHE_FILE', `blob ${info.blobId}: ${(err as Error).message}`, { cause: err });
-      }
-      // SEPARATE: the CI lives in a separate meta blob, not at ci_offset of this one; the
-      // blob is still served, without amplification from the CI.
-      const separate = (info.features & kBlobFeatures.SEPARATE) !== 0;
-      const meta = info.metaCiUncompressedSize > 0 && !separate ? await CachedBlob._loadMeta(info, ctx) : undefined;
-      return new CachedBlob(info, dataPath, fh, map, meta, ctx, opts);
-    } catch (err) {
-      map?.close();
-      await fh.close();
-      throw err;
-    }
+    });
+    return new CachedBlob(info, dataPath, fh, map, meta, ctx, opts);
   }
 
   private static async _loadMeta(info: BlobInfo, ctx: BlobCacheContext): Promise<BlobMeta> {
@@ -152,7 +139,12 @@ export class CachedBlob implements BlobSource {
     const meta = await fetchBlobMeta(info, ctx.backend);
     ctx.counters.backendReads++;
     ctx.counters.backendBytes += info.metaCiCompressedSize + 4096;
-    await writeBlobMetaFile(path, meta);
+    try {
+      await writeBlobMetaFile(path, meta);
+    } catch (err) {
+      // Only a cache of what the backend gave: the blob is served from memory without it.
+      ctx.log.warn(`blob ${info.blobId}: cannot write ${path} (${errnoCode(err)}); the blob meta is fetched again at the next start`);
+    }
     return meta;
   }
 
@@ -167,8 +159,13 @@ export class CachedBlob implements BlobSource {
     return this._meta ? blobMetaPath(this._ctx.workDir, this.info.blobId) : undefined;
   }
 
+  /** In the cache file, or held in the spill. */
   isReady(chunkIndex: number): boolean {
-    return !this._closed && this._map.isReady(chunkIndex);
+    return !this._closed && this._present(chunkIndex);
+  }
+
+  private _present(i: number): boolean {
+    return this._map.isReady(i) || this._spilled.has(i);
   }
 
   nativeRegistration(): NativeBlobRegistration {
@@ -192,7 +189,7 @@ export class CachedBlob implements BlobSource {
       checkChunk(this.info, c);
       if (seen.has(c.chunkIndex)) continue;
       seen.add(c.chunkIndex);
-      if (this._map.isReady(c.chunkIndex)) {
+      if (this._present(c.chunkIndex)) {
         counters.hits++;
         continue;
       }
@@ -200,10 +197,17 @@ export class CachedBlob implements BlobSource {
       const running = this._inflight.get(c.chunkIndex);
       if (running) {
         counters.inflightJoins++;
-        waits.push(running.promise);
+        if (running.handle.priority === 'prefetch') {
+          // The request is on the wire already: waiting for it beats a second one. It keeps
+          // prefetch's smaller retry budget, so a failure gets one on-demand attempt of its own.
+          running.handle.adopted = true;
+          waits.push(running.promise.catch(() => this.ensureReady([c])));
+        } else {
+          waits.push(running.promise);
+        }
         continue;
       }
-      const d = deferred();
+      const d = deferred(kOnDemand);
       this._inflight.set(c.chunkIndex, d);
       waits.push(d.promise);
       missing.push(c);
@@ -218,21 +222,48 @@ export class CachedBlob implements BlobSource {
     for (const c of wanted) {
       const r = intersect(c, fileOffset, out.length);
       if (!r) continue;
-      let done = 0;
-      const len = r.end - r.start;
-      while (done < len) {
-        const { bytesRead } = await this._fh.read(out, r.start - fileOffset + done, len - done, c.uncompressedOffset + (r.start - c.fileOffset) + done);
-        if (bytesRead === 0) {
-          throw new StorageError('ERR_CACHE_FILE', `blob ${this.info.blobId} chunk ${c.chunkIndex}: cache file ${this.dataPath} is shorter than expected`);
+      const dst = out.subarray(r.start - fileOffset, r.end - fileOffset);
+      const at = c.uncompressedOffset + (r.start - c.fileOffset);
+      for (let attempt = 1; ; attempt++) {
+        if (this._map.isReady(c.chunkIndex)) {
+          await this._readAll(this._fh.fd, dst, at, c);
+          break;
         }
-        done += bytesRead;
+        const e = this._spilled.get(c.chunkIndex);
+        if (e) {
+          // Pinned: the spill must not evict these bytes while the copy runs.
+          e.pins++;
+          try {
+            await this._readAll(this._map.spillFd(), dst, at, c);
+          } finally {
+            e.pins--;
+          }
+          break;
+        }
+        // Evicted from the spill since ensureReady: fetch it again.
+        if (attempt >= kMaxReadAttempts) throw new StorageError('ERR_CACHE_FILE', `blob ${this.info.blobId} chunk ${c.chunkIndex}: not cached after ${attempt} fetches`);
+        await this.ensureReady([c], signal);
       }
     }
   }
 
-  /** A chunk that amplification may add: known, not ready, not in flight, safe to fill. */
-  private _amplifyCandidate(index: number): ChunkInfo | undefined {
-    if (this._inflight.has(index) || this._map.isReady(index)) return undefined;
+  private async _readAll(fd: number, dst: Buffer, position: number, c: ChunkInfo): Promise<void> {
+    let done = 0;
+    while (done < dst.length) {
+      const { bytesRead: n } = await preadFd(fd, dst, done, dst.length - done, position + done);
+      if (n === 0) {
+        throw new StorageError('ERR_CACHE_FILE', `blob ${this.info.blobId} chunk ${c.chunkIndex}: cache file ${this.dataPath} is shorter than expected`);
+      }
+      done += n;
+    }
+  }
+
+  /**
+   * Chunk `index` as the cache knows it without the filesystem (the bootstrap lookup given at
+   * open, else the blob's CI), when it is safe to fill: checked against the blob, and with a
+   * digest when validation is on. Amplification and prefetch planning use it.
+   */
+  chunkAt(index: number): ChunkInfo | undefined {
     let c = this._opts.chunkLookup?.(index);
     if (!c && this._meta) {
       const e = this._meta.entry(index);
@@ -250,7 +281,7 @@ export class CachedBlob implements BlobSource {
       };
     }
     if (!c) return undefined;
-    // With validation on, data we cannot validate is not worth prefetching.
+    // With validation on, data we cannot validate is not worth fetching ahead.
     if (this._ctx.validate && c.digest.equals(kZeroDigest)) return undefined;
     try {
       checkChunk(this.info, c);
@@ -260,9 +291,15 @@ export class CachedBlob implements BlobSource {
     return c;
   }
 
+  /** A chunk that amplification may add: known, not ready, not in flight, safe to fill. */
+  private _amplifyCandidate(index: number): ChunkInfo | undefined {
+    if (this._inflight.has(index) || this._present(index)) return undefined;
+    return this.chunkAt(index);
+  }
+
   private _startFetch(missing: ChunkInfo[]): void {
     const ranges = mergeChunks(missing, this._ctx.batchSize);
-    if (this._opts.chunkLookup || this._meta) {
+    if ((this._opts.chunkLookup || this._meta) && this.amplify) {
       const planned = new Set(missing.map((c) => c.chunkIndex));
       amplifyRanges(ranges, this._ctx.batchSize, this.info.chunkCount, (i) => (planned.has(i) ? undefined : this._amplifyCandidate(i)));
       // Register only what amplification actually added, so every in-flight entry settles.
@@ -270,12 +307,73 @@ export class CachedBlob implements BlobSource {
         for (const c of r.chunks) {
           if (planned.has(c.chunkIndex)) continue;
           planned.add(c.chunkIndex);
-          this._inflight.set(c.chunkIndex, deferred());
+          this._inflight.set(c.chunkIndex, deferred(kOnDemand));
           this._ctx.counters.chunksAmplified++;
         }
       }
     }
-    for (const r of ranges) void this._fetchRange(r);
+    for (const r of ranges) void this._fetchRange(r, kOnDemand);
+  }
+
+  /**
+   * The part of a planned range still worth fetching: its chunks that are neither ready nor in
+   * flight (and pass the metadata checks), over the span they cover; the range itself when all
+   * of it is. undefined when nothing is left.
+   */
+  plannedTodo(r: FetchRange): FetchRange | undefined {
+    if (this._closed) return undefined;
+    const todo = r.chunks.filter((c) => {
+      if (this._inflight.has(c.chunkIndex) || this._map.isReady(c.chunkIndex)) return false;
+      try {
+        checkChunk(this.info, c);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    if (todo.length === 0) return undefined;
+    if (todo.length === r.chunks.length) return r;
+    let start = Infinity;
+    let end = 0;
+    for (const c of todo) {
+      start = Math.min(start, c.compressedOffset);
+      end = Math.max(end, c.compressedOffset + c.compressedSize);
+    }
+    return { offset: start, length: end - start, chunks: todo };
+  }
+
+  /**
+   * The prefetch entry point: fetches a range the prefetch planner chose (no amplification: the
+   * planner merged it already) with prefetch priority, through the same fill as a miss. Chunks
+   * that became ready or in flight meanwhile are left out (see plannedTodo). `signal` aborts
+   * the request unless an on-demand read has joined it. `onRead` is called once the backend
+   * request has ended (the fill may still run), so a scheduler can send its next request
+   * meanwhile. Never rejects.
+   */
+  async fetchPlanned(planned: FetchRange, signal?: AbortSignal, onRead?: () => void): Promise<PlannedFetch> {
+    const r = this.plannedTodo(planned);
+    if (!r || signal?.aborted) {
+      onRead?.();
+      return { bytes: 0, read: false, filled: 0, failed: 0 };
+    }
+    const handle: FetchHandle = { priority: 'prefetch', abort: new AbortController(), adopted: false };
+    const onAbort = (): void => {
+      if (!handle.adopted) handle.abort?.abort(signal?.reason);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const waits = r.chunks.map((c) => {
+      const d = deferred(handle);
+      this._inflight.set(c.chunkIndex, d);
+      return d.promise;
+    });
+    try {
+      const read = await this._fetchRange(r, handle, onRead);
+      const results = await Promise.allSettled(waits);
+      const failed = results.filter((x) => x.status === 'rejected').length;
+      return { bytes: r.length, read, filled: results.length - failed, failed };
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
   }
 
   private _settle(c: ChunkInfo, err?: Error): void {
@@ -286,23 +384,35 @@ export class CachedBlob implements BlobSource {
     else d.resolve();
   }
 
-  private async _fetchRange(r: FetchRange): Promise<void> {
-    const { backend, counters, log } = this._ctx;
+  /** Fetches `r` and fills its chunks; false when the backend read itself failed. */
+  private async _fetchRange(r: FetchRange, h: FetchHandle, onRead?: () => void): Promise<boolean> {
+    const { backend, counters, log, demand } = this._ctx;
+    const prefetch = h.priority === 'prefetch';
+    const signal = h.abort ? AbortSignal.any([this._lifetime.signal, h.abort.signal]) : this._lifetime.signal;
     let buf: Buffer;
+    if (!prefetch) {
+      demand?.begin();
+      this.fetchObserver?.(this, r);
+    }
     try {
-      buf = await backend.read(this.info.blobId, r.offset, r.length, this._lifetime.signal);
+      buf = await backend.read(this.info.blobId, r.offset, r.length, signal, { priority: h.priority });
       counters.backendReads++;
       counters.backendBytes += r.length;
     } catch (err) {
       const e = err instanceof Error ? err : new Error(String(err));
-      if (!this._closed) reportOnce(e, (m) => log.error(m), `blob ${this.info.blobId}: fetching ${r.chunks.length} chunk(s) at offset ${r.offset} length ${r.length} failed: ${e.message}`);
+      const what = `blob ${this.info.blobId}: ${prefetch ? 'prefetching' : 'fetching'} ${r.chunks.length} chunk(s) at offset ${r.offset} length ${r.length} failed: ${e.message}`;
+      // A prefetch that stopped, or the cache closing, is no failure worth a line.
+      if (!this._closed && !h.abort?.signal.aborted) reportOnce(e, (m) => (prefetch ? log.warn(m) : log.error(m)), what);
       for (const c of r.chunks) this._settle(c, e);
-      return;
+      return false;
+    } finally {
+      if (!prefetch) demand?.end();
+      onRead?.();
     }
     // Without digest validation the native fill does the rest on a worker thread.
     if (!this._ctx.validate && this.info.compressor !== 'gzip') {
       await this._fillNative(r, buf);
-      return;
+      return true;
     }
     // Decode first, each run of chunks adjacent in the uncompressed blob into one buffer, then
     // write each run of good chunks with one write. Fewer thread-pool round trips per fill, and
@@ -339,22 +449,27 @@ export class CachedBlob implements BlobSource {
       }
       const group = decoded.slice(i, j);
       i = j;
-      try {
-        this._throwIfClosed();
-        let done = 0;
-        const len = end - first.at;
-        while (done < len) {
-          const { bytesWritten } = await this._fh.write(first.run, first.at + done, len - done, first.c.uncompressedOffset + done);
-          done += bytesWritten;
-        }
-      } catch (err) {
-        const e = err instanceof StorageError ? err : new StorageError('ERR_CACHE_FILE', `blob ${this.info.blobId} chunks ${group.map((d) => d.c.chunkIndex).join(',')}: cannot write ${this.dataPath}: ${errnoCode(err)}`, { cause: err });
-        for (const d of group) this._settle(d.c, e);
+      const bytes = first.run.subarray(first.at, end);
+      const chunksOf = group.map((d) => d.c);
+      if (this._closed) {
+        for (const c of chunksOf) this._settle(c, this._closedError());
         continue;
       }
-      for (const { c } of group) await this._markWritten(c);
+      if (this._health.shouldTry()) {
+        try {
+          await writeAll((b, o, l, p) => this._fh.write(b, o, l, p).then((w) => w.bytesWritten), bytes, first.c.uncompressedOffset);
+          this._health.succeeded();
+          for (const c of chunksOf) await this._markWritten(c);
+          continue;
+        } catch (err) {
+          this._health.failed(errnoCode(err), `writing ${this.dataPath}`);
+          counters.cacheWriteErrors++;
+        }
+      }
+      await this._spillBytes(chunksOf, bytes, first.c.uncompressedOffset);
     }
     for (const [c, err] of failed) this._settle(c, err);
+    return true;
   }
 
   /**
@@ -368,30 +483,128 @@ export class CachedBlob implements BlobSource {
     const id = this.info.blobId;
     const chunks = [...r.chunks].sort((a, b) => a.uncompressedOffset - b.uncompressedOffset);
     const plan = chunks.map((c) => ({ srcOffset: c.compressedOffset - r.offset, storedSize: c.compressedSize, fileOffset: c.uncompressedOffset, size: c.uncompressedSize, compressed: c.compressed }));
-    let status: Int32Array;
-    try {
-      this._throwIfClosed();
-      status = await decodeWrite(compressorToEnum(this.info.compressor), buf, plan, this._fh.fd);
-    } catch (err) {
-      const e = err instanceof StorageError ? err : new StorageError('ERR_CACHE_FILE', `blob ${id}: filling ${chunks.length} chunk(s) failed: ${(err as Error).message}`, { cause: err });
-      for (const c of chunks) this._settle(c, e);
-      return;
-    }
+    const tryCache = this._health.shouldTry();
+    const status = tryCache ? await this._decodeWrite(chunks, plan, buf, this._fh.fd) : undefined;
+    if (tryCache && !status) return;
+    const toSpill: number[] = [];
+    let writeError = 0;
     for (const [i, c] of chunks.entries()) {
-      const rc = status[i] ?? -kEIO;
+      const rc = status ? (status[i] ?? -kEIO) : -kENOSPC;
       if (rc === -kEBADMSG) {
         counters.decodeErrors++;
         const msg = `blob ${id} chunk ${c.chunkIndex}: cannot decompress (${this.info.compressor}, compressed offset ${c.compressedOffset} size ${c.compressedSize})`;
         log.error(msg);
         this._settle(c, new StorageError('ERR_CHUNK_DECODE', msg, { reported: true }));
-        continue;
+      } else if (rc !== 0) {
+        if (status) writeError = -rc;
+        toSpill.push(i);
+      } else {
+        await this._markWritten(c);
       }
-      if (rc !== 0) {
-        this._settle(c, new StorageError('ERR_CACHE_FILE', `blob ${id} chunk ${c.chunkIndex}: cannot write ${this.dataPath}: ${errnoName(-rc)}`));
-        continue;
-      }
-      await this._markWritten(c);
     }
+    if (writeError !== 0) {
+      this._health.failed(errnoName(writeError), `writing ${this.dataPath}`);
+      counters.cacheWriteErrors++;
+    } else if (status) {
+      this._health.succeeded();
+    }
+    if (toSpill.length === 0) return;
+    // Decoded again into the spill: the cache file did not take them (or is not tried now).
+    const spillChunks = toSpill.map((i) => chunks[i] as ChunkInfo);
+    const spillPlan = toSpill.map((i) => plan[i] as (typeof plan)[number]);
+    if (!this._reserveSpill(spillChunks)) return;
+    const fd = this._spillFdOrFail(spillChunks);
+    if (fd < 0) return;
+    const st = await this._decodeWrite(spillChunks, spillPlan, buf, fd);
+    if (!st) {
+      this._budget.release(spillChunks.reduce((n, c) => n + c.uncompressedSize, 0));
+      return;
+    }
+    for (const [i, c] of spillChunks.entries()) {
+      const rc = st[i] ?? -kEIO;
+      if (rc === 0) {
+        this._publishSpilled(c);
+        continue;
+      }
+      this._budget.release(c.uncompressedSize);
+      this._settle(c, new StorageError('ERR_CACHE_FILE', `blob ${id} chunk ${c.chunkIndex}: cannot keep it in memory either: ${errnoName(-rc)}`));
+    }
+  }
+
+  /** Runs the native fill into `fd`; undefined (every chunk settled with the error) on failure. */
+  private async _decodeWrite(chunks: readonly ChunkInfo[], plan: Parameters<typeof decodeWrite>[2], buf: Buffer, fd: number): Promise<Int32Array | undefined> {
+    try {
+      this._throwIfClosed();
+      return await decodeWrite(compressorToEnum(this.info.compressor), buf, plan, fd);
+    } catch (err) {
+      const e = err instanceof StorageError ? err : new StorageError('ERR_CACHE_FILE', `blob ${this.info.blobId}: filling ${chunks.length} chunk(s) failed: ${(err as Error).message}`, { cause: err });
+      for (const c of chunks) this._settle(c, e);
+      return undefined;
+    }
+  }
+
+  /** Reserves spill memory for `chunks`; settles them with an error when there is none. */
+  private _reserveSpill(chunks: readonly ChunkInfo[]): boolean {
+    const bytes = chunks.reduce((n, c) => n + c.uncompressedSize, 0);
+    if (this._budget.reserve(bytes)) return true;
+    const e = new StorageError('ERR_CACHE_FILE', `blob ${this.info.blobId}: the cache directory takes no writes and the in-memory spill (${this._budget.limit} bytes) is busy`);
+    reportOnce(e, (m) => this._ctx.log.error(m), e.message);
+    for (const c of chunks) this._settle(c, e);
+    return false;
+  }
+
+  private _spillFdOrFail(chunks: readonly ChunkInfo[]): number {
+    try {
+      this._throwIfClosed();
+      return this._map.spillFd();
+    } catch (err) {
+      this._budget.release(chunks.reduce((n, c) => n + c.uncompressedSize, 0));
+      const e = err instanceof StorageError ? err : new StorageError('ERR_CACHE_FILE', `blob ${this.info.blobId}: ${(err as Error).message}`, { cause: err });
+      for (const c of chunks) this._settle(c, e);
+      return -1;
+    }
+  }
+
+  /** Keeps decoded bytes (adjacent chunks starting at `offset`) in the spill. */
+  private async _spillBytes(chunks: readonly ChunkInfo[], bytes: Buffer, offset: number): Promise<void> {
+    if (!this._reserveSpill(chunks)) return;
+    const fd = this._spillFdOrFail(chunks);
+    if (fd < 0) return;
+    try {
+      await writeAll((b, o, l, p) => pwriteFd(fd, b, o, l, p).then((w) => w.bytesWritten), bytes, offset);
+    } catch (err) {
+      this._budget.release(bytes.length);
+      const e = new StorageError('ERR_CACHE_FILE', `blob ${this.info.blobId}: cannot keep chunks in memory: ${errnoCode(err)}`, { cause: err });
+      for (const c of chunks) this._settle(c, e);
+      return;
+    }
+    for (const c of chunks) this._publishSpilled(c);
+  }
+
+  /** A chunk's bytes are in the spill: publish them to readers and settle its waiters. */
+  private _publishSpilled(c: ChunkInfo): void {
+    if (this._closed) {
+      this._budget.release(c.uncompressedSize);
+      this._settle(c, this._closedError());
+      return;
+    }
+    const index = c.chunkIndex;
+    const entry: SpillEntry = {
+      map: this._map,
+      owner: this,
+      index,
+      offset: c.uncompressedOffset,
+      size: c.uncompressedSize,
+      pins: 0,
+      onEvict: () => {
+        if (this._spilled.get(index) === entry) this._spilled.delete(index);
+      },
+    };
+    this._map.setSpillReady(index);
+    this._spilled.set(index, entry);
+    this._budget.add(entry);
+    this._ctx.counters.chunksSpilled++;
+    this._settle(c);
   }
 
   /** A chunk's data is in the cache file: set its bit and settle its waiters. */
@@ -409,8 +622,12 @@ export class CachedBlob implements BlobSource {
     }
   }
 
+  private _closedError(): StorageError {
+    return new StorageError('ERR_STORAGE_CLOSED', `blob ${this.info.blobId}: cache closed`);
+  }
+
   private _throwIfClosed(): void {
-    if (this._closed) throw new StorageError('ERR_STORAGE_CLOSED', `blob ${this.info.blobId}: cache closed`);
+    if (this._closed) throw this._closedError();
   }
 
   /** Resolves once every fill running now (amplified chunks included) has settled. */
@@ -424,9 +641,28 @@ export class CachedBlob implements BlobSource {
     this._closed = true;
     this._lifetime.abort();
     await Promise.allSettled([...this._inflight.values()].map((d) => d.promise));
+    this._budget.dropAll(this);
+    this._spilled.clear();
     this._map.close();
     await this._fh.close();
   }
+}
+
+/** Writes all of `bytes` at `position` through `write` (which may write less). */
+async function writeAll(write: (b: Buffer, off: number, len: number, pos: number) => Promise<number>, bytes: Buffer, position: number): Promise<void> {
+  let done = 0;
+  while (done < bytes.length) {
+    const n = await write(bytes, done, bytes.length - done, position + done);
+    if (n <= 0) throw Object.assign(new Error('write made no progress'), { code: 'EIO' });
+    done += n;
+  }
+}
+
+function chunkRange(i: number, opts: CachedBlobOptions, meta: BlobMeta | undefined): { offset: number; size: number } | undefined {
+  const c = opts.chunkLookup?.(i);
+  if (c) return { offset: c.uncompressedOffset, size: c.uncompressedSize };
+  const e = meta?.entry(i);
+  return e ? { offset: e.uncompressedOffset, size: e.uncompressedSize } : undefined;
 }
 
 interface DecodedChunk {

@@ -15,6 +15,10 @@ export interface CacheCounters {
   chunksAmplified: number;
   digestErrors: number;
   decodeErrors: number;
+  /** Fills the cache file did not take (full disk, quota, I/O error). */
+  cacheWriteErrors: number;
+  /** Chunks kept in memory instead (served from there until evicted). */
+  chunksSpilled: number;
 }
 
 export function newCounters(): CacheCounters {
@@ -28,5 +32,7 @@ export function newCounters(): CacheCounters {
     chunksAmplified: 0,
     digestErrors: 0,
     decodeErrors: 0,
+    cacheWriteErrors: 0,
+    chunksSpilled: 0,
   };
 }

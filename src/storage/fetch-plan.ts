@@ -23,10 +23,14 @@ export function effectiveBatch(batchSize: number): number {
   return Math.max(batchSize, kMinBatchSize);
 }
 
-/** Merges chunks (any order, unique chunk indexes) into ranges. */
-export function mergeChunks(chunks: readonly ChunkInfo[], batchSize: number): FetchRange[] {
+/**
+ * Merges chunks (any order, unique chunk indexes) into ranges of at most `maxLength` bytes
+ * (default: the larger of batch and kMaxMergedRequest; a single larger chunk is a range alone).
+ */
+export function mergeChunks(chunks: readonly ChunkInfo[], batchSize: number, maxLength?: number): FetchRange[] {
   const batch = effectiveBatch(batchSize);
   const maxGap = batch >> 7;
+  const cap = maxLength ?? Math.max(kMaxMergedRequest, batch);
   const sorted = [...chunks].sort((a, b) => a.compressedOffset - b.compressedOffset || a.chunkIndex - b.chunkIndex);
   const out: FetchRange[] = [];
   let cur: FetchRange | undefined;
@@ -36,7 +40,7 @@ export function mergeChunks(chunks: readonly ChunkInfo[], batchSize: number): Fe
       const curEnd = cur.offset + cur.length;
       const gap = c.compressedOffset - curEnd;
       const merged = Math.max(curEnd, end) - cur.offset;
-      if (gap <= maxGap && merged <= Math.max(kMaxMergedRequest, batch)) {
+      if (gap <= maxGap && merged <= cap) {
         cur.length = merged;
         cur.chunks.push(c);
         continue;

@@ -2,7 +2,7 @@
  * The data of one mounted image: a BlobSource per blob table entry, and file-level reads over
  * chunk lists that may span blobs. This is what the filesystem layer calls.
  */
-import type { NativeBlobRegistration } from './blob-cache.js';
+import type { FetchObserver, NativeBlobRegistration } from './blob-cache.js';
 import { CachedBlob } from './blob-cache.js';
 import type { BlobSource } from './chunk-data.js';
 import { StorageError } from './contract/errors.js';
@@ -54,9 +54,19 @@ export class ImageStorage {
     return out;
   }
 
+  /** The blob-cache blobs (dummycache blobs have nothing to prefetch into). */
+  cachedBlobs(): CachedBlob[] {
+    return this.blobs.filter((b): b is CachedBlob => b instanceof CachedBlob);
+  }
+
+  /** Sees every on-demand backend read of this image's cached blobs (undefined: stop). */
+  observeFetches(observer: FetchObserver | undefined): void {
+    for (const b of this.cachedBlobs()) b.fetchObserver = observer;
+  }
+
   /** Registration data for the native READ fast path (blobcache blobs only). */
   nativeRegistrations(): NativeBlobRegistration[] {
-    return this.blobs.filter((b): b is CachedBlob => b instanceof CachedBlob).map((b) => b.nativeRegistration());
+    return this.cachedBlobs().map((b) => b.nativeRegistration());
   }
 
   async close(): Promise<void> {

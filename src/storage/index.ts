@@ -9,25 +9,29 @@
  * path (nativeRegistrations()); rafs/blob/codec decodes and digests chunks; native/ provides the
  * persistent chunk map and the off-thread decode-and-write.
  */
-export type { RawBackend, BackendPolicy, BackendStats, ReadOptions, ReadPriority } from './backend.js';
+export type { RawBackend, BackendPolicy, BackendStats, BackendReadObserver, ReadOptions, ReadPriority } from './backend.js';
 export { BlobBackend, kLocalPolicy, kMaxBackendRead, remotePolicy } from './backend.js';
 export { LocalFsBackend } from './localfs.js';
 // The network and disk backends (registry/, object/, http/, http-proxy.ts, localdisk.ts) are
 // not re-exported: createBackend() loads them on demand, so a localfs start never loads undici.
 export type { NetConfig, TransportOptions } from './http/transport.js';
 export { checkBlobId } from './blob-id.js';
+// The credential check only (no network code): the API validates registry_auth with it.
+export { checkBasicAuth } from './registry/auth.js';
 export { StorageError, kEIO } from './contract/errors.js';
 export type { StorageErrorCode } from './contract/errors.js';
 export type { BlobInfo, ChunkInfo, CompressorName, DigesterName } from './types.js';
 export type { BlobSource } from './chunk-data.js';
 export { CachedBlob } from './blob-cache.js';
+export type { FetchObserver, PlannedFetch } from './blob-cache.js';
+export { DemandTracker } from './demand.js';
 export type { BlobCacheContext, CachedBlobOptions, NativeBlobRegistration } from './blob-cache.js';
 export { DirectBlob } from './dummy-cache.js';
 export { ImageStorage, kMaxFileRead } from './image-storage.js';
 export { StorageService, createBackend, prepareCacheDir } from './service.js';
 export type { OpenImageOptions, CreateBackendOptions, RegistryAuthUpdate } from './service.js';
 export { storageSettings } from './settings.js';
-export type { StorageSettings, CacheSettings } from './settings.js';
+export type { StorageSettings, CacheSettings, PrefetchSettings, ReadaheadSettings } from './settings.js';
 export type { CacheCounters } from './counters.js';
 export { newCounters } from './counters.js';
 export { BlobMeta, metaFileSize } from './blob-meta.js';

@@ -15,11 +15,14 @@ import type { BackendStats, RawBackend } from './backend.js';
 import { BlobBackend, kLocalPolicy, remotePolicy } from './backend.js';
 import type { CachedBlobOptions } from './blob-cache.js';
 import { CachedBlob } from './blob-cache.js';
+import type { HealthOptions } from './cache-health.js';
+import { CacheWriteHealth, kDefaultSpillLimit, SpillBudget } from './cache-health.js';
 import type { BlobSource } from './chunk-data.js';
 import type { CacheCounters } from './counters.js';
 import { newCounters } from './counters.js';
+import { DemandTracker } from './demand.js';
 import { DirectBlob } from './dummy-cache.js';
-import { errnoCode } from './contract/errors.js';
+import { errnoCode, StorageError } from './contract/errors.js';
 import { ImageStorage } from './image-storage.js';
 import type { TransportOptions } from './http/transport.js';
 import { LocalFsBackend } from './localfs.js';
@@ -47,6 +50,9 @@ export async function prepareCacheDir(dir: string, key: string): Promise<void> {
 export interface CreateBackendOptions {
   /** Tests: name resolution override for network backends (e.g. OSS bucket host names). */
   lookup?: TransportOptions['lookup'];
+  /** Tests: the spill bound and the cache write retry delay (cache-health.ts). */
+  spillLimit?: number;
+  cacheHealth?: HealthOptions;
 }
 
 /**
@@ -112,13 +118,23 @@ export interface OpenImageOptions {
 
 export class StorageService {
   readonly counters: CacheCounters = newCounters();
+  /** On-demand reads in flight over every image (prefetch of any image yields to them). */
+  readonly demand = new DemandTracker();
   private readonly _images = new Set<ImageStorage>();
+  /** One cache directory: write failures and the spill bound are shared by its blobs. */
+  private readonly _spill: SpillBudget;
+  private readonly _health: CacheWriteHealth;
 
   private constructor(
     readonly settings: StorageSettings,
     readonly backend: BlobBackend,
     private readonly _log: Logger,
-  ) {}
+    o: CreateBackendOptions,
+  ) {
+    this._spill = new SpillBudget(o.spillLimit ?? kDefaultSpillLimit);
+    const dir = settings.cache.kind === 'blobcache' ? settings.cache.workDir : '';
+    this._health = new CacheWriteHealth(dir, _log.child('cache'), this._spill.limit, o.cacheHealth);
+  }
 
   static async create(settings: StorageSettings, log: Logger = nullLogger(), o: CreateBackendOptions = {}): Promise<StorageService> {
     const backend = await createBackend(settings, log.child('backend'), o);
@@ -128,7 +144,7 @@ export class StorageService {
       await backend.close();
       throw err;
     }
-    return new StorageService(settings, backend, log);
+    return new StorageService(settings, backend, log, o);
   }
 
   private async _openBlob(info: BlobInfo, opts: OpenImageOptions): Promise<BlobSource> {
@@ -136,14 +152,22 @@ export class StorageService {
       if ((info.features & bit) !== 0) throw new NotSupportedError(`blob ${info.blobId}: ${what}`);
     }
     const { cache, validate, batchSize } = this.settings;
-    const ctx = { backend: this.backend, validate, batchSize, counters: this.counters, log: this._log.child('cache') };
+    const ctx = { backend: this.backend, validate, batchSize, counters: this.counters, log: this._log.child('cache'), demand: this.demand };
     // v5 images without the extended blob table do not say how many chunks a blob has, so
     // there is no chunk map to size; upstream keeps such blobs uncached too.
     if (cache.kind === 'dummycache' || info.chunkCount === 0 || (info.features & kBlobFeatures.V5_NO_EXT_BLOB_TABLE) !== 0) {
       return new DirectBlob(info, ctx);
     }
     const lookup = opts.chunkLookup?.(info.index);
-    return CachedBlob.open(info, { ...ctx, workDir: cache.workDir }, lookup ? { chunkLookup: lookup } : {});
+    try {
+      return await CachedBlob.open(info, { ...ctx, workDir: cache.workDir, health: this._health, spill: this._spill }, lookup ? { chunkLookup: lookup } : {});
+    } catch (err) {
+      // A cache that cannot be used (full disk, damaged files another nydusd holds, permissions)
+      // must not fail the mount: the blob is served straight from the backend.
+      if (!(err instanceof StorageError) || err.code !== 'ERR_CACHE_FILE') throw err;
+      ctx.log.warn(`${err.message}; serving blob ${info.blobId} from the backend without a cache`);
+      return new DirectBlob(info, ctx);
+    }
   }
 
   /** Opens the blobs of one image (in blob table order). */

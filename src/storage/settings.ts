@@ -8,6 +8,43 @@ import { NotSupportedError } from '../util/errors.js';
 
 export type CacheSettings = { kind: 'blobcache'; workDir: string; workDirKey: string } | { kind: 'dummycache' };
 
+/**
+ * Prefetch at mount, as upstream: `rafs.prefetch` (v1 `fs_prefetch`) decides whether and what
+ * (the file list, the bootstrap's prefetch table, the whole image); the workers' settings come
+ * from `cache.prefetch` when it is enabled, else from `rafs.prefetch` (v1 copies one to the other).
+ */
+export interface PrefetchSettings {
+  enable: boolean;
+  /** Prefetch the whole image after the listed files. */
+  prefetchAll: boolean;
+  /** Prefetch requests at most in flight (threads / threads_count). */
+  threads: number;
+  /** Largest merged prefetch request, bytes (batch_size / merging_size; at least 128 KiB). */
+  batchSize: number;
+  /** Bytes per second for prefetch requests, 0 = unlimited (bandwidth_limit / bandwidth_rate). */
+  bandwidthLimit: number;
+}
+
+/** The seed's readahead log (backend `readahead`, `readahead_sec`). */
+export interface ReadaheadSettings {
+  enable: boolean;
+  /** Seconds after start during which backend reads are recorded; 0 = until stop. */
+  seconds: number;
+}
+
+/** The seed's default recording window. */
+const kDefaultReadaheadSec = 10;
+
+export const kPrefetchOff: PrefetchSettings = { enable: false, prefetchAll: false, threads: 8, batchSize: 1024 * 1024, bandwidthLimit: 0 };
+
+function prefetchSettings(cfg: NydusConfig): PrefetchSettings {
+  const fsp = cfg.rafs?.prefetch;
+  if (!fsp?.enable) return { ...kPrefetchOff };
+  const cp = cfg.cache?.prefetch;
+  const w = cp?.enable ? cp : fsp;
+  return { enable: true, prefetchAll: fsp.prefetch_all, threads: w.threads, batchSize: w.batch_size, bandwidthLimit: w.bandwidth_limit };
+}
+
 export interface StorageSettings {
   backend: ResolvedBackend;
   /** Config path of the backend section, for messages. */
@@ -19,6 +56,9 @@ export interface StorageSettings {
   batchSize: number;
   /** Headers on every request of a network backend: User-Agent and NYDUS_HEADER_* (default: User-Agent). */
   headers?: Record<string, string>;
+  /** Absent: off (settings built by hand in tests). */
+  prefetch?: PrefetchSettings;
+  readahead?: ReadaheadSettings;
 }
 
 export function storageSettings(
@@ -49,5 +89,7 @@ export function storageSettings(
     validate: (c?.validate ?? false) || (cfg.rafs?.validate ?? false),
     batchSize: cfg.rafs?.batch_size ?? 1024 * 1024,
     headers: { ...headers },
+    prefetch: prefetchSettings(cfg),
+    readahead: { enable: backend.config.readahead ?? false, seconds: backend.config.readahead_sec ?? kDefaultReadaheadSec },
   };
 }

@@ -119,9 +119,13 @@ class LogRoot {
     }
   }
 
+  /** Called with every error record written (the API's error events). */
+  errorListeners: ((module: string, message: string) => void)[] = [];
+
   write(level: LogLevel, module: string, msg: LogMessage, fields?: LogFields): void {
     const message = typeof msg === 'function' ? msg() : msg;
     this._sink.write({ ...fields, level, message, module, time: new Date().toISOString() });
+    if (level === 'error') for (const l of this.errorListeners) l(module, message);
   }
 
   setLevel(level: LogLevel): void {
@@ -150,6 +154,11 @@ export class RootLogger extends Logger {
   addLevelHook(hook: LevelHook): void {
     this._root.hooks.push(hook);
     hook.level(this._root.levelName);
+  }
+
+  /** `listener` sees every error record that is written (not those below the level). */
+  onError(listener: (module: string, message: string) => void): void {
+    this._root.errorListeners.push(listener);
   }
 
   /** Drops every record, errors included. */

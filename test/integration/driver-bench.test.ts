@@ -85,10 +85,10 @@ describe('nydus_vu_driver benchmark commands', () => {
     assert.match(r.stderr, /not a directory/);
   });
 
-  test('bounds: pread and memcpy move bytes, codecs round-trip real chunks', async () => {
+  test('bounds: pread and memcpy move bytes, codecs round-trip real chunks, digests hash whole pieces', async () => {
     const none = await runDriver('/nonexistent', ['bounds']);
     assert.equal(none.status, 1);
-    assert.match(none.stderr, /bounds needs pread, memcpy or codec/);
+    assert.match(none.stderr, /bounds needs pread, memcpy, codec or digest/);
     const run = async (args: string[]): Promise<Record<string, number | string>> => {
       const r = await runDriver('/nonexistent', ['bounds', ...args, '--seconds', '0.2']);
       assert.equal(r.status, 0, r.stderr);
@@ -105,6 +105,20 @@ describe('nydus_vu_driver benchmark commands', () => {
       if (algo === 'none') assert.equal(c['ratio'], 1);
       else assert.ok(Number(c['ratio']) > 5, `${algo} compresses repeated text (ratio ${String(c['ratio'])})`);
     }
+    for (const algo of ['blake3', 'sha256']) {
+      // Whole 1 MiB pieces walking a 4 MiB span: the bytes counted are whole digests.
+      const d = await run(['digest', '--algo', algo, '--size', '1M', '--span', '4M']);
+      assert.equal(d['algo'], algo);
+      assert.ok(Number(d['bytes']) >= 1 << 20 && Number(d['bytes']) % (1 << 20) === 0, `${algo}: ${String(d['bytes'])} bytes`);
+      assert.ok(Number(d['cpu_s']) > 0);
+      if (algo === 'blake3') assert.ok(Number(d['simd_degree']) >= 1);
+    }
+    const badDigest = await runDriver('/nonexistent', ['bounds', 'digest', '--algo', 'md5']);
+    assert.equal(badDigest.status, 1);
+    assert.match(badDigest.stderr, /--algo must be blake3 or sha256/);
+    const badSpan = await runDriver('/nonexistent', ['bounds', 'digest', '--algo', 'sha256', '--size', '8M', '--span', '4M']);
+    assert.equal(badSpan.status, 1);
+    assert.match(badSpan.stderr, /need 0 < --size <= --span/);
     const bad = await runDriver('/nonexistent', ['bounds', 'codec', '--file', join(src, 'big.bin'), '--algo', 'gzip']);
     assert.equal(bad.status, 1);
     assert.match(bad.stderr, /--algo must be/);

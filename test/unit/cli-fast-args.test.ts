@@ -44,7 +44,7 @@ test('spellings only yargs should judge are left to it', () => {
     ['--config', '/a', '--config', '/b'], ['--sock', '/a', '--socket-path', '/b'],
     ['--fd', '0x10'], ['--fd', '007'], ['--fd', '-1'], ['--fuse-threads', '1e3'], ['--fd', '3.5'],
     ['-l', 'loud'], ['--log-format', 'yaml'], ['--config'], ['--config', '--bootstrap', '/b'], ['--config='],
-    ['--config', "'/q'"], ['--config', '"/q"'], ['--id', 'x'], ['--supervisor', '/s'], ['-D', '/d', '-C', '/c'],
+    ['--config', "'/q'"], ['--config', '"/q"'], ['--id', 'x'], ['--supervisor', '/s'], ['--prefetch-files', '/p'], ['-D', '/d', '-C', '/c'],
     ['--bootstrap', '/b', '--shared-dir', '/s'], ['--bogus'], ['--logLevel', 'info'], ['--no-writable'],
     ['-CB', '/x'], ['-C=/x'], ['--C', '/x'], ['--', 'x'], ['-'], ['frob'], ['5'], ['fuse', 'virtiofs'],
   ];
@@ -58,7 +58,7 @@ const plainString = fc.stringMatching(/^[a-zA-Z0-9_./][a-zA-Z0-9_./=: -]{0,12}$/
 
 /** Well-formed lines: each value flag at most once, valid values, no conflict or implication. */
 const wellFormed = fc
-  .uniqueArray(fc.constantFrom(...kValueFlags.filter(([n]) => !['id', 'supervisor', 'shared-dir', 'localfs-dir'].includes(n))), {
+  .uniqueArray(fc.constantFrom(...kValueFlags.filter(([n]) => !['id', 'supervisor', 'shared-dir', 'localfs-dir', 'prefetch-files'].includes(n))), {
     maxLength: 8,
     selector: ([n]) => n,
   })

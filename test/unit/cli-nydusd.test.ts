@@ -61,20 +61,13 @@ test('-V prints the version', () => {
 
 test('flags of features not built yet exit 2 with "not supported yet", never ignored', () => {
   const cases: [string[], RegExp][] = [
-    [['--apisock', join(root, 'api.sock'), ...fuse, '-D', blobs], /^nydusd: --apisock \(the HTTP API\) is not supported yet$/],
-    [['-A', join(root, 'api.sock'), ...fuse, '-D', blobs], /--apisock \(the HTTP API\) is not supported yet$/],
     [['--upgrade', ...fuse, '-D', blobs], /--upgrade \(live upgrade\) is not supported yet$/],
-    [['--writable', ...fuse, '-D', blobs], /--writable \(read-write mounts\) is not supported yet$/],
-    [['--prefetch-files', join(root, 'list'), ...fuse, '-D', blobs], /--prefetch-files is not supported yet$/],
-    [['--shared-dir', root, '--mountpoint', mnt], /--shared-dir \(passthroughfs\) is not supported yet$/],
-    [['virtiofs', '--hybrid-mode', '--sock', join(root, 's'), '--bootstrap', boot, '-D', blobs], /--hybrid-mode is not supported yet$/],
+    [['--writable', ...fuse, '-D', blobs], /--writable \(a writable overlay\) is not supported yet$/],
     [['--dedup-db', join(root, 'd.db'), ...fuse, '-D', blobs], /--dedup-db \(chunk dedup\) is not supported yet$/],
     [['--failover-policy', 'flush', ...fuse, '-D', blobs], /--failover-policy flush \(failover needs a supervisor\) is not supported yet$/],
-    [['-m', '/sub', ...fuse, '-D', blobs], /--virtual-mountpoint other than "\/" is not supported yet$/],
     [['singleton', '--fscache', root], /^nydusd: nydusd singleton is not supported yet$/],
     [['nbd', '/dev/nbd0', '-D', blobs], /nydusd nbd is not supported yet$/],
     [['uffd', '--sock', join(root, 'u.sock')], /nydusd uffd is not supported yet$/],
-    [['--mountpoint', mnt, '-D', blobs], /running without --bootstrap \(an empty filesystem for API mounts\) is not supported yet$/],
   ];
   for (const [args, re] of cases) {
     const r = nydusd(args);
@@ -86,6 +79,7 @@ test('flags of features not built yet exit 2 with "not supported yet", never ign
 test('usage errors exit 2 with one line naming the problem', () => {
   const cases: [string[], RegExp][] = [
     [['--bogus'], /^nydusd: unknown option --bogus; see --help$/],
+    [['-m', 'sub', '--mountpoint', mnt, '--bootstrap', boot, '-D', blobs], /--virtual-mountpoint sub: must be an absolute path without "\.\."/],
     [['frobnicate'], /unknown command "frobnicate"/],
     [['--bootstrap', boot, '-D', blobs], /--mountpoint \(FUSE\) or --sock \(virtio-fs\) is required/],
     [['--mountpoint', mnt, '--sock', join(root, 's'), '--bootstrap', boot, '-D', blobs], /--mountpoint and --sock are mutually exclusive/],
@@ -99,14 +93,22 @@ test('usage errors exit 2 with one line naming the problem', () => {
     [['--log-level', 'loud', ...fuse, '-D', blobs], /^nydusd: Invalid values: Argument: log-level, Given: "loud", Choices: /],
     [['--config', join(root, 'c.json'), '--localfs-dir', blobs, ...fuse], /Arguments (config and localfs-dir|localfs-dir and config) are mutually exclusive/],
     [['--id', 'x', ...fuse, '-D', blobs], /^nydusd: Implications failed: id -> supervisor$/],
+    [['--shared-dir', root, ...fuse, '-D', blobs], /(bootstrap and shared-dir|shared-dir and bootstrap|--shared-dir and --bootstrap) (are )?mutually exclusive/],
     [[...fuse], /^nydusd: both --config and --localfs-dir are missing$/],
     [['--rlimit-nofile', '-1', ...fuse, '-D', blobs], /--rlimit-nofile: expected an integer/],
+    [['--prefetch-files', join(root, 'no-list'), ...fuse, '-D', blobs], /^nydusd: --prefetch-files .*no-list: cannot read \(ENOENT\)$/],
+    [['--prefetch-files', writeConfig('rel-list', '/etc\n\n  usr/bin  \n'), ...fuse, '-D', blobs], /^nydusd: --prefetch-files .*rel-list: "usr\/bin" is not an absolute path$/],
+    [['--prefetch-files', writeConfig('ok-list', '/etc\n'), '--mountpoint', mnt, '-D', blobs], /^nydusd: Implications failed: prefetch-files -> bootstrap$/],
   ];
   for (const [args, re] of cases) {
     const r = nydusd(args);
     assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
     assert.match(r.stderr.trim(), re, args.join(' '));
   }
+  // Checked before anything is mounted: the API socket's directory.
+  const r = nydusd(['--apisock', join(root, 'nodir', 'api.sock'), '--mountpoint', mnt]);
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(reason(r.stderr), /^nydusd: --apisock .*nodir\/api\.sock: cannot create a socket in .*nodir \(ENOENT\)$/);
 });
 
 test('configuration errors exit 2 and name the file and key', () => {

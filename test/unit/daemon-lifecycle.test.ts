@@ -4,11 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 
-import { parseConfigText } from '../../src/config/index.js';
 import { Daemon, DaemonStateMachine, runDaemon } from '../../src/daemon/index.js';
 import type { DaemonOptions, RunningService, ServeStep } from '../../src/daemon/index.js';
 import { StorageService } from '../../src/storage/index.js';
 import { nullLogger } from '../../src/util/logger.js';
+import { testDaemonOptions } from '../helpers/daemon-options.js';
 
 const root = mkdtempSync(join(tmpdir(), 'nydus-daemon-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -21,27 +21,7 @@ writeFileSync(bootstrap, Buffer.alloc(8192, 1));
 
 function options(over: Partial<DaemonOptions> = {}, configText?: string): DaemonOptions {
   const text = configText ?? JSON.stringify({ device: { backend: { type: 'localfs', config: { dir: blobs } }, cache: { type: 'blobcache', config: { work_dir: join(root, 'cache') } } } });
-  const loaded = parseConfigText(text, 'test');
-  return {
-    mode: 'fuse',
-    mountpoint: mnt,
-    socketPath: undefined,
-    listenFd: undefined,
-    bootstrap,
-    config: loaded.config,
-    configOrigin: loaded.origin,
-    configSource: 'test',
-    virtualMountpoint: '/',
-    fuseThreads: 4,
-    id: undefined,
-    supervisor: undefined,
-    failoverPolicy: 'resend',
-    rlimitNofile: 0,
-    stopTimeoutMs: 5000,
-    log: { level: 'info', format: 'text', file: undefined, rotationSizeMb: 0 },
-    backendHeaders: {},
-    ...over,
-  };
+  return testDaemonOptions({ mountpoint: mnt, bootstrap, fuseThreads: 4, ...over }, text);
 }
 
 interface FakeService extends RunningService {
@@ -109,7 +89,7 @@ test('start reaches RUNNING with storage ready; stop unmounts before closing sto
   const d = new Daemon(
     options(),
     deps(events, (ctx) => {
-      assert.equal(ctx.storage.settings.cache.kind, 'blobcache');
+      assert.equal(ctx.storage?.settings.cache.kind, 'blobcache');
       events.push('serve');
       svc = fakeService(events);
       return Promise.resolve(svc);

@@ -10,11 +10,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 
+import { kBuckets, kFopNames, kFops } from '../../src/daemon/metrics.js';
 import { FuseSession, fuseDirentSize, kFopen, kFuseOp } from '../../src/fuse/index.js';
 import { readAbi } from '../../src/native/abi.js';
 import type { RawAbiInfo } from '../../src/native/abi.js';
 import { loadAddon } from '../../src/native/binding.js';
-import { kCodeNames, kLimitNames, kRecordFields, kStatNames, nativeAbi } from '../../src/native/index.js';
+import { kCodeNames, kFopArrayLengths, kFopCounterNames, kFopKindNames, kLimitNames, kRecordFields, kStatNames, nativeAbi } from '../../src/native/index.js';
+import * as W from '../helpers/fuse-wire.js';
 
 const raw = (): RawAbiInfo => loadAddon().abiInfo();
 const sorted = (xs: Iterable<string>): string[] => [...xs].sort();
@@ -97,6 +99,51 @@ test('statistics: the names match, and a live session reports exactly them', asy
   }
 });
 
+test('per-mount operation counters: the same names, array lengths and operation order on both sides', async () => {
+  const info = raw();
+  const abi = nativeAbi();
+  // Upstream's FsIoStats shapes, which clients index: fixed, not derived.
+  assert.equal(info.limits['fopKinds'], 15);
+  assert.equal(info.limits['readSizeBuckets'], 8);
+  assert.equal(info.limits['readLatencyBuckets'], 8);
+  assert.equal(info.limits['maxFopSlots'], 256);
+  assert.equal(kFops, abi.limits.fopKinds);
+  assert.equal(kBuckets, abi.limits.readSizeBuckets);
+  assert.equal(kBuckets, abi.limits.readLatencyBuckets);
+  assert.deepEqual(info.fopKinds, [...kFopKindNames]);
+  assert.deepEqual(kFopNames, kFopKindNames);
+  for (const [i, name] of kFopKindNames.entries()) assert.equal(abi.fopKinds[name], i, name);
+  // Each counted operation is the FUSE opcode of its name (batch_forget: BATCH_FORGET).
+  assert.equal(info.fopOpcodes.length, kFopKindNames.length);
+  for (const [i, name] of kFopKindNames.entries()) assert.equal(info.fopOpcodes[i], info.opcodes[name.toUpperCase()], `FUSE_${name.toUpperCase()}`);
+  assert.deepEqual(sorted(Object.keys(info.statArrays['fop'] ?? {})), sorted(Object.keys(kFopArrayLengths)));
+  for (const [name, limit] of Object.entries(kFopArrayLengths)) assert.equal(info.statArrays['fop']?.[name], abi.limits[limit], name);
+  assert.deepEqual(sorted(kStatNames.fop), sorted([...kFopCounterNames, ...Object.keys(kFopArrayLengths)]));
+
+  // A live session reports exactly these, and counts a LOOKUP where the table says.
+  const s = new FuseSession(
+    { lookup: () => ({ nodeid: 0, entryTimeout: 1 }) },
+    { logger: { error: () => undefined, warn: () => undefined }, immutable: true },
+  );
+  try {
+    s.attachLoopback();
+    assert.equal(W.parseReply(await s.inject(W.initRequest(), 80)).error, 0);
+    for (let i = 0; i < 3; i++) await s.inject(W.request(kFuseOp.LOOKUP, 1, W.nameBody('x')), 256);
+    const st = s.fopStats(0);
+    assert.deepEqual(sorted(Object.keys(st)), sorted(kStatNames.fop));
+    for (const k of kFopCounterNames) assert.equal(typeof st[k], 'number', k);
+    for (const [k, limit] of Object.entries(kFopArrayLengths) as [keyof typeof kFopArrayLengths, keyof typeof abi.limits][]) {
+      assert.equal(st[k].length, abi.limits[limit], k);
+    }
+    // One by the handler, two from the reply cache: all three are LOOKUP hits of slot 0.
+    assert.equal(st.hits[abi.fopKinds.lookup], 3);
+    assert.equal(st.hits.reduce((a, b) => a + b, 0), 3);
+    assert.throws(() => s.fopStats(abi.limits.maxFopSlots), { code: 'ERR_INVALID_ARG' });
+  } finally {
+    s.stop();
+  }
+});
+
 test('an addon that lacks a name TypeScript needs is refused with ERR_NATIVE_ABI', () => {
   const info = raw();
   assert.doesNotThrow(() => readAbi(info));
@@ -109,4 +156,10 @@ test('an addon that lacks a name TypeScript needs is refused with ERR_NATIVE_ABI
   const noRecord = structuredClone(info);
   delete noRecord.records['fill'];
   assert.throws(() => readAbi(noRecord), { code: 'ERR_NATIVE_ABI', message: /fill record/ });
+  const shortArray = structuredClone(info);
+  (shortArray.statArrays['fop'] as Record<string, number>)['readLatencyDist'] = 7;
+  assert.throws(() => readAbi(shortArray), { code: 'ERR_NATIVE_ABI', message: /counter array readLatencyDist/ });
+  const swapped = structuredClone(info);
+  [swapped.fopKinds[0], swapped.fopKinds[1]] = [swapped.fopKinds[1] as string, swapped.fopKinds[0] as string];
+  assert.throws(() => readAbi(swapped), { code: 'ERR_NATIVE_ABI', message: /counted operation getattr at slot 0/ });
 });

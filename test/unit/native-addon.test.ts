@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 
 import { candidatePaths, loadAddon } from '../../src/native/binding.js';
-import { blake3, compress, CompressAlgo, createBlake3Hasher, decompress, openChunkMap } from '../../src/native/index.js';
+import { blake3, compress, CompressAlgo, createDigestHasher, decompress, digest, DigestAlgo, openChunkMap } from '../../src/native/index.js';
 import { NydusError } from '../../src/util/errors.js';
 
 test('loader tries the release build first, then the debug build', () => {
@@ -30,16 +30,30 @@ test('codecs round-trip and reject wrong sizes with a typed error', () => {
   assert.throws(() => decompress(3, Buffer.from('xx'), -1), RangeError);
 });
 
-test('blake3 matches known answers, one-shot and streaming', () => {
+test('digests match known answers, one-shot and streaming, for both digesters', () => {
   assert.equal(blake3(Buffer.from('abc')).toString('hex'), '6437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85');
+  assert.equal(digest(DigestAlgo.Sha256, Buffer.from('abc')).toString('hex'), 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
   const big = Buffer.alloc(102400);
   for (let i = 0; i < big.length; i++) big[i] = i % 251;
-  const h = createBlake3Hasher();
-  for (let off = 0; off < big.length; off += 7000) h.update(big.subarray(off, off + 7000));
-  assert.equal(h.digest().toString('hex'), 'bc3e3d41a1146b069abffad3c0d44860cf664390afce4d9661f7902e7943e085');
-  assert.equal(blake3(big).toString('hex'), 'bc3e3d41a1146b069abffad3c0d44860cf664390afce4d9661f7902e7943e085');
-  // sha256 stays with node:crypto; make sure the two are not confused.
-  assert.notEqual(blake3(big).toString('hex'), createHash('sha256').update(big).digest('hex'));
+  const want = {
+    [DigestAlgo.Blake3]: 'bc3e3d41a1146b069abffad3c0d44860cf664390afce4d9661f7902e7943e085',
+    // node:crypto as the independent answer.
+    [DigestAlgo.Sha256]: createHash('sha256').update(big).digest('hex'),
+  };
+  for (const algo of [DigestAlgo.Blake3, DigestAlgo.Sha256]) {
+    assert.equal(digest(algo, big).toString('hex'), want[algo]);
+    const h = createDigestHasher(algo);
+    for (let off = 0; off < big.length; off += 7000) h.update(big.subarray(off, off + 7000));
+    assert.equal(h.digest().toString('hex'), want[algo]);
+    // digest() does not end the hasher: a second call covers the same input, more input extends it.
+    assert.equal(h.digest().toString('hex'), want[algo]);
+    h.update(Buffer.from('x'));
+    assert.equal(h.digest().toString('hex'), digest(algo, Buffer.concat([big, Buffer.from('x')])).toString('hex'));
+  }
+  assert.notEqual(want[DigestAlgo.Blake3], want[DigestAlgo.Sha256]);
+  assert.throws(() => digest(2 as DigestAlgo, big), (e: unknown) => NydusError.is(e, 'ERR_NATIVE_CODEC') && /digester 2 is unknown/.test((e as Error).message));
+  assert.throws(() => createDigestHasher(7 as DigestAlgo), (e: unknown) => NydusError.is(e, 'ERR_NATIVE_CODEC'));
+  assert.throws(() => digest(DigestAlgo.Blake3, 'abc' as unknown as Buffer), TypeError);
 });
 
 test('chunk map persists bits MSB-first and reports bad files with ERR_CHUNK_MAP', () => {

@@ -114,6 +114,26 @@
   R(Extent, "extent", NYDUS_ABI_EXTENT_FIELDS) \
   R(Fill, "fill", NYDUS_ABI_FILL_FIELDS)
 
+// ---- The operations the per-mount counters count (upstream FsIoStats StatsFop, in its order):
+// O(FUSE opcode, "name"). A counter array of kFopKinds entries is indexed by place in this list.
+#define NYDUS_ABI_FOP_KINDS(O)         \
+  O(FUSE_GETATTR, "getattr")           \
+  O(FUSE_READLINK, "readlink")         \
+  O(FUSE_OPEN, "open")                 \
+  O(FUSE_RELEASE, "release")           \
+  O(FUSE_READ, "read")                 \
+  O(FUSE_STATFS, "statfs")             \
+  O(FUSE_GETXATTR, "getxattr")         \
+  O(FUSE_LISTXATTR, "listxattr")       \
+  O(FUSE_OPENDIR, "opendir")           \
+  O(FUSE_LOOKUP, "lookup")             \
+  O(FUSE_READDIR, "readdir")           \
+  O(FUSE_READDIRPLUS, "readdirplus")   \
+  O(FUSE_ACCESS, "access")             \
+  O(FUSE_FORGET, "forget")             \
+  O(FUSE_BATCH_FORGET, "batch_forget")
+#define NYDUS_ABI_COUNT_ONE_(op, js) +1
+
 // ---- Limits both sides enforce: L(CppName, "jsName", type, value).
 #define NYDUS_ABI_LIMITS(L)                                                                      \
   /* FUSE protocol minor we speak (kernel protocol 7.x). */                                      \
@@ -141,7 +161,13 @@
   L(MaxQueueSize, "maxQueueSize", uint32_t, 32768)                                               \
   L(MaxInjectReply, "maxInjectReply", uint32_t, 8u << 20)                                        \
   /* The chunk-ready map file's header (cache/chunk_map.h). */                                   \
-  L(ChunkMapHeaderSize, "chunkMapHeaderSize", size_t, 4096)
+  L(ChunkMapHeaderSize, "chunkMapHeaderSize", size_t, 4096)                                      \
+  /* Per-mount operation counters (fuse/fop_counters.h): the operations counted, upstream's    \
+     READ size and latency buckets, and the node-id slots counted apart (mounts + the root). */ \
+  L(FopKinds, "fopKinds", size_t, 0 NYDUS_ABI_FOP_KINDS(NYDUS_ABI_COUNT_ONE_))                   \
+  L(ReadSizeBuckets, "readSizeBuckets", size_t, 8)                                               \
+  L(ReadLatencyBuckets, "readLatencyBuckets", size_t, 8)                                         \
+  L(MaxFopSlots, "maxFopSlots", uint32_t, 256)
 
 // ---- Codes: C(CppName, "jsName", value). Upcall kinds sit above every FUSE opcode (and
 // CUSE_INIT) so they never collide with one.
@@ -218,6 +244,18 @@
   S(write_errors, "writeErrors")  /* other than ENOENT (interrupted request) */ \
   S(threads, "threads")
 
+// Per-mount operation counters (fuse::FopSnapshot; upstream FsIoStats), summed over the threads
+// that completed requests. Single counters: S(cpp_name, "jsName"); arrays: A(cpp_name, "jsName",
+// LengthLimit), of abi::k<LengthLimit> counters (a number[] in TypeScript).
+#define NYDUS_ABI_FOP_COUNTERS(S) \
+  S(data_read, "dataRead")  /* bytes of successful READs */
+#define NYDUS_ABI_FOP_ARRAYS(A)                                                                \
+  A(hits, "hits", FopKinds)  /* successful requests, by NYDUS_ABI_FOP_KINDS place */           \
+  A(errors, "errors", FopKinds)  /* requests answered with an errno */                        \
+  A(latency_us, "latencyUs", FopKinds)  /* cumulative us (inline answers but READ: 0) */     \
+  A(block_count_read, "blockCountRead", ReadSizeBuckets)  /* READs by size (failed: first) */ \
+  A(read_latency_dist, "readLatencyDist", ReadLatencyBuckets)  /* READs by latency */
+
 // The vhost-user backend (vhost::BackendStats).
 #define NYDUS_ABI_VIRTIO_STATS(S)                                                           \
   S(requests, "requests")  /* chains handed to the sink */                                  \
@@ -259,6 +297,13 @@ static_assert(size_t{DirentRecord::kOff} == size_t{EntryRecord::kStride},
 static_assert(EntryRecord::kIno == 4, "the attributes follow the four entry numbers");
 static_assert(kMaxReplyPayload == size_t{kMaxPages} * 4096);
 static_assert(kUpcallReadMiss > CUSE_INIT && kUpcallReadMiss > kOpcodeTableSize);
+// Clients index upstream's arrays at these lengths (fop_hits: 15, the READ buckets: 8).
+static_assert(kFopKinds == 15 && kReadSizeBuckets == 8 && kReadLatencyBuckets == 8);
+
+// FUSE opcodes of the counted operations, in counter order.
+#define NYDUS_ABI_FOP_OPCODE_(op, js) op,
+inline constexpr uint32_t kFopOpcodes[] = {NYDUS_ABI_FOP_KINDS(NYDUS_ABI_FOP_OPCODE_)};
+#undef NYDUS_ABI_FOP_OPCODE_
 
 }  // namespace nydus::abi
 
@@ -267,3 +312,7 @@ static_assert(kUpcallReadMiss > CUSE_INIT && kUpcallReadMiss > kOpcodeTableSize)
 // counter; needs <atomic>).
 #define NYDUS_ABI_STAT_FIELD(name, js) uint64_t name = 0;
 #define NYDUS_ABI_STAT_ATOMIC(name, js) std::atomic<uint64_t> name{0};
+// The same for the arrays of NYDUS_ABI_FOP_ARRAYS.
+#define NYDUS_ABI_STAT_ARRAY(name, js, n) uint64_t name[::nydus::abi::k##n] = {};
+#define NYDUS_ABI_STAT_ATOMIC_ARRAY(name, js, n) \
+  std::atomic<uint64_t> name[::nydus::abi::k##n] = {};

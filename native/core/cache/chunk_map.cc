@@ -1,6 +1,7 @@
 #include "cache/chunk_map.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -8,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <type_traits>
+#include <vector>
 
 namespace nydus::cache {
 namespace {
@@ -31,6 +33,10 @@ void ChunkMap::Close() {
     munmap(map_, map_len_);
     map_ = nullptr;
   }
+  if (fd_ >= 0) {
+    ::close(fd_);  // releases the flock
+    fd_ = -1;
+  }
   map_len_ = 0;
   chunk_count_ = 0;
 }
@@ -42,47 +48,110 @@ std::atomic<uint8_t>* ChunkMap::Byte(uint32_t index) const {
   return reinterpret_cast<std::atomic<uint8_t>*>(map_ + kHeaderSize + (index >> 3));
 }
 
+int ChunkMap::Lock(const std::string& path, bool repair, OpenInfo* info, std::string* error) {
+  // Only an opener that may repair competes for the exclusive lock.
+  if (repair && flock(fd_, LOCK_EX | LOCK_NB) == 0) {
+    info->exclusive = true;
+    return 0;
+  }
+  // Someone else has it: shared, unless the first opener is still repairing (it holds the lock
+  // exclusively for a few milliseconds). Bounded, so a stopped process cannot block us forever.
+  for (int i = 0; i < 200; ++i) {
+    if (flock(fd_, LOCK_SH | LOCK_NB) == 0) return 0;
+    if (errno != EWOULDBLOCK && errno != EINTR) break;
+    usleep(10000);
+  }
+  int err = errno == EWOULDBLOCK ? EBUSY : errno;
+  *error = "chunk map " + path + " stays locked by another process: " + std::strerror(err);
+  return -err;
+}
+
 int ChunkMap::Open(const std::string& path, uint32_t chunk_count, std::string* error) {
+  OpenInfo info;
+  return Open(path, chunk_count, OpenOptions{}, &info, error);
+}
+
+int ChunkMap::Open(const std::string& path, uint32_t chunk_count, const OpenOptions& opts,
+                   OpenInfo* info, std::string* error) {
   Close();
+  *info = OpenInfo{};
   if (chunk_count == 0) {
     *error = "chunk count must be greater than 0";
     return -EINVAL;
   }
-  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) {
+  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd_ < 0) {
     int err = errno;
     *error = "cannot open chunk map " + path + ": " + std::strerror(err);
     return -err;
   }
+  auto fail = [&](int err, std::string what) {
+    Close();
+    *error = std::move(what);
+    return -err;
+  };
+  if (int rc = Lock(path, opts.repair, info, error); rc != 0) {
+    Close();
+    return rc;
+  }
   const size_t expected = FileSize(chunk_count);
   struct stat st {};
-  if (fstat(fd, &st) != 0) {
+  if (fstat(fd_, &st) != 0) {
     int err = errno;
-    ::close(fd);
-    *error = "cannot stat chunk map " + path + ": " + std::strerror(err);
-    return -err;
+    return fail(err, "cannot stat chunk map " + path + ": " + std::strerror(err));
   }
-  bool fresh = false;
-  if (st.st_size == 0) {
-    if (ftruncate(fd, static_cast<off_t>(expected)) != 0) {
-      int err = errno;
-      ::close(fd);
-      *error = "cannot size chunk map " + path + ": " + std::strerror(err);
-      return -err;
+  std::string damage;
+  if (st.st_size != 0 && static_cast<size_t>(st.st_size) != expected) {
+    damage = "size " + std::to_string(st.st_size) + ", expected " + std::to_string(expected) +
+             " for " + std::to_string(chunk_count) + " chunks";
+  } else if (st.st_size != 0) {
+    Header h{};
+    ssize_t n = ::pread(fd_, &h, sizeof(h), 0);
+    if (n != static_cast<ssize_t>(sizeof(h))) {
+      damage = "a short header";
+    } else if (h.magic != kMagic) {
+      // An all-zero file is a creation that died between sizing and writing the header; anything
+      // else is not ours and must not be trusted.
+      std::vector<uint8_t> all(expected);
+      if (::pread(fd_, all.data(), expected, 0) != static_cast<ssize_t>(expected)) {
+        damage = "a short read";
+      } else {
+        for (uint8_t b : all) {
+          if (b != 0) {
+            damage = "a bad header magic";
+            break;
+          }
+        }
+      }
+    } else if (h.version >= 1 && h.magic2 != kMagic2) {
+      damage = "a bad second header magic";
     }
-    fresh = true;
-  } else if (static_cast<size_t>(st.st_size) != expected) {
-    ::close(fd);
-    *error = "chunk map " + path + " has size " + std::to_string(st.st_size) + ", expected " +
-             std::to_string(expected) + " for " + std::to_string(chunk_count) + " chunks";
-    return -EINVAL;
   }
-  void* p = mmap(nullptr, expected, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  int map_err = errno;
-  ::close(fd);
+  if (!damage.empty()) {
+    if (!opts.repair || !info->exclusive) {
+      return fail(EINVAL, "chunk map " + path + " is damaged: " + damage +
+                              (opts.repair ? " (in use by another process, not repaired)" : ""));
+    }
+    // Rebuilt in place (same inode), empty: no chunk is trusted.
+    if (ftruncate(fd_, 0) != 0) {
+      int err = errno;
+      return fail(err, "cannot reset damaged chunk map " + path + ": " + std::strerror(err));
+    }
+    info->repaired = damage;
+  }
+  if (ftruncate(fd_, static_cast<off_t>(expected)) != 0) {
+    int err = errno;
+    return fail(err, "cannot size chunk map " + path + ": " + std::strerror(err));
+  }
+  // Allocate every block now: a store through the mapping into a hole of a full filesystem
+  // would kill the process with SIGBUS instead of failing.
+  if (int err = posix_fallocate(fd_, 0, static_cast<off_t>(expected)); err != 0) {
+    return fail(err, "cannot allocate chunk map " + path + ": " + std::strerror(err));
+  }
+  void* p = mmap(nullptr, expected, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
   if (p == MAP_FAILED) {
-    *error = "cannot map chunk map " + path + ": " + std::strerror(map_err);
-    return -map_err;
+    int err = errno;
+    return fail(err, "cannot map chunk map " + path + ": " + std::strerror(err));
   }
   map_ = static_cast<uint8_t*>(p);
   map_len_ = expected;
@@ -91,32 +160,54 @@ int ChunkMap::Open(const std::string& path, uint32_t chunk_count, std::string* e
   Header h;
   std::memcpy(&h, map_, sizeof(h));
   if (h.magic != kMagic) {
-    // An all-zero file is a creation that died between sizing and writing the header; anything
-    // else is not ours and must not be trusted.
-    for (size_t i = 0; i < expected; ++i) {
-      if (map_[i] != 0) {
-        Close();
-        *error = "chunk map " + path + " has a bad header magic";
-        return -EINVAL;
-      }
-    }
-    fresh = true;
-  } else if (h.version >= 1 && h.magic2 != kMagic2) {
-    Close();
-    *error = "chunk map " + path + " has a bad second header magic";
-    return -EINVAL;
-  }
-  if (fresh) {
+    // Fresh, half-created or rebuilt (all zero: checked above). Concurrent shared openers of a
+    // half-created map write the same header.
     Header init{kMagic, 1, kMagic2, 0};
     std::memcpy(map_, &init, sizeof(init));
     not_ready_.store(chunk_count, std::memory_order_relaxed);
     return 0;
   }
-  uint32_t ready = h.all_ready == kAllReady ? chunk_count : ReadyCount();
-  not_ready_.store(chunk_count - (ready > chunk_count ? chunk_count : ready),
-                   std::memory_order_relaxed);
-  if (ready >= chunk_count) MarkAllReady();
+  // The bits decide; the all_ready word is only a summary (cleared when it lies).
+  uint32_t ready = ReadyCount();
+  if (ready > chunk_count) ready = chunk_count;
+  not_ready_.store(chunk_count - ready, std::memory_order_relaxed);
+  if (ready >= chunk_count) {
+    MarkAllReady();
+  } else if (h.all_ready == kAllReady && info->exclusive) {
+    reinterpret_cast<std::atomic<uint32_t>*>(map_ + 12)->store(0, std::memory_order_release);
+  }
   return 0;
+}
+
+int ChunkMap::Share() {
+  if (fd_ < 0) return -EBADF;
+  return flock(fd_, LOCK_SH) == 0 ? 0 : -errno;
+}
+
+bool ChunkMap::ClearReady(uint32_t index) {
+  if (map_ == nullptr || index >= chunk_count_) return false;
+  uint8_t before =
+      Byte(index)->fetch_and(static_cast<uint8_t>(~MaskOf(index)), std::memory_order_acq_rel);
+  if ((before & MaskOf(index)) == 0) return false;
+  if (not_ready_.fetch_add(1, std::memory_order_relaxed) == 0) {
+    reinterpret_cast<std::atomic<uint32_t>*>(map_ + 12)->store(0, std::memory_order_release);
+  }
+  return true;
+}
+
+Spill* ChunkMap::EnsureSpill(std::string* error) {
+  if (Spill* s = spill(); s != nullptr) return s;
+  std::lock_guard lock(spill_mu_);
+  if (spill_owner_ == nullptr) {
+    if (chunk_count_ == 0) {
+      *error = "chunk map is closed";
+      return nullptr;
+    }
+    spill_owner_ = Spill::Create(chunk_count_, error);
+    if (spill_owner_ == nullptr) return nullptr;
+    spill_.store(spill_owner_.get(), std::memory_order_release);
+  }
+  return spill_owner_.get();
 }
 
 bool ChunkMap::IsReady(uint32_t index) const {

@@ -8,14 +8,25 @@
 // The file is mmapped MAP_SHARED and bits are set with atomic OR, so several processes and our
 // own worker threads can share it. A bit is set only after the chunk's bytes were written to the
 // data file (the caller's ordering), so a crash never leaves a ready bit over missing data.
+//
+// Sharing between daemons (one work_dir, several nydusd): every process holds a flock on the
+// map file while it has the map open. The first opener gets it exclusively and is the only one
+// that may repair the map (a damaged header or size is rebuilt empty, bits over data that is not
+// in the data file are cleared by the caller) before it downgrades to shared (Share()). Later
+// openers take it shared and never repair; a damaged map they find is an error for them.
+// The file's blocks are allocated at open, so setting a bit through the mapping can never fault
+// (SIGBUS) on a full filesystem.
 #pragma once
 
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <string>
 
 #include "abi/js_abi.h"
+#include "cache/spill.h"
 
 namespace nydus::cache {
 
@@ -31,10 +42,24 @@ class ChunkMap {
   ChunkMap(const ChunkMap&) = delete;
   ChunkMap& operator=(const ChunkMap&) = delete;
 
+  struct OpenOptions {
+    // Take the lock exclusively when no one else has the map, and then rebuild a damaged map
+    // (wrong size, bad magic) as an empty one instead of failing. Without it the lock is shared.
+    bool repair = false;
+  };
+  struct OpenInfo {
+    bool exclusive = false;  // no other process has the map open: the caller may repair
+    std::string repaired;    // non-empty: what was wrong with the map that was rebuilt
+  };
+
   // Opens or creates the map for `chunk_count` chunks. Returns 0 or -errno; on failure `error`
-  // says what is wrong with the file (size mismatch, bad magic) in one line.
+  // says what is wrong with the file (size mismatch, bad magic, in use) in one line.
   int Open(const std::string& path, uint32_t chunk_count, std::string* error);
+  int Open(const std::string& path, uint32_t chunk_count, const OpenOptions& opts, OpenInfo* info,
+           std::string* error);
   void Close();
+  // Exclusive -> shared lock, once the caller's repairs are done. Returns 0 or -errno.
+  int Share();
 
   uint32_t chunk_count() const { return chunk_count_; }
   bool IsReady(uint32_t index) const;
@@ -42,8 +67,14 @@ class ChunkMap {
   bool RangeReady(uint32_t first, uint32_t count) const;
   // Marks a chunk ready. Returns true when this call flipped the bit. Out-of-range: false.
   bool SetReady(uint32_t index);
+  // Clears a bit (repair of an exclusively opened map only). Returns true when it was set.
+  bool ClearReady(uint32_t index);
   uint32_t ReadyCount() const;
   bool AllReady() const;
+
+  // The in-memory store of chunks the cache file could not take; null until first needed.
+  Spill* spill() const { return spill_.load(std::memory_order_acquire); }
+  Spill* EnsureSpill(std::string* error);
 
   static size_t FileSize(uint32_t chunk_count) {
     return kHeaderSize + (static_cast<size_t>(chunk_count) + 7) / 8;
@@ -51,14 +82,20 @@ class ChunkMap {
 
  private:
   uint8_t* map_ = nullptr;  // mmapped file; immutable after Open until Close
+  int fd_ = -1;             // kept open: it holds the flock
   size_t map_len_ = 0;
   uint32_t chunk_count_ = 0;
   // ORDERING: relaxed counter; exactness matters only for the all_ready header flag, which is
   // re-derived from the bitmap at the next Open anyway.
   std::atomic<uint32_t> not_ready_{0};
 
+  std::mutex spill_mu_;                 // serialises EnsureSpill
+  std::unique_ptr<Spill> spill_owner_;  // guarded by spill_mu_; lives as long as the map
+  std::atomic<Spill*> spill_{nullptr};
+
   std::atomic<uint8_t>* Byte(uint32_t index) const;
   void MarkAllReady();
+  int Lock(const std::string& path, bool repair, OpenInfo* info, std::string* error);
 };
 
 }  // namespace nydus::cache

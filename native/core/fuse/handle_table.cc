@@ -1,6 +1,8 @@
 #include "fuse/handle_table.h"
 
+#include <bitset>
 #include <mutex>
+#include <vector>
 
 namespace nydus::fuse {
 
@@ -68,6 +70,42 @@ void HandleTable::ForgetOpens() {
   std::unordered_map<uint64_t, OpenAnswer> old;
   std::unique_lock lock(mu_);
   old.swap(opens_);
+}
+
+size_t HandleTable::Invalidate(uint64_t lo, uint64_t hi, std::span<const uint32_t> blob_slots) {
+  std::bitset<readpath::kMaxBlobSlots> gone;
+  for (uint32_t s : blob_slots) {
+    if (s < readpath::kMaxBlobSlots) gone.set(s);
+  }
+  auto reads_gone_blob = [&gone](const readpath::ExtentTable& t) {
+    for (const auto& e : t.extents()) {
+      if ((e.flags & readpath::kExtentHole) == 0 && gone.test(e.blob_slot)) return true;
+    }
+    return false;
+  };
+  // Destroyed after the lock is released (a READ in progress may still hold one).
+  std::vector<std::shared_ptr<const readpath::ExtentTable>> dropped;
+  std::unordered_map<uint64_t, OpenAnswer> forgotten;
+  std::unique_lock lock(mu_);
+  if (lo < hi) {
+    for (auto it = opens_.begin(); it != opens_.end();) {
+      if (it->first >= lo && it->first < hi) {
+        forgotten.insert(opens_.extract(it++));
+      } else {
+        ++it;
+      }
+    }
+  }
+  if (gone.none()) return 0;
+  for (auto it = tables_.begin(); it != tables_.end();) {
+    if (it->second != nullptr && reads_gone_blob(*it->second)) {
+      dropped.push_back(std::move(it->second));
+      it = tables_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return dropped.size();
 }
 
 }  // namespace nydus::fuse

@@ -9,9 +9,15 @@
 // (ReplyOpen enforces it), so the two never meet, and a RELEASE of a session-made handle is
 // answered by the session without an upcall (the handler never saw it).
 //
+// A handler serving several filesystems (a pseudo root with mounts) gives each a range of node
+// ids and its own blob slots; when one goes away, Invalidate() forgets the cached OPENs of its
+// range and drops every handle reading its blobs, so no READ reaches a blob slot that is about to
+// be given to another filesystem.
+//
 // Threading: any thread; one reader/writer lock over both maps (READs take it shared; installs,
-// removals and cached OPENs, which install a handle, exclusive). Tables are destroyed outside
-// the lock.
+// removals and cached OPENs, which install a handle, exclusive). A cached OPEN makes its handle
+// under the same exclusive hold as its lookup, so an Invalidate() either drops that handle or
+// the OPEN misses the forgotten answer. Tables are destroyed outside the lock.
 #pragma once
 
 #include <atomic>
@@ -19,6 +25,7 @@
 #include <cstdint>
 #include <memory>
 #include <shared_mutex>
+#include <span>
 #include <unordered_map>
 
 #include "readpath/extent_table.h"
@@ -56,6 +63,11 @@ class HandleTable {
   bool OpenFromCache(uint64_t nodeid, uint64_t* fh, uint32_t* open_flags);
   // Forgets the remembered answers (session reset).
   void ForgetOpens();
+
+  // Forgets the remembered OPEN answers of nodes in [lo, hi) and drops the table of every handle
+  // with an extent on one of `blob_slots` (its READs then go to the handler). Returns how many
+  // tables were dropped.
+  size_t Invalidate(uint64_t lo, uint64_t hi, std::span<const uint32_t> blob_slots);
 
  private:
   struct OpenAnswer {

@@ -73,18 +73,6 @@ void PendingTable::Release(Pending* p) {
   free_.push_back(p->index);
 }
 
-void PendingTable::ClaimAll(std::vector<Pending*>* out) {
-  std::lock_guard lock(mu_);
-  for (size_t i = 0; i < used_slots_; ++i) {
-    Pending* p = &blocks_[i / kBlock][i % kBlock];
-    if (p->state == 1) {
-      p->state = 2;
-      --live_;
-      out->push_back(p);
-    }
-  }
-}
-
 size_t PendingTable::live() const {
   std::lock_guard lock(mu_);
   return live_;

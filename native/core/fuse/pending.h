@@ -40,6 +40,8 @@ struct Pending {
   // kParkedRead: what to retry, and which chunks it waits for.
   std::shared_ptr<const readpath::ExtentTable> table;
   std::vector<readpath::ChunkRef> missing;
+  // When the request started waiting (steady clock, us), for latency metrics.
+  uint64_t start_us = 0;
 
   // Owned by PendingTable (under its lock).
   uint32_t index = 0;
@@ -67,7 +69,22 @@ class PendingTable {
   // Frees a claimed slot; its token is dead from now on.
   void Release(Pending* p);
   // Claims every live slot (shutdown / session reset).
-  void ClaimAll(std::vector<Pending*>* out);
+  void ClaimAll(std::vector<Pending*>* out) {
+    ClaimIf([](const Pending&) { return true; }, out);
+  }
+  // Claims every live slot for which pred(const Pending&) holds (under the table lock).
+  template <typename Pred>
+  void ClaimIf(Pred&& pred, std::vector<Pending*>* out) {
+    std::lock_guard lock(mu_);
+    for (size_t i = 0; i < used_slots_; ++i) {
+      Pending* p = &blocks_[i / kBlock][i % kBlock];
+      if (p->state == 1 && pred(static_cast<const Pending&>(*p))) {
+        p->state = 2;
+        --live_;
+        out->push_back(p);
+      }
+    }
+  }
   // Runs fn on a live slot under the table lock, without claiming it (to encode an upcall).
   // Returns false when the token is not live.
   template <typename Fn>

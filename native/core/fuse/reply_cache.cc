@@ -54,6 +54,25 @@ void ReplyCache::Clear() {
   attrs_.clear();
 }
 
+size_t ReplyCache::InvalidateNodes(uint64_t lo, uint64_t hi) {
+  if (lo >= hi) return 0;
+  auto in = [lo, hi](uint64_t n) { return n >= lo && n < hi; };
+  size_t dropped = 0;
+  std::unique_lock lock(mu_);
+  for (auto it = entries_.begin(); it != entries_.end();) {
+    uint64_t parent;
+    std::memcpy(&parent, it->first.data(), sizeof(parent));
+    if (in(parent) || in(it->second.nodeid)) {
+      it = entries_.erase(it);
+      ++dropped;
+    } else {
+      ++it;
+    }
+  }
+  dropped += std::erase_if(attrs_, [&](const auto& kv) { return in(kv.first); });
+  return dropped;
+}
+
 size_t ReplyCache::entries() const {
   std::shared_lock lock(mu_);
   return entries_.size();

@@ -9,7 +9,9 @@
 // and a name's entry (including a negative entry, nodeid 0) are the same for every request of
 // the session. The cache holds only successful answers; errors always go to the handler. It is
 // emptied whenever the session's state is reset (INIT on an initialized session, DESTROY, a
-// transport reset) and when it reaches its size bound (then it refills from the handler).
+// transport reset), when it reaches its size bound (then it refills from the handler), and for a
+// range of node ids when the owner says the answers for those nodes changed (InvalidateNodes:
+// a pseudo directory gained or lost a mount, an image was unmounted).
 //
 // Threading: any thread. Lookups take a shared lock, inserts an exclusive one.
 #pragma once
@@ -39,6 +41,10 @@ class ReplyCache {
   bool GetAttr(uint64_t nodeid, fuse_attr_out* out) const;
   void PutAttr(uint64_t nodeid, const fuse_attr_out& a);
   void Clear();
+  // Forgets every answer that names a node in [lo, hi): entries whose parent or target is in the
+  // range, and the attributes of nodes in it. For a handler whose answers for those nodes changed
+  // (a filesystem mounted or unmounted there). Returns how many were dropped.
+  size_t InvalidateNodes(uint64_t lo, uint64_t hi);
   size_t entries() const;
   size_t attrs() const;
 

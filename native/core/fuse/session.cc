@@ -32,9 +32,9 @@ const FuseSession::Handler FuseSession::kRouteHandlers[] = {
     &FuseSession::HandleDestroy,        // kDestroy
     &FuseSession::HandleForget,         // kForget
     &FuseSession::HandleBatchForget,    // kBatchForget
-    &FuseSession::HandleNoReply,        // kInterrupt
+    &FuseSession::HandleInterrupt,      // kInterrupt
     &FuseSession::HandleNoReply,        // kNoReply
-    &FuseSession::HandleNativeDefault,  // kSyncfs
+    &FuseSession::HandleSyncfs,         // kSyncfs
     &FuseSession::HandleOpen,           // kOpen
     &FuseSession::HandleRead,           // kRead
     &FuseSession::HandleRelease,        // kRelease
@@ -56,7 +56,20 @@ void FuseSession::Finish(transport::FuseRequest* req, uint32_t written, bool err
   req->Complete(written);
 }
 
+void FuseSession::FinishPending(Pending* p, uint32_t written, bool error) {
+  const uint64_t lat = p->start_us != 0 ? NowMicros() - p->start_us : 0;
+  if (p->opcode == FUSE_READ) {
+    const uint64_t data =
+        !error && written > sizeof(fuse_out_header) ? written - sizeof(fuse_out_header) : 0;
+    fops_.CountRead(p->nodeid, error, data, lat);
+  } else {
+    fops_.Count(p->nodeid, p->opcode, error, lat);
+  }
+  Finish(p->req, written, error);
+}
+
 void FuseSession::ReplyErrorInline(Request& r, int err) {
+  fops_.Count(r.d.in.nodeid, r.d.in.opcode, true, 0);
   counters_.native_replies.fetch_add(1, std::memory_order_relaxed);
   Finish(r.req, WriteError(*r.req, r.d.in.unique, err), true);
 }
@@ -79,6 +92,7 @@ void FuseSession::OnRequest(transport::FuseRequest* request) {
   if (r.info != nullptr) {
     counters_.ops[r.d.in.opcode].fetch_add(1, std::memory_order_relaxed);
   }
+  if (!native_.empty() && RouteNative(r, st)) return;
   if (st != DecodeStatus::kOk) {
     if (st == DecodeStatus::kUnknownOpcode) {
       NLOG_DEBUG(kLog, "opcode %u unknown: ENOSYS", r.d.in.opcode);
@@ -127,6 +141,7 @@ void FuseSession::HandleNativeDefault(Request& r) {
     case Route::kRelease:
       // No handler for it: releasing needs no work; everything else is not implemented.
       if (op == FUSE_RELEASE || op == FUSE_RELEASEDIR) {
+        fops_.Count(r.d.in.nodeid, op, false, 0);
         counters_.native_replies.fetch_add(1, std::memory_order_relaxed);
         Finish(r.req, WriteReply(*r.req, r.d.in.unique, nullptr, 0), false);
         return;
@@ -168,6 +183,8 @@ void FuseSession::HandleInit(Request& r) {
     uint64_t kernel_flags = in.flags;
     if ((in.flags & FUSE_INIT_EXT) != 0) kernel_flags |= static_cast<uint64_t>(in.flags2) << 32;
     uint64_t want = kWantedInitFlags;
+    const std::vector<NativeMounts::Mount> natives = native_.All();
+    for (const NativeMounts::Mount& m : natives) want |= m.fs->WantedInitFlags();
     const bool plus = options_.handler_ops[FUSE_READDIRPLUS];
     const bool plain = options_.handler_ops[FUSE_READDIR];
     if (!plus) want &= ~static_cast<uint64_t>(FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO);
@@ -184,6 +201,9 @@ void FuseSession::HandleInit(Request& r) {
     out.time_gran = kTimeGranNs;
     out.max_pages = (flags & FUSE_MAX_PAGES) != 0 ? kMaxPages : 0;
     negotiated_minor_ = out.minor;
+    kernel_flags_ = kernel_flags;
+    granted_flags_ = flags;
+    for (const NativeMounts::Mount& m : natives) InitNative(m);
     // ORDERING: release publishes negotiated_minor_ to requests that acquire initialized_.
     initialized_.store(true, std::memory_order_release);
   }
@@ -218,6 +238,7 @@ void FuseSession::OnSessionReset() {
 }
 
 void FuseSession::ResetState(const char* why) {
+  for (const NativeMounts::Mount& m : native_.All()) m.fs->Reset();
   handles_.DropHandles();
   parked_.ClearWaiters();
   std::vector<Pending*> all;
@@ -240,9 +261,18 @@ void FuseSession::ResetState(const char* why) {
   handles_.ForgetOpens();
 }
 
+size_t FuseSession::InvalidateNodes(uint64_t lo, uint64_t hi,
+                                    std::span<const uint32_t> blob_slots) {
+  // The two caches are independent: a cached OPEN never consults the reply cache.
+  reply_cache_.InvalidateNodes(lo, hi);
+  return handles_.Invalidate(lo, hi, blob_slots);
+}
+
 void FuseSession::HandleForget(Request& r) {
   r.req->Complete(0);
+  fops_.Count(r.d.in.nodeid, FUSE_FORGET, false, 0);
   counters_.forgets.fetch_add(1, std::memory_order_relaxed);
+  if (ForgetNative(r.d.in.nodeid, r.d.arg.forget.nlookup)) return;
   if (!options_.handler_ops[FUSE_FORGET] || r.d.in.nodeid >= (1ull << 53)) return;
   const double pair[2] = {RecordNumber(r.d.in.nodeid), RecordNumber(r.d.arg.forget.nlookup)};
   upcalls_.PushForgets(pair, 1);
@@ -251,7 +281,8 @@ void FuseSession::HandleForget(Request& r) {
 void FuseSession::HandleBatchForget(Request& r) {
   const uint32_t count = r.d.forgets_count;
   counters_.forgets.fetch_add(count, std::memory_order_relaxed);
-  if (options_.handler_ops[FUSE_FORGET] && count > 0) {
+  fops_.Count(r.d.in.nodeid, FUSE_BATCH_FORGET, false, 0);
+  if ((options_.handler_ops[FUSE_FORGET] || !native_.empty()) && count > 0) {
     // Read the entries in chunks; they are only forwarded, never trusted (unknown nodeids and
     // huge counts are the handler's to ignore, ids beyond 2^53 cannot be ours and are dropped).
     transport::SliceReader reader(r.req->in(), r.d.in.len);
@@ -263,7 +294,8 @@ void FuseSession::HandleBatchForget(Request& r) {
       if (!reader.Copy(chunk, n * sizeof(fuse_forget_one))) break;
       size_t k = 0;
       for (uint32_t i = 0; i < n; ++i) {
-        if (chunk[i].nodeid >= (1ull << 53)) continue;
+        if (ForgetNative(chunk[i].nodeid, chunk[i].nlookup)) continue;
+        if (!options_.handler_ops[FUSE_FORGET] || chunk[i].nodeid >= (1ull << 53)) continue;
         pairs[2 * k] = RecordNumber(chunk[i].nodeid);
         pairs[2 * k + 1] = RecordNumber(chunk[i].nlookup);
         ++k;
@@ -332,6 +364,7 @@ bool FuseSession::FinishInline(Request& r, const void* body, size_t len) {
   counters_.native_replies.fetch_add(1, std::memory_order_relaxed);
   bool overflow = false;
   const uint32_t n = WriteCounted(*r.req, r.d.in.unique, body, len, &overflow);
+  fops_.Count(r.d.in.nodeid, r.d.in.opcode, overflow, 0);
   Finish(r.req, n, overflow);
   return !overflow;
 }
@@ -352,6 +385,7 @@ void FuseSession::HandleUpcall(Request& r) {
   }
   const DecodedRequest& d = r.d;
   p->req = r.req;
+  p->start_us = NowMicros();
   p->kind = PendingKind::kUpcall;
   p->opcode = op;
   p->unique = d.in.unique;

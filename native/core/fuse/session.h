@@ -16,9 +16,10 @@
 // The session's state is in classes with one lock each: the pending tokens (pending.h), the
 // upcall queue and its arena encoding (upcall_queue.h), the open handles with their extent
 // tables and cached OPENs (handle_table.h), the parked READs with their retry thread
-// (readpath/parked_reads.h), plus the LOOKUP/GETATTR reply cache (reply_cache.h) and the blob
-// registry (readpath/blob_registry.h). The session itself keeps decode, dispatch, INIT
-// (init_mu_) and the handler's replies; files: session.cc (dispatch, INIT, upcalls),
+// (readpath/parked_reads.h), plus the LOOKUP/GETATTR reply cache (reply_cache.h), the blob
+// registry (readpath/blob_registry.h) and the per-mount operation counters (fop_counters.h,
+// per-thread, no lock). The session itself keeps decode, dispatch, INIT (init_mu_) and the
+// handler's replies; files: session.cc (dispatch, INIT, upcalls, mount-range changes),
 // session_reply.cc (Reply*), session_read.cc (the READ fast path, parking and retries).
 //
 // Threading: OnRequest may run on several transport threads at once. DrainUpcalls, Reply*,
@@ -37,7 +38,10 @@
 #include "abi/js_abi.h"
 #include "fuse/abi.h"
 #include "fuse/decode.h"
+#include "fuse/fop_counters.h"
 #include "fuse/handle_table.h"
+#include "fuse/native_fs.h"
+#include "fuse/native_mounts.h"
 #include "fuse/pending.h"
 #include "fuse/reply_cache.h"
 #include "fuse/upcall.h"
@@ -125,6 +129,29 @@ class FuseSession final : public transport::FuseRequestSink, private readpath::R
   // completed natively (on the retry thread). Returns how many READs were woken.
   size_t ChunksReady(uint32_t slot, std::span<const uint32_t> indices);
 
+  // Mount-table changes (a handler that serves several filesystems, each owning a range of node
+  // ids and a set of blob slots). InvalidateNodes forgets the reply-cache answers and cached
+  // OPENs that name a node in [lo, hi) and drops the extent table of every handle that reads
+  // from one of `blob_slots`, so that neither a cached answer nor a READ on an old handle can
+  // reach those blobs after their slots are given to another filesystem (a dropped handle's
+  // READs go to the handler, which answers with an errno). Returns the extent tables dropped.
+  size_t InvalidateNodes(uint64_t lo, uint64_t hi, std::span<const uint32_t> blob_slots);
+  // Completes with `err` every READ still parked on a node in [lo, hi) (waiting for its miss to
+  // be answered, or woken and not yet retried; one being retried right now finishes first).
+  // Call after the filesystem's own requests have settled and before its blob slots are
+  // unregistered; on the owner's thread only (it relies on ChunksReady/ResolveMiss not running
+  // meanwhile). Returns how many were failed.
+  size_t FailParked(uint64_t lo, uint64_t hi, int err);
+
+  // Native filesystems (native_fs.h, native_mounts.h): every request naming a node in [m.lo,
+  // m.hi) is served by m.fs inline, FORGETs are split by owner, INTERRUPT and a pseudo root's
+  // SYNCFS reach them, and INIT asks for the flags they want (a filesystem attached after INIT
+  // gets what was negotiated then). Attach is false when the range overlaps another; Detach
+  // lets requests already inside finish (native_mounts.h). session_native.cc.
+  bool AttachNative(NativeMounts::Mount m);
+  std::shared_ptr<NativeFs> DetachNative(uint64_t lo) { return native_.Detach(lo); }
+  std::shared_ptr<NativeFs> NativeAt(uint64_t lo) const { return native_.AtStart(lo); }
+
   // The transport ended (err 0: stopped; ENODEV: unmounted): queues a kUpcallClosed
   // notification for the handler.
   void NotifyClosed(int err);
@@ -133,6 +160,8 @@ class FuseSession final : public transport::FuseRequestSink, private readpath::R
   void Shutdown();
 
   SessionStats Stats() const;
+  // Per-filesystem operation counters (fop_counters.h): slot layout and per-slot snapshots.
+  FopCounters& fops() { return fops_; }
   bool initialized() const { return initialized_.load(std::memory_order_acquire); }
 
  private:
@@ -151,6 +180,8 @@ class FuseSession final : public transport::FuseRequestSink, private readpath::R
   void HandleForget(Request& r);
   void HandleBatchForget(Request& r);
   void HandleNoReply(Request& r);
+  void HandleInterrupt(Request& r);
+  void HandleSyncfs(Request& r);
   void HandleOpen(Request& r);
   void HandleRead(Request& r);
   void HandleRelease(Request& r);
@@ -163,7 +194,19 @@ class FuseSession final : public transport::FuseRequestSink, private readpath::R
   void HandleNativeDefault(Request& r);
   void ResetState(const char* why);
   void Finish(transport::FuseRequest* req, uint32_t written, bool error);
+  // Finish() for a request that waited (upcall or parked READ): counts it in the operation
+  // counters with its latency. The caller still releases the slot.
+  void FinishPending(Pending* p, uint32_t written, bool error);
   void ReplyErrorInline(Request& r, int err);
+
+  // Native filesystems (session_native.cc). RouteNative serves r when a native filesystem owns
+  // its node (true: r is done). InitNative passes the negotiated flags on (init_mu_ held).
+  bool RouteNative(Request& r, DecodeStatus st);
+  void InitNative(const NativeMounts::Mount& m);
+  void CountNative(uint64_t count_node, uint32_t opcode, bool error, uint32_t written,
+                   uint64_t latency_us);
+  // FORGET of one node: true when a native filesystem owns it (and was told).
+  bool ForgetNative(uint64_t nodeid, uint64_t nlookup);
 
   // Replies (session_reply.cc).
   Pending* ClaimFor(uint64_t token, const char* what, bool (*accepts)(uint32_t opcode), int* rc);
@@ -200,6 +243,8 @@ class FuseSession final : public transport::FuseRequestSink, private readpath::R
   std::atomic<bool> shut_down_{false};
   mutable std::mutex init_mu_;     // serializes INIT / DESTROY / reset
   uint32_t negotiated_minor_ = 0;  // guarded by init_mu_ (read after initialized_ acquire)
+  uint64_t kernel_flags_ = 0;      // guarded by init_mu_: what the last INIT offered
+  uint64_t granted_flags_ = 0;     // guarded by init_mu_: what its reply granted
 
   PendingTable pending_;
   UpcallQueue upcalls_;
@@ -207,6 +252,7 @@ class FuseSession final : public transport::FuseRequestSink, private readpath::R
   readpath::BlobRegistry blobs_;
   const bool cache_replies_;  // options_.immutable and no FORGET handler
   ReplyCache reply_cache_;
+  NativeMounts native_;
   readpath::ParkedReads parked_;
 
   // Counters: relaxed atomics, read together only for Stats().
@@ -216,6 +262,7 @@ class FuseSession final : public transport::FuseRequestSink, private readpath::R
     std::atomic<uint64_t> ops[kOpcodeTableSize] = {};
   };
   mutable Counters counters_;
+  FopCounters fops_;
 };
 
 }  // namespace nydus::fuse

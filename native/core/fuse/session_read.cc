@@ -43,6 +43,7 @@ void FuseSession::ServeFastRead(Request& r, std::shared_ptr<const readpath::Exte
     return;
   }
   t_missing.clear();
+  const uint64_t t0 = NowMicros();
   readpath::ReadStats stats;
   const auto res = readpath::ServeRead(*table, blobs_, r.d.arg.read.offset, r.d.arg.read.size, out,
                                        sizeof(fuse_out_header), &t_missing, &stats);
@@ -52,6 +53,7 @@ void FuseSession::ServeFastRead(Request& r, std::shared_ptr<const readpath::Exte
       counters_.fast_reads.fetch_add(1, std::memory_order_relaxed);
       counters_.fast_read_bytes.fetch_add(res.bytes, std::memory_order_relaxed);
       counters_.native_replies.fetch_add(1, std::memory_order_relaxed);
+      fops_.CountRead(r.d.in.nodeid, false, res.bytes, NowMicros() - t0);
       Finish(r.req, WriteHeader(*r.req, r.d.in.unique, res.bytes), false);
       return;
     case readpath::ReadStatus::kError:
@@ -72,6 +74,7 @@ void FuseSession::Park(Request& r, std::shared_ptr<const readpath::ExtentTable> 
     return;
   }
   p->req = r.req;
+  p->start_us = NowMicros();
   p->kind = PendingKind::kParkedRead;
   p->opcode = FUSE_READ;
   p->unique = r.d.in.unique;
@@ -104,7 +107,7 @@ void FuseSession::ScheduleRetry(Pending* p, uint64_t token, bool final) {
   if (parked_.Schedule({token, final})) return;
   // The session is shutting down: no retry thread will run it.
   Unpark(p, token);
-  Finish(p->req, WriteError(*p->req, p->unique, EIO), true);
+  FinishPending(p, WriteError(*p->req, p->unique, EIO), true);
   pending_.Release(p);
 }
 
@@ -144,7 +147,7 @@ int FuseSession::ResolveMiss(uint64_t token, int err) {
   }
   if (err != 0) {
     Unpark(p, token);
-    Finish(p->req, WriteError(*p->req, p->unique, err > 0 && err <= kMaxErrno ? err : EIO), true);
+    FinishPending(p, WriteError(*p->req, p->unique, err > 0 && err <= kMaxErrno ? err : EIO), true);
     pending_.Release(p);
     return 0;
   }
@@ -204,8 +207,34 @@ void FuseSession::RunRetry(const readpath::Retry& retry) {
       error = true;
       break;
   }
-  Finish(p->req, written, error);
+  FinishPending(p, written, error);
   pending_.Release(p);
+}
+
+size_t FuseSession::FailParked(uint64_t lo, uint64_t hi, int err) {
+  auto in = [lo, hi](uint64_t n) { return n >= lo && n < hi; };
+  std::vector<Pending*> failed;
+  // Woken READs queued for the retry thread hold their claim: take those of the range off the
+  // queue (one being retried right now completes, or parks again, first).
+  const auto queued = parked_.TakeRetriesIf([&](uint64_t token) {
+    const Pending* p = pending_.Claimed(token);
+    return p != nullptr && in(p->nodeid);
+  });
+  for (const readpath::Retry& q : queued) {
+    if (Pending* p = pending_.Claimed(q.token)) failed.push_back(p);
+  }
+  // Parked READs only move to the retry queue through ChunksReady/ResolveMiss, which run on the
+  // owner's thread like this call: none can slip past between the two steps.
+  pending_.ClaimIf(
+      [&](const Pending& p) { return p.kind == PendingKind::kParkedRead && in(p.nodeid); },
+      &failed);
+  const int e = err > 0 && err <= kMaxErrno ? err : EIO;
+  for (Pending* p : failed) {
+    Unpark(p, PendingTable::TokenOf(p->index, p->generation));
+    FinishPending(p, WriteError(*p->req, p->unique, e), true);
+    pending_.Release(p);
+  }
+  return failed.size();
 }
 
 }  // namespace nydus::fuse

@@ -59,13 +59,13 @@ int FuseSession::Garbage(Pending* p, const char* what, const char* why) {
              static_cast<unsigned long long>(p->unique), why);
   if (p->kind == PendingKind::kParkedRead)
     Unpark(p, PendingTable::TokenOf(p->index, p->generation));
-  Finish(p->req, WriteError(*p->req, p->unique, EIO), true);
+  FinishPending(p, WriteError(*p->req, p->unique, EIO), true);
   pending_.Release(p);
   return -EINVAL;
 }
 
 void FuseSession::CompleteClaimed(Pending* p, uint32_t written, bool error) {
-  Finish(p->req, written, error);
+  FinishPending(p, written, error);
   pending_.Release(p);
 }
 
@@ -93,7 +93,7 @@ int FuseSession::ReplyError(uint64_t token, int err) {
   if (err <= 0 || err > kMaxErrno) return Garbage(p, "error", "errno must be in [1, 511]");
   if (p->kind == PendingKind::kParkedRead) Unpark(p, token);
   NLOG_TRACE(kLog, "%s -> errno %d", OpName(p->opcode), err);
-  Finish(p->req, WriteError(*p->req, p->unique, err), true);
+  FinishPending(p, WriteError(*p->req, p->unique, err), true);
   pending_.Release(p);
   return 0;
 }
@@ -113,7 +113,8 @@ int FuseSession::ReplyEntry(uint64_t token, const double* rec) {
   fuse_entry_out e;
   const char* why = nullptr;
   if (!EntryFromRecord(rec, true, &e, &why)) return Garbage(p, "entry", why);
-  if (cache_replies_) {
+  // A native filesystem's root (a mount point's entry) changes under the kernel: not cached.
+  if (cache_replies_ && (native_.empty() || native_.Find(e.nodeid) == nullptr)) {
     reply_cache_.PutEntry(p->nodeid, p->name, p->name_len, e);
     // The entry carries the node's attributes: a GETATTR right after the LOOKUP (stat) is a
     // hit too. An immutable handler answers both from the same inode.

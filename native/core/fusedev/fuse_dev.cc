@@ -31,6 +31,11 @@ struct FuseDevTransport::Channel {
   int fd = -1;  // guarded by mu; -1 after Stop()
   std::atomic<uint64_t> replies{0}, bytes_written{0}, write_errors{0};
 
+  int Dup() {
+    std::shared_lock lock(mu);
+    return fd < 0 ? -1 : ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  }
+
   void Write(const uint8_t* buf, uint32_t len) {
     std::shared_lock lock(mu);
     if (fd < 0) return;
@@ -269,6 +274,8 @@ void FuseDevTransport::Closed(int err) {
   (void)!::write(stop_fd_, &one, sizeof(one));
   if (on_closed_) on_closed_(err);
 }
+
+int FuseDevTransport::DupFd() const { return channels_.empty() ? -1 : channels_.front()->Dup(); }
 
 void FuseDevTransport::Stop() {
   if (stopped_.exchange(true, std::memory_order_acq_rel)) return;

@@ -61,6 +61,8 @@ class FuseDevTransport {
   void Stop();
 
   FuseDevStats GetStats() const;
+  // A new fd (close-on-exec) on the session, for notifications (notify.h); -1 when stopped.
+  int DupFd() const;
 
   struct Channel;
   struct Pool;

@@ -27,8 +27,12 @@ struct Blob {
   // Null: every chunk is present (a local blob file, or a fully populated cache).
   const std::shared_ptr<cache::ChunkMap> chunk_map;
 
+  // In the cache file, or held in memory because the cache file could not take it (a hint for
+  // wake-ups; ServeRead re-checks spilled chunks under the spill's lock).
   bool ChunkReady(uint32_t index) const {
-    return chunk_map == nullptr || chunk_map->IsReady(index);
+    if (chunk_map == nullptr || chunk_map->IsReady(index)) return true;
+    const cache::Spill* s = chunk_map->spill();
+    return s != nullptr && s->IsReady(index);
   }
 };
 

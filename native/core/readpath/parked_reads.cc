@@ -75,9 +75,13 @@ void ParkedReads::Loop() {
     if (stopped_) return;  // Stop() hands what is left to the owner
     const Retry retry = retries_.front();
     retries_.pop_front();
+    running_ = true;
+    current_ = retry.token;
     lock.unlock();
     handler_->RunRetry(retry);
     lock.lock();
+    running_ = false;
+    idle_cv_.notify_all();
   }
 }
 

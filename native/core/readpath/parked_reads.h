@@ -7,8 +7,9 @@
 // The thread starts with the first retry and stops in Stop(), which returns the retries it did
 // not run so the owner can fail them.
 //
-// Threading: one lock (mu_) over the waiter map, the retry queue and the thread's start and stop.
-// Every method may be called from any thread; RunRetry runs on the retry thread, outside the lock.
+// Threading: one lock (mu_) over the waiter map, the retry queue, the retry running now and the
+// thread's start and stop. Every method may be called from any thread; RunRetry runs on the retry
+// thread, outside the lock.
 #pragma once
 
 #include <condition_variable>
@@ -61,6 +62,26 @@ class ParkedReads {
   // calls fail. Idempotent.
   std::deque<Retry> Stop();
 
+  // Takes the queued retries whose token `match` accepts off the queue and returns them, after
+  // waiting until the retry thread is not running one it accepts (that one completes, or parks
+  // again, with the blobs it has). For an owner failing the READs of a filesystem going away.
+  // `match(token)` runs under the lock: it must not call back into this object.
+  template <typename Match>
+  std::vector<Retry> TakeRetriesIf(Match&& match) {
+    std::vector<Retry> out;
+    std::unique_lock lock(mu_);
+    idle_cv_.wait(lock, [&] { return !running_ || !match(current_); });
+    for (auto it = retries_.begin(); it != retries_.end();) {
+      if (match(it->token)) {
+        out.push_back(*it);
+        it = retries_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    return out;
+  }
+
  private:
   static uint64_t KeyOf(uint32_t slot, uint32_t index) {
     return (static_cast<uint64_t>(slot) << 32) | index;
@@ -73,8 +94,11 @@ class ParkedReads {
   std::unordered_map<uint64_t, std::vector<uint64_t>> waiters_;  // guarded by mu_
   std::deque<Retry> retries_;                                    // guarded by mu_
   std::condition_variable cv_;
-  bool stopped_ = false;  // guarded by mu_
-  std::thread thread_;    // started under mu_, joined by Stop()
+  std::condition_variable idle_cv_;  // notified when a retry finished running
+  bool running_ = false;             // guarded by mu_: the thread is running `current_`
+  uint64_t current_ = 0;             // guarded by mu_
+  bool stopped_ = false;             // guarded by mu_
+  std::thread thread_;               // started under mu_, joined by Stop()
 };
 
 }  // namespace nydus::readpath

@@ -6,6 +6,8 @@
 #include <cerrno>
 #include <cstring>
 #include <memory>
+#include <mutex>
+#include <shared_mutex>
 
 #include "common/log.h"
 
@@ -18,23 +20,46 @@ constexpr int kMaxIov = 1024;  // IOV_MAX on Linux
 thread_local struct iovec t_iov[kMaxIov];
 
 // A READ touches few blobs; remember the ones already looked up so the registry lock is taken
-// once per blob, not once per extent.
+// once per blob, not once per extent. A blob whose chunk is only in its spill (the cache file
+// could not take it) has the spill's lock held shared until the READ is done, so the chunk
+// cannot be evicted between the check and the read.
 class BlobLookup {
  public:
   explicit BlobLookup(const BlobRegistry& reg) : reg_(reg) {}
-  const Blob* Get(uint32_t slot) {
-    for (auto& [s, b] : seen_) {
-      if (s == slot) return b.get();
-    }
-    auto b = reg_.Get(slot);
-    const Blob* raw = b.get();
-    seen_.emplace_back(slot, std::move(b));
-    return raw;
+  const Blob* Get(uint32_t slot) { return Find(slot).blob.get(); }
+
+  // True when chunk `index` can be read now.
+  bool Present(uint32_t slot, uint32_t index) {
+    Seen& s = Find(slot);
+    if (s.blob->chunk_map == nullptr || s.blob->chunk_map->IsReady(index)) return true;
+    const cache::Spill* spill = s.blob->chunk_map->spill();
+    if (spill == nullptr) return false;
+    if (!s.spill_lock.owns_lock()) s.spill_lock = std::shared_lock(spill->mu());
+    return spill->IsReady(index);
+  }
+
+  // The file to read chunk `index` from (Present() said it is there).
+  static int FdFor(const Blob& b, uint32_t index) {
+    if (b.chunk_map == nullptr || b.chunk_map->IsReady(index)) return b.fd;
+    const cache::Spill* spill = b.chunk_map->spill();
+    return spill != nullptr ? spill->fd() : b.fd;
   }
 
  private:
+  struct Seen {
+    uint32_t slot;
+    std::shared_ptr<const Blob> blob;
+    std::shared_lock<std::shared_mutex> spill_lock;
+  };
+  Seen& Find(uint32_t slot) {
+    for (auto& s : seen_) {
+      if (s.slot == slot) return s;
+    }
+    seen_.push_back(Seen{slot, reg_.Get(slot), {}});
+    return seen_.back();
+  }
   const BlobRegistry& reg_;
-  std::vector<std::pair<uint32_t, std::shared_ptr<const Blob>>> seen_;
+  std::vector<Seen> seen_;
 };
 
 int PreadvAll(int fd, struct iovec* iov, int cnt, uint64_t off, size_t want) {
@@ -99,7 +124,7 @@ ReadOutcome ServeRead(const ExtentTable& table, const BlobRegistry& blobs, uint6
                  e.chunk_index, e.blob_slot, blob->chunk_map->chunk_count());
       return {ReadStatus::kError, 0, EIO};
     }
-    if (!blob->ChunkReady(e.chunk_index)) {
+    if (!lookup.Present(e.blob_slot, e.chunk_index)) {
       ChunkRef ref{e.blob_slot, e.chunk_index};
       bool dup = false;
       for (const auto& m : *missing) dup = dup || m == ref;
@@ -135,8 +160,9 @@ ReadOutcome ServeRead(const ExtentTable& table, const BlobRegistry& blobs, uint6
       continue;
     }
     const Blob* blob = lookup.Get(e.blob_slot);
+    const int fd = BlobLookup::FdFor(*blob, e.chunk_index);
     // Extend the run while the next extent continues both the file range and the
-    // source range of the same blob, then read the whole run with one preadv.
+    // source range of the same blob in the same file, then read the whole run with one preadv.
     const uint64_t src_start = e.source_offset + (pos - e.file_offset);
     uint64_t run_end = seg_end;
     size_t k = j;
@@ -144,7 +170,8 @@ ReadOutcome ServeRead(const ExtentTable& table, const BlobRegistry& blobs, uint6
       const Extent& a = ext[k];
       const Extent& b = ext[k + 1];
       if (b.flags != 0 || b.blob_slot != a.blob_slot || b.file_offset != a.file_offset + a.length ||
-          b.source_offset != a.source_offset + a.length) {
+          b.source_offset != a.source_offset + a.length ||
+          BlobLookup::FdFor(*blob, b.chunk_index) != fd) {
         break;
       }
       ++k;
@@ -154,14 +181,14 @@ ReadOutcome ServeRead(const ExtentTable& table, const BlobRegistry& blobs, uint6
     int cnt = out.IovecsFor(at(pos), run_len, t_iov, kMaxIov);
     int rc = 0;
     if (cnt >= 0) {
-      rc = PreadvAll(blob->fd, t_iov, cnt, src_start, run_len);
+      rc = PreadvAll(fd, t_iov, cnt, src_start, run_len);
       if (stats != nullptr) ++stats->preadv_calls;
     } else {
       // More than IOV_MAX pieces (not produced by Linux guests): read piecewise.
       for (size_t done = 0; done < run_len && rc == 0;) {
         size_t piece = run_len - done < 65536 ? run_len - done : 65536;
         cnt = out.IovecsFor(at(pos) + done, piece, t_iov, kMaxIov);
-        rc = cnt < 0 ? -EIO : PreadvAll(blob->fd, t_iov, cnt, src_start + done, piece);
+        rc = cnt < 0 ? -EIO : PreadvAll(fd, t_iov, cnt, src_start + done, piece);
         done += piece;
       }
     }

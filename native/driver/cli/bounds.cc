@@ -8,6 +8,10 @@
 //       [--seconds 2]   single-core decompression of the file cut into `chunk` chunks compressed
 //       with our codec (the builder's: zstd at the library default level, raw LZ4 blocks), into
 //       one buffer, with one reused zstd context like the read path
+//   bounds digest --algo blake3|sha256 [--size 1M] [--span 64M] [--seconds 2]   single-core
+//       digests (codec/digest.h: what the builder and digest validation call) of `size` pieces
+//       walking through a `span` buffer of random bytes; --size equal to --span hashes the whole
+//       buffer each time
 // Each prints one JSON object; MB is 10^6 bytes.
 #include <errno.h>
 #include <fcntl.h>
@@ -22,6 +26,7 @@
 #include <memory>
 
 #include "codec/codec.h"
+#include "codec/digest.h"
 #include "driver/cli/bench_common.h"
 #include "driver/cli/driver.h"
 
@@ -235,15 +240,66 @@ int Codec(const DriverOptions& o, double seconds) {
   return 0;
 }
 
+int DigestBound(const DriverOptions& o, double seconds) {
+  const std::string algo_name = o.Flag("algo", "");
+  codec::DigestAlgo algo;
+  if (algo_name == "blake3") {
+    algo = codec::DigestAlgo::kBlake3;
+  } else if (algo_name == "sha256") {
+    algo = codec::DigestAlgo::kSha256;
+  } else {
+    return Fail("--algo must be blake3 or sha256");
+  }
+  const uint64_t size = ParseSize(o.Flag("size", "1M"));
+  const uint64_t span = ParseSize(o.Flag("span", "64M"));
+  if (size == 0 || span < size || span > (4ull << 30)) {
+    return Fail("need 0 < --size <= --span <= 4G");
+  }
+  Buffer data = PageAligned(span);
+  if (!data) return Fail("out of memory");
+  // Incompressible bytes, as chunk data mostly is (a constant page would not change a digest's
+  // speed, but keeps nothing honest either).
+  uint64_t x = 0x9e3779b97f4a7c15ull;
+  for (uint64_t i = 0; i < span; ++i) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    data.get()[i] = static_cast<uint8_t>(x);
+  }
+  const uint64_t usable = span / size * size;
+  uint8_t out[codec::kDigestLen];
+  Timed t;
+  uint64_t off = 0;
+  const bool ok = TimeLoop(seconds, &t, [&] {
+    if (!codec::Digest(algo, data.get() + off, size, out)) return false;
+    Clobber(out);
+    t.bytes += size;
+    off = off + size >= usable ? 0 : off + size;
+    return true;
+  });
+  if (!ok) return Fail("digest failed");
+  Json extra;
+  extra.BeginObject()
+      .Field("algo", algo_name)
+      .Field("size", size)
+      .Field("span", span)
+      .Field("simd_degree",
+             uint64_t{algo == codec::DigestAlgo::kBlake3 ? codec::Blake3::SimdDegree() : 0})
+      .EndObject();
+  Print("digest", t, extra);
+  return 0;
+}
+
 }  // namespace
 
 int CmdBounds(const DriverOptions& o) {
-  if (o.args.empty()) return Fail("bounds needs pread, memcpy or codec");
+  if (o.args.empty()) return Fail("bounds needs pread, memcpy, codec or digest");
   const double seconds = std::max(0.1, std::atof(o.Flag("seconds", "2").c_str()));
   if (o.args[0] == "pread") return Pread(o, seconds);
   if (o.args[0] == "memcpy") return Memcpy(o, seconds);
   if (o.args[0] == "codec") return Codec(o, seconds);
-  return Fail("bounds needs pread, memcpy or codec");
+  if (o.args[0] == "digest") return DigestBound(o, seconds);
+  return Fail("bounds needs pread, memcpy, codec or digest");
 }
 
 }  // namespace nydus::driver

@@ -42,9 +42,9 @@ commands:
                            LOOKUP, OPEN, READ, RELEASE of every file of DIR
   bench readdir --path DIR [--seconds 5]
                            whole listings: OPENDIR, READDIRPLUS (one page each), RELEASEDIR
-  bounds pread --file F | memcpy | codec --file F --algo A
+  bounds pread --file F | memcpy | codec --file F --algo A | digest --algo blake3|sha256
                            machine bounds (no --socket): page-cache read, memcpy,
-                           single-core decompression (see bounds.cc)
+                           single-core decompression and digests (see bounds.cc)
   reboot-cycle [--cycles 2]  start, use, stop (GET_VRING_BASE), start again on one connection
   fault KIND               inject a fault and report how the backend reacted; KIND is one of
                            bad-addr desc-loop nested-indirect indirect-bad-len next-out-of-range

@@ -6,12 +6,9 @@
  * checked before anything large is allocated, so a forged size cannot make us allocate gigabytes
  * for a few compressed bytes.
  */
-import { blake3, compress, createBlake3Hasher, decompress, native } from '../../native/index.js';
+import { compress, createDigestHasher as createNativeHasher, decompress, digest, native } from '../../native/index.js';
 import { Compressor, Digester, kSuperFlags, kTocEntryFlags } from '../layout/constants.js';
 import { kRafsErrorCodes, RafsError } from '../layout/errors.js';
-
-// node:crypto and node:zlib load on first use (process.getBuiltinModule): loading both was ~10%
-// of nydusd's start (issue 13), which hashes with them only to validate and rarely meets gzip.
 
 export type CompressorName = 'none' | 'lz4_block' | 'gzip' | 'zstd';
 export type DigesterName = 'blake3' | 'sha256';
@@ -183,14 +180,17 @@ export function compressChunk(compressor: WritableCompressor, data: Buffer): { d
 }
 
 export function sha256(data: Buffer): Buffer {
-  return process.getBuiltinModule('node:crypto').createHash('sha256').update(data).digest();
+  return digest(kDigesters.sha256.code as number, data);
 }
 
 export function chunkDigest(digester: DigesterName, data: Buffer): Buffer {
-  return digester === 'blake3' ? blake3(data) : sha256(data);
+  return digest(kDigesters[digester].code as number, data);
 }
 
-/** An incremental chunkDigest, for digests over many pieces (v5 inode digests). */
+/**
+ * An incremental chunkDigest, for digests over many pieces (v5 inode digests, a whole blob
+ * file). digest() may be called more than once; each call covers everything fed so far.
+ */
 export function createDigestHasher(digester: DigesterName): { update(b: Buffer): unknown; digest(): Buffer } {
-  return digester === 'blake3' ? createBlake3Hasher() : process.getBuiltinModule('node:crypto').createHash('sha256');
+  return createNativeHasher(kDigesters[digester].code as number);
 }

@@ -5,11 +5,10 @@
  * is written so the blob id (sha256 of the file) is known the moment it is closed.
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
-import { createHash, type Hash } from 'node:crypto';
 
 import { kBlobFeatures, kBlobMetaHeaderSize, kTarHeaderSize, kTocNames } from '../layout/constants.js';
 import { encodeBlobMetaHeader, encodeChunkInfoV1, encodeToc, gnuTarHeader, type TocEntry } from './blob-format.js';
-import { chunkDigest, compressChunk, compressorToEnum, sha256 } from '../blob/codec.js';
+import { chunkDigest, compressChunk, compressorToEnum, createDigestHasher, sha256 } from '../blob/codec.js';
 import { kPoolMinBytes, type ChunkPool, type ChunkResult } from './chunk-pool.js';
 import { BuildError, type BlobChunk, type WritableCompressor, type DigesterName } from './types.js';
 
@@ -33,7 +32,8 @@ export class BlobWriter {
   readonly chunks: BlobChunk[] = [];
   private readonly _opts: BlobWriterOptions;
   private readonly _dedup = new Map<string, BlobChunk>();
-  private readonly _hash: Hash = createHash('sha256');
+  /** sha256 of everything written: the blob id. */
+  private readonly _hash = createDigestHasher('sha256');
   private readonly _toc: TocEntry[] = [];
   private _fd: number;
   private _stage = Buffer.allocUnsafe(kStageSize);
@@ -44,7 +44,7 @@ export class BlobWriter {
   private _features: number = kBlobFeatures.CAP_TAR_TOC;
   private _meta: { ciCompressor: number; ciOffset: number; ciCompressedSize: number; ciUncompressedSize: number } | undefined;
   private _tocSize = 0;
-  private _tocDigest = Buffer.alloc(32);
+  private _tocDigest: Buffer = Buffer.alloc(32);
   private _tail: Promise<unknown> = Promise.resolve();
   private _inflight: Promise<BlobChunk>[] = [];
 
@@ -146,7 +146,7 @@ export class BlobWriter {
       this._tarHeader(kTocNames.blob, this._dataSize);
       if (this._opts.blobToc) {
         // Upstream digests everything written so far, the "image.blob" header included.
-        const digest = this._hash.copy().digest();
+        const digest = this._hash.digest();
         this._toc.push({ name: kTocNames.blob, compressor: 0, digest, compressedOffset: 0, compressedSize: this._dataSize, uncompressedSize: this._uncompressedSize });
       }
     }
@@ -196,13 +196,13 @@ export class BlobWriter {
       const toc = encodeToc(this._toc);
       this._write(toc);
       const header = this._tarHeader(kTocNames.toc, toc.length);
-      this._tocDigest = createHash('sha256').update(toc).update(header).digest();
+      this._tocDigest = sha256(Buffer.concat([toc, header]));
       this._tocSize = toc.length + kTarHeaderSize;
     }
     this._flush();
     closeSync(this._fd);
     this._fd = -1;
-    return { sha256: this._hash.digest('hex'), size: this._pos };
+    return { sha256: this._hash.digest().toString('hex'), size: this._pos };
   }
 
   /** Closes without finishing (error paths). */

@@ -4,10 +4,11 @@
  * what this writes. Pipeline: source → tree (source-dir / source-tar) → numbering (tree) → data
  * blob (blob-writer) → bootstrap (v5-writer / v6-writer) → files on disk, named like upstream.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
+import { sha256 } from '../blob/codec.js';
 import { kDefaultChunkSize, kMaxChunkSize, kMinChunkSize } from '../layout/constants.js';
 import { BlobWriter } from './blob-writer.js';
 import { ChunkPool } from './chunk-pool.js';
@@ -154,7 +155,7 @@ export async function createImage(opts: BuildOptions): Promise<BuildResult> {
     if (opts.bootstrapPath) {
       bootstrapPath = opts.bootstrapPath;
     } else if (!opts.blobInlineMeta) {
-      bootstrapPath = join(opts.blobDir!, createHash('sha256').update(bootstrap).digest('hex'));
+      bootstrapPath = join(opts.blobDir!, sha256(bootstrap).toString('hex'));
     }
     if (bootstrapPath) writeFileSync(bootstrapPath, bootstrap);
     progress.done = true;

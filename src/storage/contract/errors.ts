@@ -16,7 +16,9 @@ export type StorageErrorCode =
   | 'ERR_CACHE_DIR'
   | 'ERR_CACHE_FILE'
   | 'ERR_ABORTED'
-  | 'ERR_STORAGE_CLOSED';
+  | 'ERR_STORAGE_CLOSED'
+  | 'ERR_PREFETCH_LIST' // a prefetch file list entry that is not an absolute path
+  | 'ERR_READAHEAD_LOG'; // a readahead log file that is not one
 
 export class StorageError extends NydusError {
   readonly retryable: boolean;
