@@ -38,7 +38,7 @@ const kSteps = [
 ] as const;
 
 /** The static guest timer, built once per source version (cached like qemu/tools.ts). */
-function benchtimeBinary(): string {
+export function benchtimeBinary(): string {
   const here = dirname(fileURLToPath(import.meta.url));
   const src = [join(here, 'guest', 'benchtime.c'), join(here, '..', '..', 'bench', 'guest', 'benchtime.c')].find((p) => existsSync(p));
   if (!src) throw new Error('bench/guest/benchtime.c not found');
