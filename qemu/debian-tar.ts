@@ -19,9 +19,9 @@ export function debianTarAvailable(): string | false {
 /** Builds `<dir>/debian.tar` (staging in `<dir>/debian-stage`) and returns its path. */
 export function makeDebianTar(dir: string): string {
   const stage = join(dir, 'debian-stage');
-  mkdirSync(stage, { recursive: true });
-  execFileSync('cp', ['-a', '--parents', ...kZoneDirs, stage]);
   const z = join(stage, 'usr', 'share', 'zoneinfo');
+  mkdirSync(z, { recursive: true });
+  execFileSync('cp', ['-a', ...kZoneDirs, z]);
   linkSync(join(z, 'Europe', 'Paris'), join(z, 'Europe', 'Paris.hardlink'));
   linkSync(join(z, 'Europe', 'Paris'), join(z, 'America', 'Paris.hardlink'));
   chmodSync(join(z, 'Europe', 'Berlin'), 0o4755);
