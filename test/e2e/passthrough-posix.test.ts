@@ -121,18 +121,13 @@ interface Run {
 async function runSide(share: string, outside: string, shares: VirtiofsShare[], w: string, smallDir: string,
   log: () => string): Promise<Run> {
   const stop = startRacer(share, outside);
-  let result: GuestResult;
-  let swaps = 0;
-  try {
-    result = await runGuest({
-      script: script(w, smallDir, shares.length > 1),
-      virtiofs: shares,
-      files: { '/posixsuite': readFileSync(toolBinary('posixsuite')) },
-      timeoutMs: 240_000,
-    });
-  } finally {
-    swaps = stop();
-  }
+  const result = await runGuest({
+    script: script(w, smallDir, shares.length > 1),
+    virtiofs: shares,
+    files: { '/posixsuite': readFileSync(toolBinary('posixsuite')) },
+    timeoutMs: 240_000,
+  }).finally(() => stop());
+  const swaps = stop();
   assert.equal(result.exitCode, 0, `exit ${result.exitCode}\n--- output ---\n${result.output.slice(-6000)}\n--- console ---\n${result.consoleLog.slice(-3000)}\n--- server ---\n${log().slice(-3000)}`);
   assert.match(result.output, /SUITE-DONE/);
   return { result, swaps };
