@@ -19,7 +19,7 @@ import { guestAvailable, runGuest } from '../qemu/guest.js';
 import { toolBinary } from '../qemu/tools.js';
 import { startVirtiofsd, virtiofsdAvailable } from '../qemu/virtiofsd.js';
 import { startDaemon } from '../test/helpers/daemon.js';
-import { benchtimeBinary } from './guest-suite.js';
+import { benchtimeBinary, collectTimes, timedLoop } from './guest-suite.js';
 import { progress } from './lib/proc.js';
 import type { Row } from './lib/report.js';
 import type { RawRecord } from './warm.js';
@@ -41,13 +41,8 @@ function script(reps: number): string {
     'set -e',
     'chmod +x /benchtime /posixsuite',
     'mkdir -p /w && mount -t virtiofs w /w',
-    'drop() { sync; echo 3 > /proc/sys/vm/drop_caches; }',
-    `for rep in ${Array.from({ length: reps + 1 }, (_v, i) => i).join(' ')}; do`,
-    '  R=/w/r$rep; export R; mkdir -p $R/files $R/u',
   ];
-  for (const s of kSteps) lines.push(`  drop; t=$(/benchtime ${s.cmd}); echo "BENCH ${s.id} $rep $t"`);
-  lines.push('  rm -rf $R', 'done');
-  return lines.join('\n');
+  return [...lines, ...timedLoop(kSteps, reps, ['R=/w/r$rep; export R; mkdir -p $R/files $R/u'], ['rm -rf $R'])].join('\n');
 }
 
 export async function measureWritableGuest(workDir: string, rounds: number, reps: number, raw: RawRecord[]): Promise<Row[]> {
@@ -62,7 +57,7 @@ export async function measureWritableGuest(workDir: string, rounds: number, reps
       mkdirSync(share);
       const sock = join(work, `${side}-${round}.sock`);
       const server = side === 'ours'
-        ? await startDaemon(['virtiofs', '--shared-dir', share, '--sock', sock, '--log-level', 'warn'])
+        ? await startDaemon(['virtiofs', '--shared-dir', share, '--sock', sock, '--log-level', 'info'])
         : await startVirtiofsd({ source: share, socketPath: sock, cache: 'auto' });
       progress(`writable guest round ${round + 1}/${rounds}: ${side} (${reps} timed rounds of ${kSteps.length} steps)`);
       try {
@@ -73,13 +68,7 @@ export async function measureWritableGuest(workDir: string, rounds: number, reps
         if (r.exitCode !== 0) {
           throw new Error(`writable guest with ${side} failed (exit ${r.exitCode}${r.timedOut ? ', timed out' : ''}):\n${r.output.slice(-3000)}\n${r.consoleLog.slice(-2000)}`);
         }
-        for (const m of r.output.matchAll(/^BENCH (\w+) (\d+) (\d+)$/gm)) {
-          const [, id, rep, ns] = m;
-          raw.push({ phase: 'writable', id: id ?? '', side, rep: Number(rep), result: { ns: Number(ns), round } });
-          if (Number(rep) === 0) continue; // the untimed first round
-          const t = times.get(id ?? '');
-          (side === 'ours' ? t?.ours : t?.peer)?.push(Number(ns) / 1e6);
-        }
+        collectTimes(r.output, 'writable', side, round, times, raw);
       } finally {
         await server.stop();
         rmSync(share, { recursive: true, force: true });
