@@ -226,6 +226,10 @@ test('POSIX suite, escape attempts and ENOSPC on our passthrough share and on vi
   for (const run of [ours, ref]) {
     assert.match(run.result.output, /ESC-DONE/);
     assert.match(run.result.output, /ESC rename_up_past_root EXDEV/);
+    // Symlinks pointing out resolve in the guest's namespace (no /host-outside there), never on the host.
+    assert.match(run.result.output, /ESC abs_create ENOENT/);
+    assert.match(run.result.output, /ESC rel_create ENOENT/);
+    assert.match(run.result.output, /ESC race_creates \d+\/200/);
     assert.ok(run.swaps > 0, 'the host racer swapped at least once');
   }
 
