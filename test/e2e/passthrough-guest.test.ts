@@ -24,7 +24,7 @@ import { toolBinary } from '../../qemu/tools.js';
 import { startVirtiofsd, virtiofsdAvailable } from '../../qemu/virtiofsd.js';
 import type { RunningDaemon } from '../helpers/daemon.js';
 import { startDaemon } from '../helpers/daemon.js';
-import { api } from '../helpers/api.js';
+import { api, mountShare } from '../helpers/api.js';
 import { diffTrees, snapshotDir } from '../helpers/tree.js';
 
 const kSkip = process.getuid?.() !== 0 ? 'needs root' : guestAvailable() || virtiofsdAvailable() || debianTarAvailable();
@@ -97,10 +97,7 @@ test('a guest write workload leaves the same host tree through our passthrough_f
   let r1: GuestResult;
   try {
     d = await startDaemon(['virtiofs', '--log-level', 'info', '--apisock', apisock, '--sock', vsock]);
-    const m = await api(apisock, 'POST', '/api/v1/mount?mountpoint=/containers', {
-      body: JSON.stringify({ fs_type: 'passthrough_fs', source: ours, config: '' }),
-      headers: { 'Content-Type': 'application/json' },
-    });
+    const m = await mountShare(apisock, '/containers', ours);
     assert.equal(m.status, 204, m.text);
     const t0 = Date.now();
     r1 = await runGuest({ script: workload('/s/containers'), virtiofs: [{ socket: vsock, tag: 'share' }], ...guest });

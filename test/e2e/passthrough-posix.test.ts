@@ -31,7 +31,7 @@ import { startVirtiofsd, virtiofsdAvailable } from '../../qemu/virtiofsd.js';
 import type { Virtiofsd } from '../../qemu/virtiofsd.js';
 import type { RunningDaemon } from '../helpers/daemon.js';
 import { startDaemon } from '../helpers/daemon.js';
-import { api } from '../helpers/api.js';
+import { api, mountShare } from '../helpers/api.js';
 
 const kSkip = process.getuid?.() !== 0 ? 'needs root' : guestAvailable() || virtiofsdAvailable();
 
@@ -164,10 +164,7 @@ test('POSIX suite, escape attempts and ENOSPC on our passthrough share and on vi
   try {
     d = await startDaemon(['virtiofs', '--log-level', 'info', '--apisock', apisock, '--sock', vsock]);
     for (const [mp, src] of [['/containers', dirs['ours']], ['/small', dirs['ours-small']]]) {
-      const m = await api(apisock, 'POST', `/api/v1/mount?mountpoint=${mp}`, {
-        body: JSON.stringify({ fs_type: 'passthrough_fs', source: src, config: '' }),
-        headers: { 'Content-Type': 'application/json' },
-      });
+      const m = await mountShare(apisock, mp ?? '', src ?? '');
       assert.equal(m.status, 204, m.text);
     }
     const daemon = d;
