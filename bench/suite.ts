@@ -16,6 +16,7 @@ import { measureColdRegistry, registrySkip } from './cold-remote.js';
 import { containerStartSkip, measureContainerStart } from './container-start.js';
 import { digestSkip, measureDigests } from './digests.js';
 import { runGuestSuite } from './guest-suite.js';
+import { measureWritableGuest, writableGuestSkip } from './writable-guest.js';
 import { makeFixture, readTree } from './lib/fixture.js';
 import type { SuiteOptions } from './lib/options.js';
 import { hostInfo, kUsage, loadNote, parseOptions } from './lib/options.js';
@@ -58,6 +59,11 @@ async function runDriverSuite(o: SuiteOptions): Promise<RunFile> {
       const skip = containerStartSkip();
       if (skip) notes.push(`container start over a shaped link skipped: ${skip}`);
       else rows.push(...(await measureContainerStart(work, o.quick ? 3 : 5, raw)));
+    }
+    if (want('writable')) {
+      const skip = writableGuestSkip();
+      if (skip) notes.push(`writable guest rows skipped: ${skip}`);
+      else rows.push(...(await measureWritableGuest(work, o.quick ? 1 : 2, o.quick ? 2 : 3, raw)));
     }
     if (!fixturePhases.some(want)) {
       return {

@@ -25,6 +25,8 @@ export const kPackages = {
     'docker-registry', 'nginx', 'gdisk', 'openssl', 'curl',
     // The bench's shaped link: ip and tc in a network namespace of its own.
     'iproute2',
+    // Real Debian files (zone data: symlinks, many small files) for the passthrough untar tests.
+    'tzdata',
     // An independent BLAKE3 (Rust) the digest tests and the bench compare with (sha256sum is
     // coreutils, always there).
     'b3sum',
