@@ -16,6 +16,11 @@ import { fileType, S_IFDIR, S_IFLNK, S_IFREG } from '../util/mode-bits.js';
 
 const kChunk = 1 << 20;
 const kTempPrefix = '.nydus-copyup-';
+/**
+ * The lower node id a copied-up object came from (decimal). A private overlay xattr: never shown
+ * through the overlay; the kernel's overlayfs ignores names of its namespace it does not use.
+ */
+export const kOriginXattr = Buffer.from('trusted.overlay.nydus.origin');
 
 /** The lower filesystem calls a copy-up needs. */
 export type CopyUpLower = Required<Pick<FuseFilesystem, 'getattr' | 'readlink' | 'open' | 'read' | 'release' | 'listxattr' | 'getxattr'>>;
@@ -52,6 +57,8 @@ export class CopyUp {
     try {
       await this._make(ctx, lower, attr, tmp);
       await this._xattrs(ctx, lower, tmp);
+      // Where the object came from: its node id stays the lower one's, also after a restart.
+      hostSetXattr(tmp, kOriginXattr, Buffer.from(String(lower)), 0);
       await lchown(tmp, attr.uid, attr.gid);
       if (fileType(attr.mode) !== S_IFLNK) await chmod(tmp, attr.mode & 0o7777);
       await lutimes(tmp, attr.atime + (attr.atimeNsec ?? 0) / 1e9, attr.mtime + (attr.mtimeNsec ?? 0) / 1e9);

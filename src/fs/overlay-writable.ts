@@ -29,10 +29,10 @@ import { chmod, lchown, link, lutimes, mkdir, open, rename, rm, symlink, truncat
 
 import type { FuseAttr, FuseAttrReply, FuseCreateReply, FuseDirEntry, FuseDirEntryPlus, FuseEntry, FuseFilesystem, FuseInitInfo, FuseOpenReply, FuseReadMiss, FuseRequestContext, FuseResult, FuseSetattr, FuseStatfs } from '../fuse/index.js';
 import { errnoOf, FuseErrno, fuseErrno, kErrno } from '../fuse/index.js';
-import { hostMknod, hostRemoveXattr, hostSetXattr } from '../native/index.js';
+import { hostMknod, hostRemoveXattr, hostSetXattr, readXattrs } from '../native/index.js';
 import type { Logger } from '../util/logger.js';
 import { isDirMode, isLnkMode, S_IFCHR } from '../util/mode-bits.js';
-import { CopyUp } from './overlay-copyup.js';
+import { CopyUp, kOriginXattr } from './overlay-copyup.js';
 import { kRootId } from './node-space.js';
 import type { OverlayLower } from './overlay-fs.js';
 import { kUpperBase } from './overlay-fs.js';
@@ -58,7 +58,7 @@ export interface WNode {
   /** Upper non-directories: the host inode (dev:ino). */
   key?: string | undefined;
   /** Upper files with several names: the other (parent, name) pairs known. */
-  alt?: [number, Buffer][];
+  alt?: [number, Buffer][] | undefined;
 }
 
 const kDot = Buffer.from('.');
@@ -141,6 +141,13 @@ export class WritableOverlay implements FuseFilesystem {
     });
   }
 
+  /** The lower node id upper object `rel` was copied up from (kOriginXattr), if any. */
+  private _origin(rel: Buffer): number | undefined {
+    const v = readXattrs(this.upper.path(rel)).find(([k]) => k.equals(kOriginXattr))?.[1];
+    const n = v === undefined ? NaN : Number(v.toString('latin1'));
+    return Number.isSafeInteger(n) && n > 0 && n < kUpperBase ? n : undefined;
+  }
+
   private _freshId(preferred: number): number {
     return this._nodes.has(preferred) ? this._nextId++ : preferred;
   }
@@ -160,11 +167,18 @@ export class WritableOverlay implements FuseFilesystem {
     const key = nameKey(dir.id, name);
     const n = this._nodes.get(this._byName.get(key) ?? -1);
     this._byName.delete(key);
-    if (!n?.alt) return;
-    n.alt = n.alt.filter(([p, nm]) => p !== dir.id || !nm.equals(name));
+    if (!n) return;
+    n.alt = n.alt?.filter(([p, nm]) => p !== dir.id || !nm.equals(name));
     if (n.parent === dir.id && n.name.equals(name)) {
-      const next = n.alt.shift();
-      if (next) [n.parent, n.name] = next;
+      const next = n.alt?.shift();
+      if (next) {
+        [n.parent, n.name] = next;
+      } else {
+        // Its last name: the host may give its inode (number) to a new object, which must be
+        // able to take the id. Lower ids stay: open lower files are still read through them.
+        if (n.key !== undefined && this._byKey.get(n.key) === n.id) this._byKey.delete(n.key);
+        if (n.id >= kUpperBase && n.id !== kRootId) this._nodes.delete(n.id);
+      }
     }
   }
 
@@ -204,7 +218,9 @@ export class WritableOverlay implements FuseFilesystem {
       if (!(linked.parent === dir.id && linked.name.equals(name)) && !alt.some(([p, nm]) => p === dir.id && nm.equals(name))) alt.push([dir.id, name]);
       return linked;
     }
-    const id = this._freshId(lowerSame ?? kUpperBase + Number(st.ino));
+    // A copied-up file keeps its lower node id (all its names: hard links made after the copy-up
+    // share the xattr); a file made in the upper layer has its host inode's.
+    const id = this._freshId(this._origin(rel) ?? kUpperBase + Number(st.ino));
     return this._bind({ id, parent: dir.id, name, dir: false, lower: lowerSame, upper: true, key });
   }
 
@@ -481,8 +497,9 @@ export class WritableOverlay implements FuseFilesystem {
       const p = await this._prepareNew(ctx, parent, name);
       if (p instanceof FuseErrno) return p;
       await mkdir(p.path);
-      // Where a whiteout was, whatever the lower layer had of that name stays hidden.
-      if (p.wasWhiteout) hostSetXattr(p.path, kOpaqueXattr, Buffer.from('y'), 0);
+      // As overlayfs: a directory made where a whiteout was, or in a merged directory, is
+      // opaque, so no lower directory of that name (now or added to the layer later) shows.
+      if (p.wasWhiteout || p.dir.lower !== undefined) hostSetXattr(p.path, kOpaqueXattr, Buffer.from('y'), 0);
       await chmod(p.path, mode & 0o7777);
       await this._own(ctx, p.path);
       return this._made(ctx, p.dir, name);

@@ -87,14 +87,24 @@ function runWorkload(dir: string): void {
   setXattr(Buffer.from(join(dir, 'modify.txt')), Buffer.from('user.note'), Buffer.from('set through the overlay'));
 }
 
-/** What both sides must agree on: everything but times, and directory link counts (merged
- * directories show 1) and overlayfs' own bookkeeping xattrs (origin, impure). */
+/**
+ * What both sides must agree on: everything but times, directory link counts (merged
+ * directories show 1), overlayfs' own bookkeeping xattrs (origin, impure), and how whiteouts
+ * are linked (the kernel makes them hard links of one shared whiteout when it can).
+ */
 function comparable(snap: TreeSnapshot): TreeSnapshot {
   const out: TreeSnapshot = {};
   for (const [path, n] of Object.entries(snap)) {
-    const { mtime: _mtime, nlink, xattrs, ...rest } = n;
+    const { mtime: _mtime, nlink, xattrs, link, ...rest } = n;
+    const whiteout = n.type === 'chr' && n.rdev === 0;
     const keep = Object.fromEntries(Object.entries(xattrs ?? {}).filter(([k]) => !k.startsWith('trusted.overlay.') || k === 'trusted.overlay.opaque'));
-    out[path] = { ...rest, mtime: '', nlink: n.type === 'dir' ? 0 : nlink, ...(Object.keys(keep).length > 0 ? { xattrs: keep } : {}) };
+    out[path] = {
+      ...rest,
+      mtime: '',
+      nlink: n.type === 'dir' || whiteout ? 0 : nlink,
+      ...(link === undefined || whiteout ? {} : { link }),
+      ...(Object.keys(keep).length > 0 ? { xattrs: keep } : {}),
+    };
   }
   return out;
 }
