@@ -22,12 +22,17 @@ double NumAt(const Upcall& u, size_t i) {
   return d;
 }
 
+// An initialized session with every handler op and [lo, hi) writable.
+fuse::FuseSession& Started(Harness& hs, uint64_t lo, uint64_t hi) {
+  InitSession(*hs.s);
+  DrainAll(*hs.s);
+  hs.s->SetWritable(lo, hi, true);
+  return *hs.s;
+}
+
 NTEST(FuseWritable, DecodedIntoThePayloadThroughScatteredSlices) {
   Harness hs(AllOps());
-  auto& s = *hs.s;
-  InitSession(s);
-  DrainAll(s);
-  s.SetWritable(10, 20, true);
+  auto& s = Started(hs, 10, 20);
   fuse_write_in wi{};
   wi.fh = 9;
   wi.offset = 4096;
@@ -73,10 +78,7 @@ NTEST(FuseWritable, DecodedIntoThePayloadThroughScatteredSlices) {
 
 NTEST(FuseWritable, CreateAndWriteReplies) {
   Harness hs(AllOps());
-  auto& s = *hs.s;
-  InitSession(s);
-  DrainAll(s);
-  s.SetWritable(1, 2, true);
+  auto& s = Started(hs, 1, 2);
   fuse_create_in ci{};
   ci.flags = O_WRONLY | O_CREAT;
   ci.mode = S_IFREG | 0644;
@@ -103,10 +105,7 @@ NTEST(FuseWritable, CreateAndWriteReplies) {
 
 NTEST(FuseWritable, MalformedAndOutsideTheRangesNeverReachTheHandler) {
   Harness hs(AllOps());
-  auto& s = *hs.s;
-  InitSession(s);
-  DrainAll(s);
-  s.SetWritable(10, 20, true);
+  auto& s = Started(hs, 10, 20);
   fuse_write_in big{};
   big.size = 1000;  // more than the request carries
   fuse_setxattr_in sx{};

@@ -110,6 +110,20 @@ export async function listLower(lower: OverlayLower, ctx: FuseRequestContext, di
   }
 }
 
+/** The records of a listing from cookie `offset` that fit `size` bytes of READDIR(PLUS) reply. */
+export function pageOf<T>(items: readonly ListItem[], offset: number, size: number, plus: boolean, make: (i: ListItem, next: number) => T): T[] {
+  const out: T[] = [];
+  let room = size;
+  for (let i = offset; i < items.length; i++) {
+    const item = items[i] as ListItem;
+    const need = fuseDirentSize(item.name.length, plus);
+    if (need > room) break;
+    room -= need;
+    out.push(make(item, i + 1));
+  }
+  return out;
+}
+
 /** A READ is answered short only at EOF: loops over short host reads. */
 export async function readFull(f: FileHandle, offset: number, size: number): Promise<Buffer> {
   const buf = Buffer.allocUnsafe(size);
@@ -401,19 +415,7 @@ export class OverlayFilesystem implements FuseFilesystem {
   private _page<T>(ctx: FuseRequestContext, nodeid: number, fh: number, offset: number, size: number, plus: boolean, make: (i: ListItem, next: number) => T): FuseResult<T[]> {
     const listing = this._listing(ctx, nodeid, fh);
     if (listing instanceof FuseErrno) return listing;
-    return listing.then((items) => {
-      if (items instanceof FuseErrno) return items;
-      const out: T[] = [];
-      let room = size;
-      for (let i = offset; i < items.length; i++) {
-        const item = items[i] as ListItem;
-        const need = fuseDirentSize(item.name.length, plus);
-        if (need > room) break;
-        room -= need;
-        out.push(make(item, i + 1));
-      }
-      return out;
-    });
+    return listing.then((items) => (items instanceof FuseErrno ? items : pageOf(items, offset, size, plus, make)));
   }
 
   readdir(ctx: FuseRequestContext, nodeid: number, fh: number, offset: number, size: number): FuseResult<FuseDirEntry[]> {

@@ -11,19 +11,17 @@ import { constants as fsc } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { truncate } from 'node:fs/promises';
 
-import type { FuseEntry, FuseOpenReply, FuseRequestContext, FuseResult } from '../fuse/index.js';
-import { FuseErrno, fuseDirentSize, fuseErrno, kErrno } from '../fuse/index.js';
+import type { FuseOpenReply, FuseRequestContext, FuseResult } from '../fuse/index.js';
+import type { ListItem } from './overlay-fs.js';
+import { FuseErrno, fuseErrno, kErrno } from '../fuse/index.js';
 import type { Logger } from '../util/logger.js';
-import { kUpperBase, listLower, readFull } from './overlay-fs.js';
+import { kUpperBase, listLower, pageOf, readFull } from './overlay-fs.js';
 import type { WNode, WritableOverlay } from './overlay-writable.js';
 
 const kMaxRead = 64 * 1024 * 1024;
 const kAccMode = 3; // O_ACCMODE
 
-interface Item {
-  name: Buffer;
-  entry: FuseEntry;
-}
+type Item = ListItem;
 
 export class OverlayWritableIo {
   private readonly _files = new Map<number, FileHandle>();
@@ -66,11 +64,16 @@ export class OverlayWritableIo {
     });
   }
 
+  /** The lower node of a lower handle's node (EBADF when the node has none). */
+  private _lowerOf(nodeid: number): number | FuseErrno {
+    const n = this._node(nodeid);
+    return n instanceof FuseErrno || n.lower === undefined ? fuseErrno(kErrno.EBADF) : n.lower;
+  }
+
   read(ctx: FuseRequestContext, nodeid: number, fh: number, offset: number, size: number): FuseResult<Buffer | Uint8Array> {
     if (fh < kUpperBase) {
-      const n = this._node(nodeid);
-      if (n instanceof FuseErrno || n.lower === undefined) return fuseErrno(kErrno.EBADF);
-      return this._fs.lower.read(ctx, n.lower, fh, offset, size);
+      const lower = this._lowerOf(nodeid);
+      return lower instanceof FuseErrno ? lower : this._fs.lower.read(ctx, lower, fh, offset, size);
     }
     const f = this._files.get(fh);
     if (!f) return fuseErrno(kErrno.EBADF);
@@ -111,9 +114,8 @@ export class OverlayWritableIo {
 
   release(ctx: FuseRequestContext, nodeid: number, fh: number, flags: number): FuseResult<void> {
     if (fh < kUpperBase) {
-      const n = this._node(nodeid);
-      if (n instanceof FuseErrno || n.lower === undefined) return undefined;
-      return this._fs.lower.release(ctx, n.lower, fh, flags);
+      const lower = this._lowerOf(nodeid);
+      return lower instanceof FuseErrno ? undefined : this._fs.lower.release(ctx, lower, fh, flags);
     }
     const f = this._files.get(fh);
     this._files.delete(fh);
@@ -124,9 +126,8 @@ export class OverlayWritableIo {
 
   lseek(ctx: FuseRequestContext, nodeid: number, fh: number, offset: number, whence: number): FuseResult<number> {
     if (fh < kUpperBase) {
-      const n = this._node(nodeid);
-      if (n instanceof FuseErrno || n.lower === undefined) return fuseErrno(kErrno.EBADF);
-      return this._fs.lower.lseek(ctx, n.lower, fh, offset, whence);
+      const lower = this._lowerOf(nodeid);
+      return lower instanceof FuseErrno ? lower : this._fs.lower.lseek(ctx, lower, fh, offset, whence);
     }
     const f = this._files.get(fh);
     if (!f) return fuseErrno(kErrno.EBADF);
@@ -168,18 +169,6 @@ export class OverlayWritableIo {
       if (n instanceof FuseErrno) return n;
       listing = this._fs.list(ctx, n).catch((err: unknown) => this._fs.fail('readdir', err));
     }
-    return listing.then((items) => {
-      if (items instanceof FuseErrno) return items;
-      const out: T[] = [];
-      let room = size;
-      for (let i = offset; i < items.length; i++) {
-        const item = items[i] as Item;
-        const need = fuseDirentSize(item.name.length, plus);
-        if (need > room) break;
-        room -= need;
-        out.push(make(item, i + 1));
-      }
-      return out;
-    });
+    return listing.then((items) => (items instanceof FuseErrno ? items : pageOf(items, offset, size, plus, make)));
   }
 }

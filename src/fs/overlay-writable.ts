@@ -481,39 +481,34 @@ export class WritableOverlay implements FuseFilesystem {
     });
   }
 
-  mknod(ctx: FuseRequestContext, parent: number, name: Buffer, mode: number, rdev: number): Promise<FuseEntry | FuseErrno> {
-    return this.locked('mknod', async () => {
+  /** Makes `name` in `parent` with `make` (permission bits `mode`, unless undefined), owned by
+   * the caller, and answers its entry. */
+  private _makeNew(what: string, ctx: FuseRequestContext, parent: number, name: Buffer, mode: number | undefined, make: (path: Buffer, p: { dir: WNode; wasWhiteout: boolean }) => Promise<void>): Promise<FuseEntry | FuseErrno> {
+    return this.locked(what, async () => {
       const p = await this._prepareNew(ctx, parent, name);
       if (p instanceof FuseErrno) return p;
-      hostMknod(p.path, mode, rdev);
-      await chmod(p.path, mode & 0o7777);
+      await make(p.path, p);
+      if (mode !== undefined) await chmod(p.path, mode & 0o7777);
       await this._own(ctx, p.path);
       return this._made(ctx, p.dir, name);
     });
   }
 
+  mknod(ctx: FuseRequestContext, parent: number, name: Buffer, mode: number, rdev: number): Promise<FuseEntry | FuseErrno> {
+    return this._makeNew('mknod', ctx, parent, name, mode, (path) => Promise.resolve(hostMknod(path, mode, rdev)));
+  }
+
   mkdir(ctx: FuseRequestContext, parent: number, name: Buffer, mode: number): Promise<FuseEntry | FuseErrno> {
-    return this.locked('mkdir', async () => {
-      const p = await this._prepareNew(ctx, parent, name);
-      if (p instanceof FuseErrno) return p;
-      await mkdir(p.path);
+    return this._makeNew('mkdir', ctx, parent, name, mode, async (path, p) => {
+      await mkdir(path);
       // As overlayfs: a directory made where a whiteout was, or in a merged directory, is
       // opaque, so no lower directory of that name (now or added to the layer later) shows.
-      if (p.wasWhiteout || p.dir.lower !== undefined) hostSetXattr(p.path, kOpaqueXattr, Buffer.from('y'), 0);
-      await chmod(p.path, mode & 0o7777);
-      await this._own(ctx, p.path);
-      return this._made(ctx, p.dir, name);
+      if (p.wasWhiteout || p.dir.lower !== undefined) hostSetXattr(path, kOpaqueXattr, Buffer.from('y'), 0);
     });
   }
 
   symlink(ctx: FuseRequestContext, parent: number, name: Buffer, target: Buffer): Promise<FuseEntry | FuseErrno> {
-    return this.locked('symlink', async () => {
-      const p = await this._prepareNew(ctx, parent, name);
-      if (p instanceof FuseErrno) return p;
-      await symlink(target, p.path);
-      await this._own(ctx, p.path);
-      return this._made(ctx, p.dir, name);
-    });
+    return this._makeNew('symlink', ctx, parent, name, undefined, (path) => symlink(target, path));
   }
 
   link(ctx: FuseRequestContext, nodeid: number, newParent: number, newName: Buffer): Promise<FuseEntry | FuseErrno> {
@@ -631,26 +626,24 @@ export class WritableOverlay implements FuseFilesystem {
     });
   }
 
-  setxattr(ctx: FuseRequestContext, nodeid: number, name: Buffer, value: Buffer, flags: number): Promise<void | FuseErrno> {
-    return this.locked('setxattr', async () => {
+  /** An xattr change of `nodeid` (copied up first); overlayfs' own names are refused. */
+  private _xattrChange(what: string, ctx: FuseRequestContext, nodeid: number, name: Buffer, change: (path: Buffer) => void): Promise<void | FuseErrno> {
+    return this.locked(what, async () => {
       if (kPrivate.some((p) => name.subarray(0, p.length).equals(p))) return fuseErrno(kErrno.EOPNOTSUPP);
       const n = this.node(nodeid);
       if (n instanceof FuseErrno) return n;
       await this.copyUp(ctx, n);
-      hostSetXattr(this.path(n), name, value, flags);
+      change(this.path(n));
       return undefined;
     });
   }
 
+  setxattr(ctx: FuseRequestContext, nodeid: number, name: Buffer, value: Buffer, flags: number): Promise<void | FuseErrno> {
+    return this._xattrChange('setxattr', ctx, nodeid, name, (path) => hostSetXattr(path, name, value, flags));
+  }
+
   removexattr(ctx: FuseRequestContext, nodeid: number, name: Buffer): Promise<void | FuseErrno> {
-    return this.locked('removexattr', async () => {
-      if (kPrivate.some((p) => name.subarray(0, p.length).equals(p))) return fuseErrno(kErrno.EOPNOTSUPP);
-      const n = this.node(nodeid);
-      if (n instanceof FuseErrno) return n;
-      await this.copyUp(ctx, n);
-      hostRemoveXattr(this.path(n), name);
-      return undefined;
-    });
+    return this._xattrChange('removexattr', ctx, nodeid, name, (path) => hostRemoveXattr(path, name));
   }
 
   /** Opens the upper file of `n` for the I/O half (overlay-writable-io.ts). */

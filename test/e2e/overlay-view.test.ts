@@ -23,7 +23,7 @@ import { setXattr } from '../../src/native/index.js';
 import { createImage, defaultBuildOptions } from '../../src/rafs/builder/index.js';
 import { startDaemon } from '../helpers/daemon.js';
 import type { TreeSnapshot } from '../helpers/tree.js';
-import { diffTrees, snapshotDir, snapshotFromTreeDump } from '../helpers/tree.js';
+import { diffTrees, putFile as put, snapshotDir, snapshotFromTreeDump } from '../helpers/tree.js';
 
 const kSkip =
   process.getuid?.() !== 0
@@ -43,11 +43,6 @@ function pseudoRandom(n: number, seed: number): Buffer {
     b[i] = x >>> 24;
   }
   return b;
-}
-
-function put(root: string, rel: string, data: string | Buffer): void {
-  mkdirSync(join(root, rel, '..'), { recursive: true });
-  writeFileSync(join(root, rel), data);
 }
 
 function makeLower(root: string): void {

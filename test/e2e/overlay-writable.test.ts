@@ -22,7 +22,7 @@ import { setXattr } from '../../src/native/index.js';
 import { createImage, defaultBuildOptions } from '../../src/rafs/builder/index.js';
 import { startDaemon } from '../helpers/daemon.js';
 import type { TreeSnapshot } from '../helpers/tree.js';
-import { diffTrees, snapshotDir } from '../helpers/tree.js';
+import { diffTrees, putFile as put, snapshotDir } from '../helpers/tree.js';
 
 const kSkip =
   process.getuid?.() !== 0
@@ -34,11 +34,6 @@ const work = mkdtempSync(join(tmpdir(), 'nydusd-wovl-'));
 const src = join(work, 'src');
 const blobs = join(work, 'blobs');
 const boot = join(work, 'image.boot');
-
-function put(root: string, rel: string, data: string | Buffer): void {
-  mkdirSync(join(root, rel, '..'), { recursive: true });
-  writeFileSync(join(root, rel), data);
-}
 
 function makeLower(root: string): void {
   put(root, 'keep.txt', 'lower keep\n');

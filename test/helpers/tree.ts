@@ -14,7 +14,7 @@
  * Hardlinked names carry `link`: the smallest path of their group.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, lstatSync, openSync, readSync, readdirSync, readlinkSync, type BigIntStats } from 'node:fs';
+import { closeSync, lstatSync, mkdirSync, openSync, readSync, readdirSync, readlinkSync, writeFileSync, type BigIntStats } from 'node:fs';
 import { join } from 'node:path';
 
 import type { TreeEntry } from '../../qemu/tools.js';
@@ -361,4 +361,10 @@ export function snapshotFromTreeDump(entries: readonly TreeEntry[]): TreeSnapsho
   }
   assignLinks(snap, groups);
   return snap;
+}
+
+/** Writes file `rel` below `root`, making its parent directories (building source trees). */
+export function putFile(root: string, rel: string, data: string | Buffer): void {
+  mkdirSync(join(root, rel, '..'), { recursive: true });
+  writeFileSync(join(root, rel), data);
 }
