@@ -141,13 +141,8 @@ NTEST(FuseWritable, MalformedAndOutsideTheRangesNeverReachTheHandler) {
 }
 
 NTEST(FuseWritable, LookupsOfWritableNodesAreNotCached) {
-  fuse::SessionOptions o = AllOps();
-  o.handler_ops.reset(FUSE_FORGET);
-  o.immutable = true;
-  Harness hs(o);
-  auto& s = *hs.s;
-  InitSession(s);
-  DrainAll(s);
+  Harness hs(ImmutableOps());
+  auto& s = Started(hs, 0, 0);  // nothing writable yet
   auto lookup = [&](uint64_t unique) {
     auto& r = hs.Req(ReqBuilder(FUSE_LOOKUP, unique, 1).Name("a").Bytes(), 256);
     s.OnRequest(&r);

@@ -22,14 +22,9 @@ import { setXattr } from '../../src/native/index.js';
 import { createImage, defaultBuildOptions } from '../../src/rafs/builder/index.js';
 import { startDaemon } from '../helpers/daemon.js';
 import type { TreeSnapshot } from '../helpers/tree.js';
-import { diffTrees, putFile as put, snapshotDir } from '../helpers/tree.js';
+import { diffTrees, overlayConfig, overlayfsSkip, putFile as put, snapshotDir } from '../helpers/tree.js';
 
-const kSkip =
-  process.getuid?.() !== 0
-    ? 'FUSE and overlayfs mounts need root'
-    : !readFileSync('/proc/filesystems', 'utf8').includes('\toverlay\n')
-      ? 'the kernel has no overlayfs'
-      : false;
+const kSkip = overlayfsSkip();
 const work = mkdtempSync(join(tmpdir(), 'nydusd-wovl-'));
 const src = join(work, 'src');
 const blobs = join(work, 'blobs');
@@ -127,18 +122,7 @@ function kernelRun(): KernelResult {
 }
 
 function config(name: string, upper: string, workDir: string): string {
-  const cfg = join(work, `${name}.json`);
-  writeFileSync(
-    cfg,
-    JSON.stringify({
-      version: 2,
-      backend: { type: 'localfs', localfs: { dir: blobs } },
-      cache: { type: 'blobcache', filecache: { work_dir: join(work, `cache-${name}`) } },
-      rafs: { mode: 'direct', enable_xattr: true },
-      overlay: { upper_dir: upper, work_dir: workDir },
-    }),
-  );
-  return cfg;
+  return overlayConfig(work, name, blobs, { upper_dir: upper, work_dir: workDir });
 }
 
 function dirs(name: string): { upper: string; wd: string; mnt: string } {
