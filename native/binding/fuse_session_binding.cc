@@ -99,6 +99,9 @@ class FuseSessionWrap : public Napi::ObjectWrap<FuseSessionWrap> {
                         InstanceMethod<&FuseSessionWrap::ReplyXattr>("replyXattr"),
                         InstanceMethod<&FuseSessionWrap::ReplyReaddir>("replyReaddir"),
                         InstanceMethod<&FuseSessionWrap::ReplyLseek>("replyLseek"),
+                        InstanceMethod<&FuseSessionWrap::ReplyCreate>("replyCreate"),
+                        InstanceMethod<&FuseSessionWrap::ReplyWrite>("replyWrite"),
+                        InstanceMethod<&FuseSessionWrap::SetWritable>("setWritable"),
                         InstanceMethod<&FuseSessionWrap::ResolveMiss>("resolveMiss"),
                         InstanceMethod<&FuseSessionWrap::SetExtents>("setExtents"),
                         InstanceMethod<&FuseSessionWrap::RemoveExtents>("removeExtents"),
@@ -294,6 +297,21 @@ class FuseSessionWrap : public Napi::ObjectWrap<FuseSessionWrap> {
   Napi::Value ReplyLseek(const Napi::CallbackInfo& info) {
     return Num(info.Env(),
                session_->ReplyLseek(ArgU64(info, 0, "token"), ArgU64(info, 1, "offset")));
+  }
+  // replyCreate(token, fh, openFlags): the entry record from the reply scratch.
+  Napi::Value ReplyCreate(const Napi::CallbackInfo& info) {
+    return Num(info.Env(),
+               session_->ReplyCreate(ArgU64(info, 0, "token"), nums_, ArgU64(info, 1, "fh"),
+                                     ArgU32(info, 2, "openFlags")));
+  }
+  Napi::Value ReplyWrite(const Napi::CallbackInfo& info) {
+    return Num(info.Env(), session_->ReplyWrite(ArgU64(info, 0, "token"), ArgU64(info, 1, "size")));
+  }
+  // setWritable(lo, hi, on)
+  void SetWritable(const Napi::CallbackInfo& info) {
+    if (!info[2].IsBoolean()) throw Napi::TypeError::New(info.Env(), "on must be a boolean");
+    session_->SetWritable(ArgU64(info, 0, "lo"), ArgU64(info, 1, "hi"),
+                          info[2].As<Napi::Boolean>().Value());
   }
   Napi::Value ResolveMiss(const Napi::CallbackInfo& info) {
     return Num(info.Env(),

@@ -89,6 +89,21 @@ export function setXattr(path: Buffer, name: Buffer, value: Buffer): void {
   loadAddon().setXattr(path, name, value);
 }
 
+/** lsetxattr with XATTR_CREATE/XATTR_REPLACE `flags` (throws with the errno). */
+export function hostSetXattr(path: Buffer, name: Buffer, value: Buffer, flags: number): void {
+  loadAddon().hostSetXattr(path, name, value, flags);
+}
+
+/** lremovexattr (throws with the errno). */
+export function hostRemoveXattr(path: Buffer, name: Buffer): void {
+  loadAddon().hostRemoveXattr(path, name);
+}
+
+/** mknod(2) (throws with the errno): whiteouts (S_IFCHR, rdev 0), devices, FIFOs, sockets. */
+export function hostMknod(path: Buffer, mode: number, rdev: number): void {
+  loadAddon().hostMknod(path, mode, rdev);
+}
+
 export function getRlimitNofile(): NofileLimit {
   return loadAddon().getRlimitNofile();
 }

@@ -97,6 +97,9 @@ export interface NativeFuseSession {
   replyXattr(token: number, data: Uint8Array): number;
   replyReaddir(token: number, count: number, namesLength: number): number;
   replyLseek(token: number, offset: number): number;
+  replyCreate(token: number, fh: number, openFlags: number): number;
+  replyWrite(token: number, size: number): number;
+  setWritable(lo: number, hi: number, on: boolean): void;
   resolveMiss(token: number, errno: number): number;
   setExtents(fh: number, extents: Float64Array, fileSize: number, count: number): void;
   removeExtents(fh: number): boolean;
@@ -176,6 +179,9 @@ export interface NativeAddon {
   readXattrs(path: Buffer): [Buffer, Buffer][];
   /** Sets one extended attribute on the path itself (symlinks are not followed). */
   setXattr(path: Buffer, name: Buffer, value: Buffer): void;
+  hostSetXattr(path: Buffer, name: Buffer, value: Buffer, flags: number): void;
+  hostRemoveXattr(path: Buffer, name: Buffer): void;
+  hostMknod(path: Buffer, mode: number, rdev: number): void;
   getRlimitNofile(): NofileLimit;
   /** Throws a NativeError (code ERR_RLIMIT, errno EPERM/EINVAL) when the kernel refuses. */
   setRlimitNofile(soft: number, hard: number): void;
