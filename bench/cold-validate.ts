@@ -55,7 +55,7 @@ export async function measureValidatedColdLoop(workDir: string, reps: number, ra
         let next = 0;
         const worker = async (): Promise<void> => {
           while (next < sb.chunks.length) {
-            const group = sb.chunks.slice(next, next + kGroup) as ChunkInfo[];
+            const group = sb.chunks.slice(next, next + kGroup);
             next += kGroup;
             await image.ensureReady(group);
           }
