@@ -9,7 +9,6 @@ import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 
 import { StorageService } from '../src/storage/index.js';
-import type { ChunkInfo } from '../src/storage/index.js';
 import { buildBlob } from '../test/helpers/storage-fixtures.js';
 import { progress } from './lib/proc.js';
 import type { Row } from './lib/report.js';
