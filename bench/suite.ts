@@ -13,6 +13,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { measureColdRegistry, registrySkip } from './cold-remote.js';
+import { measureValidatedColdLoop } from './cold-validate.js';
 import { containerStartSkip, measureContainerStart } from './container-start.js';
 import { digestSkip, measureDigests } from './digests.js';
 import { runGuestSuite } from './guest-suite.js';
@@ -55,6 +56,7 @@ async function runDriverSuite(o: SuiteOptions): Promise<RunFile> {
       if (skip) notes.push(`digest rows skipped: ${skip}`);
       else rows.push(...(await measureDigests(work, Math.min(o.reps, 5), o.seconds, raw)));
     }
+    if (want('cold-validated')) rows.push(...(await measureValidatedColdLoop(work, o.quick ? 2 : 3, raw)));
     if (want('container-start')) {
       const skip = containerStartSkip();
       if (skip) notes.push(`container start over a shaped link skipped: ${skip}`);

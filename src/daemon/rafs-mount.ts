@@ -177,7 +177,6 @@ export const buildRafs: MountBuilder = async (spec: MountSpec, slot: number, ctx
       cleanup.push(() => ctx.session.unregisterBlob(s));
       blobSlots[r.blobIndex] = s;
     }
-    const session = ctx.session;
     const fs = new RafsFilesystem(image, imageStorage, {
       entryTimeout: rafs.entry_timeout,
       attrTimeout: rafs.attr_timeout,
@@ -185,8 +184,8 @@ export const buildRafs: MountBuilder = async (spec: MountSpec, slot: number, ctx
       policy: defaultAttrPolicy(),
       log: log.child('fs'),
       nativeBlobs: new Set(regs.map((r) => r.blobIndex)),
+      // No chunksReady: the native fill wakes the READs parked on the chunks it made ready.
       blobSlots,
-      chunksReady: (blobSlot, idx) => session.chunksReady(blobSlot, idx),
     });
     const served = await overlayOver(fs, overlay, { entryTimeout: rafs.entry_timeout, attrTimeout: rafs.attr_timeout, log: log.child('overlay') });
     const owned = ctx.sharedStorage === undefined ? storage : undefined;

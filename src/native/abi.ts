@@ -21,7 +21,7 @@ export const kRecordFields = {
   dirent: [...kEntryFields, 'off', 'nameOffset', 'nameLength', 'type'],
   statfs: ['blocks', 'bfree', 'bavail', 'files', 'ffree', 'bsize', 'namelen', 'frsize'],
   extent: ['fileOffset', 'length', 'blobSlot', 'chunkIndex', 'sourceOffset', 'sourceSize', 'flags'],
-  fill: ['srcOffset', 'storedSize', 'fileOffset', 'size', 'compressed'],
+  fill: ['srcOffset', 'storedSize', 'fileOffset', 'size', 'compressed', 'index', 'hasDigest'],
 } as const;
 
 export const kLimitNames = [

@@ -95,14 +95,17 @@
   F(SourceSize, "sourceSize")      \
   F(Flags, "flags")
 
-// One chunk of a cache fill plan (decodeWrite; cache/fill.h): where its stored bytes are in the
-// fetched range, where it goes in the cache file, its size there, and whether it is compressed.
+// One chunk of a cache fill plan (fill; cache/fill.h): where its stored bytes are in the
+// fetched range, where it goes in the cache file, its size there, whether it is compressed, its
+// chunk index (ready bit) and whether its digest (32 bytes at i*32 of the digests) is checked.
 #define NYDUS_ABI_FILL_FIELDS(F) \
   F(SrcOffset, "srcOffset")      \
   F(StoredSize, "storedSize")    \
   F(FileOffset, "fileOffset")    \
   F(Size, "size")                \
-  F(Compressed, "compressed")
+  F(Compressed, "compressed")    \
+  F(Index, "index")              \
+  F(HasDigest, "hasDigest")
 
 // R(CppName, "jsName", FIELD_LIST): abi::<CppName>Record::k<Field> is a slot,
 // abi::<CppName>Record::kStride the record size.
