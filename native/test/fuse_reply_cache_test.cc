@@ -3,6 +3,8 @@
 #include <sys/stat.h>
 
 #include <cstring>
+#include <utility>
+#include <vector>
 
 #include "fuse/reply_cache.h"
 #include "fuse/session.h"
@@ -111,10 +113,54 @@ NTEST(FuseSession, ImmutableSessionCachesUntilTransportReset) {
   NEXPECT_EQ(U64At(fresh, 16 + 40 + 8), 300u);
 }
 
-NTEST(FuseSession, ForgetHandlerDisablesTheCache) {
-  auto o = AllOps();  // includes FORGET: the handler counts lookups
+// The pairs of every FORGET notification drained, in order.
+std::vector<std::pair<double, double>> Forgets(const std::vector<Upcall>& ups) {
+  std::vector<std::pair<double, double>> out;
+  for (const auto& u : ups) {
+    if (u.opcode() != fuse::kUpcallForget) continue;
+    const size_t n = static_cast<size_t>(u.rec[UpcallSlot::kA0]);
+    for (size_t i = 0; i < n && (2 * i + 2) * 8 <= u.bytes.size(); ++i) {
+      double p[2];
+      std::memcpy(p, u.bytes.data() + i * 16, 16);
+      out.emplace_back(p[0], p[1]);
+    }
+  }
+  return out;
+}
+
+NTEST(FuseSession, ImmutableForgetHandlerHearsOnlyItsWritableNodes) {
+  auto o = AllOps();  // includes FORGET: the handler counts the lookups of its writable nodes
   o.immutable = true;
   Harness hs(o);
+  InitSession(*hs.s);
+  DrainAll(*hs.s);
+  hs.s->SetWritable(40, 50, true);
+  bool upcall = false;
+  Lookup(hs, 100, &upcall);
+  NEXPECT_TRUE(upcall);
+  Lookup(hs, 100, &upcall);
+  NEXPECT_FALSE(upcall);  // parent 1 is not writable: the cache still answers
+  NEXPECT_EQ(hs.s->Stats().cached_replies, 1u);
+  auto& f1 = hs.Req(ReqBuilder(FUSE_FORGET, 20, 5).Arg(fuse_forget_in{2}).Bytes(), 64);
+  hs.s->OnRequest(&f1);
+  auto& f2 = hs.Req(ReqBuilder(FUSE_FORGET, 21, 42).Arg(fuse_forget_in{3}).Bytes(), 64);
+  hs.s->OnRequest(&f2);
+  fuse_batch_forget_in bf{3, 0};
+  fuse_forget_one one[3] = {{45, 1}, {7, 9}, {49, 2}};
+  ReqBuilder rb(FUSE_BATCH_FORGET, 22, 0);
+  rb.Arg(bf);
+  for (const auto& x : one) rb.Arg(x);
+  auto& b = hs.Req(rb.Bytes(), 64);
+  hs.s->OnRequest(&b);
+  const auto got = Forgets(DrainAll(*hs.s));
+  const std::vector<std::pair<double, double>> want = {{42, 3}, {45, 1}, {49, 2}};
+  NEXPECT_TRUE(got == want);
+  NEXPECT_EQ(f1.completions() + f2.completions() + b.completions(), 3);
+  NEXPECT_EQ(hs.s->Stats().forgets, 5u);
+}
+
+NTEST(FuseSession, MutableForgetHandlerHearsEveryNode) {
+  Harness hs(AllOps());
   InitSession(*hs.s);
   DrainAll(*hs.s);
   bool upcall = false;
@@ -122,6 +168,11 @@ NTEST(FuseSession, ForgetHandlerDisablesTheCache) {
   Lookup(hs, 100, &upcall);
   NEXPECT_TRUE(upcall);
   NEXPECT_EQ(hs.s->Stats().cached_replies, 0u);
+  auto& f = hs.Req(ReqBuilder(FUSE_FORGET, 20, 5).Arg(fuse_forget_in{2}).Bytes(), 64);
+  hs.s->OnRequest(&f);
+  const auto got = Forgets(DrainAll(*hs.s));
+  NASSERT_EQ(got.size(), 1u);
+  NEXPECT_EQ(got[0].first, 5);
 }
 
 }  // namespace

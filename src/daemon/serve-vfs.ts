@@ -22,8 +22,9 @@ export async function serveVfs(ctx: ServeContext): Promise<RunningService> {
   const vfs = new Vfs(fsLog);
   const session = new FuseSession(vfs, {
     logger: { error: (m) => fsLog.error(m), warn: (m) => fsLog.warn(m), debug: (m) => fsLog.debug(m) },
-    // Every mounted kind so far (RAFS) is immutable and keeps no lookup counts; the pseudo
-    // tree's changing answers are invalidated by the mount table.
+    // RAFS images and read-only overlays are immutable and keep no lookup counts; the pseudo
+    // tree's changing answers are invalidated by the mount table. Writable overlays are writable
+    // ranges: never cached, and their FORGETs reach them (Vfs.forget).
     immutable: true,
   });
   const mounts = new MountTable({

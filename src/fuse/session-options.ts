@@ -14,10 +14,11 @@ export interface FuseSessionOptions {
   attrTimeout?: number;
   logger?: FuseLogger;
   /**
-   * The handler's answers to LOOKUP (including negative entries) and GETATTR never change, and
-   * it keeps no lookup counts (it has no `forget`): repeats are then answered natively from a
-   * cache without crossing to JavaScript. The cache is emptied on every INIT, DESTROY and
-   * transport reset. Ignored when the handler has `forget`.
+   * Outside the writable ranges (FuseSession.setWritable) the handler's answers to LOOKUP
+   * (including negative entries) and GETATTR never change and it keeps no lookup counts:
+   * repeats there are answered natively from a cache without crossing to JavaScript, and its
+   * `forget` (if any) hears only of nodes in writable ranges. The cache is emptied on every
+   * INIT, DESTROY and transport reset.
    */
   immutable?: boolean;
 }

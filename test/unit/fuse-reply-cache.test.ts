@@ -1,14 +1,15 @@
 /**
  * The native LOOKUP/GETATTR reply cache of an immutable session (FuseSessionOptions.immutable):
  * repeats are answered without the handler, answers stay byte-identical, errors are never
- * cached, a handler that counts lookups (has `forget`) always sees every LOOKUP, and every
+ * cached, a handler that counts lookups (has `forget`) counts them only in its writable ranges
+ * (where it sees every LOOKUP and every FORGET) while the cache serves the rest, and every
  * re-INIT, DESTROY and transport reset empties the cache.
  */
 import assert from 'node:assert/strict';
 import { constants } from 'node:os';
 import { test } from 'node:test';
 
-import type { FuseAttr, FuseFilesystem, FuseLogger } from '../../src/fuse/index.js';
+import type { FuseAttr, FuseFilesystem, FuseForget, FuseLogger } from '../../src/fuse/index.js';
 import { FuseSession, fuseErrno } from '../../src/fuse/index.js';
 import * as W from '../helpers/fuse-wire.js';
 
@@ -127,10 +128,13 @@ test('re-INIT and DESTROY empty the cache (transport reset: native/test/fuse_rep
   s.stop();
 });
 
-test('a handler that counts lookups, or a mutable one, sees every request', async () => {
-  for (const [withForget, immutable] of [[true, true], [false, false]] as const) {
+test('a mutable handler, or one counting lookups in its writable ranges, sees every request there', async () => {
+  // [forget, immutable, writable range]: only the immutable handler's nodes outside writable
+  // ranges may be answered from the cache (it keeps no lookup counts for those).
+  for (const [withForget, immutable, writable] of [[true, true, true], [false, false, false], [true, false, false]] as const) {
     const c = counting(withForget);
     const s = await session(c.handler, immutable);
+    if (writable) s.setWritable(1, 200, true);
     await lookup(s, 1, 'abc');
     await lookup(s, 1, 'abc');
     await getattr(s, 103);
@@ -139,4 +143,24 @@ test('a handler that counts lookups, or a mutable one, sees every request', asyn
     assert.equal(s.stats()['cachedReplies'], 0);
     s.stop();
   }
+});
+
+test('an immutable handler with forget keeps the cache outside its writable ranges and hears only their forgets', async () => {
+  const c = counting(true);
+  const forgets: FuseForget[] = [];
+  c.handler.forget = (items) => forgets.push(...items);
+  const s = await session(c.handler);
+  // Directory 7 and what it holds (nodes 700 + name length) are writable.
+  s.setWritable(7, 8, true);
+  s.setWritable(700, 800, true);
+  await lookup(s, 1, 'abc');
+  await lookup(s, 1, 'abc');
+  assert.equal(c.calls.lookup, 1, 'node 1 is not writable: the repeat is answered natively');
+  await lookup(s, 7, 'abc');
+  await lookup(s, 7, 'abc');
+  assert.equal(c.calls.lookup, 3);
+  for (const [node, n] of [[103, 2], [703, 3]] as const) await s.inject(W.request(W.kOp.FORGET, node, W.forgetIn(n)), 0);
+  await lookup(s, 7, 'x'); // a round trip: the forgets were drained before its answer
+  assert.deepEqual(forgets, [{ nodeid: 703, nlookup: 3 }]);
+  s.stop();
 });

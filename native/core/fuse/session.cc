@@ -45,8 +45,8 @@ FuseSession::FuseSession(SessionOptions options, UpcallListener* listener)
     : options_(options),
       pending_(options.max_pending),
       upcalls_(listener, &pending_),
-      // A handler that counts lookups must see every LOOKUP.
-      cache_replies_(options.immutable && !options.handler_ops[FUSE_FORGET]),
+      // An immutable handler counts lookups only in its writable ranges, which the cache skips.
+      cache_replies_(options.immutable),
       parked_(this) {}
 
 FuseSession::~FuseSession() { Shutdown(); }
@@ -273,7 +273,7 @@ void FuseSession::HandleForget(Request& r) {
   fops_.Count(r.d.in.nodeid, FUSE_FORGET, false, 0);
   counters_.forgets.fetch_add(1, std::memory_order_relaxed);
   if (ForgetNative(r.d.in.nodeid, r.d.arg.forget.nlookup)) return;
-  if (!options_.handler_ops[FUSE_FORGET] || r.d.in.nodeid >= (1ull << 53)) return;
+  if (!ForwardsForget(r.d.in.nodeid)) return;
   const double pair[2] = {RecordNumber(r.d.in.nodeid), RecordNumber(r.d.arg.forget.nlookup)};
   upcalls_.PushForgets(pair, 1);
 }
@@ -295,7 +295,7 @@ void FuseSession::HandleBatchForget(Request& r) {
       size_t k = 0;
       for (uint32_t i = 0; i < n; ++i) {
         if (ForgetNative(chunk[i].nodeid, chunk[i].nlookup)) continue;
-        if (!options_.handler_ops[FUSE_FORGET] || chunk[i].nodeid >= (1ull << 53)) continue;
+        if (!ForwardsForget(chunk[i].nodeid)) continue;
         pairs[2 * k] = RecordNumber(chunk[i].nodeid);
         pairs[2 * k + 1] = RecordNumber(chunk[i].nlookup);
         ++k;

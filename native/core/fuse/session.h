@@ -63,9 +63,9 @@ struct SessionOptions {
   uint32_t max_write = kMaxWrite;
   // Requests waiting for the handler at once; beyond this new ones fail with EAGAIN.
   size_t max_pending = 1u << 16;
-  // The handler's LOOKUP and GETATTR answers never change and it keeps no lookup counts (no
-  // FORGET handler): the session answers repeats natively from a ReplyCache (reply_cache.h).
-  // Ignored when the handler takes FORGET.
+  // Outside its writable ranges (SetWritable) the handler's LOOKUP and GETATTR answers never
+  // change and it keeps no lookup counts: the session answers repeats there natively from a
+  // ReplyCache (reply_cache.h), and a FORGET handler hears only of nodes in writable ranges.
   bool immutable = false;
 };
 
@@ -160,6 +160,10 @@ class FuseSession final : public transport::FuseRequestSink, private readpath::R
   // handler (decoded, session_writable.cc) instead of being answered EROFS, and whose answers are
   // never remembered. Turning a range on forgets what the reply cache holds for it.
   void SetWritable(uint64_t lo, uint64_t hi, bool on);
+  // Whether a FORGET of `nodeid` (not owned natively) goes to the handler: it has a FORGET
+  // handler and counts that node's lookups (every node, or for an immutable handler the nodes
+  // of its writable ranges); ids beyond 2^53 cannot be the handler's.
+  bool ForwardsForget(uint64_t nodeid) const;
 
   // The transport ended (err 0: stopped; ENODEV: unmounted): queues a kUpcallClosed
   // notification for the handler.
@@ -266,7 +270,7 @@ class FuseSession final : public transport::FuseRequestSink, private readpath::R
   UpcallQueue upcalls_;
   HandleTable handles_;
   readpath::BlobRegistry blobs_;
-  const bool cache_replies_;  // options_.immutable and no FORGET handler
+  const bool cache_replies_;  // options_.immutable
   ReplyCache reply_cache_;
   NativeMounts native_;
   WritableRanges writable_;

@@ -137,6 +137,11 @@ void FuseSession::SetWritable(uint64_t lo, uint64_t hi, bool on) {
   if (on) reply_cache_.InvalidateNodes(lo, hi);
 }
 
+bool FuseSession::ForwardsForget(uint64_t nodeid) const {
+  if (!options_.handler_ops[FUSE_FORGET] || nodeid >= (1ull << 53)) return false;
+  return !options_.immutable || writable_.Contains(nodeid);
+}
+
 void FuseSession::HandleWritable(Request& r) {
   const uint32_t op = r.d.in.opcode;
   if (!writable_.Contains(r.d.in.nodeid)) {
