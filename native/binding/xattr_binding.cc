@@ -1,6 +1,8 @@
 // readXattrs(path: Buffer) -> [name: Buffer, value: Buffer][] for the image builder, and
 // setXattr(path, name, value) for building test trees. Paths and names are raw bytes end to end:
 // file names need not be valid UTF-8.
+#include <fcntl.h>
+#include <stdio.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
@@ -56,9 +58,9 @@ void SetXattr(const Napi::CallbackInfo& info) {
   }
 }
 
-// The writable overlay's host calls Node lacks (fs/overlay-host.ts): lsetxattr with the
-// guest's flags, lremovexattr, and mknod (whiteouts, device nodes, FIFOs). Each throws the
-// errno on failure.
+// The writable overlay's host calls Node lacks (fs/overlay-writable.ts): lsetxattr with the
+// guest's flags, lremovexattr, mknod (whiteouts, device nodes, FIFOs), fallocate and renameat2. Each
+// throws the errno on failure.
 void HostSetXattr(const Napi::CallbackInfo& info) {
   std::string path = ArgCString(info, 0, "path");
   std::string name = ArgCString(info, 1, "name");
@@ -89,6 +91,30 @@ void HostMknod(const Napi::CallbackInfo& info) {
   }
 }
 
+// fallocate(2) on an open upper file (the overlay's FALLOCATE). Offsets and lengths arrive as
+// JS numbers already checked to be safe integers.
+void HostFallocate(const Napi::CallbackInfo& info) {
+  const int fd = info[0].As<Napi::Number>().Int32Value();
+  const int mode = info[1].As<Napi::Number>().Int32Value();
+  const int64_t offset = info[2].As<Napi::Number>().Int64Value();
+  const int64_t length = info[3].As<Napi::Number>().Int64Value();
+  if (fallocate(fd, mode, static_cast<off_t>(offset), static_cast<off_t>(length)) != 0) {
+    const int e = errno;
+    throw MakeError(info.Env(), "ERR_FALLOCATE", "fallocate", -e);
+  }
+}
+
+// renameat2(2) with flags (RENAME_EXCHANGE for the overlay's RENAME2), paths not followed.
+void HostRename2(const Napi::CallbackInfo& info) {
+  std::string from = ArgCString(info, 0, "from");
+  std::string to = ArgCString(info, 1, "to");
+  const uint32_t flags = info[2].As<Napi::Number>().Uint32Value();
+  if (renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), flags) != 0) {
+    const int e = errno;
+    throw MakeError(info.Env(), "ERR_RENAME", "renameat2 " + from + " " + to, -e);
+  }
+}
+
 }  // namespace
 
 void RegisterXattr(Napi::Env env, Napi::Object exports) {
@@ -97,6 +123,8 @@ void RegisterXattr(Napi::Env env, Napi::Object exports) {
   exports.Set("hostSetXattr", Napi::Function::New(env, HostSetXattr, "hostSetXattr"));
   exports.Set("hostRemoveXattr", Napi::Function::New(env, HostRemoveXattr, "hostRemoveXattr"));
   exports.Set("hostMknod", Napi::Function::New(env, HostMknod, "hostMknod"));
+  exports.Set("hostFallocate", Napi::Function::New(env, HostFallocate, "hostFallocate"));
+  exports.Set("hostRename2", Napi::Function::New(env, HostRename2, "hostRename2"));
 }
 
 }  // namespace nydus::binding

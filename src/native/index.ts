@@ -144,6 +144,16 @@ export function hostMknod(path: Buffer, mode: number, rdev: number): void {
   loadAddon().hostMknod(path, mode, rdev);
 }
 
+/** fallocate(2) on open file `fd` (throws with the errno). */
+export function hostFallocate(fd: number, mode: number, offset: number, length: number): void {
+  loadAddon().hostFallocate(fd, mode, offset, length);
+}
+
+/** renameat2(2) with `flags` (RENAME_EXCHANGE: 2; throws with the errno). */
+export function hostRename2(from: Buffer, to: Buffer, flags: number): void {
+  loadAddon().hostRename2(from, to, flags);
+}
+
 export function getRlimitNofile(): NofileLimit {
   return loadAddon().getRlimitNofile();
 }

@@ -182,6 +182,8 @@ export interface NativeAddon {
   hostSetXattr(path: Buffer, name: Buffer, value: Buffer, flags: number): void;
   hostRemoveXattr(path: Buffer, name: Buffer): void;
   hostMknod(path: Buffer, mode: number, rdev: number): void;
+  hostFallocate(fd: number, mode: number, offset: number, length: number): void;
+  hostRename2(from: Buffer, to: Buffer, flags: number): void;
   getRlimitNofile(): NofileLimit;
   /** Throws a NativeError (code ERR_RLIMIT, errno EPERM/EINVAL) when the kernel refuses. */
   setRlimitNofile(soft: number, hard: number): void;
