@@ -103,6 +103,8 @@ export interface MountedFilesystem extends VfsMount {
   blobcacheMetrics?(readRequests: number): BlobcacheMetricsJson | undefined;
   /** READs that waited for the backend (read misses) and READs served in JavaScript. */
   readCounters?(): { readMisses: number; jsReads: number };
+  /** Nodes the filesystem keeps for the kernel's lookups (the writable overlay counts them). */
+  nodeCount?(): number;
   /**
    * Registry credential hot reload (PUT /api/v1/config `registry_auth`): StorageService.reloadAuth
    * of the mount's storage. False when its backend is not a registry; throws a ConfigError when

@@ -188,6 +188,7 @@ export const buildRafs: MountBuilder = async (spec: MountSpec, slot: number, ctx
       blobSlots,
     });
     const served = await overlayOver(fs, overlay, { entryTimeout: rafs.entry_timeout, attrTimeout: rafs.attr_timeout, log: log.child('overlay') });
+    const counted = served instanceof WritableOverlay ? served : undefined;
     const owned = ctx.sharedStorage === undefined ? storage : undefined;
     const shared = storage;
     // Started once the filesystem exists: on-demand READs always go first, and umount (close)
@@ -237,6 +238,7 @@ export const buildRafs: MountBuilder = async (spec: MountSpec, slot: number, ctx
       backendMetrics: () => recorder.snapshot(),
       blobcacheMetrics,
       readCounters: () => ({ readMisses: fs.readMisses, jsReads: fs.jsReads }),
+      ...(counted ? { nodeCount: () => counted.nodeCount } : {}),
       reloadAuth: (update) => shared.reloadAuth(update),
       async close(): Promise<void> {
         await prefetch.stop();

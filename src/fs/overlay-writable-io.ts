@@ -9,23 +9,29 @@
  */
 import { constants as fsc } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import { truncate } from 'node:fs/promises';
 
 import type { FuseOpenReply, FuseRequestContext, FuseResult } from '../fuse/index.js';
 import type { ListItem } from './overlay-fs.js';
 import { FuseErrno, fuseErrno, kErrno } from '../fuse/index.js';
 import type { Logger } from '../util/logger.js';
 import { kUpperBase, listLower, pageOf, readFull } from './overlay-fs.js';
-import type { WNode, WritableOverlay } from './overlay-writable.js';
+import type { WNode } from './overlay-nodes.js';
+import type { Caller } from './overlay-setattr.js';
+import { killSuidgid } from './overlay-setattr.js';
+import type { WritableOverlay } from './overlay-writable.js';
 
 const kMaxRead = 64 * 1024 * 1024;
 const kAccMode = 3; // O_ACCMODE
 
-type Item = ListItem;
+/** A listing record with the node it names (not yet counted: READDIRPLUS counts what it sends). */
+export type WItem = ListItem & { node?: WNode };
+type Item = WItem;
 
 export class OverlayWritableIo {
   private readonly _files = new Map<number, FileHandle>();
   private readonly _lists = new Map<number, Promise<Item[] | FuseErrno>>();
+  /** Upper handles whose file had no suid/sgid bit at the last write. */
+  private readonly _noPrivs = new Set<number>();
   private _nextFh = kUpperBase;
 
   constructor(
@@ -37,6 +43,7 @@ export class OverlayWritableIo {
     for (const f of this._files.values()) void f.close().catch(() => undefined);
     this._files.clear();
     this._lists.clear();
+    this._noPrivs.clear();
   }
 
   adopt(f: FileHandle): FuseOpenReply {
@@ -80,10 +87,26 @@ export class OverlayWritableIo {
     return readFull(f, offset, Math.min(size, kMaxRead)).catch((err: unknown) => this._fs.fail(`read of node ${nodeid}`, err));
   }
 
-  async write(fh: number, offset: number, data: Buffer): Promise<number | FuseErrno> {
+  /** A mode changed: every handle's file may have suid/sgid bits again. */
+  modesChanged(): void {
+    this._noPrivs.clear();
+  }
+
+  /** The upper file of handle `fh` (undefined for lower and unknown handles). */
+  file(fh: number): FileHandle | undefined {
+    return this._files.get(fh);
+  }
+
+  /**
+   * suid/sgid go first when the kernel says the writer lacks CAP_FSETID (`kill`:
+   * FUSE_WRITE_KILL_SUIDGID) or the writer is not root (overlay-setattr.ts). A handle whose file
+   * was seen without them skips the check until a mode changes (clearedModes).
+   */
+  async write(fh: number, offset: number, data: Buffer, caller: Caller, kill = false): Promise<number | FuseErrno> {
     const f = this._files.get(fh);
     if (!f) return fuseErrno(kErrno.EBADF);
     try {
+      if ((kill || caller.uid !== 0) && !this._noPrivs.has(fh) && (await killSuidgid(f, caller))) this._noPrivs.add(fh);
       let done = 0;
       while (done < data.length) {
         const { bytesWritten } = await f.write(data, done, data.length - done, offset + done);
@@ -94,11 +117,6 @@ export class OverlayWritableIo {
     } catch (err) {
       return this._fs.fail('write', err);
     }
-  }
-
-  async truncate(fh: number, size: number, path: Buffer): Promise<void> {
-    const f = this._files.get(fh);
-    await (f ? f.truncate(size) : truncate(path, size));
   }
 
   async fsync(fh: number, datasync: boolean): Promise<void | FuseErrno> {
@@ -119,6 +137,7 @@ export class OverlayWritableIo {
     }
     const f = this._files.get(fh);
     this._files.delete(fh);
+    this._noPrivs.delete(fh);
     return f?.close().catch((err: unknown) => {
       this._log.error(`closing node ${nodeid}: ${(err as Error).message}`);
     });

@@ -14,9 +14,10 @@
  * Nodes are merged-tree objects, each remembered by the (parent, name) it was last seen under.
  * Its id is the lower node's when the name has a lower entry of the same kind (so a copied-up
  * file keeps its inode number, as with overlayfs), else kUpperBase + the upper inode number:
- * both are functions of the two layers, so the ids are the same after a restart. Upper files
- * with several names (hard links) are one node. Nothing here counts lookups: nodes stay known
- * for the daemon's life, and the session never remembers answers for a writable range.
+ * both are functions of the two layers, so the ids are the same after a restart, and after the
+ * kernel forgot a node and looks it up again. Upper files with several names (hard links) are
+ * one node. The node table (overlay-nodes.ts) counts the kernel's lookups and drops what FORGET
+ * releases; the session never remembers answers for a writable range.
  *
  * Every change of the tree runs under one lock (a promise chain): copy-ups, whiteouts and
  * renames of one request can never interleave with another's. Reads and writes of open files
@@ -25,19 +26,25 @@
 import type { BigIntStats } from 'node:fs';
 import { constants as fsc } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import { chmod, lchown, link, lutimes, mkdir, open, rename, rm, symlink, truncate, unlink } from 'node:fs/promises';
+import { chmod, lchown, link, mkdir, open, rename, rm, symlink, unlink } from 'node:fs/promises';
 
-import type { FuseAttr, FuseAttrReply, FuseCreateReply, FuseDirEntry, FuseDirEntryPlus, FuseEntry, FuseFilesystem, FuseInitInfo, FuseOpenReply, FuseReadMiss, FuseRequestContext, FuseResult, FuseSetattr, FuseStatfs } from '../fuse/index.js';
+import type { FuseAttr, FuseAttrReply, FuseCreateReply, FuseDirEntry, FuseDirEntryPlus, FuseEntry, FuseFilesystem, FuseForget, FuseInitInfo, FuseOpenReply, FuseReadMiss, FuseRequestContext, FuseResult, FuseSetattr, FuseStatfs } from '../fuse/index.js';
 import { errnoOf, FuseErrno, fuseErrno, kErrno } from '../fuse/index.js';
-import { hostMknod, hostRemoveXattr, hostSetXattr, readXattrs } from '../native/index.js';
+import { hostFallocate, hostMknod, hostRemoveXattr, hostRename2, hostSetXattr, readXattrs } from '../native/index.js';
 import type { Logger } from '../util/logger.js';
-import { isDirMode, isLnkMode, S_IFCHR } from '../util/mode-bits.js';
+import { isDirMode, S_IFCHR } from '../util/mode-bits.js';
 import { CopyUp, kOriginXattr } from './overlay-copyup.js';
 import { kRootId } from './node-space.js';
 import type { OverlayLower } from './overlay-fs.js';
 import { kUpperBase } from './overlay-fs.js';
+import type { WNode } from './overlay-nodes.js';
+import { newNode, NodeTable } from './overlay-nodes.js';
 import { inodeKey, upperAttr, upperKind, UpperDir } from './overlay-upper.js';
+import type { WItem } from './overlay-writable-io.js';
 import { OverlayWritableIo } from './overlay-writable-io.js';
+import { kWriteKillSuidgid, SetattrTarget } from './overlay-setattr.js';
+
+export type { WNode } from './overlay-nodes.js';
 
 export interface WritableOverlayOptions {
   entryTimeout: number;
@@ -45,21 +52,6 @@ export interface WritableOverlayOptions {
   log: Logger;
 }
 
-export interface WNode {
-  readonly id: number;
-  parent: number;
-  name: Buffer;
-  readonly dir: boolean;
-  /** Directories: the lower directory merged below (undefined when opaque or upper-only).
-   * Other nodes: the lower object, used until the node is copied up. */
-  lower: number | undefined;
-  /** Present in the upper layer. */
-  upper: boolean;
-  /** Upper non-directories: the host inode (dev:ino). */
-  key?: string | undefined;
-  /** Upper files with several names: the other (parent, name) pairs known. */
-  alt?: [number, Buffer][] | undefined;
-}
 
 const kDot = Buffer.from('.');
 const kDotDot = Buffer.from('..');
@@ -67,20 +59,17 @@ const kOpaqueXattr = Buffer.from('trusted.overlay.opaque');
 const kPrivate = [Buffer.from('trusted.overlay.'), Buffer.from('user.overlay.')];
 const kMaxTimeout = 1;
 const kRenameNoreplace = 1;
+const kRenameExchange = 2;
 /** Fresh ids (a collision of the rule above) count from here. */
 const kFreshBase = kUpperBase + 2 ** 42;
 
-const nameKey = (parent: number, name: Buffer): string => `${parent}/${name.toString('latin1')}`;
 const enoent = (): FuseErrno => fuseErrno(kErrno.ENOENT);
 
 export class WritableOverlay implements FuseFilesystem {
   readonly upper: UpperDir;
-  private readonly _nodes = new Map<number, WNode>();
-  private readonly _byName = new Map<string, number>();
-  private readonly _byKey = new Map<string, number>();
+  private readonly _table: NodeTable;
   private readonly _copy: CopyUp;
   private readonly _io: OverlayWritableIo;
-  private _nextId = kFreshBase;
   private _lock: Promise<unknown> = Promise.resolve();
   private readonly _t: { entry: number; attr: number };
 
@@ -95,7 +84,12 @@ export class WritableOverlay implements FuseFilesystem {
     this._copy = new CopyUp(lower, workDir);
     this._io = new OverlayWritableIo(this, _opts.log);
     this._t = { entry: Math.min(_opts.entryTimeout, kMaxTimeout), attr: Math.min(_opts.attrTimeout, kMaxTimeout) };
-    this._nodes.set(kRootId, { id: kRootId, parent: kRootId, name: Buffer.alloc(0), dir: true, lower: lowerRoot, upper: true });
+    this._table = new NodeTable(lowerRoot, kFreshBase);
+  }
+
+  /** Nodes the kernel may name now (the root included): what FORGET keeps bounded. */
+  get nodeCount(): number {
+    return this._table.size;
   }
 
   /** Clears what an interrupted copy-up left behind (call before serving). */
@@ -106,20 +100,11 @@ export class WritableOverlay implements FuseFilesystem {
   // --- nodes ----------------------------------------------------------------------------------
 
   node(id: number): WNode | FuseErrno {
-    return this._nodes.get(id) ?? fuseErrno(kErrno.ENOENT);
+    return this._table.get(id) ?? fuseErrno(kErrno.ENOENT);
   }
 
   rel(n: WNode): Buffer {
-    const parts: Buffer[] = [];
-    for (let cur = n; cur.id !== kRootId; ) {
-      parts.push(cur.name);
-      const p = this._nodes.get(cur.parent);
-      if (!p) break;
-      cur = p;
-    }
-    let rel: Buffer = Buffer.alloc(0);
-    for (let i = parts.length - 1; i >= 0; i--) rel = UpperDir.child(rel, parts[i] as Buffer);
-    return rel;
+    return this._table.rel(n);
   }
 
   path(n: WNode): Buffer {
@@ -148,52 +133,17 @@ export class WritableOverlay implements FuseFilesystem {
     return Number.isSafeInteger(n) && n > 0 && n < kUpperBase ? n : undefined;
   }
 
-  private _freshId(preferred: number): number {
-    return this._nodes.has(preferred) ? this._nextId++ : preferred;
-  }
-
-  private _bind(n: WNode): WNode {
-    this._nodes.set(n.id, n);
-    this._byName.set(nameKey(n.parent, n.name), n.id);
-    if (n.key !== undefined) this._byKey.set(n.key, n.id);
-    return n;
-  }
-
-  /**
-   * Forgets the name `name` in `dir` (the node stays known by id: open files keep working). A
-   * file with another known name (a hard link) is addressed by that one from now on.
-   */
-  private _unbind(dir: WNode, name: Buffer): void {
-    const key = nameKey(dir.id, name);
-    const n = this._nodes.get(this._byName.get(key) ?? -1);
-    this._byName.delete(key);
-    if (!n) return;
-    n.alt = n.alt?.filter(([p, nm]) => p !== dir.id || !nm.equals(name));
-    if (n.parent === dir.id && n.name.equals(name)) {
-      const next = n.alt?.shift();
-      if (next) {
-        [n.parent, n.name] = next;
-      } else {
-        // Its last name: the host may give its inode (number) to a new object, which must be
-        // able to take the id. Lower ids stay: open lower files are still read through them.
-        if (n.key !== undefined && this._byKey.get(n.key) === n.id) this._byKey.delete(n.key);
-        if (n.id >= kUpperBase && n.id !== kRootId) this._nodes.delete(n.id);
-      }
-    }
-  }
-
   /** `name` in directory `dir` of the merged tree: its node, or undefined when there is none. */
   async child(ctx: FuseRequestContext, dir: WNode, name: Buffer): Promise<WNode | undefined> {
     const rel = UpperDir.child(this.rel(dir), name);
     const st = dir.upper ? await this.upper.stat(rel) : undefined;
-    const known = this._nodes.get(this._byName.get(nameKey(dir.id, name)) ?? -1);
+    const known = this._table.byName(dir.id, name);
     if (st && upperKind(st) === 'whiteout') return undefined;
     const le = await this._lowerEntry(ctx, dir, name);
     if (st) return this._upperChild(dir, name, rel, st, le, known);
     if (!le?.attr) return undefined;
     if (known && !known.upper && known.lower === le.nodeid) return known;
-    const isDir = isDirMode(le.attr.mode);
-    return this._bind({ id: this._freshId(le.nodeid), parent: dir.id, name, dir: isDir, lower: le.nodeid, upper: false });
+    return newNode(this._table.freshId(le.nodeid), dir.id, name, isDirMode(le.attr.mode), le.nodeid, false);
   }
 
   private _upperChild(dir: WNode, name: Buffer, rel: Buffer, st: BigIntStats, le: FuseEntry | undefined, known: WNode | undefined): WNode {
@@ -206,27 +156,24 @@ export class WritableOverlay implements FuseFilesystem {
         known.lower = merged;
         return known;
       }
-      const id = this._freshId(merged ?? kUpperBase + Number(st.ino));
-      return this._bind({ id, parent: dir.id, name, dir: true, lower: merged, upper: true });
+      return newNode(this._table.freshId(merged ?? kUpperBase + Number(st.ino)), dir.id, name, true, merged, true);
     }
     const key = inodeKey(st);
     if (known && !known.dir && known.key === key) return known;
-    const linked = this._nodes.get(this._byKey.get(key) ?? -1);
-    if (linked) {
-      this._byName.set(nameKey(dir.id, name), linked.id);
-      const alt = (linked.alt ??= []);
-      if (!(linked.parent === dir.id && linked.name.equals(name)) && !alt.some(([p, nm]) => p === dir.id && nm.equals(name))) alt.push([dir.id, name]);
-      return linked;
-    }
+    // Another name of a known file (a hard link): the same node (ref() records the name).
+    const linked = this._table.byKey(key);
+    if (linked) return linked;
     // A copied-up file keeps its lower node id (all its names: hard links made after the copy-up
     // share the xattr); a file made in the upper layer has its host inode's.
-    const id = this._freshId(this._origin(rel) ?? kUpperBase + Number(st.ino));
-    return this._bind({ id, parent: dir.id, name, dir: false, lower: lowerSame, upper: true, key });
+    const id = this._table.freshId(this._origin(rel) ?? kUpperBase + Number(st.ino));
+    return newNode(id, dir.id, name, false, lowerSame, true, key);
   }
 
   // --- attributes -----------------------------------------------------------------------------
 
   async attrOf(ctx: FuseRequestContext, n: WNode): Promise<FuseAttr | FuseErrno> {
+    // Its path may name another object by now (an open handle still answers: getattr by fh).
+    if (n.orphan) return enoent();
     if (!n.upper) {
       if (n.lower === undefined) return enoent();
       const a = await this.lower.getattr(ctx, n.lower, undefined);
@@ -234,6 +181,10 @@ export class WritableOverlay implements FuseFilesystem {
     }
     const st = await this.upper.stat(this.rel(n));
     if (!st || (n.key !== undefined && inodeKey(st) !== n.key)) return fuseErrno(kErrno.ESTALE);
+    return this.upperAttrOf(n, st);
+  }
+
+  upperAttrOf(n: WNode, st: BigIntStats): FuseAttr {
     return upperAttr(st, n.id, n.dir && n.lower !== undefined ? 1 : Number(st.nlink));
   }
 
@@ -260,8 +211,8 @@ export class WritableOverlay implements FuseFilesystem {
   /** Makes `n` (and its parents) present in the upper layer. Call under the lock. */
   async copyUp(ctx: FuseRequestContext, n: WNode): Promise<void> {
     if (n.upper) return;
-    const parent = this._nodes.get(n.parent);
-    if (!parent || n.lower === undefined) throw enoent();
+    const parent = this._table.get(n.parent);
+    if (!parent || n.lower === undefined || n.orphan) throw enoent();
     await this.copyUp(ctx, parent);
     const a = await this.lower.getattr(ctx, n.lower, undefined);
     if (a instanceof FuseErrno) throw a;
@@ -270,10 +221,7 @@ export class WritableOverlay implements FuseFilesystem {
     n.upper = true;
     if (!n.dir) {
       const st = await this.upper.stat(this.rel(n));
-      if (st) {
-        n.key = inodeKey(st);
-        this._byKey.set(n.key, n.id);
-      }
+      if (st) this._table.setKey(n, inodeKey(st));
     }
   }
 
@@ -297,7 +245,7 @@ export class WritableOverlay implements FuseFilesystem {
     const st = await this.upper.stat(UpperDir.child(this.rel(dir), name));
     const wasWhiteout = st !== undefined && upperKind(st) === 'whiteout';
     if (wasWhiteout) await unlink(path);
-    this._unbind(dir, name);
+    this._table.unbind(dir, name);
     return { dir, path, wasWhiteout };
   }
 
@@ -308,18 +256,62 @@ export class WritableOverlay implements FuseFilesystem {
 
   private async _made(ctx: FuseRequestContext, dir: WNode, name: Buffer): Promise<FuseEntry | FuseErrno> {
     const n = await this.child(ctx, dir, name);
-    return n ? this.entryOf(ctx, n) : fuseErrno(kErrno.EIO);
+    return n ? this._counted(ctx, n, dir, name) : fuseErrno(kErrno.EIO);
+  }
+
+  /**
+   * The entry of `n` as the kernel will count it (by `name` in `dir`; none for "." and ".."):
+   * one lookup more, taken back when the entry cannot be made.
+   */
+  private async _counted(ctx: FuseRequestContext, n: WNode, dir?: WNode, name?: Buffer): Promise<FuseEntry | FuseErrno> {
+    const cur = this._table.ref(n, dir, name);
+    try {
+      const e = await this.entryOf(ctx, cur);
+      if (e instanceof FuseErrno) this._table.unref(cur.id, 1);
+      return e;
+    } catch (err) {
+      this._table.unref(cur.id, 1);
+      throw err;
+    }
+  }
+
+  /** A listing's record as READDIRPLUS sends it: counted, unless "." / ".." or negative. */
+  private _countedRecord(dir: WNode, i: WItem): FuseEntry {
+    if (!i.node || i.entry.nodeid === 0 || i.name.equals(kDot) || i.name.equals(kDotDot)) return i.entry;
+    // Removed since the listing was made: the name alone (nodeid 0 carries no lookup).
+    if (i.node.orphan) return { nodeid: 0, entryTimeout: 0 };
+    const cur = this._table.ref(i.node, dir, i.name);
+    if (cur.id === i.entry.nodeid) return i.entry;
+    return { ...i.entry, nodeid: cur.id, ...(i.entry.attr ? { attr: { ...i.entry.attr, ino: cur.id } } : {}) };
   }
 
   // --- FuseFilesystem: reading ------------------------------------------------------------------
 
   init(info: FuseInitInfo): void {
+    if (info.reinit) this._forgetAll();
     this.lower.init?.(info);
   }
 
   destroy(info: { reason: 'destroy' | 'reset' }): void {
-    this._io.closeAll();
+    this._forgetAll();
     this.lower.destroy?.(info);
+  }
+
+  /** The kernel forgot every node and handle. */
+  private _forgetAll(): void {
+    this._io.closeAll();
+    this._table.reset();
+  }
+
+  forget(items: readonly FuseForget[]): void {
+    for (const { nodeid, nlookup } of items) this._table.unref(nodeid, nlookup);
+  }
+
+  readdirplusUnsent(_ctx: FuseRequestContext, _nodeid: number, unsent: readonly FuseDirEntryPlus[]): void {
+    for (const r of unsent) {
+      const name = typeof r.name === 'string' ? Buffer.from(r.name) : r.name;
+      if (r.entry.nodeid !== 0 && !name.equals(kDot) && !name.equals(kDotDot)) this._table.unref(r.entry.nodeid, 1);
+    }
   }
 
   async lookup(ctx: FuseRequestContext, parent: number, name: Buffer): Promise<FuseEntry | FuseErrno> {
@@ -328,20 +320,22 @@ export class WritableOverlay implements FuseFilesystem {
     if (!dir.dir) return fuseErrno(kErrno.ENOTDIR);
     if (name.length > 255) return fuseErrno(kErrno.ENAMETOOLONG);
     try {
-      if (name.equals(kDot)) return await this.entryOf(ctx, dir);
-      if (name.equals(kDotDot)) return await this.entryOf(ctx, this._nodes.get(dir.parent) ?? dir);
+      if (name.equals(kDot)) return await this._counted(ctx, dir);
+      if (name.equals(kDotDot)) return await this._counted(ctx, this._table.get(dir.parent) ?? dir);
       const n = await this.child(ctx, dir, name);
-      return n ? await this.entryOf(ctx, n) : { nodeid: 0, entryTimeout: this._t.entry };
+      return n ? await this._counted(ctx, n, dir, name) : { nodeid: 0, entryTimeout: this._t.entry };
     } catch (err) {
       return this.fail('lookup', err);
     }
   }
 
-  async getattr(ctx: FuseRequestContext, nodeid: number): Promise<FuseAttrReply | FuseErrno> {
+  async getattr(ctx: FuseRequestContext, nodeid: number, fh?: number): Promise<FuseAttrReply | FuseErrno> {
     const n = this.node(nodeid);
     if (n instanceof FuseErrno) return n;
     try {
-      const attr = await this.attrOf(ctx, n);
+      // fstat of an open upper file answers from the file (also once unlinked).
+      const f = fh === undefined ? undefined : this._io.file(fh);
+      const attr = f ? this.upperAttrOf(n, await f.stat({ bigint: true })) : await this.attrOf(ctx, n);
       return attr instanceof FuseErrno ? attr : { attr, attrTimeout: this._t.attr };
     } catch (err) {
       return this.fail('getattr', err);
@@ -382,12 +376,12 @@ export class WritableOverlay implements FuseFilesystem {
   }
 
   /** The merged listing of directory `dir`: ".", "..", then every visible name with its entry. */
-  async list(ctx: FuseRequestContext, dir: WNode): Promise<{ name: Buffer; entry: FuseEntry }[] | FuseErrno> {
+  async list(ctx: FuseRequestContext, dir: WNode): Promise<WItem[] | FuseErrno> {
     const self = await this.entryOf(ctx, dir);
     if (self instanceof FuseErrno) return self;
-    const up = await this.entryOf(ctx, this._nodes.get(dir.parent) ?? dir);
+    const up = await this.entryOf(ctx, this._table.get(dir.parent) ?? dir);
     if (up instanceof FuseErrno) return up;
-    const out: { name: Buffer; entry: FuseEntry }[] = [{ name: kDot, entry: self }, { name: kDotDot, entry: up }];
+    const out: WItem[] = [{ name: kDot, entry: self }, { name: kDotDot, entry: up }];
     const seen = new Set<string>();
     const names: Buffer[] = dir.upper ? await this.upper.list(this.rel(dir)) : [];
     if (dir.lower !== undefined) {
@@ -403,7 +397,7 @@ export class WritableOverlay implements FuseFilesystem {
       if (!n) continue;
       const e = await this.entryOf(ctx, n);
       if (e instanceof FuseErrno) continue;
-      out.push({ name, entry: e });
+      out.push({ name, entry: e, node: n });
     }
     return out;
   }
@@ -417,7 +411,9 @@ export class WritableOverlay implements FuseFilesystem {
   }
 
   readdirplus(ctx: FuseRequestContext, nodeid: number, fh: number, offset: number, size: number): FuseResult<FuseDirEntryPlus[]> {
-    return this._io.page(ctx, nodeid, fh, offset, size, true, (i, next): FuseDirEntryPlus => ({ name: i.name, offset: next, entry: i.entry }));
+    const dir = this.node(nodeid);
+    if (dir instanceof FuseErrno) return dir;
+    return this._io.page(ctx, nodeid, fh, offset, size, true, (i, next): FuseDirEntryPlus => ({ name: i.name, offset: next, entry: this._countedRecord(dir, i) }));
   }
 
   releasedir(_ctx: FuseRequestContext, _nodeid: number, fh: number): void {
@@ -440,8 +436,8 @@ export class WritableOverlay implements FuseFilesystem {
     return this._io.release(ctx, nodeid, fh, flags);
   }
 
-  write(_ctx: FuseRequestContext, _nodeid: number, fh: number, offset: number, data: Buffer): FuseResult<number> {
-    return this._io.write(fh, offset, data);
+  write(ctx: FuseRequestContext, _nodeid: number, fh: number, offset: number, data: Buffer, flags = 0): FuseResult<number> {
+    return this._io.write(fh, offset, data, ctx, (flags & kWriteKillSuidgid) !== 0);
   }
 
   flush(): void {}
@@ -454,8 +450,17 @@ export class WritableOverlay implements FuseFilesystem {
     return this._io.lseek(ctx, nodeid, fh, offset, whence);
   }
 
-  fallocate(): FuseErrno {
-    return fuseErrno(kErrno.EOPNOTSUPP);
+  /** On the upper file (a handle open for writing was copied up at OPEN), as overlayfs does. */
+  fallocate(_ctx: FuseRequestContext, _nodeid: number, fh: number, offset: number, length: number, mode: number): FuseResult<void> {
+    const f = this._io.file(fh);
+    // A lower handle is read-only: fallocate(2) needs a file open for writing.
+    if (!f) return fuseErrno(kErrno.EBADF);
+    try {
+      hostFallocate(f.fd, mode, offset, length);
+      return undefined;
+    } catch (err) {
+      return this.fail('fallocate', err);
+    }
   }
 
   // --- FuseFilesystem: changing -----------------------------------------------------------------
@@ -546,7 +551,7 @@ export class WritableOverlay implements FuseFilesystem {
       else await unlink(path);
     }
     if (below) hostMknod(path, S_IFCHR, 0);
-    this._unbind(dir, name);
+    this._table.unbind(dir, name);
   }
 
   unlink(ctx: FuseRequestContext, parent: number, name: Buffer): Promise<void | FuseErrno> {
@@ -559,7 +564,8 @@ export class WritableOverlay implements FuseFilesystem {
 
   rename(ctx: FuseRequestContext, parent: number, name: Buffer, newParent: number, newName: Buffer, flags: number): Promise<void | FuseErrno> {
     return this.locked('rename', async () => {
-      if ((flags & ~kRenameNoreplace) !== 0) return fuseErrno(kErrno.EINVAL);
+      // RENAME_WHITEOUT is EINVAL, as from the kernel's overlayfs.
+      if ((flags & ~(kRenameNoreplace | kRenameExchange)) !== 0 || flags === (kRenameNoreplace | kRenameExchange)) return fuseErrno(kErrno.EINVAL);
       const bad = this._checkName(newName);
       if (bad) return bad;
       const from = this.node(parent);
@@ -569,8 +575,9 @@ export class WritableOverlay implements FuseFilesystem {
       const n = await this.child(ctx, from, name);
       if (!n) return enoent();
       // A directory with a lower part cannot move without redirect_dir: EXDEV (mv copies).
-      if (n.dir && (n.lower !== undefined || !n.upper || (await this._lowerEntry(ctx, from, name)))) return fuseErrno(kErrno.EXDEV);
+      if (await this._pinned(ctx, n, from, name)) return fuseErrno(kErrno.EXDEV);
       const target = await this.child(ctx, to, newName);
+      if ((flags & kRenameExchange) !== 0) return this._exchange(ctx, { dir: from, name, n }, { dir: to, name: newName, n: target });
       if (target === n) return undefined;
       if (target) {
         if ((flags & kRenameNoreplace) !== 0) return fuseErrno(kErrno.EEXIST);
@@ -584,45 +591,69 @@ export class WritableOverlay implements FuseFilesystem {
       }
       await this.copyUp(ctx, n);
       await this.copyUp(ctx, to);
-      const src = this.path(n);
+      // By the name given (a hard link's other names stay where they are).
+      const src = this._childPath(from, name);
       const dest = this._childPath(to, newName);
       const destSt = await this.upper.stat(UpperDir.child(this.rel(to), newName));
       if (destSt && upperKind(destSt) === 'whiteout') await unlink(dest);
       const below = (await this._lowerEntry(ctx, from, name)) !== undefined;
       await rename(src, dest);
       if (below) hostMknod(src, S_IFCHR, 0);
-      this._unbind(from, name);
-      this._unbind(to, newName);
-      // A hard link renamed: its other name stays known.
-      if (!n.dir && !(n.parent === from.id && n.name.equals(name))) (n.alt ??= []).push([n.parent, n.name]);
-      n.parent = to.id;
-      n.name = newName;
-      this._bind(n);
+      this._opaqueIn(n, to, newName);
+      this._table.unbind(to, newName);
+      this._table.move(n, from, name, to, newName);
       return undefined;
     });
+  }
+
+  /** A directory that cannot move without redirect_dir: it has a lower part. */
+  private async _pinned(ctx: FuseRequestContext, n: WNode, dir: WNode, name: Buffer): Promise<boolean> {
+    return n.dir && (n.lower !== undefined || !n.upper || (await this._lowerEntry(ctx, dir, name)) !== undefined);
+  }
+
+  /** As overlayfs: an upper directory moved into a merged one turns opaque (no lower shows). */
+  private _opaqueIn(n: WNode, to: WNode, name: Buffer): void {
+    if (!n.dir || to.lower === undefined) return;
+    const rel = UpperDir.child(this.rel(to), name);
+    if (!this.upper.opaque(rel)) hostSetXattr(this.upper.path(rel), kOpaqueXattr, Buffer.from('y'), 0);
+  }
+
+  /**
+   * RENAME_EXCHANGE, as overlayfs: both names must exist, neither a directory with a lower part
+   * (EXDEV); both are copied up and swapped in the upper layer. No whiteout is needed (both names
+   * stay taken); a directory landing in a merged parent turns opaque.
+   */
+  private async _exchange(ctx: FuseRequestContext, a: { dir: WNode; name: Buffer; n: WNode }, b: { dir: WNode; name: Buffer; n: WNode | undefined }): Promise<void | FuseErrno> {
+    const bn = b.n;
+    if (!bn) return enoent();
+    if (bn === a.n) return undefined;
+    if (await this._pinned(ctx, bn, b.dir, b.name)) return fuseErrno(kErrno.EXDEV);
+    for (const n of [a.n, bn, a.dir, b.dir]) await this.copyUp(ctx, n);
+    const pa = this._childPath(a.dir, a.name);
+    const pb = this._childPath(b.dir, b.name);
+    hostRename2(pa, pb, kRenameExchange);
+    this._opaqueIn(a.n, b.dir, b.name);
+    this._opaqueIn(bn, a.dir, a.name);
+    this._table.move(a.n, a.dir, a.name, b.dir, b.name);
+    this._table.move(bn, b.dir, b.name, a.dir, a.name);
+    return undefined;
   }
 
   setattr(ctx: FuseRequestContext, nodeid: number, set: FuseSetattr): Promise<FuseAttrReply | FuseErrno> {
     return this.locked('setattr', async () => {
       const n = this.node(nodeid);
       if (n instanceof FuseErrno) return n;
-      await this.copyUp(ctx, n);
-      const path = this.path(n);
-      const attr = await this.attrOf(ctx, n);
-      if (attr instanceof FuseErrno) return attr;
-      if (set.size !== undefined) {
-        if (n.dir) return fuseErrno(kErrno.EISDIR);
-        await (set.fh !== undefined ? this._io.truncate(set.fh, set.size, path) : truncate(path, set.size));
+      if (set.size !== undefined && n.dir) return fuseErrno(kErrno.EISDIR);
+      // ftruncate names its handle: the file it has open (copied up at OPEN), even unlinked.
+      const f = set.fh === undefined ? undefined : this._io.file(set.fh);
+      if (!f) {
+        if (n.orphan) return enoent();
+        await this.copyUp(ctx, n);
       }
-      if (set.mode !== undefined && !isLnkMode(attr.mode)) await chmod(path, set.mode & 0o7777);
-      if (set.uid !== undefined || set.gid !== undefined) await lchown(path, set.uid ?? -1, set.gid ?? -1);
-      if (set.atime !== undefined || set.mtime !== undefined) {
-        const now = Date.now() / 1000;
-        const t = (v: FuseSetattr['atime'], sec: number, nsec: number | undefined): number => (v === undefined ? sec + (nsec ?? 0) / 1e9 : v === 'now' ? now : v.sec + v.nsec / 1e9);
-        await lutimes(path, t(set.atime, attr.atime, attr.atimeNsec), t(set.mtime, attr.mtime, attr.mtimeNsec));
-      }
-      const after = await this.attrOf(ctx, n);
-      return after instanceof FuseErrno ? after : { attr: after, attrTimeout: this._t.attr };
+      const target = new SetattrTarget(f ?? this.path(n));
+      await target.apply(set, await target.stat(), ctx);
+      if (set.mode !== undefined) this._io.modesChanged();
+      return { attr: this.upperAttrOf(n, await target.stat()), attrTimeout: this._t.attr };
     });
   }
 

@@ -25,6 +25,7 @@ import type {
   FuseDirEntryPlus,
   FuseEntry,
   FuseFilesystem,
+  FuseForget,
   FuseInitInfo,
   FuseOpenReply,
   FuseReadMiss,
@@ -294,6 +295,37 @@ export class Vfs implements FuseFilesystem {
 
   destroy(info: { reason: 'destroy' | 'reset' }): void {
     for (const st of this._slots) st?.mount.fs.destroy?.(info);
+  }
+
+  /**
+   * Lookup counts the kernel dropped, to the mounts that keep them (the session sends only
+   * those of writable ranges). Pseudo directories count nothing; the root is never forgotten.
+   */
+  forget(items: readonly FuseForget[]): void {
+    const bySlot = new Map<number, FuseForget[]>();
+    for (const { nodeid, nlookup } of items) {
+      const slot = slotOf(nodeid);
+      if (nodeid === kRootId || slot === 0) continue;
+      let list = bySlot.get(slot);
+      if (!list) bySlot.set(slot, (list = []));
+      list.push({ nodeid: innerOf(nodeid), nlookup });
+    }
+    for (const [slot, list] of bySlot) {
+      const fs = this._slots[slot]?.mount.fs;
+      try {
+        fs?.forget?.(list);
+      } catch (err) {
+        this._log.error(`forget in mount slot ${slot}: ${(err as Error).message}`);
+      }
+    }
+  }
+
+  /** READDIRPLUS records that did not fit the reply: their lookups were never counted. */
+  readdirplusUnsent(ctx: FuseRequestContext, nodeid: number, unsent: readonly FuseDirEntryPlus[]): void {
+    const r = this._route(nodeid);
+    if (r instanceof FuseErrno || r.dir || !r.st.mount.fs.readdirplusUnsent) return;
+    const inner = unsent.map((e) => ({ ...e, entry: { ...e.entry, nodeid: e.entry.nodeid === 0 ? 0 : innerOf(e.entry.nodeid) } }));
+    r.st.mount.fs.readdirplusUnsent(this._ctx(ctx, r.inner), r.inner, inner);
   }
 
   lookup(ctx: FuseRequestContext, parent: number, name: Buffer): FuseResult<FuseEntry> {

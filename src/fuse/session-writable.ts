@@ -61,6 +61,7 @@ const kFattrMtime = 1 << 5;
 const kFattrFh = 1 << 6;
 const kFattrAtimeNow = 1 << 7;
 const kFattrMtimeNow = 1 << 8;
+const kFattrKillSuidgid = 1 << 11;
 
 export function decodeSetattr(n: readonly number[]): FuseSetattr {
   const [valid = 0, fh = 0, size = 0, atime = 0, atimeNsec = 0, mtime = 0, mtimeNsec = 0, mode = 0, uid = 0, gid = 0] = n;
@@ -70,6 +71,7 @@ export function decodeSetattr(n: readonly number[]): FuseSetattr {
   if (valid & kFattrGid) set.gid = gid;
   if (valid & kFattrSize) set.size = size;
   if (valid & kFattrFh) set.fh = fh;
+  if (valid & kFattrKillSuidgid) set.killSuidgid = true;
   if (valid & kFattrAtimeNow) set.atime = 'now';
   else if (valid & kFattrAtime) set.atime = { sec: atime, nsec: atimeNsec };
   if (valid & kFattrMtimeNow) set.mtime = 'now';

@@ -305,6 +305,11 @@ export interface FuseSetattr {
   size?: number;
   /** The handle the change was made through (ftruncate, fchmod), when the kernel said. */
   fh?: number;
+  /**
+   * FATTR_KILL_SUIDGID (FUSE_HANDLE_KILLPRIV_V2): the caller lacks CAP_FSETID (truncate) or
+   * changes the owner: clear suid, and sgid when group-executable, as Linux does.
+   */
+  killSuidgid?: boolean;
   atime?: FuseTime | 'now';
   mtime?: FuseTime | 'now';
 }

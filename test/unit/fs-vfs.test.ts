@@ -178,3 +178,20 @@ test('slot allocators: round-robin mount slots, FIFO blob slots, exhaustion', ()
   assert.deepEqual(b.take(2), [3, 1]);
   assert.equal(b.available, 0);
 });
+
+test('forgets and unsent readdirplus records reach the mount that counts lookups, in its own ids', () => {
+  const vfs = new Vfs(nullLogger());
+  const got: string[] = [];
+  const counting: FuseFilesystem = {
+    ...fakeFs('x'),
+    forget: (items) => got.push(...items.map((i) => `forget ${i.nodeid}x${i.nlookup}`)),
+    readdirplusUnsent: (_c, dir, unsent) => got.push(`unsent ${dir}: ${unsent.map((u) => `${String(u.name)}=${u.entry.nodeid}`).join(',')}`),
+  };
+  vfs.attach(vfs.tree.ensure(['w']), { slot: 3, fs: counting });
+  vfs.attach(vfs.tree.ensure(['r']), { slot: 4, fs: fakeFs('y') });
+  const id = (slot: number, inner: number): number => globalId(slot, inner) as number;
+  vfs.forget([{ nodeid: id(3, 7), nlookup: 2 }, { nodeid: 1, nlookup: 1 }, { nodeid: 2, nlookup: 1 }, { nodeid: id(4, 9), nlookup: 1 }, { nodeid: id(3, 1), nlookup: 5 }, { nodeid: id(9, 2), nlookup: 1 }]);
+  vfs.readdirplusUnsent(ctx(id(3, 1)), id(3, 1), [{ name: 'a', offset: 1, entry: { nodeid: id(3, 8), entryTimeout: 1 } }, { name: 'b', offset: 2, entry: { nodeid: 0, entryTimeout: 1 } }]);
+  // The pseudo tree (slot 0) and the FUSE root count nothing; slot 4 has no forget; slot 9 is empty.
+  assert.deepEqual(got, ['forget 7x2', 'forget 1x5', 'unsent 1: a=8,b=0']);
+});

@@ -90,6 +90,8 @@ export function prometheusText(ctx: ApiContext): string {
     });
     e.sample('nydusd_read_bytes_total', 'counter', 'Bytes returned by READs.', mp, fs.data_read);
     e.sample('nydusd_open_files', 'gauge', 'Files open now.', mp, fs.nr_opens);
+    const nodes = m.instance.nodeCount?.();
+    if (nodes !== undefined) e.sample('nydusd_fs_nodes', 'gauge', 'Nodes a writable filesystem keeps for the kernel (lookup-counted).', mp, nodes);
     e.histogram('nydusd_read_latency_seconds', 'READ latency.', mp, kReadLatencyLe, fs.read_latency_dist, (fs.fop_cumulative_latency_total[4] ?? 0) / 1e6);
     const be = m.instance.backendMetrics?.();
     if (be) {
