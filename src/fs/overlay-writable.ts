@@ -506,9 +506,10 @@ export class WritableOverlay implements FuseFilesystem {
   mkdir(ctx: FuseRequestContext, parent: number, name: Buffer, mode: number): Promise<FuseEntry | FuseErrno> {
     return this._makeNew('mkdir', ctx, parent, name, mode, async (path, p) => {
       await mkdir(path);
-      // As overlayfs: a directory made where a whiteout was, or in a merged directory, is
-      // opaque, so no lower directory of that name (now or added to the layer later) shows.
-      if (p.wasWhiteout || p.dir.lower !== undefined) hostSetXattr(path, kOpaqueXattr, Buffer.from('y'), 0);
+      // As overlayfs: a directory made where a whiteout was is opaque, so the lower directory
+      // of that name does not show. (Elsewhere the lower has no such name: overlayfs leaves it
+      // plain, and marks it opaque only when it moves into a merged directory: _opaqueIn.)
+      if (p.wasWhiteout) hostSetXattr(path, kOpaqueXattr, Buffer.from('y'), 0);
     });
   }
 
