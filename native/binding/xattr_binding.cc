@@ -59,8 +59,8 @@ void SetXattr(const Napi::CallbackInfo& info) {
 }
 
 // The writable overlay's host calls Node lacks (fs/overlay-writable.ts): lsetxattr with the
-// guest's flags, lremovexattr, mknod (whiteouts, device nodes, FIFOs), fallocate and renameat2. Each
-// throws the errno on failure.
+// guest's flags, lremovexattr, mknod (whiteouts, device nodes, FIFOs), fallocate and renameat2.
+// Each throws the errno on failure.
 void HostSetXattr(const Napi::CallbackInfo& info) {
   std::string path = ArgCString(info, 0, "path");
   std::string name = ArgCString(info, 1, "name");

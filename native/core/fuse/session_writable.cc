@@ -1,7 +1,7 @@
 // FuseSession: mutating requests on the nodes of a writable range (writable_ranges.h), decoded
 // here and sent to the handler. Everything the guest controls is checked before it is copied:
 // the fixed struct's size against the request, every string NUL-terminated within its limit,
-// WRITE and SETXATTR sizes against the bytes the request carries (passthrough/pt_args.h, the
+// WRITE and SETXATTR sizes against the bytes the request carries (fuse/op_args.h, the
 // same decoder the native passthrough uses). The handler gets private copies only.
 //
 // Payload (the upcall's bytes, upcall.h): a0 little-endian f64 numbers (per opcode, below), then
@@ -21,16 +21,14 @@
 #include <cstring>
 
 #include "common/log.h"
+#include "fuse/op_args.h"
 #include "fuse/session.h"
-#include "passthrough/pt_args.h"
 #include "transport/slices.h"
 
 namespace nydus::fuse {
 namespace {
 
 constexpr const char* kLog = "fuse";
-using passthrough::ArgSyntax;
-using passthrough::Tail;
 
 // FUSE_COMPAT_SETXATTR_IN_SIZE: without FUSE_SETXATTR_EXT the kernel sends size + flags only.
 constexpr uint16_t kCompatSetxattrIn = 8;
@@ -83,7 +81,7 @@ bool SyntaxOf(uint32_t op, bool setxattr_ext, ArgSyntax* syn) {
 }
 
 // The numbers of one request, in payload order (see the table above). Returns how many.
-size_t NumbersOf(uint32_t op, const passthrough::OpArgs& a, uint64_t* v) {
+size_t NumbersOf(uint32_t op, const OpArgs& a, uint64_t* v) {
   switch (op) {
     case FUSE_SETATTR: {
       const fuse_setattr_in& s = a.a.setattr;
@@ -127,7 +125,7 @@ size_t NumbersOf(uint32_t op, const passthrough::OpArgs& a, uint64_t* v) {
   }
 }
 
-thread_local passthrough::OpArgs t_args;
+thread_local OpArgs t_args;
 
 }  // namespace
 
@@ -159,8 +157,8 @@ void FuseSession::HandleWritable(Request& r) {
     ReplyErrorInline(r, ENOSYS);
     return;
   }
-  passthrough::OpArgs& a = t_args;
-  const int err = passthrough::DecodeArgs(r.d.in, *r.req, syn, &a);
+  OpArgs& a = t_args;
+  const int err = DecodeArgs(r.d.in, *r.req, syn, &a);
   if (err != 0) {
     NLOG_DEBUG(kLog, "malformed %s request: errno %d", r.info->name, err);
     ReplyErrorInline(r, err);

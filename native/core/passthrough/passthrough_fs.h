@@ -8,7 +8,7 @@
 // helpers (fuse/reply.h) straight into the request's writable slices. No JavaScript, no upcall.
 //
 // Pieces (all in this folder):
-//   pt_args     per-op argument syntax (names, two-name ops, xattr values, the WRITE payload)
+//   fuse/op_args per-op argument syntax (names, two-name ops, xattr values, the WRITE payload)
 //   pt_host     owned fds, name checks, resolution beneath a directory fd, statx -> fuse_attr
 //   pt_creds    per-thread fsuid/fsgid/groups/umask of the guest caller, CAP_FSETID dropping
 //   pt_inodes   nodes keyed by (dev, ino, mount id) with O_PATH fds and lookup counts
@@ -39,13 +39,22 @@
 #include <string>
 
 #include "fuse/decode.h"
-#include "passthrough/pt_args.h"
+#include "fuse/op_args.h"
 #include "passthrough/pt_handles.h"
 #include "passthrough/pt_inodes.h"
 #include "passthrough/pt_locks.h"
 #include "transport/request.h"
 
 namespace nydus::passthrough {
+
+// The argument decoder is shared with the session's writable route (fuse/op_args.h).
+using fuse::ArgSyntax;
+using fuse::DecodeArgs;
+using fuse::kMaxXattrName;
+using fuse::kMaxXattrValue;
+using fuse::OpArgs;
+using fuse::SliceIovecs;
+using fuse::Tail;
 
 // How much the guest kernel may cache (upstream's cache_policy): kNever opens every file with
 // FOPEN_DIRECT_IO, kAlways with FOPEN_KEEP_CACHE (and directories with FOPEN_CACHE_DIR), kAuto

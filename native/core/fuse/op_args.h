@@ -1,5 +1,6 @@
-// Argument syntax for the passthrough filesystem's requests (style rule 1: syntax, then
-// semantics, then dispatch).
+// Argument syntax for the requests of writable filesystems: the native passthrough and the
+// session's writable route (session_writable.cc) (style rule 1: syntax, then semantics, then
+// dispatch). In fuse/ so that both use it without a folder cycle.
 //
 // The shared decoder (fuse/decode.h) validates the in-header against the readable bytes and, for
 // a read-only RAFS session, leaves every mutating op opaque. The passthrough needs all of them, so
@@ -23,7 +24,7 @@
 
 #include "transport/request.h"
 
-namespace nydus::passthrough {
+namespace nydus::fuse {
 
 // What follows an op's fixed argument struct.
 enum class Tail : uint8_t {
@@ -106,4 +107,4 @@ int DecodeArgs(const fuse_in_header& in, const transport::FuseRequest& request, 
 int SliceIovecs(std::span<const transport::IoSlice> slices, size_t pos, size_t n, struct iovec* iov,
                 int max, size_t* covered);
 
-}  // namespace nydus::passthrough
+}  // namespace nydus::fuse

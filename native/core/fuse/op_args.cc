@@ -1,11 +1,11 @@
-#include "passthrough/pt_args.h"
+#include "fuse/op_args.h"
 
 #include <cerrno>
 #include <cstring>
 
 #include "transport/slices.h"
 
-namespace nydus::passthrough {
+namespace nydus::fuse {
 namespace {
 
 // Bytes of trailing data worth copying per tail kind; the kernel never sends more, and a longer
@@ -146,4 +146,4 @@ int SliceIovecs(std::span<const transport::IoSlice> slices, size_t pos, size_t n
   return count;
 }
 
-}  // namespace nydus::passthrough
+}  // namespace nydus::fuse
