@@ -22,6 +22,8 @@ export const kRecordFields = {
   statfs: ['blocks', 'bfree', 'bavail', 'files', 'ffree', 'bsize', 'namelen', 'frsize'],
   extent: ['fileOffset', 'length', 'blobSlot', 'chunkIndex', 'sourceOffset', 'sourceSize', 'flags'],
   fill: ['srcOffset', 'storedSize', 'fileOffset', 'size', 'compressed'],
+  layoutChunk: ['index', 'uncompressedOffset', 'compressedOffset', 'uncompressedSize', 'compressedSize', 'compressed'],
+  layoutFill: ['srcOffset', 'index'],
 } as const;
 
 export const kLimitNames = [

@@ -15,7 +15,6 @@
 import { read as fsRead, write as fsWrite } from 'node:fs';
 import { constants as osc } from 'node:os';
 import type { FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
 import { promisify } from 'node:util';
 
 import type { NativeChunkMap } from '../native/index.js';
@@ -33,6 +32,10 @@ import { blobMetaPath, fetchBlobMeta, readBlobMetaFile, writeBlobMetaFile } from
 import type { SpillEntry } from './cache-health.js';
 import { CacheWriteHealth, SpillBudget } from './cache-health.js';
 import { dropBitsOverHoles, openCacheFiles } from './cache-files.js';
+import type { CacheFormat } from './cache-layout.js';
+import { CacheLayout } from './cache-layout.js';
+import type { DecodedChunk } from './fill-runs.js';
+import { adjacentRuns, writeAll } from './fill-runs.js';
 import type { BlobSource } from './chunk-data.js';
 import { checkChunk, decodeAndVerifyInto, intersect, untilAborted } from './chunk-data.js';
 import type { CacheCounters } from './counters.js';
@@ -55,6 +58,8 @@ export interface BlobCacheContext {
   /** Shared by the blobs of one cache directory; made per blob when absent (tests). */
   health?: CacheWriteHealth;
   spill?: SpillBudget;
+  /** cache.compressed / encryption (cache-layout.ts); absent: plain `.blob.data`. */
+  format?: CacheFormat;
 }
 
 /** Sees every on-demand backend read of a blob as it is issued (the readahead log records them). */
@@ -105,6 +110,7 @@ export class CachedBlob implements BlobSource {
     private readonly _meta: BlobMeta | undefined,
     private readonly _ctx: BlobCacheContext,
     private readonly _opts: CachedBlobOptions,
+    private readonly _layout: CacheLayout,
   ) {
     this._budget = _ctx.spill ?? new SpillBudget();
     this._health = _ctx.health ?? new CacheWriteHealth(_ctx.workDir, _ctx.log, this._budget.limit);
@@ -118,18 +124,26 @@ export class CachedBlob implements BlobSource {
     if (!Number.isInteger(info.chunkCount) || info.chunkCount <= 0 || info.chunkCount > kMaxChunksPerBlob) {
       throw new StorageError('ERR_BAD_CHUNK', `blob ${info.blobId}: invalid chunk count ${info.chunkCount}`);
     }
-    const dataPath = join(ctx.workDir, `${info.blobId}.blob.data`);
+    const layout = CacheLayout.for(info, ctx.workDir, ctx.format, ctx.validate);
     // SEPARATE: the CI lives in a separate meta blob, not at ci_offset of this one; the
     // blob is still served, without amplification from the CI.
     const separate = (info.features & kBlobFeatures.SEPARATE) !== 0;
     const meta = info.metaCiUncompressedSize > 0 && !separate ? await CachedBlob._loadMeta(info, ctx) : undefined;
-    const { fh, map } = await openCacheFiles(info, dataPath, ctx.log, (files) => {
-      const cleared = dropBitsOverHoles(files, (i) => chunkRange(i, opts, meta));
+    const { dataPath } = layout;
+    const { fh, map } = await openCacheFiles(info, layout, ctx.log, (files) => {
+      const cleared = dropBitsOverHoles(files, (i) => chunkRange(i, opts, meta, layout));
       if (cleared > 0) {
-        ctx.log.warn(`blob ${info.blobId}: ${cleared} chunk(s) marked ready in ${dataPath}.chunk_map have no data in ${dataPath} (lost in a crash?); they are fetched again`);
+        ctx.log.warn(`blob ${info.blobId}: ${cleared} chunk(s) marked ready in ${layout.mapPath} have no data in ${dataPath} (lost in a crash?); they are fetched again`);
       }
     });
-    return new CachedBlob(info, dataPath, fh, map, meta, ctx, opts);
+    try {
+      layout.attach(map);
+    } catch (err) {
+      map.close();
+      await fh.close();
+      throw new StorageError('ERR_CACHE_FILE', `blob ${info.blobId}: ${(err as Error).message}`, { cause: err });
+    }
+    return new CachedBlob(info, dataPath, fh, map, meta, ctx, opts, layout);
   }
 
   private static async _loadMeta(info: BlobInfo, ctx: BlobCacheContext): Promise<BlobMeta> {
@@ -181,6 +195,7 @@ export class CachedBlob implements BlobSource {
 
   async ensureReady(chunks: readonly ChunkInfo[], signal?: AbortSignal): Promise<void> {
     if (this._closed) throw new StorageError('ERR_STORAGE_CLOSED', `blob ${this.info.blobId}: cache closed`);
+    this._layout.learn(chunks);
     const waits: Promise<void>[] = [];
     const missing: ChunkInfo[] = [];
     const seen = new Set<number>();
@@ -226,7 +241,8 @@ export class CachedBlob implements BlobSource {
       const at = c.uncompressedOffset + (r.start - c.fileOffset);
       for (let attempt = 1; ; attempt++) {
         if (this._map.isReady(c.chunkIndex)) {
-          await this._readAll(this._fh.fd, dst, at, c);
+          if (this._layout.plain) await this._readAll(this._fh.fd, dst, at, c);
+          else this._layout.readChunk(this._fh.fd, c, r.start - c.fileOffset, dst);
           break;
         }
         const e = this._spilled.get(c.chunkIndex);
@@ -409,8 +425,9 @@ export class CachedBlob implements BlobSource {
       if (!prefetch) demand?.end();
       onRead?.();
     }
-    // Without digest validation the native fill does the rest on a worker thread.
-    if (!this._ctx.validate && this.info.compressor !== 'gzip') {
+    // Without digest validation (or in a compressed/encrypted cache, whose native fill verifies)
+    // the native fill does the rest on a worker thread.
+    if ((!this._ctx.validate && this.info.compressor !== 'gzip') || !this._layout.plain) {
       await this._fillNative(r, buf);
       return true;
     }
@@ -484,7 +501,7 @@ export class CachedBlob implements BlobSource {
     const chunks = [...r.chunks].sort((a, b) => a.uncompressedOffset - b.uncompressedOffset);
     const plan = chunks.map((c) => ({ srcOffset: c.compressedOffset - r.offset, storedSize: c.compressedSize, fileOffset: c.uncompressedOffset, size: c.uncompressedSize, compressed: c.compressed }));
     const tryCache = this._health.shouldTry();
-    const status = tryCache ? await this._decodeWrite(chunks, plan, buf, this._fh.fd) : undefined;
+    const status = tryCache ? await this._decodeWrite(chunks, plan, buf, this._fh.fd, r.offset) : undefined;
     if (tryCache && !status) return;
     const toSpill: number[] = [];
     let writeError = 0;
@@ -532,9 +549,15 @@ export class CachedBlob implements BlobSource {
   }
 
   /** Runs the native fill into `fd`; undefined (every chunk settled with the error) on failure. */
-  private async _decodeWrite(chunks: readonly ChunkInfo[], plan: Parameters<typeof decodeWrite>[2], buf: Buffer, fd: number): Promise<Int32Array | undefined> {
+  private async _decodeWrite(chunks: readonly ChunkInfo[], plan: Parameters<typeof decodeWrite>[2], buf: Buffer, fd: number, layoutBase?: number): Promise<Int32Array | undefined> {
     try {
       this._throwIfClosed();
+      // The cache file in a compressed/encrypted layout (layoutBase: the fetched range's offset);
+      // the spill always holds plain chunks.
+      if (layoutBase !== undefined && !this._layout.plain) {
+        this._layout.learn(chunks);
+        return await this._layout.fill(chunks, buf, layoutBase, fd);
+      }
       return await decodeWrite(compressorToEnum(this.info.compressor), buf, plan, fd);
     } catch (err) {
       const e = err instanceof StorageError ? err : new StorageError('ERR_CACHE_FILE', `blob ${this.info.blobId}: filling ${chunks.length} chunk(s) failed: ${(err as Error).message}`, { cause: err });
@@ -648,46 +671,7 @@ export class CachedBlob implements BlobSource {
   }
 }
 
-/** Writes all of `bytes` at `position` through `write` (which may write less). */
-async function writeAll(write: (b: Buffer, off: number, len: number, pos: number) => Promise<number>, bytes: Buffer, position: number): Promise<void> {
-  let done = 0;
-  while (done < bytes.length) {
-    const n = await write(bytes, done, bytes.length - done, position + done);
-    if (n <= 0) throw Object.assign(new Error('write made no progress'), { code: 'EIO' });
-    done += n;
-  }
-}
-
-function chunkRange(i: number, opts: CachedBlobOptions, meta: BlobMeta | undefined): { offset: number; size: number } | undefined {
-  const c = opts.chunkLookup?.(i);
-  if (c) return { offset: c.uncompressedOffset, size: c.uncompressedSize };
-  const e = meta?.entry(i);
-  return e ? { offset: e.uncompressedOffset, size: e.uncompressedSize } : undefined;
-}
-
-interface DecodedChunk {
-  c: ChunkInfo;
-  /** The buffer its run was decoded into, and where in it this chunk's bytes start. */
-  run: Buffer;
-  at: number;
-}
-
-/**
- * `chunks` sorted by uncompressed offset and cut into runs where each chunk starts exactly
- * where the previous one ends (chunks that share or overlap data start a new run).
- */
-function adjacentRuns(chunks: readonly ChunkInfo[]): ChunkInfo[][] {
-  const sorted = [...chunks].sort((a, b) => a.uncompressedOffset - b.uncompressedOffset);
-  const runs: ChunkInfo[][] = [];
-  let cur: ChunkInfo[] = [];
-  let end = -1;
-  for (const c of sorted) {
-    if (c.uncompressedOffset !== end) {
-      cur = [];
-      runs.push(cur);
-    }
-    cur.push(c);
-    end = c.uncompressedOffset + c.uncompressedSize;
-  }
-  return runs;
+function chunkRange(i: number, opts: CachedBlobOptions, meta: BlobMeta | undefined, layout: CacheLayout): { offset: number; size: number } | undefined {
+  const c = opts.chunkLookup?.(i) ?? meta?.entry(i);
+  return c ? layout.storedRange(c) : undefined;
 }

@@ -104,6 +104,21 @@
   F(Size, "size")                \
   F(Compressed, "compressed")
 
+// Where one chunk is in a compressed or encrypted cache file (learnChunks; cache/cache_layout.h);
+// its digest travels beside the records (32 bytes per record).
+#define NYDUS_ABI_LAYOUT_CHUNK_FIELDS(F)      \
+  F(Index, "index")                           \
+  F(UncompressedOffset, "uncompressedOffset") \
+  F(CompressedOffset, "compressedOffset")     \
+  F(UncompressedSize, "uncompressedSize")     \
+  F(CompressedSize, "compressedSize")         \
+  F(Compressed, "compressed")
+
+// One chunk of a compressed or encrypted cache fill (layoutFill): its bytes in the fetched range.
+#define NYDUS_ABI_LAYOUT_FILL_FIELDS(F) \
+  F(SrcOffset, "srcOffset")             \
+  F(Index, "index")
+
 // R(CppName, "jsName", FIELD_LIST): abi::<CppName>Record::k<Field> is a slot,
 // abi::<CppName>Record::kStride the record size.
 #define NYDUS_ABI_RECORDS(R)                   \
@@ -112,7 +127,9 @@
   R(Dirent, "dirent", NYDUS_ABI_DIRENT_FIELDS) \
   R(Statfs, "statfs", NYDUS_ABI_STATFS_FIELDS) \
   R(Extent, "extent", NYDUS_ABI_EXTENT_FIELDS) \
-  R(Fill, "fill", NYDUS_ABI_FILL_FIELDS)
+  R(Fill, "fill", NYDUS_ABI_FILL_FIELDS)                          \
+  R(LayoutChunk, "layoutChunk", NYDUS_ABI_LAYOUT_CHUNK_FIELDS)    \
+  R(LayoutFill, "layoutFill", NYDUS_ABI_LAYOUT_FILL_FIELDS)
 
 // ---- The operations the per-mount counters count (upstream FsIoStats StatsFop, in its order):
 // O(FUSE opcode, "name"). A counter array of kFopKinds entries is indexed by place in this list.

@@ -26,6 +26,7 @@
 #include <string>
 
 #include "abi/js_abi.h"
+#include "cache/cache_layout.h"
 #include "cache/spill.h"
 
 namespace nydus::cache {
@@ -76,6 +77,12 @@ class ChunkMap {
   Spill* spill() const { return spill_.load(std::memory_order_acquire); }
   Spill* EnsureSpill(std::string* error);
 
+  // How the cache file stores chunks when that is not the plain layout (cache/cache_layout.h);
+  // null for plain. Attached once, before the map is handed to readers (registration orders it).
+  ChunkLayout* layout() const { return layout_.load(std::memory_order_acquire); }
+  // False (and the layout dropped) when one is attached already.
+  bool AttachLayout(std::unique_ptr<ChunkLayout> layout);
+
   static size_t FileSize(uint32_t chunk_count) {
     return kHeaderSize + (static_cast<size_t>(chunk_count) + 7) / 8;
   }
@@ -92,6 +99,8 @@ class ChunkMap {
   std::mutex spill_mu_;                 // serialises EnsureSpill
   std::unique_ptr<Spill> spill_owner_;  // guarded by spill_mu_; lives as long as the map
   std::atomic<Spill*> spill_{nullptr};
+  std::unique_ptr<ChunkLayout> layout_owner_;  // guarded by spill_mu_
+  std::atomic<ChunkLayout*> layout_{nullptr};
 
   std::atomic<uint8_t>* Byte(uint32_t index) const;
   void MarkAllReady();
