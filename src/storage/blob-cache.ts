@@ -59,7 +59,7 @@ export interface BlobCacheContext {
   health?: CacheWriteHealth;
   spill?: SpillBudget;
   /** cache.compressed / encryption (cache-layout.ts); absent: plain `.blob.data`. */
-  format?: CacheFormat;
+  format?: CacheFormat | undefined;
 }
 
 /** Sees every on-demand backend read of a blob as it is issued (the readahead log records them). */
@@ -298,7 +298,7 @@ export class CachedBlob implements BlobSource {
     }
     if (!c) return undefined;
     // With validation on, data we cannot validate is not worth fetching ahead.
-    if (this._ctx.validate && c.digest.equals(kZeroDigest)) return undefined;
+    if ((this._ctx.validate || this._layout.needsDigest) && c.digest.equals(kZeroDigest)) return undefined;
     try {
       checkChunk(this.info, c);
     } catch {

@@ -88,6 +88,11 @@ export class CacheLayout {
     return new CacheLayout('plain', info, `${base}.blob.data`, mapPath, info.uncompressedSize, info.uncompressedSize, f, validate);
   }
 
+  /** Chunks without a digest cannot be cached (convergent encryption keys them by it). */
+  get needsDigest(): boolean {
+    return this._format.encryption?.convergent === true;
+  }
+
   get plain(): boolean {
     return this.kind === 'plain';
   }
@@ -153,10 +158,9 @@ export class CacheLayout {
     if (this.plain || !map) return;
     const todo = chunks.filter((c) => !this._known.has(c.chunkIndex));
     if (todo.length === 0) return;
-    if (this._format.encryption?.convergent) {
-      const blind = todo.find((c) => c.digest.equals(kZeroDigest));
-      if (blind) throw new StorageError('ERR_BAD_CHUNK', `blob ${this.info.blobId} chunk ${blind.chunkIndex}: convergent cache encryption needs the chunk digest, which the image does not carry`);
-    }
+    // A convergent key is the chunk digest (amplification skips chunks known without one).
+    const blind = this.needsDigest ? todo.find((c) => c.digest.equals(kZeroDigest)) : undefined;
+    if (blind) throw new StorageError('ERR_BAD_CHUNK', `blob ${this.info.blobId} chunk ${blind.chunkIndex}: convergent cache encryption needs the chunk digest, which the image does not carry`);
     const f = nativeAbi().records.layoutChunk;
     const rec = new Float64Array(todo.length * f.stride);
     const digests = Buffer.alloc(todo.length * 32);

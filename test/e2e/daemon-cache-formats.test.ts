@@ -93,6 +93,8 @@ async function mountAndRead(name: string, cfg: string): Promise<string> {
   try {
     await readAll(mnt);
     await readAll(mnt);
+  } catch (err) {
+    throw new Error(`${(err as Error).message}\n${d.log()}`, { cause: err });
   } finally {
     assert.equal(await d.stop(), 0, d.log());
   }
@@ -100,14 +102,22 @@ async function mountAndRead(name: string, cfg: string): Promise<string> {
   return d.log();
 }
 
+/** The backend loses the blob (localfs needs its directory to exist at start). */
+function hideBlob(): void {
+  renameSync(join(blobs, blobId), join(work, 'blob.away'));
+}
+function restoreBlob(): void {
+  renameSync(join(work, 'blob.away'), join(blobs, blobId));
+}
+
 /** Reads the tree cold, then warm with the blobs gone (every byte from the cache file). */
 async function coldThenWarm(name: string, cfg: string): Promise<void> {
   await mountAndRead(`${name}-cold`, cfg);
-  renameSync(blobs, `${blobs}.away`);
+  hideBlob();
   try {
     await mountAndRead(`${name}-warm`, cfg);
   } finally {
-    renameSync(`${blobs}.away`, blobs);
+    restoreBlob();
   }
 }
 
@@ -178,7 +188,7 @@ test('a damaged encrypted cache file is EIO for the damaged chunk, never other b
   const victim = (chunksOf.get('dir/mid') as ChunkInfo[])[1] as ChunkInfo;
   disk[victim.uncompressedOffset + 100] = (disk[victim.uncompressedOffset + 100] as number) ^ 0x20;
   writeFileSync(path, disk);
-  renameSync(blobs, `${blobs}.away`);
+  hideBlob();
   const mnt = join(work, 'mnt-enc-damage');
   mkdirSync(mnt, { recursive: true });
   const d = await startDaemon(['--config', cfg, '--bootstrap', boot, '--mountpoint', mnt]);
@@ -186,7 +196,7 @@ test('a damaged encrypted cache file is EIO for the damaged chunk, never other b
     assert.throws(() => readFileSync(join(mnt, 'dir/mid')), { code: 'EIO' });
     assert.ok(readFileSync(join(mnt, 'big')).equals(files.get('big') as Buffer), 'other files still read');
   } finally {
-    renameSync(`${blobs}.away`, blobs);
+    restoreBlob();
     assert.equal(await d.stop(), 0, d.log());
   }
   assert.match(d.log(), /decoding the chunk from the cache file failed|cannot decode it from/);
