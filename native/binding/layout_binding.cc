@@ -186,7 +186,8 @@ Napi::Value LayoutRead(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void RegisterLayout(Napi::Env env, Napi::Object exports) {
-  exports.Set("attachCacheLayout", Napi::Function::New(env, AttachCacheLayout, "attachCacheLayout"));
+  exports.Set("attachCacheLayout",
+              Napi::Function::New(env, AttachCacheLayout, "attachCacheLayout"));
   exports.Set("learnChunks", Napi::Function::New(env, LearnChunks, "learnChunks"));
   exports.Set("layoutFill", Napi::Function::New(env, LayoutFill, "layoutFill"));
   exports.Set("layoutRead", Napi::Function::New(env, LayoutRead, "layoutRead"));

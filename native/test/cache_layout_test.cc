@@ -135,14 +135,16 @@ Served ServeVia(const TempDir& dir, const std::string& data_path, std::unique_pt
   Served s;
   std::string err;
   auto map = std::make_shared<cache::ChunkMap>();
-  if (map->Open(dir.File("blob.data.chunk_map"), 3, &err) != 0) RecordFailure(__FILE__, __LINE__, err);
+  if (map->Open(dir.File("blob.data.chunk_map"), 3, &err) != 0)
+    RecordFailure(__FILE__, __LINE__, err);
   for (uint32_t i : ready) map->SetReady(i);
   map->AttachLayout(std::move(l));
   readpath::BlobRegistry blobs;
   if (blobs.Register(0, data_path, map, &err) != 0) RecordFailure(__FILE__, __LINE__, err);
   std::vector<Extent> ext;
   const uint32_t sizes[3] = {8192, 8192, 5000};
-  for (uint32_t i = 0; i < 3; ++i) ext.push_back({i * 8192ull, i * 8192ull, sizes[i], sizes[i], 0, i, 0});
+  for (uint32_t i = 0; i < 3; ++i)
+    ext.push_back({i * 8192ull, i * 8192ull, sizes[i], sizes[i], 0, i, 0});
   auto t = ExtentTable::FromExtents(file_size, ext, &err);
   std::vector<uint8_t> buf(size, 0xAA);
   std::vector<transport::IoSlice> slices;
@@ -181,12 +183,12 @@ NTEST(CacheLayout, RawFillKeepsBackendBytesAndHitsDecode) {
     // Through the READ fast path: the whole file in 4 KiB pages, and an unaligned range
     // across all three chunks in 7-byte pieces.
     const auto file = b.File();
-    auto all = ServeVia(dir, path, b.Layout(Raw(algo, false)), file.size(), 0, 1 << 16, 4096,
-                        {0, 1, 2});
+    auto all =
+        ServeVia(dir, path, b.Layout(Raw(algo, false)), file.size(), 0, 1 << 16, 4096, {0, 1, 2});
     NEXPECT_EQ(static_cast<int>(all.res.status), static_cast<int>(readpath::ReadStatus::kDone));
     NEXPECT_TRUE(all.bytes == file);
-    auto mid = ServeVia(dir, path, b.Layout(Raw(algo, false)), file.size(), 3000, 15000, 7,
-                        {0, 1, 2});
+    auto mid =
+        ServeVia(dir, path, b.Layout(Raw(algo, false)), file.size(), 3000, 15000, 7, {0, 1, 2});
     NEXPECT_EQ(mid.res.bytes, 15000u);
     NEXPECT_TRUE(std::equal(mid.bytes.begin(), mid.bytes.end(), file.begin() + 3000));
     ::close(fd);
@@ -219,8 +221,8 @@ NTEST(CacheLayout, UnrecordedShortOrDamagedChunksAreNeverServed) {
   NASSERT_EQ(::ftruncate(fd, static_cast<off_t>(b.chunks[2].compressed_offset + 10)), 0);
   std::vector<uint8_t> out(5000);
   NEXPECT_EQ(layout->ReadChunk(fd, 2, out.data(), out.size()), -EIO);
-  auto cut = ServeVia(dir, path, b.Layout(Raw(algo, true)), file.size(), 16384, 5000, 4096,
-                      {0, 1, 2});
+  auto cut =
+      ServeVia(dir, path, b.Layout(Raw(algo, true)), file.size(), 16384, 5000, 4096, {0, 1, 2});
   NEXPECT_EQ(static_cast<int>(cut.res.status), static_cast<int>(readpath::ReadStatus::kError));
   NEXPECT_EQ(cut.res.err, EIO);
   // A flipped byte in the stored (uncompressed) chunk 1: the digest catches it.
@@ -243,7 +245,8 @@ NTEST(CacheLayout, UnrecordedShortOrDamagedChunksAreNeverServed) {
   NEXPECT_EQ(st[1], -EBADMSG);
   NEXPECT_EQ(st[2], 0);
   auto written = ReadAll(fd2);
-  NEXPECT_TRUE(std::all_of(written.begin(), written.begin() + static_cast<long>(b.chunks[2].compressed_offset),
+  NEXPECT_TRUE(std::all_of(written.begin(),
+                           written.begin() + static_cast<long>(b.chunks[2].compressed_offset),
                            [](uint8_t v) { return v == 0; }));
   // Plans pointing outside the fetched bytes are refused per chunk.
   auto oob = layout->Fill(b.src.data(), 100, b.Plan(), fd2);

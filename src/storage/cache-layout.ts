@@ -27,7 +27,6 @@ import { nativeAbi, native } from '../native/index.js';
 import { compressorToEnum, digesterToEnum } from '../rafs/index.js';
 import { kBlobFeatures } from '../rafs/layout/constants.js';
 import { NotSupportedError } from '../util/errors.js';
-import type { Logger } from '../util/logger.js';
 import { errnoName } from './fetch-handle.js';
 import { errnoCode, StorageError } from './contract/errors.js';
 import type { BlobInfo, ChunkInfo } from './types.js';
@@ -112,7 +111,7 @@ export class CacheLayout {
   checkCipher(map: NativeChunkMap, exclusive: boolean): string {
     if (this.kind === 'raw') return '';
     const path = `${this.dataPath}.cipher`;
-    let had = '';
+    let had: string;
     try {
       had = readFileSync(path, 'utf8').trim();
     } catch {

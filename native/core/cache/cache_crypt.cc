@@ -23,8 +23,7 @@ struct CtxFree {
 
 // One data unit per EVP update, re-initialising the tweak before each (XTS treats one update as
 // one data unit; the key schedule is kept).
-int Units(const uint8_t key[kCryptKeyLen], const uint8_t* in, size_t len, uint8_t* out,
-          int enc) {
+int Units(const uint8_t key[kCryptKeyLen], const uint8_t* in, size_t len, uint8_t* out, int enc) {
   std::unique_ptr<EVP_CIPHER_CTX, CtxFree> ctx(EVP_CIPHER_CTX_new());
   if (!ctx) return -ENOMEM;
   if (EVP_CipherInit_ex(ctx.get(), EVP_aes_128_xts(), nullptr, key, kZeroTweak, enc) != 1) {

@@ -118,8 +118,8 @@ int ChunkLayout::Learn(uint32_t index, const LayoutChunk& c, std::string* error)
     *error = at + "index out of range (" + std::to_string(chunk_count_) + " chunks)";
     return -EINVAL;
   }
-  if (c.uncompressed_size == 0 || c.uncompressed_size > kMaxLayoutChunk ||
-      c.compressed_size == 0 || c.compressed_size > kMaxStored ||
+  if (c.uncompressed_size == 0 || c.uncompressed_size > kMaxLayoutChunk || c.compressed_size == 0 ||
+      c.compressed_size > kMaxStored ||
       (!c.compressed && c.compressed_size != c.uncompressed_size)) {
     *error = at + "invalid sizes";
     return -EINVAL;
@@ -145,9 +145,9 @@ int ChunkLayout::Learn(uint32_t index, const LayoutChunk& c, std::string* error)
   Slot* s = SlotFor(index, true);
   if (s->state.load(std::memory_order_acquire) != 0) {
     const LayoutChunk& o = s->c;
-    if (o.uncompressed_offset != c.uncompressed_offset || o.compressed_offset != c.compressed_offset ||
-        o.uncompressed_size != c.uncompressed_size || o.compressed_size != c.compressed_size ||
-        o.compressed != c.compressed) {
+    if (o.uncompressed_offset != c.uncompressed_offset ||
+        o.compressed_offset != c.compressed_offset || o.uncompressed_size != c.uncompressed_size ||
+        o.compressed_size != c.compressed_size || o.compressed != c.compressed) {
       *error = at + "metadata differs from what was recorded for it before";
       return -EINVAL;
     }
