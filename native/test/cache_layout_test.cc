@@ -121,7 +121,15 @@ LayoutOptions Encrypted(codec::Algo algo, uint8_t key_seed, bool convergent = fa
   return o;
 }
 
-int OpenFile(const std::string& path) { return ::open(path.c_str(), O_RDWR | O_CREAT, 0644); }
+// A cache file `name` in `dir`, `size` bytes long (sparse); -1 on failure.
+int SizedFile(const TempDir& dir, const char* name, uint64_t size) {
+  int fd = ::open(dir.File(name).c_str(), O_RDWR | O_CREAT, 0644);
+  if (fd >= 0 && ::ftruncate(fd, static_cast<off_t>(size)) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
 
 // Serves the whole file (and a scattered middle range) through ServeRead over `layout`.
 struct Served {
@@ -164,9 +172,8 @@ NTEST(CacheLayout, RawFillKeepsBackendBytesAndHitsDecode) {
     Blob b(algo);
     TempDir dir;
     const std::string path = dir.File("blob.raw");
-    int fd = OpenFile(path);
+    int fd = SizedFile(dir, "blob.raw", b.src.size());
     NASSERT_GE(fd, 0);
-    NASSERT_EQ(::ftruncate(fd, static_cast<off_t>(b.src.size())), 0);
     auto layout = b.Layout(Raw(algo, false));
     auto st = layout->Fill(b.src.data(), b.src.size(), b.Plan(), fd);
     NASSERT_EQ(st.size(), 3u);
@@ -200,9 +207,8 @@ NTEST(CacheLayout, UnrecordedShortOrDamagedChunksAreNeverServed) {
   Blob b(algo);
   TempDir dir;
   const std::string path = dir.File("blob.raw");
-  int fd = OpenFile(path);
+  int fd = SizedFile(dir, "blob.raw", b.src.size());
   NASSERT_GE(fd, 0);
-  NASSERT_EQ(::ftruncate(fd, static_cast<off_t>(b.src.size())), 0);
   auto layout = b.Layout(Raw(algo, true));
   layout->Fill(b.src.data(), b.src.size(), b.Plan(), fd);
   const auto file = b.File();
@@ -234,9 +240,8 @@ NTEST(CacheLayout, UnrecordedShortOrDamagedChunksAreNeverServed) {
   NEXPECT_EQ(layout->ReadChunk(fd, 1, one.data(), one.size()), -EIO);
   ::close(fd);
   // A fill never writes a chunk that does not decode or does not match its digest.
-  const std::string path2 = dir.File("blob2.raw");
-  int fd2 = OpenFile(path2);
-  NASSERT_EQ(::ftruncate(fd2, static_cast<off_t>(b.src.size())), 0);
+  int fd2 = SizedFile(dir, "blob2.raw", b.src.size());
+  NASSERT_GE(fd2, 0);
   std::vector<uint8_t> bad = b.src;
   bad[b.chunks[0].compressed_offset + b.chunks[0].compressed_size / 2] ^= 0xFF;
   bad[b.chunks[1].compressed_offset + 7] ^= 0x01;
@@ -259,9 +264,8 @@ NTEST(CacheLayout, EncryptedUnitsAreUpstreamsXtsAndHideThePlaintext) {
   Blob b(algo);
   TempDir dir;
   const std::string path = dir.File("blob.data");
-  int fd = OpenFile(path);
+  int fd = SizedFile(dir, "blob.data", b.uncompressed_size);
   NASSERT_GE(fd, 0);
-  NASSERT_EQ(::ftruncate(fd, static_cast<off_t>(b.uncompressed_size)), 0);
   const LayoutOptions opts = Encrypted(algo, 1);
   auto layout = b.Layout(opts);
   for (int s : layout->Fill(b.src.data(), b.src.size(), b.Plan(), fd)) NEXPECT_EQ(s, 0);
@@ -302,7 +306,7 @@ NTEST(CacheLayout, ConvergentKeysComeFromTheDigestAndOffsetsMustBeAligned) {
   const codec::Algo algo = codec::Algo::kZstd;
   Blob b(algo);
   TempDir dir;
-  int fd = OpenFile(dir.File("blob.data"));
+  int fd = SizedFile(dir, "blob.data", 0);
   NASSERT_GE(fd, 0);
   auto conv = b.Layout(Encrypted(algo, 1, true));
   for (int s : conv->Fill(b.src.data(), b.src.size(), b.Plan(), fd)) NEXPECT_EQ(s, 0);

@@ -10,11 +10,13 @@ namespace {
 
 constexpr uint32_t kMaxStored = kMaxLayoutChunk + (1u << 16);
 
-// Reads exactly `len` bytes at `off`; a file that ends first is -EIO (a truncated cache file).
-int PreadExact(int fd, uint8_t* buf, size_t len, uint64_t off) {
+// Moves exactly `len` bytes at `off` (pread or pwrite), retrying short transfers and EINTR. A
+// file that ends first is -EIO (a truncated cache file).
+template <typename Io, typename Buf>
+int Exact(Io io, int fd, Buf* buf, size_t len, uint64_t off) {
   size_t done = 0;
   while (done < len) {
-    ssize_t n = ::pread(fd, buf + done, len - done, static_cast<off_t>(off + done));
+    ssize_t n = io(fd, buf + done, len - done, static_cast<off_t>(off + done));
     if (n < 0) {
       if (errno == EINTR) continue;
       return -errno;
@@ -24,19 +26,11 @@ int PreadExact(int fd, uint8_t* buf, size_t len, uint64_t off) {
   }
   return 0;
 }
-
+int PreadExact(int fd, uint8_t* buf, size_t len, uint64_t off) {
+  return Exact(::pread, fd, buf, len, off);
+}
 int PwriteAll(int fd, const uint8_t* buf, size_t len, uint64_t off) {
-  size_t done = 0;
-  while (done < len) {
-    ssize_t n = ::pwrite(fd, buf + done, len - done, static_cast<off_t>(off + done));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return -errno;
-    }
-    if (n == 0) return -EIO;
-    done += static_cast<size_t>(n);
-  }
-  return 0;
+  return Exact(::pwrite, fd, buf, len, off);
 }
 
 // Per-thread scratch for the stored form of one chunk (reader threads serve many READs).
