@@ -27,6 +27,7 @@ class BlobLookup {
  public:
   explicit BlobLookup(const BlobRegistry& reg) : reg_(reg) {}
   const Blob* Get(uint32_t slot) { return Find(slot).blob.get(); }
+  const std::shared_ptr<const Blob>& Shared(uint32_t slot) { return Find(slot).blob; }
 
   // True when chunk `index` can be read now.
   bool Present(uint32_t slot, uint32_t index) {
@@ -105,11 +106,28 @@ void LogFailure(const char* what, const Extent& e, int rc) {
              e.source_size, std::strerror(-rc));
 }
 
+// The chunk this reader thread decoded last. FUSE READs are at most 1 MiB (often 128 KiB) and
+// chunks up to 16 MiB, so sequential READs of one chunk would otherwise decode it again each
+// time. The weak_ptr names the blob without keeping it (or its files) alive; a blob registered
+// later never matches it, since it cannot share the old one's control block.
+struct DecodedChunk {
+  std::weak_ptr<const Blob> blob;
+  uint32_t index = 0;
+  bool valid = false;
+  std::vector<uint8_t> plain;
+
+  bool Holds(const std::shared_ptr<const Blob>& b, uint32_t i) const {
+    return valid && index == i && !blob.owner_before(b) && !b.owner_before(blob);
+  }
+};
+thread_local DecodedChunk t_decoded;
+
 // Serves [pos, pos + len) of extent `e` from a chunk kept compressed or encrypted: the whole
-// chunk is decoded straight into the reply when the READ wants all of it in one slice, else into
-// a per-thread buffer the wanted part is copied from. 0 or -errno.
-int ServeDecoded(const cache::ChunkLayout& layout, int fd, const Extent& e, uint64_t pos,
-                 size_t len, const transport::SliceWriter& out, size_t out_pos) {
+// chunk is decoded straight into the reply when the READ wants all of it in one slice, else
+// into the thread's last-decoded buffer the wanted part is copied from. 0 or -errno.
+int ServeDecoded(const cache::ChunkLayout& layout, const std::shared_ptr<const Blob>& blob, int fd,
+                 const Extent& e, uint64_t pos, size_t len, const transport::SliceWriter& out,
+                 size_t out_pos) {
   if (!layout.Known(e.chunk_index)) return -ENOENT;
   const cache::LayoutChunk& c = layout.Entry(e.chunk_index);
   const uint64_t src = e.source_offset + (pos - e.file_offset);
@@ -118,16 +136,22 @@ int ServeDecoded(const cache::ChunkLayout& layout, int fd, const Extent& e, uint
     return -ERANGE;  // the extent and the chunk's recorded place disagree
   }
   const size_t within = static_cast<size_t>(src - c.uncompressed_offset);
-  if (within == 0 && len == c.uncompressed_size) {
-    if (uint8_t* dst = out.Contiguous(out_pos, len)) {
-      return layout.ReadChunk(fd, e.chunk_index, dst, len);
+  DecodedChunk& d = t_decoded;
+  if (!d.Holds(blob, e.chunk_index)) {
+    if (within == 0 && len == c.uncompressed_size) {
+      if (uint8_t* dst = out.Contiguous(out_pos, len)) {
+        return layout.ReadChunk(fd, e.chunk_index, dst, len);
+      }
     }
+    d.valid = false;
+    if (d.plain.size() < c.uncompressed_size) d.plain.resize(c.uncompressed_size);
+    const int rc = layout.ReadChunk(fd, e.chunk_index, d.plain.data(), c.uncompressed_size);
+    if (rc != 0) return rc;
+    d.blob = blob;
+    d.index = e.chunk_index;
+    d.valid = true;
   }
-  thread_local std::vector<uint8_t> plain;
-  if (plain.size() < c.uncompressed_size) plain.resize(c.uncompressed_size);
-  const int rc = layout.ReadChunk(fd, e.chunk_index, plain.data(), c.uncompressed_size);
-  if (rc != 0) return rc;
-  return out.Write(out_pos, plain.data() + within, len) ? 0 : -EIO;
+  return out.Write(out_pos, d.plain.data() + within, len) ? 0 : -EIO;
 }
 
 }  // namespace
@@ -200,7 +224,8 @@ ReadOutcome ServeRead(const ExtentTable& table, const BlobRegistry& blobs, uint6
     const Blob* blob = lookup.Get(e.blob_slot);
     const int fd = BlobLookup::FdFor(*blob, e.chunk_index);
     if (const cache::ChunkLayout* layout = BlobLookup::LayoutFor(*blob, e.chunk_index)) {
-      const int rc = ServeDecoded(*layout, fd, e, pos, seg_len, out, at(pos));
+      const int rc =
+          ServeDecoded(*layout, lookup.Shared(e.blob_slot), fd, e, pos, seg_len, out, at(pos));
       if (rc != 0) {
         LogFailure("decoding the chunk from the cache file", e, rc);
         return {ReadStatus::kError, 0, EIO};
