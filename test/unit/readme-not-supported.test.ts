@@ -101,7 +101,8 @@ test('README: every refusal in the code is in the "Not supported yet" list', () 
     }
   }
   assert.deepEqual(unresolved, [], 'refusals whose subject the test cannot tell: add a resolver');
-  assert.ok(subjects >= 40, `only ${subjects} refused things found`);
+  // A floor against a parser that finds nothing (features leave the list as they are built).
+  assert.ok(subjects >= 35, `only ${subjects} refused things found`);
   assert.deepEqual(missing, [], 'refused in the code but missing from the README list');
 });
 
