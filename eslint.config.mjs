@@ -7,11 +7,16 @@ export default tseslint.config(
   { ignores: ['dist/**', 'build/**', 'node_modules/**', 'native/**'] },
   js.configs.recommended,
   {
-    files: ['**/*.mjs', 'bin/*'],
+    files: ['**/*.mjs'],
     languageOptions: { globals: globals.node, sourceType: 'module' },
   },
   {
-    files: ['**/*.ts'],
+    // CommonJS (bin/package.json): Node then starts without its ES module loader.
+    files: ['bin/nydusd', 'bin/nydus-image'],
+    languageOptions: { globals: globals.node, sourceType: 'commonjs' },
+  },
+  {
+    files: ['**/*.ts', '**/*.cts'],
     extends: [...tseslint.configs.recommendedTypeChecked],
     languageOptions: {
       globals: globals.node,
@@ -34,6 +39,11 @@ export default tseslint.config(
         ],
       }],
     },
+  },
+  {
+    // CommonJS TypeScript (src/cli/launch.cts): `import x = require()` is its import syntax.
+    files: ['**/*.cts'],
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
   {
     files: ['src/native/**/*.ts', 'test/**/*.ts'],

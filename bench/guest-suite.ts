@@ -38,7 +38,7 @@ const kSteps = [
 ] as const;
 
 /** The static guest timer, built once per source version (cached like qemu/tools.ts). */
-function benchtimeBinary(): string {
+export function benchtimeBinary(): string {
   const here = dirname(fileURLToPath(import.meta.url));
   const src = [join(here, 'guest', 'benchtime.c'), join(here, '..', '..', 'bench', 'guest', 'benchtime.c')].find((p) => existsSync(p));
   if (!src) throw new Error('bench/guest/benchtime.c not found');
@@ -62,12 +62,36 @@ function guestScript(reps: number): string {
     'mount -t virtiofs bench /mnt/b',
     'mount -t virtiofs rootfs /mnt/r',
     // Each step starts with empty guest caches: every LOOKUP, READDIRPLUS and READ reaches the server.
+  ];
+  return [...lines, ...timedLoop(kSteps, reps)].join('\n');
+}
+
+/**
+ * Guest shell lines: rounds 0..reps (0 is the untimed warm-up) of `steps`, each run under
+ * /benchtime after dropping the guest's caches, printing "BENCH id rep ns"; `before`/`after`
+ * run untimed inside each round.
+ */
+export function timedLoop(steps: readonly { id: string; cmd: string }[], reps: number, before: string[] = [], after: string[] = []): string[] {
+  return [
     'drop() { sync; echo 3 > /proc/sys/vm/drop_caches; }',
     `for rep in ${Array.from({ length: reps + 1 }, (_v, i) => i).join(' ')}; do`,
+    ...before.map((l) => `  ${l}`),
+    ...steps.map((s) => `  drop; t=$(/benchtime ${s.cmd}); echo "BENCH ${s.id} $rep $t"`),
+    ...after.map((l) => `  ${l}`),
+    'done',
   ];
-  for (const s of kSteps) lines.push(`  drop; t=$(/benchtime ${s.cmd}); echo "BENCH ${s.id} $rep $t"`);
-  lines.push('done');
-  return lines.join('\n');
+}
+
+/** Files the "BENCH id rep ns" lines of a guest's output: all in `raw`, timed rounds in `times` (ms). */
+export function collectTimes(output: string, phase: string, side: 'ours' | 'virtiofsd', round: number,
+  times: Map<string, { ours: number[]; peer: number[] }>, raw: RawRecord[]): void {
+  for (const m of output.matchAll(/^BENCH (\w+) (\d+) (\d+)$/gm)) {
+    const [, id, rep, ns] = m;
+    raw.push({ phase, id: id ?? '', side, rep: Number(rep), result: { ns: Number(ns), round } });
+    if (Number(rep) === 0) continue; // the untimed first round
+    const t = times.get(id ?? '');
+    (side === 'ours' ? t?.ours : t?.peer)?.push(Number(ns) / 1e6);
+  }
 }
 
 interface Shares {
@@ -123,13 +147,7 @@ export async function runGuestSuite(o: SuiteOptions): Promise<RunFile> {
           if (r.exitCode !== 0) {
             throw new Error(`guest with ${side} failed (exit ${r.exitCode}${r.timedOut ? ', timed out' : ''}):\n${r.output.slice(-3000)}\n${r.consoleLog.slice(-2000)}`);
           }
-          for (const m of r.output.matchAll(/^BENCH (\w+) (\d+) (\d+)$/gm)) {
-            const [, id, rep, ns] = m;
-            raw.push({ phase: 'guest', id: id ?? '', side, rep: Number(rep), result: { ns: Number(ns), round } });
-            if (Number(rep) === 0) continue; // the untimed first round
-            const t = times.get(id ?? '');
-            (side === 'ours' ? t?.ours : t?.peer)?.push(Number(ns) / 1e6);
-          }
+          collectTimes(r.output, 'guest', side, round, times, raw);
           progress(`guest ${side}: ${kSteps.map((s) => `${s.id} ${(times.get(s.id)?.[side === 'ours' ? 'ours' : 'peer'].slice(-reps) ?? []).map((x) => x.toFixed(0)).join('/')} ms`).join(', ')}`);
         } finally {
           if (side === 'virtiofsd') {

@@ -13,9 +13,11 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { measureColdRegistry, registrySkip } from './cold-remote.js';
+import { measureValidatedColdLoop } from './cold-validate.js';
 import { containerStartSkip, measureContainerStart } from './container-start.js';
 import { digestSkip, measureDigests } from './digests.js';
 import { runGuestSuite } from './guest-suite.js';
+import { measureWritableGuest, writableGuestSkip } from './writable-guest.js';
 import { makeFixture, readTree } from './lib/fixture.js';
 import type { SuiteOptions } from './lib/options.js';
 import { hostInfo, kUsage, loadNote, parseOptions } from './lib/options.js';
@@ -54,10 +56,16 @@ async function runDriverSuite(o: SuiteOptions): Promise<RunFile> {
       if (skip) notes.push(`digest rows skipped: ${skip}`);
       else rows.push(...(await measureDigests(work, Math.min(o.reps, 5), o.seconds, raw)));
     }
+    if (want('cold-validated')) rows.push(...(await measureValidatedColdLoop(work, o.quick ? 2 : 3, raw)));
     if (want('container-start')) {
       const skip = containerStartSkip();
       if (skip) notes.push(`container start over a shaped link skipped: ${skip}`);
       else rows.push(...(await measureContainerStart(work, o.quick ? 3 : 5, raw)));
+    }
+    if (want('writable')) {
+      const skip = writableGuestSkip();
+      if (skip) notes.push(`writable guest rows skipped: ${skip}`);
+      else rows.push(...(await measureWritableGuest(work, o.quick ? 1 : 2, o.quick ? 2 : 3, raw)));
     }
     if (!fixturePhases.some(want)) {
       return {

@@ -29,7 +29,7 @@ function sourceDir(): string {
 }
 
 /** Path of the compiled static tool, building it when needed. */
-export function toolBinary(name: 'treedump'): string {
+export function toolBinary(name: 'treedump' | 'posixsuite'): string {
   const src = join(sourceDir(), `${name}.c`);
   const code = readFileSync(src);
   const key = createHash('sha256').update(code).digest('hex').slice(0, 16);

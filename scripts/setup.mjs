@@ -25,6 +25,8 @@ export const kPackages = {
     'docker-registry', 'nginx', 'gdisk', 'openssl', 'curl',
     // The bench's shaped link: ip and tc in a network namespace of its own.
     'iproute2',
+    // Real Debian files (zone data: symlinks, many small files) for the passthrough untar tests.
+    'tzdata',
     // An independent BLAKE3 (Rust) the digest tests and the bench compare with (sha256sum is
     // coreutils, always there).
     'b3sum',
@@ -94,7 +96,7 @@ function newestTs(dir, acc = 0) {
   for (const ent of readdirSync(dir, { withFileTypes: true })) {
     const p = join(dir, ent.name);
     if (ent.isDirectory()) acc = newestTs(p, acc);
-    else if (ent.name.endsWith('.ts')) acc = Math.max(acc, statSync(p).mtimeMs);
+    else if (/\.c?ts$/.test(ent.name)) acc = Math.max(acc, statSync(p).mtimeMs);
   }
   return acc;
 }
@@ -114,6 +116,14 @@ export function ensureTypeScript() {
   }
 }
 
+/** nydusd's start artefact (bundle + V8 code cache, see src/cli/launch.cts), rebuilt when stale. */
+export function ensureStartArtefact() {
+  if (run(process.execPath, [join(root, 'scripts', 'build-start.mjs'), '--if-stale']) !== 0) {
+    say('building the start artefact failed');
+    process.exit(1);
+  }
+}
+
 /** Everything the given profile needs, in dependency order. */
 export function ensureAll(profile) {
   const pkgs = [...kPackages.build, ...(profile === 'build' ? [] : kPackages[profile] ?? [])];
@@ -121,6 +131,7 @@ export function ensureAll(profile) {
   ensureNodeModules();
   ensureAddon();
   ensureTypeScript();
+  ensureStartArtefact();
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

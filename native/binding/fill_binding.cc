@@ -1,16 +1,26 @@
-// decodeWrite(algo, src, plan, fd) -> Promise<Int32Array>: the cache fill of one fetched range
-// (cache/fill.h) on a libuv worker thread, so decompression and the cache-file write leave the
-// JavaScript thread free and several fills run at once. The plan is one abi::FillRecord per
-// chunk (abi/js_abi.h): src offset, stored size, file offset, uncompressed size, compressed
-// (0/1). Resolves with one
-// status per chunk (0; -EBADMSG: did not decode; else -errno of the write); rejects only for an
-// invalid plan.
+// fill(algo, digester, validate, src, plan, digests, fd, chunkMap, allowSpill)
+//   -> Promise<Int32Array>
+// The cache fill of one fetched range (cache/fill.h RunFill) on the process's fill pool
+// (cache/fill_pool.h): decode, digest check, cache-file write or spill, ready bits and the
+// wake-up of parked READs all happen off the JavaScript thread. The map's cache layout decides
+// the store: plain `.blob.data`, or a compressed/encrypted file (cache/layout_store.h). The plan
+// is one abi::FillRecord per chunk; `digests` holds 32 bytes per chunk (read where hasDigest is
+// 1); fd -1 skips the cache file (straight to the spill). Resolves with [status per chunk...,
+// storeError, threadId] (cache/fill.h kFill* / -errno); rejects only for an invalid plan.
+//
+// Completion crosses back through one long-lived thread-safe function per environment (never a
+// worker object per fill); it keeps the event loop alive only while fills are in flight.
+#include <cstring>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "abi/js_abi.h"
 #include "binding.h"
 #include "cache/fill.h"
+#include "cache/fill_pool.h"
+#include "cache/layout_store.h"
 #include "codec/codec.h"
 
 namespace nydus::binding {
@@ -18,62 +28,47 @@ namespace {
 
 using Plan = abi::FillRecord;
 
-class FillWorker : public Napi::AsyncWorker {
- public:
-  FillWorker(Napi::Env env, codec::Algo algo, Napi::Buffer<uint8_t> src,
-             std::vector<cache::FillChunk> plan, int fd)
-      : Napi::AsyncWorker(env),
-        deferred_(Napi::Promise::Deferred::New(env)),
-        algo_(algo),
-        // The reference keeps the source bytes alive (and unmoved) until OnOK/OnError.
-        src_ref_(Napi::Persistent(src)),
-        src_(src.Data()),
-        src_len_(src.Length()),
-        plan_(std::move(plan)),
-        fd_(fd) {}
-
-  Napi::Promise Promise() const { return deferred_.Promise(); }
-
- protected:
-  void Execute() override { status_ = cache::DecodeAndWrite(algo_, src_, src_len_, plan_, fd_); }
-  void OnOK() override {
-    Napi::Env env = Env();
-    auto out = Napi::Int32Array::New(env, status_.size());
-    for (size_t i = 0; i < status_.size(); ++i) out[i] = status_[i];
-    deferred_.Resolve(out);
-  }
-  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
-
- private:
-  Napi::Promise::Deferred deferred_;
-  codec::Algo algo_;
-  Napi::Reference<Napi::Buffer<uint8_t>> src_ref_;
-  const uint8_t* src_;
-  size_t src_len_;
-  std::vector<cache::FillChunk> plan_;
-  int fd_;
-  std::vector<int> status_;
+struct FillCall {
+  Napi::Reference<Napi::Buffer<uint8_t>> src_ref;  // keeps the fetched bytes alive and unmoved
+  Napi::Promise::Deferred deferred;
+  cache::FillJob job;
+  cache::FillResult result;
 };
+
+struct FillState;
+void Complete(Napi::Env env, Napi::Function, FillState* state, FillCall* call);
+using FillTsfn = Napi::TypedThreadSafeFunction<FillState, FillCall, Complete>;
+
+// Per environment; never freed (a fill may still finish after the environment is gone).
+struct FillState {
+  FillTsfn tsfn;
+  std::mutex mu;
+  bool alive = true;    // guarded by mu: false once the environment is being torn down
+  size_t inflight = 0;  // JS thread only
+};
+
+void Complete(Napi::Env env, Napi::Function, FillState* state, FillCall* call) {
+  std::unique_ptr<FillCall> owned(call);
+  if (env == nullptr) {
+    (void)owned->src_ref.SuppressDestruct();  // no environment to delete the reference in
+    (void)owned.release();
+    return;
+  }
+  if (--state->inflight == 0) state->tsfn.Unref(env);
+  const auto& st = call->result.status;
+  auto out = Napi::Int32Array::New(env, st.size() + 2);
+  for (size_t i = 0; i < st.size(); ++i) out[i] = st[i];
+  out[st.size()] = call->result.store_error;
+  out[st.size() + 1] = call->result.thread_id;
+  call->deferred.Resolve(out);
+}
 
 bool Whole(double v, double max) {
   return v >= 0 && v <= max && v == static_cast<double>(static_cast<uint64_t>(v));
 }
 
-Napi::Value DecodeWrite(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  const uint32_t a = ArgU32(info, 0, "algo");
-  if (a != 0 && a != 1 && a != 3) {
-    throw MakeError(env, "ERR_NATIVE_CODEC",
-                    "compression algorithm " + std::to_string(a) + " is not handled natively");
-  }
-  auto src = ArgBuffer(info, 1, "src");
-  if (!info[2].IsTypedArray() ||
-      info[2].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) {
-    throw Napi::TypeError::New(env, "plan must be a Float64Array");
-  }
-  auto plan = info[2].As<Napi::Float64Array>();
-  const int32_t fd = ArgI32(info, 3, "fd");
-  if (fd < 0) throw Napi::TypeError::New(env, "fd must be an open file descriptor");
+std::vector<cache::FillChunk> ReadPlan(Napi::Env env, const Napi::Float64Array& plan,
+                                       const uint8_t* digests, size_t digests_len) {
   if (plan.ElementLength() % Plan::kStride != 0) {
     throw Napi::TypeError::New(
         env, "plan length must be a multiple of " + std::to_string(Plan::kStride));
@@ -82,29 +77,104 @@ Napi::Value DecodeWrite(const Napi::CallbackInfo& info) {
   const double kSafe = 9007199254740992.0;
   for (size_t i = 0; i < chunks.size(); ++i) {
     const double* r = plan.Data() + i * Plan::kStride;
+    const bool has_digest = r[Plan::kHasDigest] == 1;
     if (!Whole(r[Plan::kSrcOffset], kSafe) || !Whole(r[Plan::kStoredSize], 4294967295.0) ||
         !Whole(r[Plan::kFileOffset], kSafe) || !Whole(r[Plan::kSize], 4294967295.0) ||
-        (r[Plan::kCompressed] != 0 && r[Plan::kCompressed] != 1)) {
+        !Whole(r[Plan::kIndex], 4294967295.0) || !Whole(r[Plan::kCompressedOffset], kSafe) ||
+        (r[Plan::kCompressed] != 0 && r[Plan::kCompressed] != 1) ||
+        (r[Plan::kHasDigest] != 0 && !has_digest) ||
+        (has_digest && digests_len < (i + 1) * codec::kDigestLen)) {
       throw MakeError(env, "ERR_BAD_CHUNK",
                       "fill plan entry " + std::to_string(i) + " is not a valid chunk record");
     }
-    chunks[i] = {static_cast<uint64_t>(r[Plan::kSrcOffset]),
-                 static_cast<uint32_t>(r[Plan::kStoredSize]),
-                 static_cast<uint64_t>(r[Plan::kFileOffset]), static_cast<uint32_t>(r[Plan::kSize]),
-                 r[Plan::kCompressed] == 1};
+    cache::FillChunk& c = chunks[i];
+    c.src_offset = static_cast<uint64_t>(r[Plan::kSrcOffset]);
+    c.src_size = static_cast<uint32_t>(r[Plan::kStoredSize]);
+    c.file_offset = static_cast<uint64_t>(r[Plan::kFileOffset]);
+    c.size = static_cast<uint32_t>(r[Plan::kSize]);
+    c.compressed = r[Plan::kCompressed] == 1;
+    c.index = static_cast<uint32_t>(r[Plan::kIndex]);
+    c.has_digest = has_digest;
+    c.blob_offset = static_cast<uint64_t>(r[Plan::kCompressedOffset]);
+    if (has_digest) std::memcpy(c.digest, digests + i * codec::kDigestLen, codec::kDigestLen);
   }
+  return chunks;
+}
+
+Napi::Value Fill(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto* state = static_cast<FillState*>(info.Data());
+  const uint32_t a = ArgU32(info, 0, "algo");
+  if (a != 0 && a != 1 && a != 3) {
+    throw MakeError(env, "ERR_NATIVE_CODEC",
+                    "compression algorithm " + std::to_string(a) + " is not handled natively");
+  }
+  const uint32_t digester = ArgU32(info, 1, "digester");
+  if (digester > 1) throw Napi::RangeError::New(env, "digester must be 0 (blake3) or 1 (sha256)");
+  const bool validate = info[2].ToBoolean().Value();
+  auto src = ArgBuffer(info, 3, "src");
+  if (!info[4].IsTypedArray() ||
+      info[4].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) {
+    throw Napi::TypeError::New(env, "plan must be a Float64Array");
+  }
+  auto digests = ArgBuffer(info, 5, "digests");
+  const int32_t fd = ArgI32(info, 6, "fd");
+  auto map = ChunkMapFromValue(info[7]);
+  if (map == nullptr) throw Napi::TypeError::New(env, "chunkMap must be a ChunkMap");
+  const bool allow_spill = info[8].ToBoolean().Value();
+
+  auto chunks = ReadPlan(env, info[4].As<Napi::Float64Array>(), digests.Data(), digests.Length());
   const std::string bad = cache::ValidatePlan(chunks, src.Length());
   if (!bad.empty()) throw MakeError(env, "ERR_BAD_CHUNK", "fill plan: " + bad);
-  auto* w = new FillWorker(env, static_cast<codec::Algo>(a), src, std::move(chunks), fd);
-  Napi::Promise p = w->Promise();
-  w->Queue();
-  return p;
+  for (const auto& c : chunks) {
+    if (c.index >= map->chunk_count()) {
+      throw MakeError(env, "ERR_BAD_CHUNK",
+                      "fill plan: chunk index " + std::to_string(c.index) + " out of range");
+    }
+  }
+  auto* call = new FillCall{Napi::Persistent(src), Napi::Promise::Deferred::New(env), {}, {}};
+  cache::FillJob& job = call->job;
+  job.algo = static_cast<codec::Algo>(a);
+  job.digester = static_cast<codec::DigestAlgo>(digester);
+  job.validate = validate;
+  job.src = src.Data();
+  job.src_len = src.Length();
+  job.chunks = std::move(chunks);
+  job.map = std::move(map);
+  // The cache file's layout (compressed or encrypted) when one is attached to the map.
+  if (cache::ChunkLayout* layout = job.map->layout()) {
+    // Hits are checked against the digest there, so the fill checks them too: a chunk that
+    // fails it is never stored (it would fail every READ afterwards).
+    job.validate = job.validate || layout->options().verify;
+    if (fd >= 0) job.store = std::make_unique<cache::LayoutStore>(*layout, fd);
+  } else if (fd >= 0) {
+    job.store = std::make_unique<cache::DataFileStore>(fd);
+  }
+  job.allow_spill = allow_spill;
+  Napi::Promise promise = call->deferred.Promise();
+  if (state->inflight++ == 0) state->tsfn.Ref(env);
+  cache::FillPool::Shared().Submit([state, call] {
+    call->result = cache::RunFill(call->job);
+    std::lock_guard lock(state->mu);
+    // After teardown the environment is gone: the call is dropped (its promise with it).
+    if (!state->alive || state->tsfn.NonBlockingCall(call) != napi_ok) return;
+  });
+  return promise;
 }
 
 }  // namespace
 
 void RegisterFill(Napi::Env env, Napi::Object exports) {
-  exports.Set("decodeWrite", Napi::Function::New(env, DecodeWrite, "decodeWrite"));
+  auto* state = new FillState();
+  state->tsfn = FillTsfn::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}),
+                              "nydus-fill", 0, 1, state);
+  state->tsfn.Unref(env);
+  // Registered after the thread-safe function, so it runs before its teardown.
+  env.AddCleanupHook([state] {
+    std::lock_guard lock(state->mu);
+    state->alive = false;
+  });
+  exports.Set("fill", Napi::Function::New(env, Fill, "fill", state));
 }
 
 }  // namespace nydus::binding

@@ -13,6 +13,7 @@
 #include "abi/js_abi.h"
 #include "abi_binding.h"
 #include "binding.h"
+#include "blob_wake.h"
 #include "common/log.h"
 #include "fuse/session.h"
 #include "fuse/upcall.h"
@@ -99,6 +100,9 @@ class FuseSessionWrap : public Napi::ObjectWrap<FuseSessionWrap> {
                         InstanceMethod<&FuseSessionWrap::ReplyXattr>("replyXattr"),
                         InstanceMethod<&FuseSessionWrap::ReplyReaddir>("replyReaddir"),
                         InstanceMethod<&FuseSessionWrap::ReplyLseek>("replyLseek"),
+                        InstanceMethod<&FuseSessionWrap::ReplyCreate>("replyCreate"),
+                        InstanceMethod<&FuseSessionWrap::ReplyWrite>("replyWrite"),
+                        InstanceMethod<&FuseSessionWrap::SetWritable>("setWritable"),
                         InstanceMethod<&FuseSessionWrap::ResolveMiss>("resolveMiss"),
                         InstanceMethod<&FuseSessionWrap::SetExtents>("setExtents"),
                         InstanceMethod<&FuseSessionWrap::RemoveExtents>("removeExtents"),
@@ -159,6 +163,7 @@ class FuseSessionWrap : public Napi::ObjectWrap<FuseSessionWrap> {
     bridge_ = FuseBridge::Create(env, info[0].As<Napi::Function>(), records, bytes);
     session_ = std::make_shared<fuse::FuseSession>(opts, bridge_);
     bridge_->set_session(session_);
+    wakers_ = std::make_unique<BlobWakers>(session_);
     nums_ref_ = Napi::Persistent(nums);
     rbytes_ref_ = Napi::Persistent(rbytes);
     nums_ = nums.Data();
@@ -192,7 +197,11 @@ class FuseSessionWrap : public Napi::ObjectWrap<FuseSessionWrap> {
       }
       mountpoint_.clear();
     }
-    if (session_ != nullptr) session_->Shutdown();
+    if (session_ != nullptr) {
+      wakers_->DetachAll();
+      std::lock_guard lock(wakers_->mu());
+      session_->Shutdown();
+    }
     if (bridge_ != nullptr) bridge_->Release();
     if (hooked_) {
       napi_remove_env_cleanup_hook(Env(), &FuseSessionWrap::CleanupHook, this);
@@ -295,6 +304,21 @@ class FuseSessionWrap : public Napi::ObjectWrap<FuseSessionWrap> {
     return Num(info.Env(),
                session_->ReplyLseek(ArgU64(info, 0, "token"), ArgU64(info, 1, "offset")));
   }
+  // replyCreate(token, fh, openFlags): the entry record from the reply scratch.
+  Napi::Value ReplyCreate(const Napi::CallbackInfo& info) {
+    return Num(info.Env(),
+               session_->ReplyCreate(ArgU64(info, 0, "token"), nums_, ArgU64(info, 1, "fh"),
+                                     ArgU32(info, 2, "openFlags")));
+  }
+  Napi::Value ReplyWrite(const Napi::CallbackInfo& info) {
+    return Num(info.Env(), session_->ReplyWrite(ArgU64(info, 0, "token"), ArgU64(info, 1, "size")));
+  }
+  // setWritable(lo, hi, on)
+  void SetWritable(const Napi::CallbackInfo& info) {
+    if (!info[2].IsBoolean()) throw Napi::TypeError::New(info.Env(), "on must be a boolean");
+    session_->SetWritable(ArgU64(info, 0, "lo"), ArgU64(info, 1, "hi"),
+                          info[2].As<Napi::Boolean>().Value());
+  }
   Napi::Value ResolveMiss(const Napi::CallbackInfo& info) {
     return Num(info.Env(),
                session_->ResolveMiss(ArgU64(info, 0, "token"), ArgI32(info, 1, "errno")));
@@ -329,11 +353,15 @@ class FuseSessionWrap : public Napi::ObjectWrap<FuseSessionWrap> {
       if (map->chunk_count() == 0) throw MakeError(env, "ERR_FUSE_BLOB", "the chunk map is closed");
     }
     std::string err;
-    int rc = session_->blobs().Register(slot, path, std::move(map), &err);
+    int rc = session_->blobs().Register(slot, path, map, &err);
     if (rc != 0) throw MakeError(env, "ERR_FUSE_BLOB", err, rc);
+    // Fills of this blob wake its parked READs themselves (blob_wake.h).
+    wakers_->Attach(slot, map);
   }
   void UnregisterBlob(const Napi::CallbackInfo& info) {
-    session_->blobs().Unregister(ArgU32(info, 0, "slot"));
+    const uint32_t slot = ArgU32(info, 0, "slot");
+    wakers_->Detach(slot);
+    session_->blobs().Unregister(slot);
   }
   // chunksReady(slot, indices: Uint32Array) -> READs woken
   Napi::Value ChunksReady(const Napi::CallbackInfo& info) {
@@ -343,6 +371,7 @@ class FuseSessionWrap : public Napi::ObjectWrap<FuseSessionWrap> {
       throw Napi::TypeError::New(info.Env(), "indices must be a Uint32Array");
     }
     auto a = info[1].As<Napi::Uint32Array>();
+    std::lock_guard lock(wakers_->mu());
     size_t n = session_->ChunksReady(slot, std::span<const uint32_t>(a.Data(), a.ElementLength()));
     return Napi::Number::New(info.Env(), static_cast<double>(n));
   }
@@ -362,8 +391,11 @@ class FuseSessionWrap : public Napi::ObjectWrap<FuseSessionWrap> {
   }
   // failParked(lo, hi, errno) -> READs failed
   Napi::Value FailParked(const Napi::CallbackInfo& info) {
-    size_t n = session_->FailParked(ArgU64(info, 0, "lo"), ArgU64(info, 1, "hi"),
-                                    ArgI32(info, 2, "errno"));
+    const uint64_t lo = ArgU64(info, 0, "lo");
+    const uint64_t hi = ArgU64(info, 1, "hi");
+    const int32_t err = ArgI32(info, 2, "errno");
+    std::lock_guard lock(wakers_->mu());
+    size_t n = session_->FailParked(lo, hi, err);
     return Napi::Number::New(info.Env(), static_cast<double>(n));
   }
 
@@ -617,6 +649,7 @@ class FuseSessionWrap : public Napi::ObjectWrap<FuseSessionWrap> {
 
   FuseBridge* bridge_ = nullptr;  // owned by its TSFN
   std::shared_ptr<fuse::FuseSession> session_;
+  std::unique_ptr<BlobWakers> wakers_;  // after session_: detached before it goes
   std::unique_ptr<fusedev::FuseDevTransport> fusedev_;
   std::unique_ptr<vhost::VhostUserFsBackend> vhost_;
   std::string mountpoint_;

@@ -1,9 +1,8 @@
 // Compressed and encrypted cache files (cache/cache_layout.h), attached to a blob's ChunkMap so
-// the READ fast path finds them with the map:
+// the fill (fill_binding.cc: cache/layout_store.h) and the READ fast path find them with the map:
 //   attachCacheLayout(map, kind, algo, digester, verify, convergent, key | null, dataSize)
 //   learnChunks(map, records: Float64Array of abi::LayoutChunkRecord, digests: Buffer (32 each))
-//   layoutFill(map, src, plan: Float64Array of abi::LayoutFillRecord, fd) -> Promise<Int32Array>
-//       (on a libuv worker thread: decode, verify, encode and write; one status per chunk)
+//       (the places of chunks cached before; the fill records the ones it stores itself)
 //   layoutRead(map, fd, index, out) -> 0 | -errno (the handler's read path; runs on the caller)
 #include <cstring>
 #include <string>
@@ -116,64 +115,6 @@ void LearnChunks(const Napi::CallbackInfo& info) {
   }
 }
 
-class LayoutFillWorker : public Napi::AsyncWorker {
- public:
-  LayoutFillWorker(Napi::Env env, std::shared_ptr<cache::ChunkMap> map, Napi::Buffer<uint8_t> src,
-                   std::vector<cache::LayoutFillChunk> plan, int fd)
-      : Napi::AsyncWorker(env),
-        deferred_(Napi::Promise::Deferred::New(env)),
-        map_(std::move(map)),
-        src_ref_(Napi::Persistent(src)),
-        src_(src.Data()),
-        src_len_(src.Length()),
-        plan_(std::move(plan)),
-        fd_(fd) {}
-  Napi::Promise Promise() const { return deferred_.Promise(); }
-
- protected:
-  void Execute() override { status_ = map_->layout()->Fill(src_, src_len_, plan_, fd_); }
-  void OnOK() override {
-    auto out = Napi::Int32Array::New(Env(), status_.size());
-    for (size_t i = 0; i < status_.size(); ++i) out[i] = status_[i];
-    deferred_.Resolve(out);
-  }
-  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
-
- private:
-  Napi::Promise::Deferred deferred_;
-  std::shared_ptr<cache::ChunkMap> map_;  // keeps the layout alive while the fill runs
-  Napi::Reference<Napi::Buffer<uint8_t>> src_ref_;
-  const uint8_t* src_;
-  size_t src_len_;
-  std::vector<cache::LayoutFillChunk> plan_;
-  int fd_;
-  std::vector<int> status_;
-};
-
-Napi::Value LayoutFill(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  auto map = MapArg(info);
-  LayoutArg(info, *map);
-  auto src = ArgBuffer(info, 1, "src");
-  using R = abi::LayoutFillRecord;
-  auto rec = RecordsArg(info, 2, R::kStride);
-  const int32_t fd = ArgI32(info, 3, "fd");
-  if (fd < 0) throw Napi::TypeError::New(env, "fd must be an open file descriptor");
-  std::vector<cache::LayoutFillChunk> plan(rec.ElementLength() / R::kStride);
-  for (size_t i = 0; i < plan.size(); ++i) {
-    const double* r = rec.Data() + i * R::kStride;
-    if (!Whole(r[R::kSrcOffset], kSafe) || !Whole(r[R::kIndex], 4294967295.0)) {
-      throw MakeError(env, "ERR_BAD_CHUNK",
-                      "fill plan entry " + std::to_string(i) + " is not a valid chunk record");
-    }
-    plan[i] = {static_cast<uint64_t>(r[R::kSrcOffset]), static_cast<uint32_t>(r[R::kIndex])};
-  }
-  auto* w = new LayoutFillWorker(env, std::move(map), src, std::move(plan), fd);
-  Napi::Promise p = w->Promise();
-  w->Queue();
-  return p;
-}
-
 Napi::Value LayoutRead(const Napi::CallbackInfo& info) {
   auto map = MapArg(info);
   cache::ChunkLayout* layout = LayoutArg(info, *map);
@@ -189,7 +130,6 @@ void RegisterLayout(Napi::Env env, Napi::Object exports) {
   exports.Set("attachCacheLayout",
               Napi::Function::New(env, AttachCacheLayout, "attachCacheLayout"));
   exports.Set("learnChunks", Napi::Function::New(env, LearnChunks, "learnChunks"));
-  exports.Set("layoutFill", Napi::Function::New(env, LayoutFill, "layoutFill"));
   exports.Set("layoutRead", Napi::Function::New(env, LayoutRead, "layoutRead"));
 }
 

@@ -237,6 +237,15 @@ inline fuse::SessionOptions AllOps() {
   return o;
 }
 
+// Every handler op but FORGET, for an immutable handler: the session may answer repeats from
+// its reply cache.
+inline fuse::SessionOptions ImmutableOps() {
+  fuse::SessionOptions o = AllOps();
+  o.handler_ops.reset(FUSE_FORGET);
+  o.immutable = true;
+  return o;
+}
+
 // Sends INIT (kernel 7.38 with the Linux 6.1 guest flags) and returns the reply.
 inline std::vector<uint8_t> InitSession(fuse::FuseSession& s, uint32_t minor = 38) {
   fuse_init_in in{};

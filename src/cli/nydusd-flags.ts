@@ -53,7 +53,7 @@ export const kNydusdFlags: Readonly<Record<string, FlagSpec>> = {
   'prefetch-files': { type: 'string', describe: 'file listing absolute paths to prefetch first, one per line ("/" = the whole image; needs prefetch enabled in the config)' },
   // Recognised so they can be refused clearly (later work).
   upgrade: { type: 'boolean', describe: 'start in upgrade mode (not supported yet)' },
-  writable: { type: 'boolean', describe: 'read-write mount (not supported yet)' },
+  writable: { type: 'boolean', describe: 'serve the overlay section (overlay.upper_dir/work_dir) read-write' },
   'shared-dir': { alias: 's', type: 'string', describe: 'serve this host directory read-write (passthroughfs) at --virtual-mountpoint' },
   'hybrid-mode': { type: 'boolean', describe: 'RAFS and passthroughfs together (accepted; both are always available)' },
   'dedup-db': { type: 'string', describe: 'chunk dedup database (not supported yet)' },

@@ -43,7 +43,6 @@ function num(a: NydusdArgs, k: string, flag: string, min: number, max: number): 
 /** Flags of later work: accepted by the parser, refused here with their name. */
 const kLaterFlags: readonly [string, string][] = [
   ['upgrade', '--upgrade (live upgrade)'],
-  ['writable', '--writable (a writable overlay)'],
   ['dedup-db', '--dedup-db (chunk dedup)'],
   ['fscache', '--fscache'],
   ['fscache-tag', '--fscache-tag'],
@@ -149,6 +148,13 @@ export function resolveNydusdArgs(a: NydusdArgs, env: NodeJS.ProcessEnv = proces
     throw new UsageError('both --config and --localfs-dir are missing');
   }
   const apiSock = str(a, 'apisock');
+  // --writable: the overlay section (upper_dir, work_dir) of the --bootstrap image, read-write.
+  const writable = a['writable'] === true;
+  if (writable) {
+    if (bootstrap === undefined) throw new UsageError('--writable needs --bootstrap (the lower layer of the overlay)');
+    const o = loaded.config.overlay;
+    if (!o || o.upper_dir === '' || o.work_dir === '') throw new UsageError('--writable needs overlay.upper_dir and overlay.work_dir in the configuration');
+  }
 
   const backendEnv = readBackendEnvironment(env);
   const warnings = [...loaded.warnings];
@@ -163,6 +169,7 @@ export function resolveNydusdArgs(a: NydusdArgs, env: NodeJS.ProcessEnv = proces
     sharedDir: sharedDir === undefined ? undefined : resolve(sharedDir),
     apiSock: apiSock === undefined ? undefined : resolve(apiSock),
     prefetchFiles,
+    writable,
     config: applyImagePullAuth(loaded.config, backendEnv.imagePullAuth),
     configOrigin: loaded.origin,
     configSource: loaded.source,

@@ -18,6 +18,9 @@ const kExitGraceMs = 2000;
 
 export const kCapabilities = '{"type":"fs"}';
 
+/** Where bin/nydusd's launcher (launch.cts) leaves how this start loaded the CLI. */
+const kStartPathKey = Symbol.for('nydusd-node.start-path');
+
 /** yargs, loaded only for help and command lines the fast path leaves to it (~50 ms to load). */
 async function parseNydusdArgsFull(argv: string[]): Promise<NydusdArgs> {
   const { nydusdParser } = await import('./nydusd-args.js');
@@ -49,6 +52,9 @@ export async function main(argv: string[], deps: Partial<Omit<DaemonDeps, 'log'>
     const b = buildInfo();
     logger.info(`nydusd ${b.package_ver} (commit ${b.git_commit}, ${b.rustc}), pid ${process.pid}`);
     for (const w of warnings) logger.warn(w);
+    // The start artefact, or why the start fell back to the modules of dist/src (stale, missing).
+    const startPath = (globalThis as Record<symbol, unknown>)[kStartPathKey];
+    if (typeof startPath === 'string') logger.debug(`start: ${startPath}`);
     ran = true;
     // The API's modules (node:http, the routes) load only for a daemon with --apisock.
     const api: ApiStarter = async (control, path) => (await import('../daemon/api/index.js')).startApiServer(control, path);

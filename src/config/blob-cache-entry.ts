@@ -4,7 +4,7 @@
  * them and users confuse the two, so the loader recognises both. The legacy `config` form is
  * converted to `config_v2` as upstream does.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 
 import { ConfigError } from './errors.js';
 import { looksLikeJson, parseJsonc } from './jsonc.js';

@@ -1,12 +1,12 @@
 /**
  * JSON with what users paste from the nydusd docs: `//` and `/* *\/` comments, trailing commas,
  * and a missing comma between members that sit on separate lines (the upstream doc examples have
- * all three). Everything else is strict JSON. The scanning is jsonc-parser's (loaded on first
- * use, so a start without a JSON configuration does not pay for it); this module builds the value
- * and words the errors.
+ * all three). Everything else is strict JSON. Strict JSON goes through JSON.parse; anything else
+ * is scanned by jsonc-parser (loaded on first use, so a start with a strict JSON configuration
+ * does not pay for it) and this module builds the value and words the errors.
  *
- * Why not JSON.parse: its messages quote the surrounding text, which may hold a secret (an OSS
- * key, a registry token); ours only say line and column, never a character of the input.
+ * Why not JSON.parse alone: its messages quote the surrounding text, which may hold a secret (an
+ * OSS key, a registry token); ours only say line and column, never a character of the input.
  */
 import { createRequire } from 'node:module';
 
@@ -46,8 +46,36 @@ let visit: typeof JsoncParser.visit | undefined;
 
 type Container = { kind: 'object'; value: Record<string, unknown>; key: string | undefined } | { kind: 'array'; value: unknown[] };
 
+/** Whether no more than `room` arrays and objects nest in `v` (the limit the visitor enforces). */
+function nestingWithin(v: unknown, room: number): boolean {
+  if (v === null || typeof v !== 'object') return true;
+  if (room === 0) return false;
+  for (const x of Array.isArray(v) ? v : Object.values(v)) if (!nestingWithin(x, room - 1)) return false;
+  return true;
+}
+
+/**
+ * Strict JSON, what programs write (snapshotters, CI scripts, our tests), through JSON.parse:
+ * the same value the visitor builds (a "__proto__" member stays data, the last of duplicate
+ * members wins in the first one's place, numbers are Number()s), without loading jsonc-parser on
+ * the start path (issue 13). Undefined for anything else, including a document too deep: the
+ * visitor then takes it and words what it accepts or refuses. JSON.parse's own message is never
+ * shown (it quotes the input).
+ */
+function strictJson(text: string): unknown {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  return nestingWithin(v, kMaxDepth) ? v : undefined;
+}
+
 /** Parses JSON with comments. Throws ConfigError naming `source`, line and column. */
 export function parseJsonc(text: string, source = 'config'): JsoncResult {
+  const strict = strictJson(text);
+  if (strict !== undefined) return { value: strict, notes: [] };
   visit ??= (createRequire(import.meta.url)('jsonc-parser') as typeof JsoncParser).visit;
   // A leading byte order mark is whitespace to us; a space keeps every offset where it was.
   const input = text.charCodeAt(0) === 0xfeff ? ` ${text.slice(1)}` : text;

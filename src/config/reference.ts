@@ -28,6 +28,11 @@ function def(s: z.ZodType): Def {
   return (s as unknown as { def: Def }).def;
 }
 
+/** The schema itself for a section built on first use (z.lazy, schema-common.ts). */
+function built(s: z.ZodType): z.ZodType {
+  return def(s).type === 'lazy' ? built((s as z.ZodLazy<z.ZodType>).unwrap()) : s;
+}
+
 /** Strips optional/default/prefault wrappers, collecting the description and default on the way. */
 function unwrap(s: z.ZodType): { core: z.ZodType; description: string | undefined; dflt: unknown; hasDefault: boolean } {
   let core = s;
@@ -45,6 +50,11 @@ function unwrap(s: z.ZodType): { core: z.ZodType; description: string | undefine
       description ??= core.description;
       continue;
     }
+    if (d.type === 'lazy') {
+      core = built(core);
+      description ??= core.description;
+      continue;
+    }
     return { core, description, dflt, hasDefault };
   }
 }
@@ -59,7 +69,7 @@ function typeName(s: z.ZodType): string {
     case 'literal':
       return (d.values ?? []).map((v) => JSON.stringify(v)).join(' \\| ');
     case 'array':
-      return d.element ? `${typeName(d.element)}[]` : 'array';
+      return d.element ? `${typeName(built(d.element))}[]` : 'array';
     case 'record':
       return 'object';
     case 'number':
@@ -85,7 +95,8 @@ function walk(s: z.ZodType, prefix: string, rows: ReferenceRow[]): void {
       description: description ?? '',
     });
     // Arrays of sections (mirrors) list their fields as `key[].field`.
-    const element = def(core).type === 'array' ? def(core).element : undefined;
+    const array = def(core);
+    const element = array.type === 'array' && array.element ? built(array.element) : undefined;
     if (element && def(element).type === 'object') walk(element, `${path}[]`, rows);
   }
 }

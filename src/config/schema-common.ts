@@ -6,7 +6,12 @@
  * Objects are strict so unknown keys surface as issues; the loader turns those into warnings
  * (upstream ignores them silently) and re-parses without them.
  */
-import { z } from 'zod';
+import * as z from 'zod';
+
+// zod compiles a fast path per object schema with new Function on its first parse: a
+// configuration is parsed once per start (or per API mount), so that compiling cost ~5 ms of
+// nydusd's start (issue 13) and never paid back.
+z.config({ jitless: true });
 
 export const kMaxBatchSize = 0x10000000;
 export const kDefaultBatchSize = 1024 * 1024;
@@ -22,7 +27,10 @@ export const u8 = (): z.ZodNumber => uint(0xff);
 export const u32 = (): z.ZodNumber => uint(0xffffffff);
 export const u64 = (): z.ZodNumber => uint(Number.MAX_SAFE_INTEGER);
 
-export const kProxySchema = z
+// The sections of backends and caches a start may not use (every one but localfs and the blob
+// cache) are built on first use (z.lazy): building all of them was about half of the zod schemas
+// a start constructed, the largest piece of nydusd's start-up JavaScript (issue 13).
+export const kProxySchema = z.lazy(() => z
   .strictObject({
     url: z.string().default('').describe('proxy URL (e.g. Dragonfly dfdaemon); empty disables the proxy'),
     ping_url: z.string().default('').describe('health-check URL; empty disables health checks'),
@@ -32,9 +40,9 @@ export const kProxySchema = z
     check_pause_elapsed: u64().default(300).describe('pause health checks after this many idle seconds'),
     dragonfly_scheduler_endpoint: z.string().default('').describe('Dragonfly scheduler endpoint (SDK mode)'),
   })
-  .describe('HTTP proxy in front of the backend');
+  .describe('HTTP proxy in front of the backend'));
 
-export const kMirrorSchema = z
+export const kMirrorSchema = z.lazy(() => z
   .strictObject({
     host: z.string().describe('mirror base URL, scheme://host[:port] (e.g. a Dragonfly dfdaemon)'),
     ping_url: z.string().default('').describe('health-check URL of the mirror; empty: <host>/v2'),
@@ -43,7 +51,7 @@ export const kMirrorSchema = z
     failure_limit: u8().default(5).describe('failed requests before the mirror is skipped until its health check passes'),
     health_check_pause_elapsed: u64().default(300).describe('pause health checks after this many idle seconds'),
   })
-  .describe('a mirror tried before the origin');
+  .describe('a mirror tried before the origin'));
 
 /**
  * The seed's readahead log (reference/nydusd.md, localfs; removed upstream, kept here for every
@@ -90,15 +98,15 @@ export const kLocalFsSchema = z
   })
   .describe('local directory backend');
 
-export const kLocalDiskSchema = z
+export const kLocalDiskSchema = z.lazy(() => z
   .strictObject({
     device_path: z.string().default('').describe('block device or disk image holding blobs as GPT partitions'),
     disable_gpt: z.boolean().default(false).describe('do not scan the GPT for blobs'),
     ...readaheadFields(),
   })
-  .describe('local disk backend (experimental)');
+  .describe('local disk backend (experimental)'));
 
-export const kOssSchema = z
+export const kOssSchema = z.lazy(() => z
   .strictObject({
     scheme: z.string().default('https').describe('http or https'),
     endpoint: z.string().default('').describe('OSS endpoint, e.g. region.aliyuncs.com'),
@@ -108,9 +116,9 @@ export const kOssSchema = z
     access_key_secret: z.string().default('').describe('access key secret (secret)'),
     ...netFields(),
   })
-  .describe('Aliyun OSS backend');
+  .describe('Aliyun OSS backend'));
 
-export const kS3Schema = z
+export const kS3Schema = z.lazy(() => z
   .strictObject({
     scheme: z.string().default('https').describe('http or https'),
     endpoint: z.string().default('s3.amazonaws.com').describe('S3 endpoint'),
@@ -121,9 +129,9 @@ export const kS3Schema = z
     access_key_secret: z.string().default('').describe('access key secret (secret)'),
     ...netFields(),
   })
-  .describe('Amazon S3 backend');
+  .describe('Amazon S3 backend'));
 
-export const kRegistrySchema = z
+export const kRegistrySchema = z.lazy(() => z
   .strictObject({
     scheme: z.string().default('https').describe('http or https'),
     host: z.string().default('').describe('registry host[:port]'),
@@ -134,15 +142,15 @@ export const kRegistrySchema = z
     blob_redirected_host: z.string().default('').describe('host for blob URLs after a redirect'),
     ...netFields(),
   })
-  .describe('OCI registry backend');
+  .describe('OCI registry backend'));
 
-export const kHttpProxySchema = z
+export const kHttpProxySchema = z.lazy(() => z
   .strictObject({
     addr: z.string().default('').describe('http(s)://host[:port] or an absolute Unix socket path'),
     path: z.string().default('').describe('URL path prefix of blobs'),
     ...netFields(),
   })
-  .describe('HTTP proxy backend (HEAD for size, GET with Range for data)');
+  .describe('HTTP proxy backend (HEAD for size, GET with Range for data)'));
 
 export const kFileCacheSchema = z
   .strictObject({
@@ -154,11 +162,11 @@ export const kFileCacheSchema = z
   })
   .describe('blob cache files');
 
-export const kFsCacheSchema = z
+export const kFsCacheSchema = z.lazy(() => z
   .strictObject({
     work_dir: z.string().default('.').describe('fscache working directory'),
   })
-  .describe('Linux fscache (EROFS over fscache)');
+  .describe('Linux fscache (EROFS over fscache)'));
 
 export const kPrefetchV2Schema = z
   .strictObject({

@@ -3,7 +3,7 @@
  * config}` and the RAFS keys at the top level. Parsed with v1 key paths so errors name what the
  * user wrote; translate.ts maps it to the v2 shape. Upstream: `RafsConfig` in api/src/config.rs.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 
 import {
   kDefaultBatchSize,

@@ -6,7 +6,7 @@
  * may coexist and only the one named by `type` is used); `resolveBackend()` turns it into a
  * discriminated union for the code that builds the backend.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 
 import {
   kBackendTypes,

@@ -86,7 +86,7 @@ export class Daemon {
     try {
       (this._deps.applyRlimit ?? applyRlimitNofile)(o.rlimitNofile, log);
       if (o.bootstrap !== undefined) {
-        for (const note of configNotes(o.config)) log.warn(note);
+        for (const note of configNotes(o.config, o.writable === true)) log.warn(note);
         await checkBootstrap(o.bootstrap);
       }
       await checkTransportTarget(o, log);

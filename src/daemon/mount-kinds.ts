@@ -40,6 +40,8 @@ export interface MountSpec {
   /** The `config` string of the API body, or the configuration loaded from --config. */
   config: { text: string } | { loaded: LoadedConfig };
   prefetchFiles?: readonly string[] | undefined;
+  /** `--writable`: serve the image's overlay section read-write (needs upper_dir and work_dir). */
+  writable?: boolean | undefined;
 }
 
 /** What every kind may use while building an instance. */
@@ -112,6 +114,11 @@ export interface MountedFilesystem extends VfsMount {
    * (requests already inside finish). Called by the mount table when it detaches the mount.
    */
   detach?(): void;
+  /**
+   * Served read-write by the handler (the writable overlay): the session must send its nodes'
+   * mutating requests up and never remember their answers.
+   */
+  readonly writable?: boolean;
   /** Releases everything the instance holds (storage, image); after the table detached it. */
   close(): Promise<void>;
 }

@@ -233,6 +233,7 @@ export class MountTable {
   private _attach(mp: string, instance: MountedFilesystem): void {
     const { vfs, session } = this._o;
     const dir = vfs.tree.ensure(mountpointComponents(mp));
+    this._setWritable(instance, dir.id === kRootId, true);
     vfs.attach(dir, instance);
     const rec: MountRecord = { mountpoint: mp, instance, mountedAt: new Date(), baseline: session.fopStats(instance.slot) };
     this._records.set(mp, rec);
@@ -241,6 +242,14 @@ export class MountTable {
     session.invalidateNodes(0, kSlotSpan);
     this._notify(dir);
     this._log.info(`mounted ${instance.backendType} ${instance.source} at ${mp} (slot ${instance.slot})`);
+  }
+
+  /** A writable instance's node ids (and the FUSE root when it is mounted at "/"). */
+  private _setWritable(instance: MountedFilesystem, atRoot: boolean, on: boolean): void {
+    if (instance.writable !== true) return;
+    const [lo, hi] = slotRange(instance.slot);
+    this._o.session.setWritable(lo, hi, on);
+    if (atRoot) this._o.session.setWritable(kRootId, kRootId + 1, on);
   }
 
   /** Umount steps 1-3: from now on no request reaches the instance or its blobs. */
@@ -252,6 +261,7 @@ export class MountTable {
     rec.instance.detach?.();
     this._records.delete(rec.mountpoint);
     if (dir?.id === kRootId) session.setFopSlots(kSlotBits, 0);
+    this._setWritable(rec.instance, dir?.id === kRootId, false);
     const [lo, hi] = slotRange(slot);
     session.invalidateNodes(0, kSlotSpan);
     session.invalidateNodes(lo, hi, rec.instance.blobSlots);

@@ -21,6 +21,8 @@ export interface DaemonOptions {
   sharedDir?: string | undefined;
   /** `--apisock`: the HTTP API's Unix socket. */
   apiSock?: string | undefined;
+  /** `--writable`: the image's overlay section is served read-write. */
+  writable?: boolean | undefined;
   /** `--prefetch-files`: absolute paths to prefetch first (overrides the bootstrap's table). */
   prefetchFiles?: string[] | undefined;
   /** Normalized (v2-shape) configuration; IMAGE_PULL_AUTH already applied. */

@@ -104,7 +104,7 @@ export function checkApiSocket(path: string): Promise<void> {
 }
 
 /** Warnings for configured features that are parsed but have no effect yet. */
-export function configNotes(cfg: NydusConfig): string[] {
+export function configNotes(cfg: NydusConfig, writable = false): string[] {
   const notes: string[] = [];
   const rafs = cfg.rafs;
   if (cfg.cache?.prefetch.enable && !rafs?.prefetch.enable) notes.push('cache.prefetch is enabled but rafs.prefetch is not: nothing is prefetched (as upstream); enable rafs.prefetch');
@@ -115,7 +115,7 @@ export function configNotes(cfg: NydusConfig): string[] {
     if (rafs?.[k]) notes.push(`${k}: per-file metrics are not supported yet; ignored (the metrics API reports it off)`);
   }
   if (cfg.cache?.filecache?.disable_indexed_map) notes.push('disable_indexed_map is deprecated and ignored');
-  if (cfg.overlay?.work_dir) notes.push('overlay.work_dir: not used (the merged view is served read-only; --writable is not supported yet)');
+  if (cfg.overlay?.work_dir && !writable) notes.push('overlay.work_dir: not used without --writable (the merged view is served read-only)');
   return notes;
 }
 

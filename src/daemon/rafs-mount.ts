@@ -4,14 +4,17 @@
  * RafsFilesystem whose blob caches are registered with the FUSE session under blob slots of
  * its own, so several images share the native READ fast path. Everything is built before the
  * mount table attaches it; a failure on the way releases what was built, in reverse. With an
- * `overlay` section the image is the lower layer of a read-only merged view (fs/overlay-fs.ts).
+ * `overlay` section the image is the lower layer of a merged view: read-only (fs/overlay-fs.ts),
+ * or with --writable read-write (fs/overlay-writable.ts).
  */
 import { realpath, stat } from 'node:fs/promises';
 
 import { applyImagePullAuth, ConfigError, parseConfigText, validateConfig } from '../config/index.js';
 import type { LoadedConfig, NydusConfig } from '../config/index.js';
 import { kRafsV2Schema } from '../config/schema-v2.js';
-import { defaultAttrPolicy, OverlayFilesystem, RafsFilesystem } from '../fs/index.js';
+import type { OverlayFsOptions } from '../fs/index.js';
+import { defaultAttrPolicy, OverlayFilesystem, RafsFilesystem, WritableOverlay } from '../fs/index.js';
+import type { FuseFilesystem } from '../fuse/index.js';
 import type { RafsImage } from '../rafs/index.js';
 import { openBootstrap } from '../rafs/index.js';
 import type { ImageStorage, NativeBlobRegistration } from '../storage/index.js';
@@ -36,23 +39,53 @@ function loadConfig(spec: MountSpec): LoadedConfig {
   return loaded;
 }
 
-/**
- * The overlay's upper directory (config `overlay.upper_dir`, its real path), or undefined without
- * an overlay section. Without --writable (not supported yet) the merged view is served read-only
- * and `work_dir` is not used.
- */
-async function overlayUpperDir(config: NydusConfig): Promise<string | undefined> {
-  const o = config.overlay;
-  if (!o) return undefined;
-  if (o.upper_dir === '') throw new ConfigError('overlay.upper_dir is empty (the overlay section needs the upper directory)');
+/** The real path of overlay directory `key` (an existing directory), or a ConfigError. */
+async function overlayDir(key: string, path: string): Promise<{ dir: string; dev: number }> {
+  if (path === '') throw new ConfigError(`${key} is empty (the overlay section needs it)`);
   try {
-    const dir = await realpath(o.upper_dir);
-    if (!(await stat(dir)).isDirectory()) throw new ConfigError(`overlay.upper_dir ${o.upper_dir}: not a directory`);
-    return dir;
+    const dir = await realpath(path);
+    const st = await stat(dir);
+    if (!st.isDirectory()) throw new ConfigError(`${key} ${path}: not a directory`);
+    return { dir, dev: st.dev };
   } catch (err) {
     if (err instanceof ConfigError) throw err;
-    throw new ConfigError(`overlay.upper_dir ${o.upper_dir}: ${(err as { code?: string }).code ?? (err as Error).message}`, { cause: err });
+    throw new ConfigError(`${key} ${path}: ${(err as { code?: string }).code ?? (err as Error).message}`, { cause: err });
   }
+}
+
+/**
+ * The overlay's directories (config `overlay`, real paths), or undefined without an overlay
+ * section. Without --writable the merged view is served read-only and `work_dir` is not used;
+ * with it the work directory must be on the upper directory's filesystem (copy-ups are renamed
+ * from one into the other).
+ */
+async function overlayDirs(config: NydusConfig, writable: boolean): Promise<{ upper: string; work?: string } | undefined> {
+  const o = config.overlay;
+  if (!o) {
+    if (writable) throw new ConfigError('--writable needs an overlay section (overlay.upper_dir, overlay.work_dir)');
+    return undefined;
+  }
+  const upper = await overlayDir('overlay.upper_dir', o.upper_dir);
+  if (!writable) return { upper: upper.dir };
+  const work = await overlayDir('overlay.work_dir', o.work_dir);
+  if (work.dev !== upper.dev) throw new ConfigError(`overlay.work_dir ${o.work_dir} must be on the same filesystem as overlay.upper_dir ${o.upper_dir}`);
+  if (work.dir === upper.dir || work.dir.startsWith(`${upper.dir}/`) || upper.dir.startsWith(`${work.dir}/`)) {
+    throw new ConfigError('overlay.work_dir and overlay.upper_dir must not contain each other');
+  }
+  return { upper: upper.dir, work: work.dir };
+}
+
+/** What the mount serves: the image, or the image under its overlay (read-only or writable). */
+async function overlayOver(fs: RafsFilesystem, overlay: { upper: string; work?: string } | undefined, opts: OverlayFsOptions): Promise<FuseFilesystem> {
+  if (overlay === undefined) return fs;
+  if (overlay.work === undefined) {
+    opts.log.info(`overlay: upper directory ${overlay.upper} over the image, served read-only (without --writable)`);
+    return new OverlayFilesystem(fs, overlay.upper, opts);
+  }
+  const w = new WritableOverlay(fs, overlay.upper, overlay.work, opts);
+  await w.prepare();
+  opts.log.info(`overlay: upper directory ${overlay.upper} (work directory ${overlay.work}) over the image, writable`);
+  return w;
 }
 
 function openImage(path: string): RafsImage {
@@ -92,11 +125,11 @@ export const buildRafs: MountBuilder = async (spec: MountSpec, slot: number, ctx
   if ('text' in spec.config) {
     // A configuration given at start (--config) was reported by the daemon already.
     for (const w of loaded.warnings) log.warn(w);
-    for (const n of configNotes(loaded.config)) log.warn(n);
+    for (const n of configNotes(loaded.config, spec.writable === true)) log.warn(n);
   }
   const config = applyImagePullAuth(loaded.config, ctx.imagePullAuth);
   await checkBootstrap(spec.source, 'source');
-  const upperDir = await overlayUpperDir(config);
+  const overlay = await overlayDirs(config, spec.writable === true);
   const settings = storageSettings(config, loaded.origin, ctx.backendHeaders);
   const rafs = config.rafs ?? kRafsV2Schema.parse({});
   const cleanup: (() => Promise<void> | void)[] = [];
@@ -145,7 +178,6 @@ export const buildRafs: MountBuilder = async (spec: MountSpec, slot: number, ctx
       cleanup.push(() => ctx.session.unregisterBlob(s));
       blobSlots[r.blobIndex] = s;
     }
-    const session = ctx.session;
     const fs = new RafsFilesystem(image, imageStorage, {
       entryTimeout: rafs.entry_timeout,
       attrTimeout: rafs.attr_timeout,
@@ -153,11 +185,10 @@ export const buildRafs: MountBuilder = async (spec: MountSpec, slot: number, ctx
       policy: defaultAttrPolicy(),
       log: log.child('fs'),
       nativeBlobs: new Set(regs.map((r) => r.blobIndex)),
+      // No chunksReady: the native fill wakes the READs parked on the chunks it made ready.
       blobSlots,
-      chunksReady: (blobSlot, idx) => session.chunksReady(blobSlot, idx),
     });
-    const served = upperDir === undefined ? fs : new OverlayFilesystem(fs, upperDir, { entryTimeout: rafs.entry_timeout, attrTimeout: rafs.attr_timeout, log: log.child('overlay') });
-    if (upperDir !== undefined) log.info(`overlay: upper directory ${upperDir} over the image, served read-only (--writable is not supported yet)`);
+    const served = await overlayOver(fs, overlay, { entryTimeout: rafs.entry_timeout, attrTimeout: rafs.attr_timeout, log: log.child('overlay') });
     const owned = ctx.sharedStorage === undefined ? storage : undefined;
     const shared = storage;
     // Started once the filesystem exists: on-demand READs always go first, and umount (close)
@@ -196,6 +227,7 @@ export const buildRafs: MountBuilder = async (spec: MountSpec, slot: number, ctx
     return {
       slot,
       fs: served,
+      writable: overlay?.work !== undefined,
       backendType: 'Rafs',
       source: spec.source,
       config,

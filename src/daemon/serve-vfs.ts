@@ -39,7 +39,7 @@ export async function serveVfs(ctx: ServeContext): Promise<RunningService> {
     if (options.bootstrap !== undefined) {
       const loaded: LoadedConfig = { config: options.config, format: 'v2-json', origin: options.configOrigin, warnings: [], source: options.configSource };
       await mounts.mount(
-        { mountpoint: options.virtualMountpoint, fsType: 'rafs', source: options.bootstrap, config: { loaded }, prefetchFiles: options.prefetchFiles },
+        { mountpoint: options.virtualMountpoint, fsType: 'rafs', source: options.bootstrap, config: { loaded }, prefetchFiles: options.prefetchFiles, writable: options.writable },
         ctx.storage ? { sharedStorage: ctx.storage } : {},
       );
     } else if (options.sharedDir !== undefined) {
@@ -49,7 +49,7 @@ export async function serveVfs(ctx: ServeContext): Promise<RunningService> {
       const mp = options.mountpoint ?? '';
       // Writable when a passthrough_fs is (or, through the API, may be) mounted; RAFS images
       // answer writes EROFS themselves either way.
-      const readOnly = options.sharedDir === undefined && options.apiSock === undefined;
+      const readOnly = options.sharedDir === undefined && options.apiSock === undefined && options.writable !== true;
       const info = session.mount(mp, { threads: options.fuseThreads, readOnly });
       log.info(`FUSE mounted at ${mp} (${info.threads} threads${info.viaFusermount ? ', via fusermount3' : ''}), ${mounts.size} image(s)`);
     } else {

@@ -4,7 +4,6 @@
  * what the native session mounts) is detached with `umount -l`, as upstream's users do by hand;
  * anybody else's is left alone with a message saying what it is and how to clear it.
  */
-import { spawnSync } from 'node:child_process';
 import { readFileSync, realpathSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 
@@ -68,7 +67,8 @@ export function clearStaleFuseMount(path: string, log: Logger | undefined, mount
   if (!m) throw new UsageError(`--mountpoint ${path}: not connected (ENOTCONN), probably a stale FUSE mount; ${how}`);
   const what = `a stale FUSE mount (${m.fstype}, source ${m.source}) left by a daemon that is gone`;
   if (!isOurMount(m)) throw new UsageError(`--mountpoint ${path}: ${what}; ${how}`);
-  const r = spawnSync('umount', ['-l', abs], { encoding: 'utf8' });
+  // node:child_process loads here, on first use: not on every start (issue 13).
+  const r = process.getBuiltinModule('node:child_process').spawnSync('umount', ['-l', abs], { encoding: 'utf8' });
   if (r.status !== 0) {
     const why = r.error ? r.error.message : (r.stderr.trim().split('\n').pop() ?? `exit status ${String(r.status)}`);
     throw new UsageError(`--mountpoint ${path}: ${what}; removing it failed (${why}); ${how}`);

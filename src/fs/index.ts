@@ -20,3 +20,4 @@ export { Vfs, type InflightRequest, type VfsMount } from './vfs.js';
 export { PseudoTree, PseudoTreeError, canonicalMountpoint, mountpointComponents, type PseudoDir } from './pseudo-tree.js';
 export { globalId, innerOf, kMaxMounts, kRootId, kSlotBits, kSlotSpan, slotOf, slotRange } from './node-space.js';
 export { OverlayFilesystem, kUpperBase, type OverlayFsOptions } from './overlay-fs.js';
+export { WritableOverlay, type WritableOverlayOptions } from './overlay-writable.js';

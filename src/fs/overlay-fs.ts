@@ -65,7 +65,7 @@ export interface OverlayFsOptions {
 }
 
 /** The lower filesystem's methods the overlay uses (a RafsFilesystem). */
-type Lower = Required<
+export type OverlayLower = Required<
   Pick<FuseFilesystem, 'lookup' | 'getattr' | 'readlink' | 'open' | 'read' | 'release' | 'opendir' | 'readdirplus' | 'releasedir' | 'getxattr' | 'listxattr' | 'lseek'>
 > &
   Pick<FuseFilesystem, 'readMiss' | 'readdir' | 'destroy' | 'init'>;
@@ -83,9 +83,57 @@ interface UpperNode {
   readonly key?: string;
 }
 
-interface ListItem {
+export interface ListItem {
   name: Buffer;
   entry: FuseEntry;
+}
+
+/** Every entry of lower directory `dir` but "." and "..". */
+export async function listLower(lower: OverlayLower, ctx: FuseRequestContext, dir: number): Promise<ListItem[] | FuseErrno> {
+  const fh = await lower.opendir(ctx, dir, 0);
+  if (fh instanceof FuseErrno) return fh;
+  const out: ListItem[] = [];
+  try {
+    for (let offset = 0; ; ) {
+      const batch = await lower.readdirplus(ctx, dir, fh.fh, offset, kLowerListChunk);
+      if (batch instanceof FuseErrno) return batch;
+      if (batch.length === 0) return out;
+      for (const r of batch) {
+        const name = typeof r.name === 'string' ? Buffer.from(r.name) : r.name;
+        offset = r.offset;
+        if (name.equals(kDot) || name.equals(kDotDot)) continue;
+        out.push({ name, entry: r.entry });
+      }
+    }
+  } finally {
+    await lower.releasedir(ctx, dir, fh.fh, 0);
+  }
+}
+
+/** The records of a listing from cookie `offset` that fit `size` bytes of READDIR(PLUS) reply. */
+export function pageOf<T>(items: readonly ListItem[], offset: number, size: number, plus: boolean, make: (i: ListItem, next: number) => T): T[] {
+  const out: T[] = [];
+  let room = size;
+  for (let i = offset; i < items.length; i++) {
+    const item = items[i] as ListItem;
+    const need = fuseDirentSize(item.name.length, plus);
+    if (need > room) break;
+    room -= need;
+    out.push(make(item, i + 1));
+  }
+  return out;
+}
+
+/** A READ is answered short only at EOF: loops over short host reads. */
+export async function readFull(f: FileHandle, offset: number, size: number): Promise<Buffer> {
+  const buf = Buffer.allocUnsafe(size);
+  let got = 0;
+  while (got < size) {
+    const { bytesRead } = await f.read(buf, got, size - got, offset + got);
+    if (bytesRead === 0) break;
+    got += bytesRead;
+  }
+  return buf.subarray(0, got);
 }
 
 const isUpperId = (id: number): boolean => id === kRootId || id >= kUpperBase;
@@ -112,7 +160,7 @@ export class OverlayFilesystem implements FuseFilesystem {
    * directory must exist (the caller checked it).
    */
   constructor(
-    private readonly _lower: Lower,
+    private readonly _lower: OverlayLower,
     upperDir: string,
     private readonly _opts: OverlayFsOptions,
     lowerRoot = kRootId,
@@ -278,19 +326,7 @@ export class OverlayFilesystem implements FuseFilesystem {
     if (!isUpperId(nodeid)) return this._lower.read(ctx, nodeid, fh, offset, size);
     const f = this._files.get(fh);
     if (!f) return fuseErrno(kErrno.EBADF);
-    return this._readFull(f, offset, Math.min(size, kMaxRead)).catch((err: unknown) => this._fail(`read of node ${nodeid} at ${offset}+${size}`, err));
-  }
-
-  /** A READ is answered short only at EOF: loop over short host reads. */
-  private async _readFull(f: FileHandle, offset: number, size: number): Promise<Buffer> {
-    const buf = Buffer.allocUnsafe(size);
-    let got = 0;
-    while (got < size) {
-      const { bytesRead } = await f.read(buf, got, size - got, offset + got);
-      if (bytesRead === 0) break;
-      got += bytesRead;
-    }
-    return buf.subarray(0, got);
+    return readFull(f, offset, Math.min(size, kMaxRead)).catch((err: unknown) => this._fail(`read of node ${nodeid} at ${offset}+${size}`, err));
   }
 
   readMiss(ctx: FuseRequestContext, miss: FuseReadMiss): void | FuseErrno | Promise<void | FuseErrno> {
@@ -358,26 +394,13 @@ export class OverlayFilesystem implements FuseFilesystem {
 
   /** Every entry of lower directory `dir` but "." and "..". */
   private async _lowerList(ctx: FuseRequestContext, dir: number): Promise<ListItem[] | FuseErrno> {
-    const fh = await this._lower.opendir(ctx, dir, 0);
-    if (fh instanceof FuseErrno) return fh;
-    const out: ListItem[] = [];
-    try {
-      for (let offset = 0; ; ) {
-        const batch = await this._lower.readdirplus(ctx, dir, fh.fh, offset, kLowerListChunk);
-        if (batch instanceof FuseErrno) return batch;
-        if (batch.length === 0) return out;
-        for (const r of batch) {
-          const name = typeof r.name === 'string' ? Buffer.from(r.name) : r.name;
-          offset = r.offset;
-          if (name.equals(kDot) || name.equals(kDotDot)) continue;
-          const entry = this._lowerEntry(r.entry);
-          if (entry instanceof FuseErrno) return entry;
-          out.push({ name, entry });
-        }
-      }
-    } finally {
-      await this._lower.releasedir(ctx, dir, fh.fh, 0);
+    const items = await listLower(this._lower, ctx, dir);
+    if (items instanceof FuseErrno) return items;
+    for (const item of items) {
+      const entry = this._lowerEntry(item.entry);
+      if (entry instanceof FuseErrno) return entry;
     }
+    return items;
   }
 
   private _listing(ctx: FuseRequestContext, nodeid: number, fh: number): Promise<ListItem[] | FuseErrno> | FuseErrno {
@@ -392,19 +415,7 @@ export class OverlayFilesystem implements FuseFilesystem {
   private _page<T>(ctx: FuseRequestContext, nodeid: number, fh: number, offset: number, size: number, plus: boolean, make: (i: ListItem, next: number) => T): FuseResult<T[]> {
     const listing = this._listing(ctx, nodeid, fh);
     if (listing instanceof FuseErrno) return listing;
-    return listing.then((items) => {
-      if (items instanceof FuseErrno) return items;
-      const out: T[] = [];
-      let room = size;
-      for (let i = offset; i < items.length; i++) {
-        const item = items[i] as ListItem;
-        const need = fuseDirentSize(item.name.length, plus);
-        if (need > room) break;
-        room -= need;
-        out.push(make(item, i + 1));
-      }
-      return out;
-    });
+    return listing.then((items) => (items instanceof FuseErrno ? items : pageOf(items, offset, size, plus, make)));
   }
 
   readdir(ctx: FuseRequestContext, nodeid: number, fh: number, offset: number, size: number): FuseResult<FuseDirEntry[]> {

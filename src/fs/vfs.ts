@@ -20,6 +20,7 @@
 import type {
   FuseAttr,
   FuseAttrReply,
+  FuseCreateReply,
   FuseDirEntry,
   FuseDirEntryPlus,
   FuseEntry,
@@ -29,6 +30,7 @@ import type {
   FuseReadMiss,
   FuseRequestContext,
   FuseResult,
+  FuseSetattr,
   FuseStatfs,
 } from '../fuse/index.js';
 import { FuseErrno, fuseDirentSize, fuseErrno, kErrno, kFuseOp } from '../fuse/index.js';
@@ -484,5 +486,93 @@ export class Vfs implements FuseFilesystem {
   lseek(ctx: FuseRequestContext, nodeid: number, fh: number, offset: number, whence: number): FuseResult<number> {
     const ifh = this._innerFh(fh);
     return this._forward(ctx, nodeid, kFuseOp.LSEEK, () => fuseErrno(kErrno.EINVAL), (fs, c, i) => fs.lseek?.(c, i, ifh, offset, whence), (fs) => !!fs.lseek);
+  }
+
+  // --- mutating requests (only for nodes of writable mounts: the session answers EROFS for the
+  // rest). Pseudo directories are never writable. Renames and links across mounts are EXDEV.
+
+  private _mutate<T>(ctx: FuseRequestContext, nodeid: number, op: number, call: (fs: FuseFilesystem, c: FuseRequestContext, inner: number) => FuseResult<T> | undefined, has: (fs: FuseFilesystem) => boolean): FuseResult<T> {
+    return this._forward(ctx, nodeid, op, () => fuseErrno(kErrno.EROFS), call, has);
+  }
+
+  private _mutateEntry(ctx: FuseRequestContext, nodeid: number, op: number, call: (fs: FuseFilesystem, c: FuseRequestContext, inner: number) => FuseResult<FuseEntry> | undefined, has: (fs: FuseFilesystem) => boolean): FuseResult<FuseEntry> {
+    const r = this._route(nodeid);
+    const res = this._mutate(ctx, nodeid, op, call, has);
+    return r instanceof FuseErrno || r.dir ? res : mapResult(res, (e) => this._entry(r.st, e));
+  }
+
+  /** The inner id of `other` when it belongs to the same mount as `nodeid`, else EXDEV. */
+  private _sameMount(nodeid: number, other: number): number | FuseErrno {
+    const a = this._route(nodeid);
+    const b = this._route(other);
+    if (a instanceof FuseErrno) return a;
+    if (b instanceof FuseErrno) return b;
+    if (a.dir || b.dir) return a.dir && b.dir ? fuseErrno(kErrno.EROFS) : fuseErrno(kErrno.EXDEV);
+    return a.st === b.st ? b.inner : fuseErrno(kErrno.EXDEV);
+  }
+
+  setattr(ctx: FuseRequestContext, nodeid: number, set: FuseSetattr): FuseResult<FuseAttrReply> {
+    const r = this._route(nodeid);
+    const s2 = set.fh === undefined ? set : { ...set, fh: this._innerFh(set.fh) };
+    const res = this._mutate(ctx, nodeid, kFuseOp.SETATTR, (fs, c, i) => fs.setattr?.(c, i, s2), (fs) => !!fs.setattr);
+    return r instanceof FuseErrno || r.dir ? res : mapResult(res, (a) => ({ ...a, attr: this._attr(r.st, a.attr, nodeid) }));
+  }
+
+  mknod(ctx: FuseRequestContext, parent: number, name: Buffer, mode: number, rdev: number, umask: number): FuseResult<FuseEntry> {
+    return this._mutateEntry(ctx, parent, kFuseOp.MKNOD, (fs, c, i) => fs.mknod?.(c, i, name, mode, rdev, umask), (fs) => !!fs.mknod);
+  }
+
+  mkdir(ctx: FuseRequestContext, parent: number, name: Buffer, mode: number, umask: number): FuseResult<FuseEntry> {
+    return this._mutateEntry(ctx, parent, kFuseOp.MKDIR, (fs, c, i) => fs.mkdir?.(c, i, name, mode, umask), (fs) => !!fs.mkdir);
+  }
+
+  symlink(ctx: FuseRequestContext, parent: number, name: Buffer, target: Buffer): FuseResult<FuseEntry> {
+    return this._mutateEntry(ctx, parent, kFuseOp.SYMLINK, (fs, c, i) => fs.symlink?.(c, i, name, target), (fs) => !!fs.symlink);
+  }
+
+  unlink(ctx: FuseRequestContext, parent: number, name: Buffer): FuseResult<void> {
+    return this._mutate(ctx, parent, kFuseOp.UNLINK, (fs, c, i) => fs.unlink?.(c, i, name), (fs) => !!fs.unlink);
+  }
+
+  rmdir(ctx: FuseRequestContext, parent: number, name: Buffer): FuseResult<void> {
+    return this._mutate(ctx, parent, kFuseOp.RMDIR, (fs, c, i) => fs.rmdir?.(c, i, name), (fs) => !!fs.rmdir);
+  }
+
+  rename(ctx: FuseRequestContext, parent: number, name: Buffer, newParent: number, newName: Buffer, flags: number): FuseResult<void> {
+    const np = this._sameMount(parent, newParent);
+    if (np instanceof FuseErrno) return np;
+    return this._mutate(ctx, parent, kFuseOp.RENAME, (fs, c, i) => fs.rename?.(c, i, name, np, newName, flags), (fs) => !!fs.rename);
+  }
+
+  link(ctx: FuseRequestContext, nodeid: number, newParent: number, newName: Buffer): FuseResult<FuseEntry> {
+    const old = this._sameMount(newParent, nodeid);
+    if (old instanceof FuseErrno) return old;
+    return this._mutateEntry(ctx, newParent, kFuseOp.LINK, (fs, c, i) => fs.link?.(c, old, i, newName), (fs) => !!fs.link);
+  }
+
+  create(ctx: FuseRequestContext, parent: number, name: Buffer, flags: number, mode: number, umask: number): FuseResult<FuseCreateReply> {
+    const r = this._route(parent);
+    const res = this._mutate(ctx, parent, kFuseOp.CREATE, (fs, c, i) => fs.create?.(c, i, name, flags, mode, umask), (fs) => !!fs.create);
+    if (r instanceof FuseErrno || r.dir) return res;
+    const st = r.st;
+    return mapResult(res, (v) => ({ entry: this._entry(st, v.entry), open: { ...v.open, fh: this._gid(st, v.open.fh) } }));
+  }
+
+  write(ctx: FuseRequestContext, nodeid: number, fh: number, offset: number, data: Buffer, flags: number): FuseResult<number> {
+    const ifh = this._innerFh(fh);
+    return this._mutate(ctx, nodeid, kFuseOp.WRITE, (fs, c, i) => fs.write?.(c, i, ifh, offset, data, flags), (fs) => !!fs.write);
+  }
+
+  setxattr(ctx: FuseRequestContext, nodeid: number, name: Buffer, value: Buffer, flags: number): FuseResult<void> {
+    return this._mutate(ctx, nodeid, kFuseOp.SETXATTR, (fs, c, i) => fs.setxattr?.(c, i, name, value, flags), (fs) => !!fs.setxattr);
+  }
+
+  removexattr(ctx: FuseRequestContext, nodeid: number, name: Buffer): FuseResult<void> {
+    return this._mutate(ctx, nodeid, kFuseOp.REMOVEXATTR, (fs, c, i) => fs.removexattr?.(c, i, name), (fs) => !!fs.removexattr);
+  }
+
+  fallocate(ctx: FuseRequestContext, nodeid: number, fh: number, offset: number, length: number, mode: number): FuseResult<void> {
+    const ifh = this._innerFh(fh);
+    return this._mutate(ctx, nodeid, kFuseOp.FALLOCATE, (fs, c, i) => fs.fallocate?.(c, i, ifh, offset, length, mode), (fs) => !!fs.fallocate);
   }
 }

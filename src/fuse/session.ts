@@ -16,73 +16,16 @@
  * session in its own shutdown; src/daemon/stop-on-signal.ts does it for simple embedders.
  */
 import { native, nativeAbi } from '../native/index.js';
-import type { FuseFopStats, NativeAbi, NativeChunkMap, NativeFuseSession, NativePassthroughRoot, NativeSessionStats, RecordLayout } from '../native/index.js';
+import type { FuseFopStats, NativeAbi, NativeFuseSession, NativePassthroughRoot, RecordLayout } from '../native/index.js';
 import { errnoOf, FuseSessionError, isReplyErrno, kErrno } from './errno.js';
+import type { FuseBlob, FuseCloseInfo, FuseLogger, FuseMountOptions, FuseSessionOptions, FuseSessionStats, FuseVirtioOptions } from './session-options.js';
 import type { FuseExtentTable } from './extents.js';
 import { joinXattrNames, kMaxDirents, ReplyEncoder } from './reply.js';
-import type { FuseDirEntry, FuseDirEntryPlus, FuseFilesystem, FuseForget, FuseOpenReply, FuseRequestContext } from './types.js';
+import { callWritable, isEntryOp, isWritableOp, kWritableMethods, readWritableArgs } from './session-writable.js';
+import type { FuseCreateReply, FuseDirEntry, FuseDirEntryPlus, FuseFilesystem, FuseForget, FuseOpenReply, FuseRequestContext } from './types.js';
 import { FuseErrno, kFuseOp } from './types.js';
 
-export interface FuseLogger {
-  error(message: string): void;
-  warn(message: string): void;
-  debug?(message: string): void;
-}
-
-export interface FuseSessionOptions {
-  /** Default seconds a LOOKUP/READDIRPLUS name may be cached (default 1). */
-  entryTimeout?: number;
-  /** Default seconds attributes may be cached (default 1). */
-  attrTimeout?: number;
-  logger?: FuseLogger;
-  /**
-   * The handler's answers to LOOKUP (including negative entries) and GETATTR never change, and
-   * it keeps no lookup counts (it has no `forget`): repeats are then answered natively from a
-   * cache without crossing to JavaScript. The cache is emptied on every INIT, DESTROY and
-   * transport reset. Ignored when the handler has `forget`.
-   */
-  immutable?: boolean;
-}
-
-export interface FuseMountOptions {
-  /** /dev/fuse worker threads (upstream --fuse-threads; default 4). */
-  threads?: number;
-  /** Let other users see the mount (needs root or user_allow_other); default: true as root. */
-  allowOther?: boolean;
-  /** Let the kernel check permissions from the attributes (default true). */
-  defaultPermissions?: boolean;
-  /** Mount read-only (MS_RDONLY; default true): false for writable filesystems (passthrough). */
-  readOnly?: boolean;
-  fsname?: string;
-  subtype?: string;
-  /**
-   * How to mount: 'auto' (mount(2), falling back to fusermount3 when not permitted; default),
-   * 'mount' (mount(2) only), 'fusermount' (always the fusermount3 helper).
-   */
-  method?: 'auto' | 'mount' | 'fusermount';
-}
-
-export interface FuseVirtioOptions {
-  socketPath?: string;
-  listenFd?: number;
-  numRequestQueues?: number;
-  maxQueueSize?: number;
-}
-
-export interface FuseBlob {
-  /** The file holding the chunk bytes the extents' sourceOffset points into. */
-  dataPath: string;
-  /** The blob's chunk-ready bitmap, or null when every chunk is present. */
-  chunkMap: NativeChunkMap | null;
-}
-
-export interface FuseCloseInfo {
-  reason: 'stopped' | 'unmounted' | 'error';
-  errno: number;
-}
-
-/** The native counters plus how many upcall batches (and records) crossed into JavaScript. */
-export type FuseSessionStats = NativeSessionStats & { readonly jsBatches: number; readonly jsRecords: number };
+export type { FuseBlob, FuseCloseInfo, FuseLogger, FuseMountOptions, FuseSessionOptions, FuseSessionStats, FuseVirtioOptions } from './session-options.js';
 
 const kEIO = kErrno.EIO;
 const kENODEV = kErrno.ENODEV;
@@ -155,19 +98,20 @@ export class FuseSession {
     this._u = abi.records.upcall;
     const ops = new Uint8Array(abi.limits.opcodeTableSize);
     const has = (m: keyof FuseFilesystem): boolean => typeof handler[m] === 'function';
-    const map: [keyof FuseFilesystem, number][] = [
+    const map: (readonly [keyof FuseFilesystem, number])[] = [
       ['lookup', kFuseOp.LOOKUP], ['forget', kFuseOp.FORGET], ['getattr', kFuseOp.GETATTR],
       ['readlink', kFuseOp.READLINK], ['open', kFuseOp.OPEN], ['read', kFuseOp.READ],
       ['statfs', kFuseOp.STATFS], ['release', kFuseOp.RELEASE], ['fsync', kFuseOp.FSYNC],
       ['getxattr', kFuseOp.GETXATTR], ['listxattr', kFuseOp.LISTXATTR], ['flush', kFuseOp.FLUSH],
       ['opendir', kFuseOp.OPENDIR], ['readdir', kFuseOp.READDIR], ['releasedir', kFuseOp.RELEASEDIR],
       ['fsyncdir', kFuseOp.FSYNCDIR], ['access', kFuseOp.ACCESS], ['readdirplus', kFuseOp.READDIRPLUS],
-      ['lseek', kFuseOp.LSEEK],
+      ['lseek', kFuseOp.LSEEK], ...kWritableMethods,
     ];
     for (const [m, op] of map) if (has(m)) ops[op] = 1;
-    // Upcall arena: 256 records and 1 MiB of names and payloads per batch (the addon's minimum
-    // is limits.minUpcallRecords / minUpcallBytes); reply scratch: a full READDIR(PLUS) reply.
-    const upBuf = new ArrayBuffer(1 << 20);
+    // Upcall arena: 256 records and 2 MiB of names and payloads per batch (the addon's minimum
+    // is limits.minUpcallRecords / minUpcallBytes; a WRITE carries up to 1 MiB); reply scratch:
+    // a full READDIR(PLUS) reply.
+    const upBuf = new ArrayBuffer(2 << 20);
     this._records = new Float64Array(256 * this._u.stride);
     this._upBytes = Buffer.from(upBuf);
     const nums = new Float64Array(kMaxDirents * abi.records.dirent.stride);
@@ -376,6 +320,17 @@ export class FuseSession {
     this._native.attachPassthrough(source, lo, hi, countSlot, wholeConnection);
   }
 
+  /**
+   * Node ids [lo, hi) are writable and served by the handler (a writable overlay): their
+   * mutating requests come here decoded instead of being answered EROFS, and their LOOKUP,
+   * GETATTR and OPEN answers are never remembered natively. `on` false ends it (unmount).
+   */
+  setWritable(lo: number, hi: number, on: boolean): void {
+    checkCount(lo, 'lo', Number.MAX_SAFE_INTEGER);
+    checkCount(hi, 'hi', Number.MAX_SAFE_INTEGER);
+    this._native.setWritable(lo, hi, on);
+  }
+
   /** Stops routing [lo, ...) to its passthrough; requests already inside finish. */
   detachPassthrough(lo: number): boolean {
     checkCount(lo, 'lo', Number.MAX_SAFE_INTEGER);
@@ -531,6 +486,10 @@ export class FuseSession {
       case kFuseOp.FSYNCDIR: return h.fsyncdir?.(ctx, ctx.nodeid, a0, datasync);
       case kFuseOp.LSEEK: return h.lseek?.(ctx, ctx.nodeid, a0, a1, a2);
       default:
+        if (isWritableOp(req.op)) {
+          const args = readWritableArgs(this._upBytes, r[o + u.byteOffset] as number, [a0, a1, a2, r[o + u.a3] as number]);
+          return callWritable(h, ctx, req.op, args);
+        }
         throw new FuseSessionError('ERR_FUSE_INTERNAL', `no dispatch for opcode ${String(req.op)}`);
     }
   }
@@ -557,10 +516,19 @@ export class FuseSession {
   private _encode(req: Req, v: unknown): number {
     const n = this._native;
     const { token } = req;
+    if (isEntryOp(req.op)) {
+      this._reply.entry(0, v as Parameters<ReplyEncoder['entry']>[1]);
+      return n.replyEntry(token);
+    }
     switch (req.op) {
-      case kFuseOp.LOOKUP:
-        this._reply.entry(0, v as Parameters<ReplyEncoder['entry']>[1]);
-        return n.replyEntry(token);
+      case kFuseOp.CREATE: {
+        const c = v as FuseCreateReply;
+        this._reply.entry(0, c.entry);
+        return n.replyCreate(token, c.open.fh, this._reply.openFlags(c.open));
+      }
+      case kFuseOp.WRITE:
+        return n.replyWrite(token, v as number);
+      case kFuseOp.SETATTR:
       case kFuseOp.GETATTR: {
         const a = v as { attr: Parameters<ReplyEncoder['attr']>[1]; attrTimeout?: number };
         this._reply.attrReply(a.attr, a.attrTimeout ?? this._defaults.attrTimeout);

@@ -211,7 +211,7 @@ export interface FuseFilesystem {
    */
   readlink?(ctx: FuseRequestContext, nodeid: number): FuseResult<Buffer | string>;
   /**
-   * OPEN (read-only: write intents never arrive, they are answered EROFS natively).
+   * OPEN (on read-only nodes write intents never arrive: they are answered EROFS natively).
    * Replies: FuseOpenReply (KEEP_CACHE recommended; `extents` enables the native READ path).
    * Errors: ENOENT, EISDIR, EACCES, EMFILE.
    */
@@ -269,6 +269,54 @@ export interface FuseFilesystem {
    * Errors: ENXIO (offset at or past EOF / no more data).
    */
   lseek?(ctx: FuseRequestContext, nodeid: number, fh: number, offset: number, whence: number): FuseResult<number>;
+
+  // --- Mutating requests. They reach the handler only for nodes the session was told are
+  // writable (FuseSession.setWritable); everywhere else the session answers EROFS natively.
+  // Names are raw bytes, checked by the session: NUL-free, non-empty, at most 1024 bytes (the
+  // filesystem answers ENAMETOOLONG past its own limit).
+
+  /** SETATTR: change what `set` names. Replies: the new attributes. */
+  setattr?(ctx: FuseRequestContext, nodeid: number, set: FuseSetattr): FuseResult<FuseAttrReply>;
+  /** MKNOD (regular files, devices, FIFOs, sockets). `mode` has the type bits; apply `umask`. */
+  mknod?(ctx: FuseRequestContext, parent: number, name: Buffer, mode: number, rdev: number, umask: number): FuseResult<FuseEntry>;
+  mkdir?(ctx: FuseRequestContext, parent: number, name: Buffer, mode: number, umask: number): FuseResult<FuseEntry>;
+  symlink?(ctx: FuseRequestContext, parent: number, name: Buffer, target: Buffer): FuseResult<FuseEntry>;
+  unlink?(ctx: FuseRequestContext, parent: number, name: Buffer): FuseResult<void>;
+  rmdir?(ctx: FuseRequestContext, parent: number, name: Buffer): FuseResult<void>;
+  /** RENAME (flags 0) and RENAME2 (RENAME_NOREPLACE 1, RENAME_EXCHANGE 2, RENAME_WHITEOUT 4). */
+  rename?(ctx: FuseRequestContext, parent: number, name: Buffer, newParent: number, newName: Buffer, flags: number): FuseResult<void>;
+  /** LINK: a new name for `nodeid`. Replies: its entry (one more lookup). */
+  link?(ctx: FuseRequestContext, nodeid: number, newParent: number, newName: Buffer): FuseResult<FuseEntry>;
+  /** CREATE (open with O_CREAT). Replies: the entry and the open handle. */
+  create?(ctx: FuseRequestContext, parent: number, name: Buffer, flags: number, mode: number, umask: number): FuseResult<FuseCreateReply>;
+  /** WRITE on a handle from open/create. Replies: the bytes written. */
+  write?(ctx: FuseRequestContext, nodeid: number, fh: number, offset: number, data: Buffer, flags: number): FuseResult<number>;
+  /** SETXATTR (flags: XATTR_CREATE 1, XATTR_REPLACE 2). */
+  setxattr?(ctx: FuseRequestContext, nodeid: number, name: Buffer, value: Buffer, flags: number): FuseResult<void>;
+  removexattr?(ctx: FuseRequestContext, nodeid: number, name: Buffer): FuseResult<void>;
+  fallocate?(ctx: FuseRequestContext, nodeid: number, fh: number, offset: number, length: number, mode: number): FuseResult<void>;
+}
+
+/** What a SETATTR changes: only the fields present. Times are seconds + nanoseconds, or 'now'. */
+export interface FuseSetattr {
+  mode?: number;
+  uid?: number;
+  gid?: number;
+  size?: number;
+  /** The handle the change was made through (ftruncate, fchmod), when the kernel said. */
+  fh?: number;
+  atime?: FuseTime | 'now';
+  mtime?: FuseTime | 'now';
+}
+
+export interface FuseTime {
+  sec: number;
+  nsec: number;
+}
+
+export interface FuseCreateReply {
+  entry: FuseEntry;
+  open: FuseOpenReply;
 }
 
 /** FUSE opcodes the handler sees (linux/fuse.h; the ABI test checks them). */
@@ -276,14 +324,25 @@ export const kFuseOp = {
   LOOKUP: 1,
   FORGET: 2,
   GETATTR: 3,
+  SETATTR: 4,
   READLINK: 5,
+  SYMLINK: 6,
+  MKNOD: 8,
+  MKDIR: 9,
+  UNLINK: 10,
+  RMDIR: 11,
+  RENAME: 12,
+  LINK: 13,
   OPEN: 14,
   READ: 15,
+  WRITE: 16,
   STATFS: 17,
   RELEASE: 18,
   FSYNC: 20,
+  SETXATTR: 21,
   GETXATTR: 22,
   LISTXATTR: 23,
+  REMOVEXATTR: 24,
   FLUSH: 25,
   INIT: 26,
   OPENDIR: 27,
@@ -291,7 +350,10 @@ export const kFuseOp = {
   RELEASEDIR: 29,
   FSYNCDIR: 30,
   ACCESS: 34,
+  CREATE: 35,
   DESTROY: 38,
+  FALLOCATE: 43,
   READDIRPLUS: 44,
+  RENAME2: 45,
   LSEEK: 46,
 } as const;

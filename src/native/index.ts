@@ -36,24 +36,71 @@ export interface FillChunk {
   fileOffset: number;
   size: number;
   compressed: boolean;
+  /** Chunk index in the blob (its ready bit). */
+  index: number;
+  /** Checked when the fill validates (32 bytes), and the key of a convergently encrypted cache; absent: none. */
+  digest?: Buffer | undefined;
+  /** Offset of the stored bytes in the blob (where a compressed cache keeps them). */
+  compressedOffset: number;
+}
+
+export interface FillRequest {
+  algo: number;
+  digester: DigestAlgo;
+  validate: boolean;
+  /** The fetched bytes. */
+  src: Buffer;
+  chunks: readonly FillChunk[];
+  /** The cache data file; -1: the cache is not tried now (straight to the spill). */
+  fd: number;
+  map: NativeChunkMap;
+  /** Chunks the cache file does not take go to the map's spill. */
+  allowSpill: boolean;
+}
+
+/** Per-chunk outcome codes of a fill (cache/fill.h). */
+export const kFillCached = 0;
+export const kFillSpilled = 1;
+export const kFillDigestMismatch = -1000;
+/** The cache file's layout (compressed or encrypted) cannot hold the chunk. */
+export const kFillBadPlace = -1001;
+
+export interface FillOutcome {
+  /** Per chunk, in request order: kFillCached, kFillSpilled, kFillDigestMismatch, kFillBadPlace, -EBADMSG, -errno. */
+  status: Int32Array;
+  /** -errno of the first failed cache-file write, 0 when there was none. */
+  storeError: number;
+  /** Thread id of the fill (never the JavaScript thread's). */
+  threadId: number;
 }
 
 /**
- * Decodes the chunks of one fetched range and writes them to the cache file `fd`, on a worker
- * thread. Resolves with a status per chunk: 0 written, -EBADMSG did not decode, -errno.
+ * The cache fill of one fetched range on the native fill threads: decode, digest check, cache
+ * write (or spill), ready bits and the wake-up of parked READs. Resolves once all of it is done.
  */
-export function decodeWrite(algo: number, src: Buffer, chunks: readonly FillChunk[], fd: number): Promise<Int32Array> {
+export async function fill(r: FillRequest): Promise<FillOutcome> {
   const f = nativeAbi().records.fill;
-  const plan = new Float64Array(chunks.length * f.stride);
-  chunks.forEach((c, i) => {
+  const n = r.chunks.length;
+  const plan = new Float64Array(n * f.stride);
+  // Digests travel whenever the image has them: a compressed or encrypted cache checks them
+  // (and a convergent one keys by them) even when the request does not validate.
+  const digests = Buffer.alloc(r.chunks.some((c) => c.digest?.length === 32) ? n * 32 : 0);
+  r.chunks.forEach((c, i) => {
     const o = i * f.stride;
     plan[o + f.srcOffset] = c.srcOffset;
     plan[o + f.storedSize] = c.storedSize;
     plan[o + f.fileOffset] = c.fileOffset;
     plan[o + f.size] = c.size;
     plan[o + f.compressed] = c.compressed ? 1 : 0;
+    plan[o + f.index] = c.index;
+    plan[o + f.compressedOffset] = c.compressedOffset;
+    if (c.digest?.length === 32) {
+      plan[o + f.hasDigest] = 1;
+      c.digest.copy(digests, i * 32);
+    }
   });
-  return loadAddon().decodeWrite(algo, src, plan, fd);
+  const out = await loadAddon().fill(r.algo, r.digester, r.validate, r.src, plan, digests, r.fd, r.map, r.allowSpill);
+  return { status: out.subarray(0, n), storeError: out[n] ?? 0, threadId: out[n + 1] ?? 0 };
 }
 
 /** BLAKE3 or SHA-256 of `data` (32 bytes), computed natively on the calling thread. */
@@ -87,6 +134,21 @@ export function readXattrs(path: Buffer): [Buffer, Buffer][] {
 /** Sets one extended attribute on `path` itself (tests build source trees with it). */
 export function setXattr(path: Buffer, name: Buffer, value: Buffer): void {
   loadAddon().setXattr(path, name, value);
+}
+
+/** lsetxattr with XATTR_CREATE/XATTR_REPLACE `flags` (throws with the errno). */
+export function hostSetXattr(path: Buffer, name: Buffer, value: Buffer, flags: number): void {
+  loadAddon().hostSetXattr(path, name, value, flags);
+}
+
+/** lremovexattr (throws with the errno). */
+export function hostRemoveXattr(path: Buffer, name: Buffer): void {
+  loadAddon().hostRemoveXattr(path, name);
+}
+
+/** mknod(2) (throws with the errno): whiteouts (S_IFCHR, rdev 0), devices, FIFOs, sockets. */
+export function hostMknod(path: Buffer, mode: number, rdev: number): void {
+  loadAddon().hostMknod(path, mode, rdev);
 }
 
 export function getRlimitNofile(): NofileLimit {

@@ -97,6 +97,9 @@ export interface NativeFuseSession {
   replyXattr(token: number, data: Uint8Array): number;
   replyReaddir(token: number, count: number, namesLength: number): number;
   replyLseek(token: number, offset: number): number;
+  replyCreate(token: number, fh: number, openFlags: number): number;
+  replyWrite(token: number, size: number): number;
+  setWritable(lo: number, hi: number, on: boolean): void;
   resolveMiss(token: number, errno: number): number;
   setExtents(fh: number, extents: Float64Array, fileSize: number, count: number): void;
   removeExtents(fh: number): boolean;
@@ -153,7 +156,7 @@ export interface NativeAddon {
   compress(algo: number, src: Buffer, level?: number): Buffer;
   decompress(algo: number, src: Buffer, uncompressedSize: number): Buffer;
   decompressInto(algo: number, src: Buffer, dst: Buffer): void;
-  decodeWrite(algo: number, src: Buffer, plan: Float64Array, fd: number): Promise<Int32Array>;
+  fill(algo: number, digester: DigestAlgo, validate: boolean, src: Buffer, plan: Float64Array, digests: Buffer, fd: number, map: NativeChunkMap, allowSpill: boolean): Promise<Int32Array>;
   /** BLAKE3 (reference C implementation, SIMD) or SHA-256 (OpenSSL) of `data`: 32 bytes. */
   digest(digester: DigestAlgo, data: Buffer): Buffer;
   DigestHasher: new (digester: DigestAlgo) => NativeDigestHasher;
@@ -163,7 +166,6 @@ export interface NativeAddon {
   /** Compressed and encrypted cache files (native/binding/layout_binding.cc). */
   attachCacheLayout(map: NativeChunkMap, kind: number, algo: number, digester: number, verify: boolean, convergent: boolean, key: Buffer | null, dataSize: number): void;
   learnChunks(map: NativeChunkMap, records: Float64Array, digests: Buffer): void;
-  layoutFill(map: NativeChunkMap, src: Buffer, plan: Float64Array, fd: number): Promise<Int32Array>;
   layoutRead(map: NativeChunkMap, fd: number, index: number, out: Buffer): number;
 
   FuseSession: new (
@@ -181,6 +183,9 @@ export interface NativeAddon {
   readXattrs(path: Buffer): [Buffer, Buffer][];
   /** Sets one extended attribute on the path itself (symlinks are not followed). */
   setXattr(path: Buffer, name: Buffer, value: Buffer): void;
+  hostSetXattr(path: Buffer, name: Buffer, value: Buffer, flags: number): void;
+  hostRemoveXattr(path: Buffer, name: Buffer): void;
+  hostMknod(path: Buffer, mode: number, rdev: number): void;
   getRlimitNofile(): NofileLimit;
   /** Throws a NativeError (code ERR_RLIMIT, errno EPERM/EINVAL) when the kernel refuses. */
   setRlimitNofile(soft: number, hard: number): void;

@@ -12,18 +12,15 @@
  * blob's in-memory spill instead and are served from there (cache-health.ts); damaged cache files
  * are repaired at open, and daemons sharing a work_dir coordinate through cache-files.ts.
  */
-import { read as fsRead, write as fsWrite } from 'node:fs';
-import { constants as osc } from 'node:os';
+import { read as fsRead } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { promisify } from 'node:util';
 
 import type { NativeChunkMap } from '../native/index.js';
-import { compressorToEnum } from '../rafs/index.js';
 import { kBlobFeatures, kMaxChunksPerBlob } from '../rafs/layout/constants.js';
-import { decodeWrite } from '../native/index.js';
 import type { Logger } from '../util/logger.js';
 import type { BlobBackend } from './backend.js';
-import { deferred, errnoName, kOnDemand } from './fetch-handle.js';
+import { deferred, kOnDemand } from './fetch-handle.js';
 import type { Deferred, FetchHandle, NativeBlobRegistration, PlannedFetch } from './fetch-handle.js';
 export type { NativeBlobRegistration, PlannedFetch } from './fetch-handle.js';
 import { checkBlobId } from './blob-id.js';
@@ -34,10 +31,10 @@ import { CacheWriteHealth, SpillBudget } from './cache-health.js';
 import { dropBitsOverHoles, openCacheFiles } from './cache-files.js';
 import type { CacheFormat } from './cache-layout.js';
 import { CacheLayout } from './cache-layout.js';
-import type { DecodedChunk } from './fill-runs.js';
-import { adjacentRuns, writeAll } from './fill-runs.js';
 import type { BlobSource } from './chunk-data.js';
-import { checkChunk, decodeAndVerifyInto, intersect, untilAborted } from './chunk-data.js';
+import { checkChunk, intersect, untilAborted } from './chunk-data.js';
+import type { FillHost } from './cache-fill.js';
+import { fillRange } from './cache-fill.js';
 import type { CacheCounters } from './counters.js';
 import { errnoCode, reportOnce, StorageError } from './contract/errors.js';
 import type { DemandTracker } from './demand.js';
@@ -66,19 +63,13 @@ export interface BlobCacheContext {
 export type FetchObserver = (blob: CachedBlob, r: FetchRange) => void;
 
 const preadFd = promisify(fsRead);
-const pwriteFd = promisify(fsWrite);
 
 export interface CachedBlobOptions {
   /** Chunk metadata by chunk index (from the bootstrap, with digests) for amplification. */
   chunkLookup?: (chunkIndex: number) => ChunkInfo | undefined;
-  /** Test seam: runs between the write of a chunk's data and the setting of its bit. */
-  afterWrite?: (c: ChunkInfo) => Promise<void> | void;
 }
 
 const kZeroDigest = Buffer.alloc(32);
-const kEIO = osc.errno.EIO;
-const kEBADMSG = osc.errno.EBADMSG;
-const kENOSPC = osc.errno.ENOSPC;
 /** Reads retried when a chunk left the spill between ensureReady and the copy. */
 const kMaxReadAttempts = 3;
 
@@ -101,6 +92,8 @@ export class CachedBlob implements BlobSource {
   private readonly _spilled = new Map<number, SpillEntry>();
   private readonly _health: CacheWriteHealth;
   private readonly _budget: SpillBudget;
+  /** What the fill (cache-fill.ts) sees of this blob. */
+  private readonly _fillHost: FillHost;
 
   private constructor(
     readonly info: BlobInfo,
@@ -114,6 +107,21 @@ export class CachedBlob implements BlobSource {
   ) {
     this._budget = _ctx.spill ?? new SpillBudget();
     this._health = _ctx.health ?? new CacheWriteHealth(_ctx.workDir, _ctx.log, this._budget.limit);
+    this._fillHost = {
+      info,
+      dataPath,
+      layoutKind: _layout.kind,
+      validate: _ctx.validate,
+      counters: _ctx.counters,
+      log: _ctx.log,
+      health: this._health,
+      budget: this._budget,
+      map: _map,
+      fd: _fh.fd,
+      closedError: () => (this._closed ? this._closedError() : undefined),
+      settle: (c, err) => this._settle(c, err),
+      spilled: (c) => this._trackSpilled(c),
+    };
   }
 
   static async open(info: BlobInfo, ctx: BlobCacheContext, opts: CachedBlobOptions = {}): Promise<CachedBlob> {
@@ -425,192 +433,12 @@ export class CachedBlob implements BlobSource {
       if (!prefetch) demand?.end();
       onRead?.();
     }
-    // Without digest validation (or in a compressed/encrypted cache, whose native fill verifies)
-    // the native fill does the rest on a worker thread.
-    if ((!this._ctx.validate && this.info.compressor !== 'gzip') || !this._layout.plain) {
-      await this._fillNative(r, buf);
-      return true;
-    }
-    // Decode first, each run of chunks adjacent in the uncompressed blob into one buffer, then
-    // write each run of good chunks with one write. Fewer thread-pool round trips per fill, and
-    // large writes give the cache file large page-cache folios: 1 MiB READs from a file written
-    // 2+ MiB at a time copy much faster (pread bound measured here: 16.5 GB/s after 1 MiB
-    // writes, 28 GB/s after 16 MiB writes).
-    const decoded: DecodedChunk[] = [];
-    // Settled after the writes, so by the time a bad chunk fails a read, the good chunks of the
-    // same fetch have landed.
-    const failed: [ChunkInfo, Error][] = [];
-    const ctx = { blob: this.info, validate: this._ctx.validate, counters, log };
-    for (const run of adjacentRuns(r.chunks)) {
-      const base = run[0]?.uncompressedOffset ?? 0;
-      const last = run[run.length - 1];
-      const runBuf = Buffer.allocUnsafe(last ? last.uncompressedOffset + last.uncompressedSize - base : 0);
-      for (const c of run) {
-        const at = c.uncompressedOffset - base;
-        try {
-          decodeAndVerifyInto(ctx, c, buf.subarray(c.compressedOffset - r.offset, c.compressedOffset - r.offset + c.compressedSize), runBuf.subarray(at, at + c.uncompressedSize));
-          decoded.push({ c, run: runBuf, at });
-        } catch (err) {
-          failed.push([c, err instanceof Error ? err : new Error(String(err))]);
-        }
-      }
-    }
-    for (let i = 0; i < decoded.length; ) {
-      const first = decoded[i] as DecodedChunk;
-      let j = i + 1;
-      let end = first.at + first.c.uncompressedSize;
-      for (; j < decoded.length; j++) {
-        const d = decoded[j] as DecodedChunk;
-        if (d.run !== first.run || d.at !== end) break;
-        end += d.c.uncompressedSize;
-      }
-      const group = decoded.slice(i, j);
-      i = j;
-      const bytes = first.run.subarray(first.at, end);
-      const chunksOf = group.map((d) => d.c);
-      if (this._closed) {
-        for (const c of chunksOf) this._settle(c, this._closedError());
-        continue;
-      }
-      if (this._health.shouldTry()) {
-        try {
-          await writeAll((b, o, l, p) => this._fh.write(b, o, l, p).then((w) => w.bytesWritten), bytes, first.c.uncompressedOffset);
-          this._health.succeeded();
-          for (const c of chunksOf) await this._markWritten(c);
-          continue;
-        } catch (err) {
-          this._health.failed(errnoCode(err), `writing ${this.dataPath}`);
-          counters.cacheWriteErrors++;
-        }
-      }
-      await this._spillBytes(chunksOf, bytes, first.c.uncompressedOffset);
-    }
-    for (const [c, err] of failed) this._settle(c, err);
+    await fillRange(this._fillHost, r, buf);
     return true;
   }
 
-  /**
-   * Decodes and writes a fetched range off the JavaScript thread (native decodeWrite: runs of
-   * adjacent chunks, one pwrite per run of good chunks), then sets the bits of the chunks it
-   * wrote. Fills of concurrent misses run on separate worker threads. Same outcomes as the
-   * JavaScript path: a chunk that does not decode fails alone and is never written.
-   */
-  private async _fillNative(r: FetchRange, buf: Buffer): Promise<void> {
-    const { counters, log } = this._ctx;
-    const id = this.info.blobId;
-    const chunks = [...r.chunks].sort((a, b) => a.uncompressedOffset - b.uncompressedOffset);
-    const plan = chunks.map((c) => ({ srcOffset: c.compressedOffset - r.offset, storedSize: c.compressedSize, fileOffset: c.uncompressedOffset, size: c.uncompressedSize, compressed: c.compressed }));
-    const tryCache = this._health.shouldTry();
-    const status = tryCache ? await this._decodeWrite(chunks, plan, buf, this._fh.fd, r.offset) : undefined;
-    if (tryCache && !status) return;
-    const toSpill: number[] = [];
-    let writeError = 0;
-    for (const [i, c] of chunks.entries()) {
-      const rc = status ? (status[i] ?? -kEIO) : -kENOSPC;
-      if (rc === -kEBADMSG) {
-        counters.decodeErrors++;
-        const msg = `blob ${id} chunk ${c.chunkIndex}: cannot decompress (${this.info.compressor}, compressed offset ${c.compressedOffset} size ${c.compressedSize})`;
-        log.error(msg);
-        this._settle(c, new StorageError('ERR_CHUNK_DECODE', msg, { reported: true }));
-      } else if (rc !== 0) {
-        if (status) writeError = -rc;
-        toSpill.push(i);
-      } else {
-        await this._markWritten(c);
-      }
-    }
-    if (writeError !== 0) {
-      this._health.failed(errnoName(writeError), `writing ${this.dataPath}`);
-      counters.cacheWriteErrors++;
-    } else if (status) {
-      this._health.succeeded();
-    }
-    if (toSpill.length === 0) return;
-    // Decoded again into the spill: the cache file did not take them (or is not tried now).
-    const spillChunks = toSpill.map((i) => chunks[i] as ChunkInfo);
-    const spillPlan = toSpill.map((i) => plan[i] as (typeof plan)[number]);
-    if (!this._reserveSpill(spillChunks)) return;
-    const fd = this._spillFdOrFail(spillChunks);
-    if (fd < 0) return;
-    const st = await this._decodeWrite(spillChunks, spillPlan, buf, fd);
-    if (!st) {
-      this._budget.release(spillChunks.reduce((n, c) => n + c.uncompressedSize, 0));
-      return;
-    }
-    for (const [i, c] of spillChunks.entries()) {
-      const rc = st[i] ?? -kEIO;
-      if (rc === 0) {
-        this._publishSpilled(c);
-        continue;
-      }
-      this._budget.release(c.uncompressedSize);
-      this._settle(c, new StorageError('ERR_CACHE_FILE', `blob ${id} chunk ${c.chunkIndex}: cannot keep it in memory either: ${errnoName(-rc)}`));
-    }
-  }
-
-  /** Runs the native fill into `fd`; undefined (every chunk settled with the error) on failure. */
-  private async _decodeWrite(chunks: readonly ChunkInfo[], plan: Parameters<typeof decodeWrite>[2], buf: Buffer, fd: number, layoutBase?: number): Promise<Int32Array | undefined> {
-    try {
-      this._throwIfClosed();
-      // The cache file in a compressed/encrypted layout (layoutBase: the fetched range's offset);
-      // the spill always holds plain chunks.
-      if (layoutBase !== undefined && !this._layout.plain) {
-        this._layout.learn(chunks);
-        return await this._layout.fill(chunks, buf, layoutBase, fd);
-      }
-      return await decodeWrite(compressorToEnum(this.info.compressor), buf, plan, fd);
-    } catch (err) {
-      const e = err instanceof StorageError ? err : new StorageError('ERR_CACHE_FILE', `blob ${this.info.blobId}: filling ${chunks.length} chunk(s) failed: ${(err as Error).message}`, { cause: err });
-      for (const c of chunks) this._settle(c, e);
-      return undefined;
-    }
-  }
-
-  /** Reserves spill memory for `chunks`; settles them with an error when there is none. */
-  private _reserveSpill(chunks: readonly ChunkInfo[]): boolean {
-    const bytes = chunks.reduce((n, c) => n + c.uncompressedSize, 0);
-    if (this._budget.reserve(bytes)) return true;
-    const e = new StorageError('ERR_CACHE_FILE', `blob ${this.info.blobId}: the cache directory takes no writes and the in-memory spill (${this._budget.limit} bytes) is busy`);
-    reportOnce(e, (m) => this._ctx.log.error(m), e.message);
-    for (const c of chunks) this._settle(c, e);
-    return false;
-  }
-
-  private _spillFdOrFail(chunks: readonly ChunkInfo[]): number {
-    try {
-      this._throwIfClosed();
-      return this._map.spillFd();
-    } catch (err) {
-      this._budget.release(chunks.reduce((n, c) => n + c.uncompressedSize, 0));
-      const e = err instanceof StorageError ? err : new StorageError('ERR_CACHE_FILE', `blob ${this.info.blobId}: ${(err as Error).message}`, { cause: err });
-      for (const c of chunks) this._settle(c, e);
-      return -1;
-    }
-  }
-
-  /** Keeps decoded bytes (adjacent chunks starting at `offset`) in the spill. */
-  private async _spillBytes(chunks: readonly ChunkInfo[], bytes: Buffer, offset: number): Promise<void> {
-    if (!this._reserveSpill(chunks)) return;
-    const fd = this._spillFdOrFail(chunks);
-    if (fd < 0) return;
-    try {
-      await writeAll((b, o, l, p) => pwriteFd(fd, b, o, l, p).then((w) => w.bytesWritten), bytes, offset);
-    } catch (err) {
-      this._budget.release(bytes.length);
-      const e = new StorageError('ERR_CACHE_FILE', `blob ${this.info.blobId}: cannot keep chunks in memory: ${errnoCode(err)}`, { cause: err });
-      for (const c of chunks) this._settle(c, e);
-      return;
-    }
-    for (const c of chunks) this._publishSpilled(c);
-  }
-
-  /** A chunk's bytes are in the spill: publish them to readers and settle its waiters. */
-  private _publishSpilled(c: ChunkInfo): void {
-    if (this._closed) {
-      this._budget.release(c.uncompressedSize);
-      this._settle(c, this._closedError());
-      return;
-    }
+  /** A chunk the fill put in the spill: tracked so the budget can evict it. */
+  private _trackSpilled(c: ChunkInfo): void {
     const index = c.chunkIndex;
     const entry: SpillEntry = {
       map: this._map,
@@ -623,34 +451,12 @@ export class CachedBlob implements BlobSource {
         if (this._spilled.get(index) === entry) this._spilled.delete(index);
       },
     };
-    this._map.setSpillReady(index);
     this._spilled.set(index, entry);
     this._budget.add(entry);
-    this._ctx.counters.chunksSpilled++;
-    this._settle(c);
-  }
-
-  /** A chunk's data is in the cache file: set its bit and settle its waiters. */
-  private async _markWritten(c: ChunkInfo): Promise<void> {
-    try {
-      if (this._opts.afterWrite) await this._opts.afterWrite(c);
-      // The file handle and map are closed only after every fill settled (close()), so the
-      // bit is never set through a closed map; the check keeps a late fill from resurrecting.
-      this._throwIfClosed();
-      this._map.setReady(c.chunkIndex);
-      this._ctx.counters.chunksFilled++;
-      this._settle(c);
-    } catch (err) {
-      this._settle(c, err instanceof StorageError ? err : new StorageError('ERR_CACHE_FILE', `blob ${this.info.blobId} chunk ${c.chunkIndex}: cannot write ${this.dataPath}: ${errnoCode(err)}`, { cause: err }));
-    }
   }
 
   private _closedError(): StorageError {
     return new StorageError('ERR_STORAGE_CLOSED', `blob ${this.info.blobId}: cache closed`);
-  }
-
-  private _throwIfClosed(): void {
-    if (this._closed) throw this._closedError();
   }
 
   /** Resolves once every fill running now (amplified chunks included) has settled. */

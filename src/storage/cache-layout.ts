@@ -134,7 +134,7 @@ export class CacheLayout {
     return ready > 0 ? `${this.dataPath} ${what}; its ${ready} cached chunk(s) are fetched again` : '';
   }
 
-  /** Gives the native side (fills and the READ fast path) the layout; a no-op when plain. */
+  /** Gives the native side (the fill's store and the READ fast path) the layout; a no-op when plain. */
   attach(map: NativeChunkMap): void {
     this._map = map;
     if (this.plain) return;
@@ -149,8 +149,9 @@ export class CacheLayout {
   }
 
   /**
-   * Records the place of chunks about to be filled or served (the native side decodes only
-   * recorded chunks). Throws a StorageError for metadata the layout cannot hold.
+   * Records the place of chunks about to be served (the native side decodes only recorded
+   * chunks; the native fill records the chunks it stores itself). Throws a StorageError for
+   * metadata the layout cannot hold.
    */
   learn(chunks: readonly ChunkInfo[]): void {
     const map = this._map;
@@ -160,6 +161,10 @@ export class CacheLayout {
     // A convergent key is the chunk digest (amplification skips chunks known without one).
     const blind = this.needsDigest ? todo.find((c) => c.digest.equals(kZeroDigest)) : undefined;
     if (blind) throw new StorageError('ERR_BAD_CHUNK', `blob ${this.info.blobId} chunk ${blind.chunkIndex}: convergent cache encryption needs the chunk digest, which the image does not carry`);
+    this._learnNative(map, todo);
+  }
+
+  private _learnNative(map: NativeChunkMap, todo: readonly ChunkInfo[]): void {
     const f = nativeAbi().records.layoutChunk;
     const rec = new Float64Array(todo.length * f.stride);
     const digests = Buffer.alloc(todo.length * 32);
@@ -179,21 +184,6 @@ export class CacheLayout {
       throw new StorageError('ERR_BAD_CHUNK', `blob ${this.info.blobId}: ${(err as Error).message}`, { cause: err });
     }
     for (const c of todo) this._known.add(c.chunkIndex);
-  }
-
-  /**
-   * Verifies and writes the chunks of a fetched range (`buf` starts at blob offset `base`) into
-   * the cache file, on a worker thread. One status per chunk, as decodeWrite: 0 written,
-   * -EBADMSG did not decode or match its digest, -errno of the write.
-   */
-  fill(chunks: readonly ChunkInfo[], buf: Buffer, base: number, fd: number): Promise<Int32Array> {
-    const f = nativeAbi().records.layoutFill;
-    const plan = new Float64Array(chunks.length * f.stride);
-    chunks.forEach((c, i) => {
-      plan[i * f.stride + f.srcOffset] = c.compressedOffset - base;
-      plan[i * f.stride + f.index] = c.chunkIndex;
-    });
-    return native().layoutFill(this._map as NativeChunkMap, buf, plan, fd);
   }
 
   /** Decodes a cached chunk and copies its bytes from `within` into `dst` (the handler's reads). */

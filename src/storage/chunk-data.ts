@@ -3,7 +3,7 @@
  * data is untrusted), fetched bytes -> verified uncompressed chunk, and copying the part of a
  * chunk a file read wants.
  */
-import { chunkDigest, decodeChunk, decodeChunkInto } from '../rafs/index.js';
+import { chunkDigest, decodeChunk } from '../rafs/index.js';
 import { isZero } from '../rafs/layout/bytes.js';
 import { kMaxChunkSize } from '../rafs/layout/constants.js';
 import type { Logger } from '../util/logger.js';
@@ -68,27 +68,6 @@ export function decodeAndVerify(ctx: VerifyContext, c: ChunkInfo, raw: Buffer): 
   }
   verifyDigest(ctx, c, data);
   return data;
-}
-
-/**
- * decodeAndVerify into `dst` (exactly c.uncompressedSize bytes), so a run of adjacent chunks
- * decodes into one buffer that is written to the cache with one write.
- */
-export function decodeAndVerifyInto(ctx: VerifyContext, c: ChunkInfo, raw: Buffer, dst: Buffer): void {
-  if (dst.length !== c.uncompressedSize) {
-    throw new StorageError('ERR_CHUNK_DECODE', `blob ${ctx.blob.blobId} chunk ${c.chunkIndex}: ${dst.length}-byte target, expected ${c.uncompressedSize}`);
-  }
-  try {
-    if (c.compressed) {
-      decodeChunkInto(ctx.blob.compressor, raw, dst);
-    } else {
-      if (raw.length !== c.uncompressedSize) throw new Error(`stored size ${raw.length} != uncompressed size ${c.uncompressedSize}`);
-      raw.copy(dst);
-    }
-  } catch (err) {
-    decodeFailed(ctx, c, err);
-  }
-  verifyDigest(ctx, c, dst);
 }
 
 function verifyDigest(ctx: VerifyContext, c: ChunkInfo, data: Buffer): void {

@@ -6,7 +6,6 @@
  * whatever network namespace the other process is in (path sockets are found through the file
  * system). A probe to a live nydusd shows there as a frontend that connected and left at once.
  */
-import { createConnection } from 'node:net';
 import { lstat, unlink } from 'node:fs/promises';
 
 import { UsageError } from './errors.js';
@@ -26,7 +25,8 @@ function code(err: unknown): string {
  */
 export function probeSocket(path: string, timeoutMs = kProbeTimeoutMs): Promise<SocketPathState> {
   return new Promise((resolve, reject) => {
-    const s = createConnection({ path });
+    // node:net loads here, on first use: only a leftover socket file needs the probe.
+    const s = process.getBuiltinModule('node:net').createConnection({ path });
     const done = (state: SocketPathState | Error): void => {
       clearTimeout(timer);
       s.destroy();

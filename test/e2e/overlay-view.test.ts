@@ -23,14 +23,9 @@ import { setXattr } from '../../src/native/index.js';
 import { createImage, defaultBuildOptions } from '../../src/rafs/builder/index.js';
 import { startDaemon } from '../helpers/daemon.js';
 import type { TreeSnapshot } from '../helpers/tree.js';
-import { diffTrees, snapshotDir, snapshotFromTreeDump } from '../helpers/tree.js';
+import { diffTrees, overlayConfig, overlayfsSkip, putFile as put, snapshotDir, snapshotFromTreeDump } from '../helpers/tree.js';
 
-const kSkip =
-  process.getuid?.() !== 0
-    ? 'FUSE and overlayfs mounts need root'
-    : !readFileSync('/proc/filesystems', 'utf8').includes('\toverlay\n')
-      ? 'the kernel has no overlayfs'
-      : false;
+const kSkip = overlayfsSkip();
 const work = mkdtempSync(join(tmpdir(), 'nydusd-overlay-'));
 const src = join(work, 'src');
 const blobs = join(work, 'blobs');
@@ -43,11 +38,6 @@ function pseudoRandom(n: number, seed: number): Buffer {
     b[i] = x >>> 24;
   }
   return b;
-}
-
-function put(root: string, rel: string, data: string | Buffer): void {
-  mkdirSync(join(root, rel, '..'), { recursive: true });
-  writeFileSync(join(root, rel), data);
 }
 
 function makeLower(root: string): void {
@@ -124,18 +114,7 @@ function kernelView(name: string, upper: string, ns: 'trusted' | 'user'): TreeSn
 }
 
 function config(name: string, upper: string): string {
-  const cfg = join(work, `${name}.json`);
-  writeFileSync(
-    cfg,
-    JSON.stringify({
-      version: 2,
-      backend: { type: 'localfs', localfs: { dir: blobs } },
-      cache: { type: 'blobcache', filecache: { work_dir: join(work, `cache-${name}`) } },
-      rafs: { mode: 'direct', enable_xattr: true },
-      overlay: { upper_dir: upper },
-    }),
-  );
-  return cfg;
+  return overlayConfig(work, name, blobs, { upper_dir: upper });
 }
 
 /** Our view, and the inode numbers of `paths` in it. */

@@ -91,6 +91,14 @@ export function rafsConfigText(blobDir: string, cacheDir: string, extra: Record<
   });
 }
 
+/** Mounts a passthrough_fs share exactly as Kata does (`config: ""`). */
+export function mountShare(sock: string, mountpoint: string, source: string): Promise<ApiResponse> {
+  return api(sock, 'POST', `/api/v1/mount?mountpoint=${mountpoint}`, {
+    body: mountBody(source, '', 'passthrough_fs'),
+    headers: { 'Content-Type': 'application/json' },
+  });
+}
+
 /** A POST/PUT /api/v1/mount body. */
 export function mountBody(source: string, config: string, fsType = 'rafs'): string {
   return JSON.stringify({ fs_type: fsType, source, config });

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 
 import type { FuseAttr, FuseDirEntryPlus, FuseEntry, FuseFilesystem, FuseSession } from '../../src/fuse/index.js';
 import { FuseExtentTable, fuseErrno } from '../../src/fuse/index.js';
-import { openChunkMap } from '../../src/native/index.js';
+import { DigestAlgo, fill as nativeFill, openChunkMap } from '../../src/native/index.js';
 
 export const kChunk = 65536;
 
@@ -149,7 +149,6 @@ export async function createMemFs(dir: string): Promise<MemFs> {
   const counters = { misses: 0, fills: 0, forgets: 0, lookups: 0, opens: 0 };
   const handles = new Map<number, Node>();
   let nextFh = 1;
-  let session: FuseSession | undefined;
   const fills = new Map<number, Promise<void>>();
   const lazyFile = await open(lazyPath, 'r+');
   const state: MemFs = { fs: {}, expected: [], bind: () => undefined, counters, close: () => undefined, content: () => undefined };
@@ -166,11 +165,14 @@ export async function createMemFs(dir: string): Promise<MemFs> {
       p = (async () => {
         const start = index * kChunk;
         const bytes = lazyData.subarray(start, Math.min(lazyData.length, start + kChunk));
-        await lazyFile.write(bytes, 0, bytes.length, start);
-        await lazyFile.datasync();
-        lazyMap.setReady(index);
+        // The daemon's fill: it writes, sets the bit and wakes every READ parked on the chunk
+        // itself (no chunksReady from here).
+        const out = await nativeFill({
+          algo: 0, digester: DigestAlgo.Blake3, validate: false, src: bytes, fd: lazyFile.fd, map: lazyMap, allowSpill: false,
+          chunks: [{ srcOffset: 0, storedSize: bytes.length, fileOffset: start, size: bytes.length, compressed: false, index, compressedOffset: start }],
+        });
+        if (out.status[0] !== 0) throw new Error(`lazy fill of chunk ${index} failed: ${out.status[0]}`);
         counters.fills++;
-        session?.chunksReady(1, [index]);
       })();
       fills.set(index, p);
     }
@@ -241,7 +243,6 @@ export async function createMemFs(dir: string): Promise<MemFs> {
   }
 
   state.bind = (s) => {
-    session = s;
     s.registerBlob(0, { dataPath: cachePath, chunkMap: cachedMap });
     s.registerBlob(1, { dataPath: lazyPath, chunkMap: lazyMap });
     s.registerBlob(2, { dataPath: packedPath, chunkMap: null });

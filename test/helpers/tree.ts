@@ -14,7 +14,7 @@
  * Hardlinked names carry `link`: the smallest path of their group.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, lstatSync, openSync, readSync, readdirSync, readlinkSync, type BigIntStats } from 'node:fs';
+import { closeSync, lstatSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, readlinkSync, writeFileSync, type BigIntStats } from 'node:fs';
 import { join } from 'node:path';
 
 import type { TreeEntry } from '../../qemu/tools.js';
@@ -361,4 +361,33 @@ export function snapshotFromTreeDump(entries: readonly TreeEntry[]): TreeSnapsho
   }
   assignLinks(snap, groups);
   return snap;
+}
+
+/** Writes file `rel` below `root`, making its parent directories (building source trees). */
+export function putFile(root: string, rel: string, data: string | Buffer): void {
+  mkdirSync(join(root, rel, '..'), { recursive: true });
+  writeFileSync(join(root, rel), data);
+}
+
+/** Why tests against the kernel's overlayfs cannot run here, or false when they can. */
+export function overlayfsSkip(): string | false {
+  if (process.getuid?.() !== 0) return 'FUSE and overlayfs mounts need root';
+  return readFileSync('/proc/filesystems', 'utf8').includes('\toverlay\n') ? false : 'the kernel has no overlayfs';
+}
+
+/**
+ * Writes `<work>/<name>.json`: a localfs image in `blobs` with its own blob cache and the given
+ * overlay section (tests of the overlay mounts). Returns its path.
+ */
+export function overlayConfig(work: string, name: string, blobs: string, overlay: { upper_dir: string; work_dir?: string }): string {
+  const cfg = join(work, `${name}.json`);
+  const config = {
+    version: 2,
+    backend: { type: 'localfs', localfs: { dir: blobs } },
+    cache: { type: 'blobcache', filecache: { work_dir: join(work, `cache-${name}`) } },
+    rafs: { mode: 'direct', enable_xattr: true },
+    overlay,
+  };
+  writeFileSync(cfg, JSON.stringify(config));
+  return cfg;
 }

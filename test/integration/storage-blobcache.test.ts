@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 
-import { CompressAlgo, decompress, openChunkMap } from '../../src/native/index.js';
+import { CompressAlgo, decompress } from '../../src/native/index.js';
 import { BlobBackend, CachedBlob, ImageStorage, newCounters, StorageService } from '../../src/storage/index.js';
 import type { BlobCacheContext, ChunkInfo } from '../../src/storage/index.js';
 import { nullLogger } from '../../src/util/logger.js';
@@ -131,34 +131,6 @@ test('a digest mismatch fails the read with EIO and leaves the chunk unwritten a
     assert.equal(blob.chunkMap.isReady(1), true);
   } finally {
     await image.close();
-  }
-});
-
-test('a chunk is marked ready only after its bytes are in the data file', async () => {
-  const sb = buildBlob({ sizes: [4096, 8192, 4096] });
-  const { ctx } = ctxFor(sb);
-  const observed: { index: number; markedBefore: boolean; dataThere: boolean }[] = [];
-  let dataPath = '';
-  const blob = await CachedBlob.open(sb.info, ctx, {
-    afterWrite: (c) => {
-      // Between the write and the bit: another process (a second map) must not see it ready yet.
-      const map = openChunkMap(`${dataPath}.chunk_map`, sb.info.chunkCount);
-      const markedBefore = map.isReady(c.chunkIndex);
-      map.close();
-      const bytes = readFileSync(dataPath).subarray(c.uncompressedOffset, c.uncompressedOffset + c.uncompressedSize);
-      observed.push({ index: c.chunkIndex, markedBefore, dataThere: bytes.equals(sb.data[c.chunkIndex] ?? Buffer.alloc(0)) });
-    },
-  });
-  dataPath = blob.dataPath;
-  try {
-    await blob.ensureReady(sb.chunks);
-    assert.deepEqual(
-      observed.sort((a, b) => a.index - b.index),
-      [0, 1, 2].map((index) => ({ index, markedBefore: false, dataThere: true })),
-    );
-    for (const c of sb.chunks) assert.equal(blob.chunkMap.isReady(c.chunkIndex), true);
-  } finally {
-    await blob.close();
   }
 });
 

@@ -67,7 +67,7 @@ function bigBlob(): SyntheticBlob {
 }
 
 for (const validate of [false, true]) {
-  test(`a full cache directory keeps serving reads; the failure is logged once; writes resume after space is freed (${validate ? 'JavaScript' : 'native'} fill)`, { skip: kRootSkip }, async () => {
+  test(`a full cache directory keeps serving reads; the failure is logged once; writes resume after space is freed (digest_validate ${String(validate)})`, { skip: kRootSkip }, async () => {
     const work = freshDir();
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'nydus-enospc', work]);
     mounts.push(work);

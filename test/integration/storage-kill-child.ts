@@ -13,7 +13,7 @@ interface Spec {
   workDir: string;
   info: BlobInfo;
   chunks: (Omit<ChunkInfo, 'digest'> & { digest: string })[];
-  /** false: fills take the native decodeWrite path instead of the JavaScript one. */
+  /** digest_validate: the native fill also checks each chunk's digest. */
   validate: boolean;
 }
 

@@ -66,8 +66,8 @@ function verifyReadyChunks(workDir: string): number {
 }
 
 for (const validate of [true, false]) {
-  // validate false: the native fill (decodeWrite on a worker thread) instead of the JavaScript one.
-  test(`SIGKILL while filling never leaves a ready bit without its data; filling resumes (${validate ? 'JavaScript' : 'native'} fill)`, { timeout: 120_000 }, async () => {
+  // Both run the one native fill (decode, digest check when validating, write, bit) on the fill threads.
+  test(`SIGKILL while filling never leaves a ready bit without its data; filling resumes (digest_validate ${String(validate)})`, { timeout: 120_000 }, async () => {
     const workDir = join(tmpRoot, `cache-${String(validate)}`);
     mkdirSync(workDir);
     const specPath = join(tmpRoot, `spec-${String(validate)}.json`);

@@ -59,10 +59,15 @@ test('-V prints the version', () => {
   assert.match(r.stdout, /^nydusd/);
 });
 
+test('--writable without an overlay section (or a bootstrap) is a usage error naming what is missing', () => {
+  const r = nydusd(['--writable', ...fuse, '-D', blobs]);
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(reason(r.stderr), /--writable needs overlay\.upper_dir and overlay\.work_dir in the configuration$/);
+});
+
 test('flags of features not built yet exit 2 with "not supported yet", never ignored', () => {
   const cases: [string[], RegExp][] = [
     [['--upgrade', ...fuse, '-D', blobs], /--upgrade \(live upgrade\) is not supported yet$/],
-    [['--writable', ...fuse, '-D', blobs], /--writable \(a writable overlay\) is not supported yet$/],
     [['--dedup-db', join(root, 'd.db'), ...fuse, '-D', blobs], /--dedup-db \(chunk dedup\) is not supported yet$/],
     [['--failover-policy', 'flush', ...fuse, '-D', blobs], /--failover-policy flush \(failover needs a supervisor\) is not supported yet$/],
     [['singleton', '--fscache', root], /^nydusd: nydusd singleton is not supported yet$/],

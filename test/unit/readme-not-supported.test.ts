@@ -101,8 +101,9 @@ test('README: every refusal in the code is in the "Not supported yet" list', () 
     }
   }
   assert.deepEqual(unresolved, [], 'refusals whose subject the test cannot tell: add a resolver');
-  // A floor against a parser that finds nothing (features leave the list as they are built).
-  assert.ok(subjects >= 35, `only ${subjects} refused things found`);
+  // A sanity floor for the scanner (39 refusals once --writable was built, two fewer with the
+  // compressed and encrypted caches): far fewer means it broke.
+  assert.ok(subjects >= 30, `only ${subjects} refused things found`);
   assert.deepEqual(missing, [], 'refused in the code but missing from the README list');
 });
 

@@ -1,37 +1,14 @@
 #include "cache/cache_layout.h"
 
-#include <unistd.h>
-
 #include <cerrno>
 #include <cstring>
+
+#include "cache/exact_io.h"
 
 namespace nydus::cache {
 namespace {
 
 constexpr uint32_t kMaxStored = kMaxLayoutChunk + (1u << 16);
-
-// Moves exactly `len` bytes at `off` (pread or pwrite), retrying short transfers and EINTR. A
-// file that ends first is -EIO (a truncated cache file).
-template <typename Io, typename Buf>
-int Exact(Io io, int fd, Buf* buf, size_t len, uint64_t off) {
-  size_t done = 0;
-  while (done < len) {
-    ssize_t n = io(fd, buf + done, len - done, static_cast<off_t>(off + done));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return -errno;
-    }
-    if (n == 0) return -EIO;
-    done += static_cast<size_t>(n);
-  }
-  return 0;
-}
-int PreadExact(int fd, uint8_t* buf, size_t len, uint64_t off) {
-  return Exact(::pread, fd, buf, len, off);
-}
-int PwriteAll(int fd, const uint8_t* buf, size_t len, uint64_t off) {
-  return Exact(::pwrite, fd, buf, len, off);
-}
 
 // Per-thread scratch for the stored form of one chunk (reader threads serve many READs).
 uint8_t* Scratch(size_t n) {
@@ -89,7 +66,7 @@ ChunkLayout::Slot* ChunkLayout::SlotFor(uint32_t index, bool create) {
   Slot* p = page.load(std::memory_order_acquire);
   if (p == nullptr && create) {
     auto* fresh = new Slot[kPageSize];
-    // ORDERING: Learn runs on one thread, but a reader may load the page concurrently; the
+    // ORDERING: Learn holds learn_mu_, but a reader may load the page concurrently; the
     // release publishes the constructed slots.
     if (page.compare_exchange_strong(p, fresh, std::memory_order_acq_rel)) {
       p = fresh;
@@ -136,12 +113,15 @@ int ChunkLayout::Learn(uint32_t index, const LayoutChunk& c, std::string* error)
       return -EINVAL;
     }
   }
+  // Fill threads and the JS thread learn concurrently; readers only load published slots.
+  std::lock_guard lock(learn_mu_);
   Slot* s = SlotFor(index, true);
   if (s->state.load(std::memory_order_acquire) != 0) {
     const LayoutChunk& o = s->c;
     if (o.uncompressed_offset != c.uncompressed_offset ||
         o.compressed_offset != c.compressed_offset || o.uncompressed_size != c.uncompressed_size ||
-        o.compressed_size != c.compressed_size || o.compressed != c.compressed) {
+        o.compressed_size != c.compressed_size || o.compressed != c.compressed ||
+        (o.has_digest && c.has_digest && std::memcmp(o.digest, c.digest, sizeof o.digest) != 0)) {
       *error = at + "metadata differs from what was recorded for it before";
       return -EINVAL;
     }
@@ -202,74 +182,6 @@ int ChunkLayout::ReadChunk(int fd, uint32_t index, uint8_t* out, size_t out_len)
   int rc = PreadExact(fd, buf, len, enc ? c.uncompressed_offset : c.compressed_offset);
   if (rc != 0) return rc;
   return Decode(c, buf, len, out);
-}
-
-std::vector<int> ChunkLayout::Fill(const uint8_t* src, size_t src_len,
-                                   const std::vector<LayoutFillChunk>& chunks, int fd) const {
-  std::vector<int> status(chunks.size(), 0);
-  std::vector<uint8_t> plain;
-  std::vector<uint8_t> sealed;
-  // Pass 1: every chunk must decode (and match its digest) before its bytes are written.
-  for (size_t i = 0; i < chunks.size(); ++i) {
-    const LayoutFillChunk& f = chunks[i];
-    if (!Known(f.index)) {
-      status[i] = -ENOENT;
-      continue;
-    }
-    const LayoutChunk& c = Entry(f.index);
-    if (f.src_offset > src_len || c.compressed_size > src_len - f.src_offset) {
-      status[i] = -EINVAL;
-      continue;
-    }
-    const uint8_t* stored = src + f.src_offset;
-    plain.resize(c.uncompressed_size);
-    int rc = 0;
-    if (c.compressed) {
-      rc = codec::Decompress(opts_.algo, stored, c.compressed_size, plain.data(),
-                             c.uncompressed_size) == static_cast<ssize_t>(c.uncompressed_size)
-               ? 0
-               : -EBADMSG;
-    } else {
-      std::memcpy(plain.data(), stored, c.uncompressed_size);
-    }
-    if (rc == 0 && !DigestMatches(c, plain.data())) rc = -EBADMSG;
-    if (rc == 0 && opts_.kind == LayoutKind::kEncrypted) {
-      uint8_t key[kCryptKeyLen];
-      ChunkCryptKey(opts_.key, opts_.convergent, c.digest, key);
-      sealed.resize(RoundUpUnit(c.uncompressed_size));
-      rc = EncryptUnits(key, plain.data(), c.uncompressed_size, sealed.data());
-      if (rc == 0) rc = PwriteAll(fd, sealed.data(), sealed.size(), c.uncompressed_offset);
-    }
-    status[i] = rc;
-  }
-  if (opts_.kind != LayoutKind::kRaw) return status;
-  // Pass 2 (raw): the backend's bytes as they are, one pwrite per run of good chunks that follow
-  // each other both in the fetched range and in the blob.
-  size_t i = 0;
-  while (i < chunks.size()) {
-    if (status[i] != 0) {
-      ++i;
-      continue;
-    }
-    const LayoutChunk& first = Entry(chunks[i].index);
-    uint64_t src_end = chunks[i].src_offset + first.compressed_size;
-    uint64_t blob_end = first.compressed_offset + first.compressed_size;
-    size_t j = i + 1;
-    while (j < chunks.size() && status[j] == 0) {
-      const LayoutChunk& n = Entry(chunks[j].index);
-      if (chunks[j].src_offset != src_end || n.compressed_offset != blob_end) break;
-      src_end += n.compressed_size;
-      blob_end += n.compressed_size;
-      ++j;
-    }
-    const int rc = PwriteAll(fd, src + chunks[i].src_offset, src_end - chunks[i].src_offset,
-                             first.compressed_offset);
-    if (rc != 0) {
-      for (size_t k = i; k < j; ++k) status[k] = rc;
-    }
-    i = j;
-  }
-  return status;
 }
 
 }  // namespace nydus::cache

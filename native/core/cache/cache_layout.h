@@ -10,12 +10,14 @@
 // chunk digest before a byte reaches the reader; anything short, undecodable or mismatching is
 // -EIO, never data.
 //
-// The layout needs each chunk's place (offsets, sizes, digest), which TypeScript records from
-// image metadata before it fills or serves the chunk (Learn). A ready chunk whose place is not
-// recorded yet counts as missing for the READ fast path, which hands it to TypeScript once.
+// The layout needs each chunk's place (offsets, sizes, digest) before it fills or serves the
+// chunk (Learn): the fill learns the chunks it stores from its plan (cache/layout_store.h), and
+// TypeScript gives the places of the chunks already cached when the blob is registered. A ready
+// chunk whose place is not recorded counts as missing for the READ fast path, which hands it to
+// TypeScript once (a cache another process filled).
 //
-// Threading: Learn runs on one thread (the JS thread); Known, ReadChunk and Fill run on any.
-// An entry is published with a release store of its state and immutable afterwards.
+// Threading: Learn runs on any thread (serialised by a mutex); Known, Entry and ReadChunk on any
+// without a lock. An entry is published with a release store of its state, immutable afterwards.
 #pragma once
 
 #include <sys/types.h>
@@ -24,6 +26,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -58,12 +61,6 @@ struct LayoutOptions {
   uint64_t data_size = 0;
 };
 
-// One chunk of a fill: its stored bytes in the fetched range, and its index in the layout.
-struct LayoutFillChunk {
-  uint64_t src_offset = 0;
-  uint32_t index = 0;
-};
-
 inline constexpr uint32_t kMaxLayoutChunk = 16u << 20;
 
 class ChunkLayout {
@@ -81,7 +78,8 @@ class ChunkLayout {
 
   // Records where chunk `index` is. 0; -EINVAL (with *error) when the entry is out of range,
   // unaligned (kEncrypted needs 4096-aligned uncompressed offsets) or differs from the one
-  // recorded before. Recording the same entry again is a no-op.
+  // recorded before (a digest only when both have one). Recording the same entry again is a
+  // no-op.
   int Learn(uint32_t index, const LayoutChunk& c, std::string* error);
   bool Known(uint32_t index) const;
   // The recorded entry (Known(index) must be true).
@@ -91,13 +89,6 @@ class ChunkLayout {
   // uncompressed size). 0; -ENOENT not recorded; -EINVAL wrong `out_len`; -EIO short file,
   // undecodable, or digest mismatch; -errno of the read.
   int ReadChunk(int fd, uint32_t index, uint8_t* out, size_t out_len) const;
-
-  // Verifies every chunk of a fetched range (decodes it; checks the digest when verifying) and
-  // writes it to `fd` in this layout. status[i]: 0 written; -ENOENT not recorded; -EBADMSG did
-  // not decode or mismatched its digest; -EINVAL its bytes lie outside `src`; -errno of the
-  // write. A chunk that fails is never written.
-  std::vector<int> Fill(const uint8_t* src, size_t src_len,
-                        const std::vector<LayoutFillChunk>& chunks, int fd) const;
 
  private:
   ChunkLayout(const LayoutOptions& opts, uint32_t chunk_count);
@@ -114,6 +105,7 @@ class ChunkLayout {
 
   const LayoutOptions opts_;
   const uint32_t chunk_count_;
+  std::mutex learn_mu_;
   // Pages of slots, made on first Learn in their range (most blobs are read sparsely).
   std::unique_ptr<std::atomic<Slot*>[]> pages_;
 };

@@ -195,6 +195,27 @@ bool ChunkMap::ClearReady(uint32_t index) {
   return true;
 }
 
+void ChunkMap::AddListener(std::shared_ptr<ReadyListener> l) {
+  std::lock_guard lock(listeners_mu_);
+  listeners_.push_back(std::move(l));
+}
+
+void ChunkMap::RemoveListener(const ReadyListener* l) {
+  std::lock_guard lock(listeners_mu_);
+  std::erase_if(listeners_, [l](const auto& p) { return p.get() == l; });
+}
+
+void ChunkMap::NotifyReady(std::span<const uint32_t> indices) {
+  if (indices.empty()) return;
+  std::vector<std::shared_ptr<ReadyListener>> now;
+  {
+    // Called outside the lock: a listener may take locks that AddListener's callers hold.
+    std::lock_guard lock(listeners_mu_);
+    now = listeners_;
+  }
+  for (const auto& l : now) l->OnReady(indices);
+}
+
 Spill* ChunkMap::EnsureSpill(std::string* error) {
   if (Spill* s = spill(); s != nullptr) return s;
   std::lock_guard lock(spill_mu_);

@@ -23,13 +23,23 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
+#include <vector>
 
 #include "abi/js_abi.h"
 #include "cache/cache_layout.h"
 #include "cache/spill.h"
 
 namespace nydus::cache {
+
+// Told which chunks just became readable (cache file or spill): a FUSE session wakes the READs
+// parked on them. Called on the fill thread that published the chunks, after their bits.
+class ReadyListener {
+ public:
+  virtual ~ReadyListener() = default;
+  virtual void OnReady(std::span<const uint32_t> indices) = 0;
+};
 
 class ChunkMap {
  public:
@@ -83,6 +93,12 @@ class ChunkMap {
   // False (and the layout dropped) when one is attached already.
   bool AttachLayout(std::unique_ptr<ChunkLayout> layout);
 
+  // Listeners of NotifyReady (sessions serving from this map). Any thread.
+  void AddListener(std::shared_ptr<ReadyListener> l);
+  void RemoveListener(const ReadyListener* l);
+  // Tells every listener that `indices` are readable now (the caller set their bits first).
+  void NotifyReady(std::span<const uint32_t> indices);
+
   static size_t FileSize(uint32_t chunk_count) {
     return kHeaderSize + (static_cast<size_t>(chunk_count) + 7) / 8;
   }
@@ -101,6 +117,8 @@ class ChunkMap {
   std::atomic<Spill*> spill_{nullptr};
   std::unique_ptr<ChunkLayout> layout_owner_;  // guarded by spill_mu_
   std::atomic<ChunkLayout*> layout_{nullptr};
+  std::mutex listeners_mu_;
+  std::vector<std::shared_ptr<ReadyListener>> listeners_;  // guarded by listeners_mu_
 
   std::atomic<uint8_t>* Byte(uint32_t index) const;
   void MarkAllReady();

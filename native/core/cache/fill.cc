@@ -1,32 +1,66 @@
 #include "cache/fill.h"
 
 #include <errno.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
-#include <memory>
+#include <numeric>
+
+#include "cache/exact_io.h"
 
 namespace nydus::cache {
 namespace {
 
 constexpr uint64_t kMaxSafe = uint64_t{1} << 53;
+// A run's decode buffer; larger adjacent stretches become several runs.
+constexpr uint64_t kMaxRun = uint64_t{64} << 20;
 
-// Writes [buf, buf+len) at `offset`, retrying short writes and EINTR. 0 or -errno.
-int WriteAll(int fd, const uint8_t* buf, size_t len, uint64_t offset) {
-  size_t done = 0;
-  while (done < len) {
-    ssize_t n = ::pwrite(fd, buf + done, len - done, static_cast<off_t>(offset + done));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return -errno;
-    }
-    if (n == 0) return -EIO;
-    done += static_cast<size_t>(n);
+// Decodes (and verifies) one chunk into `dst`; kFillCached or its failure status.
+int DecodeOne(const FillJob& job, const FillChunk& c, uint8_t* dst) {
+  if (c.src_offset > job.src_len || c.src_size > job.src_len - c.src_offset) return -EINVAL;
+  const uint8_t* src = job.src + c.src_offset;
+  if (!c.compressed) {
+    if (c.src_size != c.size) return -EINVAL;
+    std::memcpy(dst, src, c.size);
+  } else if (codec::Decompress(job.algo, src, c.src_size, dst, c.size) !=
+             static_cast<ssize_t>(c.size)) {
+    return -EBADMSG;
   }
+  if (job.validate && c.has_digest) {
+    uint8_t got[codec::kDigestLen];
+    if (!codec::Digest(job.digester, dst, c.size, got)) return -ENOMEM;
+    if (std::memcmp(got, c.digest, codec::kDigestLen) != 0) return kFillDigestMismatch;
+  }
+  return kFillCached;
+}
+
+// Keeps `run` in the blob's spill (the store did not take it). 0 or -errno.
+int SpillRun(const FillJob& job, std::span<const FillChunk* const> run, const uint8_t* decoded) {
+  std::string err;
+  Spill* spill = job.map->EnsureSpill(&err);
+  if (spill == nullptr) return -ENOMEM;
+  const uint64_t from = run.front()->file_offset;
+  const uint64_t to = run.back()->file_offset + run.back()->size;
+  const int rc = PwriteAll(spill->fd(), decoded, to - from, from);
+  if (rc != 0) return rc;
+  for (const FillChunk* c : run) spill->SetReady(c->index);
   return 0;
 }
 
 }  // namespace
+
+int DataFileStore::Store(const FillJob& job, std::span<const FillChunk* const> run,
+                         const uint8_t* decoded) {
+  const uint64_t from = run.front()->file_offset;
+  const uint64_t to = run.back()->file_offset + run.back()->size;
+  const int rc = PwriteAll(fd_, decoded, to - from, from);
+  if (rc != 0) return rc;
+  // ORDERING: the bits after the pwrite returned (crash consistency, see fill.h).
+  for (const FillChunk* c : run) job.map->SetReady(c->index);
+  return 0;
+}
 
 std::string ValidatePlan(const std::vector<FillChunk>& chunks, size_t src_len) {
   if (chunks.size() > kMaxFillChunks) return "too many chunks in one fill";
@@ -47,55 +81,67 @@ std::string ValidatePlan(const std::vector<FillChunk>& chunks, size_t src_len) {
   return {};
 }
 
-std::vector<int> DecodeAndWrite(codec::Algo algo, const uint8_t* src, size_t src_len,
-                                const std::vector<FillChunk>& chunks, int fd) {
-  std::vector<int> status(chunks.size(), 0);
+FillResult RunFill(const FillJob& job) {
+  FillResult res;
+  res.thread_id = static_cast<int>(::syscall(SYS_gettid));
+  const size_t n = job.chunks.size();
+  res.status.assign(n, kFillCached);
+  std::vector<size_t> order(n);
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    return job.chunks[a].file_offset < job.chunks[b].file_offset;
+  });
+  std::vector<const FillChunk*> good;
+  std::vector<size_t> good_pos;
+  std::vector<uint32_t> woken;
   size_t i = 0;
-  while (i < chunks.size()) {
-    // A run: chunks whose file ranges follow each other in plan order.
+  while (i < n) {
+    // A run: chunks whose uncompressed ranges follow each other.
+    const FillChunk& head = job.chunks[order[i]];
+    const uint64_t base = head.file_offset;
+    uint64_t end = base + head.size;
     size_t j = i + 1;
-    uint64_t end = chunks[i].file_offset + chunks[i].size;
-    while (j < chunks.size() && chunks[j].file_offset == end &&
-           end - chunks[i].file_offset < (uint64_t{64} << 20)) {
-      end += chunks[j].size;
+    while (j < n && job.chunks[order[j]].file_offset == end && end - base < kMaxRun) {
+      end += job.chunks[order[j]].size;
       ++j;
     }
-    const uint64_t base = chunks[i].file_offset;
-    std::unique_ptr<uint8_t[]> run(new uint8_t[end - base]);
+    std::unique_ptr<uint8_t[]> buf(new uint8_t[end - base]);
     for (size_t k = i; k < j; ++k) {
-      const FillChunk& c = chunks[k];
-      uint8_t* dst = run.get() + (c.file_offset - base);
-      if (c.src_offset > src_len || c.src_size > src_len - c.src_offset) {
-        status[k] = -EINVAL;  // ValidatePlan was skipped: refuse rather than read outside
-        continue;
-      }
-      if (!c.compressed) {
-        std::memcpy(dst, src + c.src_offset, c.size);
-      } else if (codec::Decompress(algo, src + c.src_offset, c.src_size, dst, c.size) !=
-                 static_cast<ssize_t>(c.size)) {
-        status[k] = -EBADMSG;
-      }
+      const FillChunk& c = job.chunks[order[k]];
+      int st = job.store ? job.store->Admit(job, c) : 0;
+      if (st == 0) st = DecodeOne(job, c, buf.get() + (c.file_offset - base));
+      res.status[order[k]] = st;
     }
-    // One pwrite per stretch of good chunks: a bad chunk is never written.
-    size_t k = i;
-    while (k < j) {
-      if (status[k] != 0) {
+    // Stretches of good chunks go to the store with one call; a bad chunk is never written.
+    for (size_t k = i; k < j;) {
+      if (res.status[order[k]] != kFillCached) {
         ++k;
         continue;
       }
-      size_t m = k + 1;
-      while (m < j && status[m] == 0) ++m;
-      const uint64_t from = chunks[k].file_offset;
-      const uint64_t to = chunks[m - 1].file_offset + chunks[m - 1].size;
-      const int rc = WriteAll(fd, run.get() + (from - base), to - from, from);
-      if (rc != 0) {
-        for (size_t q = k; q < m; ++q) status[q] = rc;
+      good.clear();
+      good_pos.clear();
+      for (; k < j && res.status[order[k]] == kFillCached; ++k) {
+        good.push_back(&job.chunks[order[k]]);
+        good_pos.push_back(order[k]);
       }
-      k = m;
+      const uint8_t* bytes = buf.get() + (good.front()->file_offset - base);
+      int rc = job.store ? job.store->Store(job, good, bytes) : -ENOSPC;
+      int outcome = kFillCached;
+      if (rc != 0) {
+        if (job.store && res.store_error == 0) res.store_error = rc;
+        outcome = job.allow_spill ? SpillRun(job, good, bytes) : rc;
+        if (outcome == 0) outcome = kFillSpilled;
+      }
+      for (size_t pos : good_pos) res.status[pos] = outcome;
+      if (outcome == kFillCached || outcome == kFillSpilled) {
+        woken.clear();
+        for (const FillChunk* c : good) woken.push_back(c->index);
+        job.map->NotifyReady(woken);
+      }
     }
     i = j;
   }
-  return status;
+  return res;
 }
 
 }  // namespace nydus::cache

@@ -24,7 +24,8 @@ struct OpSyntax {
 // What the session does with a request.
 enum class Route : uint8_t {
   kEnosys,       // not implemented by design (locks, ioctl, poll, bmap, DAX mappings)
-  kErofs,        // mutates the tree: the image is read-only
+  kWritable,     // mutates the tree: EROFS, unless the node is in a writable range (then decoded
+                 // by the session and sent to the handler; session_writable.cc)
   kInit,         // negotiated natively
   kDestroy,      // natively: state reset, then JS is told
   kForget,       // natively: no reply; forwarded to JS in batches

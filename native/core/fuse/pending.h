@@ -37,6 +37,9 @@ struct Pending {
   uint64_t args[4] = {};
   uint32_t name_len = 0;
   char name[kMaxName + 1] = {};
+  // Mutating requests of a writable range (session_writable.cc): their decoded arguments, sent
+  // to the handler as the upcall's bytes (upcall.h). Empty for every other request.
+  std::vector<uint8_t> payload;
   // kParkedRead: what to retry, and which chunks it waits for.
   std::shared_ptr<const readpath::ExtentTable> table;
   std::vector<readpath::ChunkRef> missing;

@@ -27,7 +27,7 @@ bool NoReplyRoute(Route r) {
 // Indexed by Route (ops.h).
 const FuseSession::Handler FuseSession::kRouteHandlers[] = {
     &FuseSession::HandleNativeDefault,  // kEnosys
-    &FuseSession::HandleNativeDefault,  // kErofs
+    &FuseSession::HandleWritable,       // kWritable
     &FuseSession::HandleInit,           // kInit
     &FuseSession::HandleDestroy,        // kDestroy
     &FuseSession::HandleForget,         // kForget
@@ -133,7 +133,7 @@ void FuseSession::Dispatch(Request& r) {
 void FuseSession::HandleNativeDefault(Request& r) {
   const uint32_t op = r.d.in.opcode;
   switch (r.info->route) {
-    case Route::kErofs:
+    case Route::kWritable:
       NLOG_DEBUG(kLog, "%s on a read-only filesystem: EROFS", r.info->name);
       ReplyErrorInline(r, EROFS);
       return;
@@ -311,6 +311,11 @@ void FuseSession::HandleNoReply(Request& r) { r.req->Complete(0); }
 
 void FuseSession::HandleOpen(Request& r) {
   const uint32_t flags = r.d.arg.open.flags;
+  if (writable_.Contains(r.d.in.nodeid)) {
+    // A writable filesystem's files change: no remembered OPEN, and write intents are its own.
+    HandleUpcall(r);
+    return;
+  }
   if ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC) != 0) {
     NLOG_DEBUG(kLog, "OPEN for writing on a read-only filesystem: EROFS");
     ReplyErrorInline(r, EROFS);
@@ -375,25 +380,10 @@ void FuseSession::HandleUpcall(Request& r) {
     HandleNativeDefault(r);
     return;
   }
-  if (cache_replies_ && ReplyFromCache(r)) return;
-  Pending* p = pending_.Acquire();
-  if (p == nullptr) {
-    NLOG_WARN(kLog, "too many requests waiting for the handler; %s fails with EAGAIN",
-              r.info->name);
-    ReplyErrorInline(r, EAGAIN);
-    return;
-  }
+  if (cache_replies_ && !writable_.Contains(r.d.in.nodeid) && ReplyFromCache(r)) return;
+  Pending* p = NewPending(r);
+  if (p == nullptr) return;
   const DecodedRequest& d = r.d;
-  p->req = r.req;
-  p->start_us = NowMicros();
-  p->kind = PendingKind::kUpcall;
-  p->opcode = op;
-  p->unique = d.in.unique;
-  p->nodeid = d.in.nodeid;
-  p->uid = d.in.uid;
-  p->gid = d.in.gid;
-  p->pid = d.in.pid;
-  p->args[0] = p->args[1] = p->args[2] = p->args[3] = 0;
   p->name_len = d.name_len;
   if (d.name_len > 0) std::memcpy(p->name, d.name, d.name_len);
   switch (op) {
@@ -443,6 +433,37 @@ void FuseSession::HandleUpcall(Request& r) {
     default:
       break;
   }
+  PublishUpcall(p);
+}
+
+Pending* FuseSession::NewPending(Request& r) {
+  Pending* p = pending_.Acquire();
+  if (p == nullptr) {
+    NLOG_WARN(kLog, "too many requests waiting for the handler; %s fails with EAGAIN",
+              r.info->name);
+    ReplyErrorInline(r, EAGAIN);
+    return nullptr;
+  }
+  const DecodedRequest& d = r.d;
+  p->req = r.req;
+  p->start_us = NowMicros();
+  p->kind = PendingKind::kUpcall;
+  p->opcode = d.in.opcode;
+  p->unique = d.in.unique;
+  p->nodeid = d.in.nodeid;
+  p->uid = d.in.uid;
+  p->gid = d.in.gid;
+  p->pid = d.in.pid;
+  p->args[0] = p->args[1] = p->args[2] = p->args[3] = 0;
+  p->name_len = 0;
+  // A slot is reused for any request: a large WRITE's buffer is not kept around.
+  if (p->payload.capacity() > (64u << 10)) std::vector<uint8_t>().swap(p->payload);
+  p->payload.clear();
+  return p;
+}
+
+void FuseSession::PublishUpcall(Pending* p) {
+  const uint32_t op = p->opcode;
   const uint64_t token = pending_.Publish(p);
   counters_.upcalls.fetch_add(1, std::memory_order_relaxed);
   upcalls_.PushToken(op, token);

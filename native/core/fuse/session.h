@@ -46,6 +46,7 @@
 #include "fuse/reply_cache.h"
 #include "fuse/upcall.h"
 #include "fuse/upcall_queue.h"
+#include "fuse/writable_ranges.h"
 #include "readpath/blob_registry.h"
 #include "readpath/extent_table.h"
 #include "readpath/parked_reads.h"
@@ -114,6 +115,9 @@ class FuseSession final : public transport::FuseRequestSink, private readpath::R
   long ReplyReaddir(uint64_t token, const double* recs, size_t n, const uint8_t* names,
                     size_t names_len);
   int ReplyLseek(uint64_t token, uint64_t offset);  // LSEEK
+  // CREATE: the new entry (abi::EntryRecord) and its open handle.
+  int ReplyCreate(uint64_t token, const double* rec, uint64_t fh, uint32_t open_flags);
+  int ReplyWrite(uint64_t token, uint64_t size);  // WRITE: bytes written (<= the request's)
   // A read miss was handled: err == 0 retries the READ now (still-missing chunks then fail it
   // with EIO, logged); err > 0 fails it with that errno.
   int ResolveMiss(uint64_t token, int err);
@@ -152,6 +156,11 @@ class FuseSession final : public transport::FuseRequestSink, private readpath::R
   std::shared_ptr<NativeFs> DetachNative(uint64_t lo) { return native_.Detach(lo); }
   std::shared_ptr<NativeFs> NativeAt(uint64_t lo) const { return native_.AtStart(lo); }
 
+  // Writable ranges (writable_ranges.h): node ids [lo, hi) whose mutating requests go to the
+  // handler (decoded, session_writable.cc) instead of being answered EROFS, and whose answers are
+  // never remembered. Turning a range on forgets what the reply cache holds for it.
+  void SetWritable(uint64_t lo, uint64_t hi, bool on);
+
   // The transport ended (err 0: stopped; ENODEV: unmounted): queues a kUpcallClosed
   // notification for the handler.
   void NotifyClosed(int err);
@@ -186,6 +195,13 @@ class FuseSession final : public transport::FuseRequestSink, private readpath::R
   void HandleRead(Request& r);
   void HandleRelease(Request& r);
   void HandleUpcall(Request& r);
+  // A pending slot for r with its header facts filled in (no args, name or payload); null when
+  // the table is full (r was answered EAGAIN). PublishUpcall makes it live and tells the handler.
+  Pending* NewPending(Request& r);
+  void PublishUpcall(Pending* p);
+  // A mutating request (session_writable.cc): EROFS outside the writable ranges, otherwise its
+  // arguments decoded into the pending slot's payload and sent to the handler.
+  void HandleWritable(Request& r);
   // Answers a LOOKUP/GETATTR from the reply cache; false when it is not there.
   bool ReplyFromCache(Request& r);
   // Answers an OPEN from the reply cache with a session-made file handle; false when the node's
@@ -253,6 +269,7 @@ class FuseSession final : public transport::FuseRequestSink, private readpath::R
   const bool cache_replies_;  // options_.immutable and no FORGET handler
   ReplyCache reply_cache_;
   NativeMounts native_;
+  WritableRanges writable_;
   readpath::ParkedReads parked_;
 
   // Counters: relaxed atomics, read together only for Stats().

@@ -17,11 +17,33 @@ constexpr size_t kXattrSizeMax = 65536;  // XATTR_SIZE_MAX: the kernel never tak
 thread_local std::vector<uint8_t> t_pack;
 
 bool IsOkOp(uint32_t op) {
-  return op == FUSE_RELEASE || op == FUSE_RELEASEDIR || op == FUSE_FLUSH || op == FUSE_FSYNC ||
-         op == FUSE_FSYNCDIR || op == FUSE_ACCESS;
+  switch (op) {
+    case FUSE_RELEASE:
+    case FUSE_RELEASEDIR:
+    case FUSE_FLUSH:
+    case FUSE_FSYNC:
+    case FUSE_FSYNCDIR:
+    case FUSE_ACCESS:
+    case FUSE_UNLINK:
+    case FUSE_RMDIR:
+    case FUSE_RENAME:
+    case FUSE_RENAME2:
+    case FUSE_SETXATTR:
+    case FUSE_REMOVEXATTR:
+    case FUSE_FALLOCATE:
+      return true;
+    default:
+      return false;
+  }
 }
-bool IsLookup(uint32_t op) { return op == FUSE_LOOKUP; }
-bool IsGetattr(uint32_t op) { return op == FUSE_GETATTR; }
+// Ops answered with an entry: LOOKUP and the ones that make a name (writable ranges).
+bool IsLookup(uint32_t op) {
+  return op == FUSE_LOOKUP || op == FUSE_MKNOD || op == FUSE_MKDIR || op == FUSE_SYMLINK ||
+         op == FUSE_LINK;
+}
+bool IsGetattr(uint32_t op) { return op == FUSE_GETATTR || op == FUSE_SETATTR; }
+bool IsCreate(uint32_t op) { return op == FUSE_CREATE; }
+bool IsWrite(uint32_t op) { return op == FUSE_WRITE; }
 bool IsOpen(uint32_t op) { return op == FUSE_OPEN || op == FUSE_OPENDIR; }
 bool IsStatfs(uint32_t op) { return op == FUSE_STATFS; }
 bool IsData(uint32_t op) { return op == FUSE_READ || op == FUSE_READLINK; }
@@ -113,8 +135,12 @@ int FuseSession::ReplyEntry(uint64_t token, const double* rec) {
   fuse_entry_out e;
   const char* why = nullptr;
   if (!EntryFromRecord(rec, true, &e, &why)) return Garbage(p, "entry", why);
+  if (p->opcode != FUSE_LOOKUP && e.nodeid == 0) {
+    return Garbage(p, "entry", "a name that was made needs a node id");
+  }
   // A native filesystem's root (a mount point's entry) changes under the kernel: not cached.
-  if (cache_replies_ && (native_.empty() || native_.Find(e.nodeid) == nullptr)) {
+  if (cache_replies_ && p->opcode == FUSE_LOOKUP && !writable_.Contains(p->nodeid) &&
+      (native_.empty() || native_.Find(e.nodeid) == nullptr)) {
     reply_cache_.PutEntry(p->nodeid, p->name, p->name_len, e);
     // The entry carries the node's attributes: a GETATTR right after the LOOKUP (stat) is a
     // hit too. An immutable handler answers both from the same inode.
@@ -136,7 +162,9 @@ int FuseSession::ReplyAttr(uint64_t token, const double* rec) {
   fuse_attr_out a;
   const char* why = nullptr;
   if (!AttrOutFromRecord(rec, &a, &why)) return Garbage(p, "attr", why);
-  if (cache_replies_) reply_cache_.PutAttr(p->nodeid, a);
+  if (cache_replies_ && p->opcode == FUSE_GETATTR && !writable_.Contains(p->nodeid)) {
+    reply_cache_.PutAttr(p->nodeid, a);
+  }
   return CompleteWith(p, &a, sizeof(a));
 }
 
@@ -151,7 +179,9 @@ int FuseSession::ReplyOpen(uint64_t token, uint64_t fh, uint32_t open_flags,
   }
   if (table != nullptr) {
     // Remembered before the handle is installed, so an OPEN racing this one already finds it.
-    if (cache_replies_) handles_.RememberOpen(p->nodeid, open_flags, table);
+    if (cache_replies_ && !writable_.Contains(p->nodeid)) {
+      handles_.RememberOpen(p->nodeid, open_flags, table);
+    }
     handles_.Set(fh, std::move(table));
   }
   fuse_open_out o{};
@@ -262,6 +292,35 @@ int FuseSession::ReplyLseek(uint64_t token, uint64_t offset) {
   fuse_lseek_out o{offset};
   CompleteClaimed(p, WriteReply(*p->req, p->unique, &o, sizeof(o)), false);
   return 0;
+}
+
+int FuseSession::ReplyCreate(uint64_t token, const double* rec, uint64_t fh, uint32_t open_flags) {
+  int rc;
+  Pending* p = ClaimFor(token, "create", IsCreate, &rc);
+  if (p == nullptr) return rc;
+  if (fh >= (1ull << 53)) return Garbage(p, "create", "fh must be an integer in [0, 2^53)");
+  struct {
+    fuse_entry_out e;
+    fuse_open_out o;
+  } out{};
+  static_assert(sizeof(out) == sizeof(fuse_entry_out) + sizeof(fuse_open_out));
+  const char* why = nullptr;
+  if (!EntryFromRecord(rec, true, &out.e, &why)) return Garbage(p, "create", why);
+  if (out.e.nodeid == 0) return Garbage(p, "create", "a created file needs a node id");
+  out.o.fh = fh;
+  out.o.open_flags = open_flags;
+  return CompleteWith(p, &out, sizeof(out));
+}
+
+int FuseSession::ReplyWrite(uint64_t token, uint64_t size) {
+  int rc;
+  Pending* p = ClaimFor(token, "write", IsWrite, &rc);
+  if (p == nullptr) return rc;
+  // args[3] is the WRITE's data length (session_writable.cc): more cannot have been written.
+  if (size > p->args[3]) return Garbage(p, "write", "more bytes than the WRITE carried");
+  fuse_write_out o{};
+  o.size = static_cast<uint32_t>(size);
+  return CompleteWith(p, &o, sizeof(o));
 }
 
 }  // namespace nydus::fuse

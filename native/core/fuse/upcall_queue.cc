@@ -93,8 +93,9 @@ size_t UpcallQueue::Drain(UpcallArena* arena) {
     bool fits = true;
     bool live = pending_->Peek(item.token, [&](Pending& p) {
       const bool miss = p.kind == PendingKind::kParkedRead;
-      const size_t at = miss ? (arena->bytes_used + 7) & ~size_t{7} : arena->bytes_used;
-      const size_t need = miss ? p.missing.size() * 8 : p.name_len;
+      const bool payload = !p.payload.empty();
+      const size_t at = miss || payload ? (arena->bytes_used + 7) & ~size_t{7} : arena->bytes_used;
+      const size_t need = miss ? p.missing.size() * 8 : payload ? p.payload.size() : p.name_len;
       if (at > arena->bytes_cap || need > arena->bytes_cap - at) {
         fits = false;
         return;
@@ -119,6 +120,8 @@ size_t UpcallQueue::Drain(UpcallArena* arena) {
           const uint32_t pair[2] = {p.missing[i].slot, p.missing[i].index};
           std::memcpy(arena->bytes + at + i * 8, pair, 8);
         }
+      } else if (payload) {
+        std::memcpy(arena->bytes + at, p.payload.data(), need);
       } else if (p.name_len > 0) {
         std::memcpy(arena->bytes + at, p.name, p.name_len);
       }

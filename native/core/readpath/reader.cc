@@ -34,8 +34,9 @@ class BlobLookup {
     Seen& s = Find(slot);
     if (s.blob->chunk_map == nullptr) return true;
     if (s.blob->chunk_map->IsReady(index)) {
-      // A non-plain cache file can only be decoded once the chunk's place is recorded; until
-      // then the chunk goes the miss way, where TypeScript records it.
+      // A non-plain cache file can only be decoded once the chunk's place is recorded (the
+      // fill records what it stores, registration what was cached before); a chunk another
+      // process cached goes the miss way once, where TypeScript records it.
       const cache::ChunkLayout* layout = s.blob->chunk_map->layout();
       return layout == nullptr || layout->Known(index);
     }

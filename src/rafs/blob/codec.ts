@@ -6,8 +6,6 @@
  * checked before anything large is allocated, so a forged size cannot make us allocate gigabytes
  * for a few compressed bytes.
  */
-import { gunzipSync } from 'node:zlib';
-
 import { compress, createDigestHasher as createNativeHasher, decompress, digest, native } from '../../native/index.js';
 import { Compressor, Digester, kSuperFlags, kTocEntryFlags } from '../layout/constants.js';
 import { kRafsErrorCodes, RafsError } from '../layout/errors.js';
@@ -133,7 +131,7 @@ function checkDecode(algo: CompressorName, compressed: Buffer, uncompressedSize:
 function gunzipExactly(compressed: Buffer, uncompressedSize: number, what: string): Buffer {
   let out: Buffer;
   try {
-    out = gunzipSync(compressed, { maxOutputLength: Math.max(1, uncompressedSize) });
+    out = process.getBuiltinModule('node:zlib').gunzipSync(compressed, { maxOutputLength: Math.max(1, uncompressedSize) });
   } catch (err) {
     throw bad(what, `gzip data does not decode to ${uncompressedSize} bytes`, err);
   }

@@ -1,0 +1,115 @@
+/**
+ * The one cache fill runs on the native fill threads: a validated fill (decode + digest + write)
+ * never runs on the event loop, a fill that is refused by the cache directory lands in the
+ * spill for prefetch as for on-demand reads, and a corrupt chunk fails alone.
+ */
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+
+import { DigestAlgo, fill, kFillCached, kFillDigestMismatch, openChunkMap } from '../../src/native/index.js';
+import { CompressAlgo } from '../../src/native/index.js';
+import { BlobBackend, CachedBlob, newCounters } from '../../src/storage/index.js';
+import type { BlobCacheContext } from '../../src/storage/index.js';
+import { CacheWriteHealth } from '../../src/storage/cache-health.js';
+import { nullLogger } from '../../src/util/logger.js';
+import { buildBlob, MemoryBackend } from '../helpers/storage-fixtures.js';
+
+const tmpRoot = mkdtempSync(join(tmpdir(), 'nydus-native-fill-'));
+after(() => rmSync(tmpRoot, { recursive: true, force: true }));
+
+test('a validated fill decodes and hashes on a fill thread while the event loop keeps turning', async () => {
+  const sb = buildBlob({ sizes: Array.from({ length: 24 }, () => 1 << 20), compressor: 'zstd' });
+  const dir = join(tmpRoot, 'loop');
+  mkdirSync(dir);
+  const map = openChunkMap(join(dir, 'blob.data.chunk_map'), sb.info.chunkCount);
+  const fh = await open(join(dir, 'blob.data'), 'w+');
+  try {
+    let turns = 0;
+    let spinning = true;
+    const spin = (): void => {
+      turns++;
+      if (spinning) setImmediate(spin);
+    };
+    setImmediate(spin);
+    const chunks = sb.chunks.map((c) => ({
+      srcOffset: c.compressedOffset, storedSize: c.compressedSize, fileOffset: c.uncompressedOffset,
+      size: c.uncompressedSize, compressed: c.compressed, index: c.chunkIndex, digest: c.digest, compressedOffset: c.compressedOffset,
+    }));
+    // One chunk with a wrong digest: rejected alone, never written nor marked.
+    const bad = Buffer.from(sb.chunks[5]?.digest ?? Buffer.alloc(32));
+    bad[0] = (bad[0] ?? 0) ^ 1;
+    (chunks[5] as { digest: Buffer }).digest = bad;
+    const out = await fill({ algo: CompressAlgo.Zstd, digester: DigestAlgo.Blake3, validate: true, src: sb.blob, chunks, fd: fh.fd, map, allowSpill: false });
+    spinning = false;
+    // The main thread's id is the process id: the fill ran elsewhere.
+    assert.notEqual(out.threadId, process.pid);
+    assert.ok(out.threadId > 0);
+    // Synchronous work on the loop would have resolved before a single setImmediate ran.
+    assert.ok(turns > 0, 'the event loop turned while the fill ran');
+    assert.equal(out.storeError, 0);
+    const data = readFileSync(join(dir, 'blob.data'));
+    sb.chunks.forEach((c, i) => {
+      const want = i === 5 ? kFillDigestMismatch : kFillCached;
+      assert.equal(out.status[i], want, `chunk ${i}`);
+      assert.equal(map.isReady(c.chunkIndex), i !== 5);
+      const got = data.subarray(c.uncompressedOffset, c.uncompressedOffset + c.uncompressedSize);
+      if (i === 5) assert.ok(got.length === 0 || got.equals(Buffer.alloc(got.length)), 'rejected data is never written');
+      else assert.ok(got.equals(sb.data[i] ?? Buffer.alloc(0)), `chunk ${i} data`);
+    });
+  } finally {
+    await fh.close();
+    map.close();
+  }
+});
+
+test('invalid fill plans are refused before any work: out-of-range chunk index, bytes outside the fetch', async () => {
+  const sb = buildBlob({ sizes: [4096], compressor: 'none' });
+  const dir = join(tmpRoot, 'plans');
+  mkdirSync(dir);
+  const map = openChunkMap(join(dir, 'm'), 1);
+  try {
+    const base = { srcOffset: 0, storedSize: 4096, fileOffset: 0, size: 4096, compressed: false, index: 0, compressedOffset: 0 };
+    const req = { algo: 0, digester: DigestAlgo.Blake3, validate: false, src: sb.blob, fd: -1, map, allowSpill: true };
+    await assert.rejects(fill({ ...req, chunks: [{ ...base, index: 1 }] }), { code: 'ERR_BAD_CHUNK' });
+    await assert.rejects(fill({ ...req, chunks: [{ ...base, srcOffset: 1 }] }), { code: 'ERR_BAD_CHUNK' });
+    assert.equal(map.isReady(0), false);
+  } finally {
+    map.close();
+  }
+});
+
+test('prefetch fills go to the spill when the cache directory takes no writes, and are served from it', async () => {
+  const sb = buildBlob({ compressor: 'lz4_block', sizes: [4096, 8192, 4096] });
+  const workDir = join(tmpRoot, 'spill');
+  mkdirSync(workDir);
+  const log = nullLogger();
+  const health = new CacheWriteHealth(workDir, log, 1 << 20, { retryMs: 3_600_000 });
+  health.failed('ENOSPC', 'writing a test file');
+  const counters = newCounters();
+  const ctx: BlobCacheContext = {
+    backend: new BlobBackend(new MemoryBackend(new Map([[sb.info.blobId, sb.blob]]))),
+    workDir, validate: true, batchSize: 0, counters, log, health,
+  };
+  const blob = await CachedBlob.open(sb.info, ctx);
+  try {
+    const total = sb.chunks.reduce((n, c) => n + c.compressedSize, 0);
+    const r = await blob.fetchPlanned({ offset: 0, length: total, chunks: sb.chunks });
+    assert.deepEqual(r, { bytes: total, read: true, filled: 3, failed: 0 });
+    for (const c of sb.chunks) {
+      assert.equal(blob.chunkMap.isReady(c.chunkIndex), false, 'nothing in the cache file');
+      assert.equal(blob.chunkMap.spillReady(c.chunkIndex), true, 'held in the spill');
+      assert.equal(blob.isReady(c.chunkIndex), true);
+    }
+    assert.equal(counters.chunksSpilled, 3);
+    const out = Buffer.alloc(sb.file.length);
+    await blob.readInto(sb.chunks, 0, out);
+    assert.ok(out.equals(sb.file));
+    assert.equal(counters.backendReads, 1, 'served from the spill, not fetched again');
+  } finally {
+    await blob.close();
+  }
+});
