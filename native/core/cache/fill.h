@@ -66,7 +66,7 @@ struct FillJob;
 class ChunkStore {
  public:
   virtual ~ChunkStore() = default;
-  virtual int Admit(const FillJob& job, const FillChunk& c) { return 0; }
+  virtual int Admit(const FillJob& /*job*/, const FillChunk& /*c*/) { return 0; }
   virtual int Store(const FillJob& job, std::span<const FillChunk* const> run,
                     const uint8_t* decoded) = 0;
 };
