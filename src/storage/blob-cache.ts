@@ -201,6 +201,11 @@ export class CachedBlob implements BlobSource {
     };
   }
 
+  /** See CacheLayout.learnAhead (a no-op for the plain layout). */
+  learnAhead(chunks: readonly ChunkInfo[]): void {
+    if (!this._closed) this._layout.learnAhead(chunks);
+  }
+
   async ensureReady(chunks: readonly ChunkInfo[], signal?: AbortSignal): Promise<void> {
     if (this._closed) throw new StorageError('ERR_STORAGE_CLOSED', `blob ${this.info.blobId}: cache closed`);
     this._layout.learn(chunks);

@@ -164,6 +164,24 @@ export class CacheLayout {
     this._learnNative(map, todo);
   }
 
+  /**
+   * Records the places of a file's chunks when its extent table is built (OPEN), so the READ
+   * fast path decodes cached chunks without asking TypeScript first (after a restart, the first
+   * READ of every chunk would otherwise be a round trip). Chunks the layout cannot hold are left
+   * out here; the READ that needs one reports it.
+   */
+  learnAhead(chunks: readonly ChunkInfo[]): void {
+    const map = this._map;
+    if (this.plain || !map) return;
+    const todo = chunks.filter((c) => !this._known.has(c.chunkIndex) && !(this.needsDigest && c.digest.equals(kZeroDigest)));
+    if (todo.length === 0) return;
+    try {
+      this._learnNative(map, todo);
+    } catch {
+      // Learned up to the bad record; the rest go the miss way, where learn() reports them.
+    }
+  }
+
   private _learnNative(map: NativeChunkMap, todo: readonly ChunkInfo[]): void {
     const f = nativeAbi().records.layoutChunk;
     const rec = new Float64Array(todo.length * f.stride);
