@@ -8,6 +8,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterLog(env, exports);
   RegisterCodec(env, exports);
   RegisterFill(env, exports);
+  RegisterLayout(env, exports);
   RegisterChunkMap(env, exports);
   RegisterFuseSession(env, exports);
   RegisterXattr(env, exports);

@@ -17,6 +17,7 @@ namespace nydus::binding {
 void RegisterErrors(Napi::Env env, Napi::Object exports);
 void RegisterCodec(Napi::Env env, Napi::Object exports);
 void RegisterFill(Napi::Env env, Napi::Object exports);
+void RegisterLayout(Napi::Env env, Napi::Object exports);
 void RegisterChunkMap(Napi::Env env, Napi::Object exports);
 void RegisterLog(Napi::Env env, Napi::Object exports);
 void RegisterXattr(Napi::Env env, Napi::Object exports);

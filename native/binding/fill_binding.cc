@@ -2,10 +2,11 @@
 //   -> Promise<Int32Array>
 // The cache fill of one fetched range (cache/fill.h RunFill) on the process's fill pool
 // (cache/fill_pool.h): decode, digest check, cache-file write or spill, ready bits and the
-// wake-up of parked READs all happen off the JavaScript thread. The plan is one abi::FillRecord
-// per chunk; `digests` holds 32 bytes per chunk (read where hasDigest is 1); fd -1 skips the
-// cache file (straight to the spill). Resolves with [status per chunk..., storeError, threadId]
-// (cache/fill.h kFill* / -errno); rejects only for an invalid plan.
+// wake-up of parked READs all happen off the JavaScript thread. The map's cache layout decides
+// the store: plain `.blob.data`, or a compressed/encrypted file (cache/layout_store.h). The plan
+// is one abi::FillRecord per chunk; `digests` holds 32 bytes per chunk (read where hasDigest is
+// 1); fd -1 skips the cache file (straight to the spill). Resolves with [status per chunk...,
+// storeError, threadId] (cache/fill.h kFill* / -errno); rejects only for an invalid plan.
 //
 // Completion crosses back through one long-lived thread-safe function per environment (never a
 // worker object per fill); it keeps the event loop alive only while fills are in flight.
@@ -19,6 +20,7 @@
 #include "binding.h"
 #include "cache/fill.h"
 #include "cache/fill_pool.h"
+#include "cache/layout_store.h"
 #include "codec/codec.h"
 
 namespace nydus::binding {
@@ -78,7 +80,7 @@ std::vector<cache::FillChunk> ReadPlan(Napi::Env env, const Napi::Float64Array& 
     const bool has_digest = r[Plan::kHasDigest] == 1;
     if (!Whole(r[Plan::kSrcOffset], kSafe) || !Whole(r[Plan::kStoredSize], 4294967295.0) ||
         !Whole(r[Plan::kFileOffset], kSafe) || !Whole(r[Plan::kSize], 4294967295.0) ||
-        !Whole(r[Plan::kIndex], 4294967295.0) ||
+        !Whole(r[Plan::kIndex], 4294967295.0) || !Whole(r[Plan::kCompressedOffset], kSafe) ||
         (r[Plan::kCompressed] != 0 && r[Plan::kCompressed] != 1) ||
         (r[Plan::kHasDigest] != 0 && !has_digest) ||
         (has_digest && digests_len < (i + 1) * codec::kDigestLen)) {
@@ -93,6 +95,7 @@ std::vector<cache::FillChunk> ReadPlan(Napi::Env env, const Napi::Float64Array& 
     c.compressed = r[Plan::kCompressed] == 1;
     c.index = static_cast<uint32_t>(r[Plan::kIndex]);
     c.has_digest = has_digest;
+    c.blob_offset = static_cast<uint64_t>(r[Plan::kCompressedOffset]);
     if (has_digest) std::memcpy(c.digest, digests + i * codec::kDigestLen, codec::kDigestLen);
   }
   return chunks;
@@ -138,7 +141,15 @@ Napi::Value Fill(const Napi::CallbackInfo& info) {
   job.src_len = src.Length();
   job.chunks = std::move(chunks);
   job.map = std::move(map);
-  if (fd >= 0) job.store = std::make_unique<cache::DataFileStore>(fd);
+  // The cache file's layout (compressed or encrypted) when one is attached to the map.
+  if (cache::ChunkLayout* layout = job.map->layout()) {
+    // Hits are checked against the digest there, so the fill checks them too: a chunk that
+    // fails it is never stored (it would fail every READ afterwards).
+    job.validate = job.validate || layout->options().verify;
+    if (fd >= 0) job.store = std::make_unique<cache::LayoutStore>(*layout, fd);
+  } else if (fd >= 0) {
+    job.store = std::make_unique<cache::DataFileStore>(fd);
+  }
   job.allow_spill = allow_spill;
   Napi::Promise promise = call->deferred.Promise();
   if (state->inflight++ == 0) state->tsfn.Ref(env);

@@ -160,7 +160,8 @@ export const buildRafs: MountBuilder = async (spec: MountSpec, slot: number, ctx
     cleanup.push(() => imageStorage.close());
     const cache = storage.settings.cache;
     await supplyBlobMeta(image, imageStorage, storage.backend, {
-      validate: storage.settings.validate,
+      // An encrypted cache checks (and, convergent, keys) every chunk by its digest.
+      validate: storage.settings.validate || (cache.kind === 'blobcache' && cache.format?.encryption !== undefined),
       workDir: cache.kind === 'blobcache' ? cache.workDir : undefined,
       log: log.child('meta'),
     });

@@ -222,6 +222,8 @@ export class RafsFilesystem implements FuseFilesystem {
         sourceSize: length,
       });
     }
+    // Compressed and encrypted caches must know where the chunks are before READs arrive.
+    if (table) this._storage.learnAhead(chunks);
     this._extents.set(ref, table);
     if (this._extents.size > kExtentCacheSize) {
       const oldest = this._extents.keys().next();

@@ -12,8 +12,8 @@
  * - `blobSlot`: the blob registered with `session.registerBlob(slot, ...)`.
  * - `chunkIndex`: the chunk's bit in that blob's chunk map (a missing bit makes the READ a miss).
  * - `sourceOffset`, `sourceSize`: where the bytes are in the blob's data file, uncompressed
- *   (the cache file layout): `sourceSize === length`. Chunks kept compressed are not served
- *   natively yet (no compressed cache exists); their files go through the handler's `read`.
+ *   (the plain cache file layout): `sourceSize === length`. A compressed or encrypted cache
+ *   file is addressed the same way; its native layout finds and decodes the stored chunk.
  * - `hole: true`: zeros, no blob involved.
  */
 import { nativeAbi } from '../native/index.js';

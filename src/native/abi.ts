@@ -21,7 +21,8 @@ export const kRecordFields = {
   dirent: [...kEntryFields, 'off', 'nameOffset', 'nameLength', 'type'],
   statfs: ['blocks', 'bfree', 'bavail', 'files', 'ffree', 'bsize', 'namelen', 'frsize'],
   extent: ['fileOffset', 'length', 'blobSlot', 'chunkIndex', 'sourceOffset', 'sourceSize', 'flags'],
-  fill: ['srcOffset', 'storedSize', 'fileOffset', 'size', 'compressed', 'index', 'hasDigest'],
+  fill: ['srcOffset', 'storedSize', 'fileOffset', 'size', 'compressed', 'index', 'hasDigest', 'compressedOffset'],
+  layoutChunk: ['index', 'uncompressedOffset', 'compressedOffset', 'uncompressedSize', 'compressedSize', 'compressed'],
 } as const;
 
 export const kLimitNames = [

@@ -38,8 +38,10 @@ export interface FillChunk {
   compressed: boolean;
   /** Chunk index in the blob (its ready bit). */
   index: number;
-  /** Checked when the fill validates (32 bytes); absent: not checked. */
+  /** Checked when the fill validates (32 bytes), and the key of a convergently encrypted cache; absent: none. */
   digest?: Buffer | undefined;
+  /** Offset of the stored bytes in the blob (where a compressed cache keeps them). */
+  compressedOffset: number;
 }
 
 export interface FillRequest {
@@ -60,9 +62,11 @@ export interface FillRequest {
 export const kFillCached = 0;
 export const kFillSpilled = 1;
 export const kFillDigestMismatch = -1000;
+/** The cache file's layout (compressed or encrypted) cannot hold the chunk. */
+export const kFillBadPlace = -1001;
 
 export interface FillOutcome {
-  /** Per chunk, in request order: kFillCached, kFillSpilled, kFillDigestMismatch, -EBADMSG, -errno. */
+  /** Per chunk, in request order: kFillCached, kFillSpilled, kFillDigestMismatch, kFillBadPlace, -EBADMSG, -errno. */
   status: Int32Array;
   /** -errno of the first failed cache-file write, 0 when there was none. */
   storeError: number;
@@ -78,7 +82,9 @@ export async function fill(r: FillRequest): Promise<FillOutcome> {
   const f = nativeAbi().records.fill;
   const n = r.chunks.length;
   const plan = new Float64Array(n * f.stride);
-  const digests = Buffer.alloc(r.validate ? n * 32 : 0);
+  // Digests travel whenever the image has them: a compressed or encrypted cache checks them
+  // (and a convergent one keys by them) even when the request does not validate.
+  const digests = Buffer.alloc(r.chunks.some((c) => c.digest?.length === 32) ? n * 32 : 0);
   r.chunks.forEach((c, i) => {
     const o = i * f.stride;
     plan[o + f.srcOffset] = c.srcOffset;
@@ -87,7 +93,8 @@ export async function fill(r: FillRequest): Promise<FillOutcome> {
     plan[o + f.size] = c.size;
     plan[o + f.compressed] = c.compressed ? 1 : 0;
     plan[o + f.index] = c.index;
-    if (r.validate && c.digest?.length === 32) {
+    plan[o + f.compressedOffset] = c.compressedOffset;
+    if (c.digest?.length === 32) {
       plan[o + f.hasDigest] = 1;
       c.digest.copy(digests, i * 32);
     }

@@ -163,6 +163,10 @@ export interface NativeAddon {
 
   ChunkMap: new (path: string, chunkCount: number, repair?: boolean) => NativeChunkMap;
   dataExtents(fd: number): Float64Array;
+  /** Compressed and encrypted cache files (native/binding/layout_binding.cc). */
+  attachCacheLayout(map: NativeChunkMap, kind: number, algo: number, digester: number, verify: boolean, convergent: boolean, key: Buffer | null, dataSize: number): void;
+  learnChunks(map: NativeChunkMap, records: Float64Array, digests: Buffer): void;
+  layoutRead(map: NativeChunkMap, fd: number, index: number, out: Buffer): number;
 
   FuseSession: new (
     dispatch: NativeFuseDispatch,

@@ -14,7 +14,6 @@
  */
 import { read as fsRead } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
 import { promisify } from 'node:util';
 
 import type { NativeChunkMap } from '../native/index.js';
@@ -30,6 +29,8 @@ import { blobMetaPath, fetchBlobMeta, readBlobMetaFile, writeBlobMetaFile } from
 import type { SpillEntry } from './cache-health.js';
 import { CacheWriteHealth, SpillBudget } from './cache-health.js';
 import { dropBitsOverHoles, openCacheFiles } from './cache-files.js';
+import type { CacheFormat } from './cache-layout.js';
+import { CacheLayout } from './cache-layout.js';
 import type { BlobSource } from './chunk-data.js';
 import { checkChunk, intersect, untilAborted } from './chunk-data.js';
 import type { FillHost } from './cache-fill.js';
@@ -54,6 +55,8 @@ export interface BlobCacheContext {
   /** Shared by the blobs of one cache directory; made per blob when absent (tests). */
   health?: CacheWriteHealth;
   spill?: SpillBudget;
+  /** cache.compressed / encryption (cache-layout.ts); absent: plain `.blob.data`. */
+  format?: CacheFormat | undefined;
 }
 
 /** Sees every on-demand backend read of a blob as it is issued (the readahead log records them). */
@@ -100,12 +103,14 @@ export class CachedBlob implements BlobSource {
     private readonly _meta: BlobMeta | undefined,
     private readonly _ctx: BlobCacheContext,
     private readonly _opts: CachedBlobOptions,
+    private readonly _layout: CacheLayout,
   ) {
     this._budget = _ctx.spill ?? new SpillBudget();
     this._health = _ctx.health ?? new CacheWriteHealth(_ctx.workDir, _ctx.log, this._budget.limit);
     this._fillHost = {
       info,
       dataPath,
+      layoutKind: _layout.kind,
       validate: _ctx.validate,
       counters: _ctx.counters,
       log: _ctx.log,
@@ -127,18 +132,26 @@ export class CachedBlob implements BlobSource {
     if (!Number.isInteger(info.chunkCount) || info.chunkCount <= 0 || info.chunkCount > kMaxChunksPerBlob) {
       throw new StorageError('ERR_BAD_CHUNK', `blob ${info.blobId}: invalid chunk count ${info.chunkCount}`);
     }
-    const dataPath = join(ctx.workDir, `${info.blobId}.blob.data`);
+    const layout = CacheLayout.for(info, ctx.workDir, ctx.format, ctx.validate);
     // SEPARATE: the CI lives in a separate meta blob, not at ci_offset of this one; the
     // blob is still served, without amplification from the CI.
     const separate = (info.features & kBlobFeatures.SEPARATE) !== 0;
     const meta = info.metaCiUncompressedSize > 0 && !separate ? await CachedBlob._loadMeta(info, ctx) : undefined;
-    const { fh, map } = await openCacheFiles(info, dataPath, ctx.log, (files) => {
-      const cleared = dropBitsOverHoles(files, (i) => chunkRange(i, opts, meta));
+    const { dataPath } = layout;
+    const { fh, map } = await openCacheFiles(info, layout, ctx.log, (files) => {
+      const cleared = dropBitsOverHoles(files, (i) => chunkRange(i, opts, meta, layout));
       if (cleared > 0) {
-        ctx.log.warn(`blob ${info.blobId}: ${cleared} chunk(s) marked ready in ${dataPath}.chunk_map have no data in ${dataPath} (lost in a crash?); they are fetched again`);
+        ctx.log.warn(`blob ${info.blobId}: ${cleared} chunk(s) marked ready in ${layout.mapPath} have no data in ${dataPath} (lost in a crash?); they are fetched again`);
       }
     });
-    return new CachedBlob(info, dataPath, fh, map, meta, ctx, opts);
+    try {
+      layout.attach(map);
+    } catch (err) {
+      map.close();
+      await fh.close();
+      throw new StorageError('ERR_CACHE_FILE', `blob ${info.blobId}: ${(err as Error).message}`, { cause: err });
+    }
+    return new CachedBlob(info, dataPath, fh, map, meta, ctx, opts, layout);
   }
 
   private static async _loadMeta(info: BlobInfo, ctx: BlobCacheContext): Promise<BlobMeta> {
@@ -188,8 +201,14 @@ export class CachedBlob implements BlobSource {
     };
   }
 
+  /** See CacheLayout.learnAhead (a no-op for the plain layout). */
+  learnAhead(chunks: readonly ChunkInfo[]): void {
+    if (!this._closed) this._layout.learnAhead(chunks);
+  }
+
   async ensureReady(chunks: readonly ChunkInfo[], signal?: AbortSignal): Promise<void> {
     if (this._closed) throw new StorageError('ERR_STORAGE_CLOSED', `blob ${this.info.blobId}: cache closed`);
+    this._layout.learn(chunks);
     const waits: Promise<void>[] = [];
     const missing: ChunkInfo[] = [];
     const seen = new Set<number>();
@@ -235,7 +254,8 @@ export class CachedBlob implements BlobSource {
       const at = c.uncompressedOffset + (r.start - c.fileOffset);
       for (let attempt = 1; ; attempt++) {
         if (this._map.isReady(c.chunkIndex)) {
-          await this._readAll(this._fh.fd, dst, at, c);
+          if (this._layout.plain) await this._readAll(this._fh.fd, dst, at, c);
+          else this._layout.readChunk(this._fh.fd, c, r.start - c.fileOffset, dst);
           break;
         }
         const e = this._spilled.get(c.chunkIndex);
@@ -291,7 +311,7 @@ export class CachedBlob implements BlobSource {
     }
     if (!c) return undefined;
     // With validation on, data we cannot validate is not worth fetching ahead.
-    if (this._ctx.validate && c.digest.equals(kZeroDigest)) return undefined;
+    if ((this._ctx.validate || this._layout.needsDigest) && c.digest.equals(kZeroDigest)) return undefined;
     try {
       checkChunk(this.info, c);
     } catch {
@@ -462,9 +482,7 @@ export class CachedBlob implements BlobSource {
   }
 }
 
-function chunkRange(i: number, opts: CachedBlobOptions, meta: BlobMeta | undefined): { offset: number; size: number } | undefined {
-  const c = opts.chunkLookup?.(i);
-  if (c) return { offset: c.uncompressedOffset, size: c.uncompressedSize };
-  const e = meta?.entry(i);
-  return e ? { offset: e.uncompressedOffset, size: e.uncompressedSize } : undefined;
+function chunkRange(i: number, opts: CachedBlobOptions, meta: BlobMeta | undefined, layout: CacheLayout): { offset: number; size: number } | undefined {
+  const c = opts.chunkLookup?.(i) ?? meta?.entry(i);
+  return c ? layout.storedRange(c) : undefined;
 }

@@ -1,5 +1,6 @@
 /**
- * Opening one blob's cache files (`<blob_id>.blob.data` and its `.chunk_map`) so that nothing
+ * Opening one blob's cache files (`<blob_id>.blob.data` or `.blob.raw`, and the chunk map; the
+ * layout says which: cache-layout.ts) so that nothing
  * damaged is ever served and daemons sharing a work_dir never undo each other's work.
  *
  * The chunk map's flock decides who may repair (cache/chunk_map.h): the first opener (exclusive)
@@ -17,6 +18,7 @@ import type { NativeChunkMap } from '../native/index.js';
 import { dataExtents, openChunkMap } from '../native/index.js';
 import type { Logger } from '../util/logger.js';
 import { errnoCode, StorageError } from './contract/errors.js';
+import type { CacheLayout } from './cache-layout.js';
 import type { BlobInfo } from './types.js';
 
 export interface CacheFiles {
@@ -31,8 +33,9 @@ export type ChunkRange = (index: number) => { offset: number; size: number } | u
  * Opens (creating) the data file and the chunk map with the lock held exclusively when this is
  * the first user; `verify` then runs before the lock is shared (see dropBitsOverHoles).
  */
-export async function openCacheFiles(info: BlobInfo, dataPath: string, log: Logger, verify: (f: CacheFiles) => void): Promise<CacheFiles> {
+export async function openCacheFiles(info: BlobInfo, layout: CacheLayout, log: Logger, verify: (f: CacheFiles) => void): Promise<CacheFiles> {
   const id = info.blobId;
+  const { dataPath, mapPath, minSize, maxSize } = layout;
   let fh: FileHandle;
   try {
     fh = await open(dataPath, fsc.O_RDWR | fsc.O_CREAT, 0o644);
@@ -42,21 +45,23 @@ export async function openCacheFiles(info: BlobInfo, dataPath: string, log: Logg
   let map: NativeChunkMap | undefined;
   try {
     try {
-      map = openChunkMap(`${dataPath}.chunk_map`, info.chunkCount, true);
+      map = openChunkMap(mapPath, info.chunkCount, true);
     } catch (err) {
       throw new StorageError('ERR_CACHE_FILE', `blob ${id}: ${(err as Error).message}`, { cause: err });
     }
-    if (map.repaired) log.warn(`blob ${id}: chunk map ${dataPath}.chunk_map was damaged (${map.repaired}); rebuilt empty, its chunks are fetched again`);
+    if (map.repaired) log.warn(`blob ${id}: chunk map ${mapPath} was damaged (${map.repaired}); rebuilt empty, its chunks are fetched again`);
     const size = (await fh.stat()).size;
-    if (size > info.uncompressedSize) {
+    if (size > maxSize) {
       if (!map.exclusive) {
-        throw new StorageError('ERR_CACHE_FILE', `blob ${id}: cache file ${dataPath} has ${size} bytes, more than the blob's ${info.uncompressedSize}, and another process uses it`);
+        throw new StorageError('ERR_CACHE_FILE', `blob ${id}: cache file ${dataPath} has ${size} bytes, more than the ${maxSize} it may hold, and another process uses it`);
       }
-      log.warn(`blob ${id}: cache file ${dataPath} has ${size} bytes, more than the blob's ${info.uncompressedSize}; discarded, its chunks are fetched again`);
+      log.warn(`blob ${id}: cache file ${dataPath} has ${size} bytes, more than the ${maxSize} it may hold; discarded, its chunks are fetched again`);
       for (const i of map.readyIndexes()) map.clearReady(i);
       await fh.truncate(0);
     }
-    if (size !== info.uncompressedSize) await fh.truncate(info.uncompressedSize);
+    if (size > maxSize || size < minSize) await fh.truncate(minSize);
+    const cipher = layout.checkCipher(map, map.exclusive);
+    if (cipher !== '') log.warn(`blob ${id}: ${cipher}`);
     const files = { fh, map };
     if (map.exclusive) {
       verify(files);

@@ -1,7 +1,7 @@
 /**
  * The one cache fill: hands a fetched range to the native fill (native/core/cache/fill.h), which
- * decodes, checks digests, writes the cache file or the spill, sets the ready bits and wakes the
- * parked READs on its own threads; here only the outcome is booked (waiters settled, counters,
+ * decodes, checks digests, writes the cache file (in its layout: plain, compressed or encrypted)
+ * or the spill, sets the ready bits and wakes the parked READs on its own threads; here only the outcome is booked (waiters settled, counters,
  * the cache directory's health, the spill budget). Nothing of the fill runs on the event loop
  * except gzip, which Node's zlib decodes on its thread pool first.
  */
@@ -9,12 +9,13 @@ import { gunzip } from 'node:zlib';
 import { constants as osc } from 'node:os';
 import { promisify } from 'node:util';
 
-import { fill, kFillCached, kFillDigestMismatch, kFillSpilled } from '../native/index.js';
+import { fill, kFillBadPlace, kFillCached, kFillDigestMismatch, kFillSpilled } from '../native/index.js';
 import type { FillChunk, NativeChunkMap } from '../native/index.js';
 import { compressorToEnum, digesterToEnum } from '../rafs/index.js';
 import { isZero } from '../rafs/layout/bytes.js';
 import type { Logger } from '../util/logger.js';
 import type { CacheWriteHealth, SpillBudget } from './cache-health.js';
+import type { LayoutKind } from './cache-layout.js';
 import type { CacheCounters } from './counters.js';
 import { StorageError } from './contract/errors.js';
 import { errnoName } from './fetch-handle.js';
@@ -28,6 +29,8 @@ const kEBADMSG = osc.errno.EBADMSG;
 export interface FillHost {
   readonly info: BlobInfo;
   readonly dataPath: string;
+  /** How the cache file keeps chunks (cache-layout.ts); the native fill finds the layout on `map`. */
+  readonly layoutKind: LayoutKind;
   readonly validate: boolean;
   readonly counters: CacheCounters;
   readonly log: Logger;
@@ -96,7 +99,7 @@ export async function fillRange(h: FillHost, r: FetchRange, buf: Buffer): Promis
 }
 
 function planOf(c: ChunkInfo, srcOffset: number, storedSize: number, compressed: boolean): FillChunk {
-  return { srcOffset, storedSize, fileOffset: c.uncompressedOffset, size: c.uncompressedSize, compressed, index: c.chunkIndex, digest: isZero(c.digest) ? undefined : c.digest };
+  return { srcOffset, storedSize, fileOffset: c.uncompressedOffset, size: c.uncompressedSize, compressed, index: c.chunkIndex, digest: isZero(c.digest) ? undefined : c.digest, compressedOffset: c.compressedOffset };
 }
 
 /** gzip is not decoded natively: zlib's thread pool inflates each chunk, the fill stores them. */
@@ -148,6 +151,11 @@ function chunkError(h: FillHost, c: ChunkInfo, st: number): StorageError {
     const msg = `blob ${h.info.blobId} chunk ${c.chunkIndex}: ${h.info.digester} digest mismatch (compressed offset ${c.compressedOffset}); data rejected`;
     h.log.error(msg);
     return new StorageError('ERR_CHUNK_DIGEST', msg, { reported: true });
+  }
+  if (st === kFillBadPlace) {
+    const msg = `blob ${h.info.blobId} chunk ${c.chunkIndex}: the ${h.layoutKind} cache cannot hold it (compressed offset ${c.compressedOffset} size ${c.compressedSize}, uncompressed offset ${c.uncompressedOffset} size ${c.uncompressedSize}${isZero(c.digest) ? ', no digest' : ''})`;
+    h.log.error(msg);
+    return new StorageError('ERR_BAD_CHUNK', msg, { reported: true });
   }
   return new StorageError('ERR_CACHE_FILE', `blob ${h.info.blobId} chunk ${c.chunkIndex}: cannot cache it nor keep it in memory: ${errnoName(-st)}`);
 }

@@ -54,6 +54,23 @@ export class ImageStorage {
     return out;
   }
 
+  /**
+   * A file is about to be read through the native READ fast path (its extent table was built):
+   * compressed and encrypted caches record where its chunks are, so cached chunks are decoded
+   * natively from the first READ on. Never throws; bad chunks are reported by the READ.
+   */
+  learnAhead(chunks: readonly ChunkInfo[]): void {
+    const groups = new Map<number, ChunkInfo[]>();
+    for (const c of chunks) {
+      const b = this.blobs[c.blobIndex];
+      if (!(b instanceof CachedBlob)) continue;
+      let g = groups.get(c.blobIndex);
+      if (!g) groups.set(c.blobIndex, (g = []));
+      g.push(c);
+    }
+    for (const [i, cs] of groups) (this.blobs[i] as CachedBlob).learnAhead(cs);
+  }
+
   /** The blob-cache blobs (dummycache blobs have nothing to prefetch into). */
   cachedBlobs(): CachedBlob[] {
     return this.blobs.filter((b): b is CachedBlob => b instanceof CachedBlob);

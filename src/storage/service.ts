@@ -160,7 +160,7 @@ export class StorageService {
     }
     const lookup = opts.chunkLookup?.(info.index);
     try {
-      return await CachedBlob.open(info, { ...ctx, workDir: cache.workDir, health: this._health, spill: this._spill }, lookup ? { chunkLookup: lookup } : {});
+      return await CachedBlob.open(info, { ...ctx, workDir: cache.workDir, health: this._health, spill: this._spill, format: cache.format }, lookup ? { chunkLookup: lookup } : {});
     } catch (err) {
       // A cache that cannot be used (full disk, damaged files another nydusd holds, permissions)
       // must not fail the mount: the blob is served straight from the backend.

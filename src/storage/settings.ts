@@ -5,8 +5,9 @@
 import type { ConfigOrigin, NydusConfig, ResolvedBackend } from '../config/index.js';
 import { ConfigError, kUserAgent, resolveBackend } from '../config/index.js';
 import { NotSupportedError } from '../util/errors.js';
+import type { CacheFormat } from './cache-layout.js';
 
-export type CacheSettings = { kind: 'blobcache'; workDir: string; workDirKey: string } | { kind: 'dummycache' };
+export type CacheSettings = { kind: 'blobcache'; workDir: string; workDirKey: string; format?: CacheFormat } | { kind: 'dummycache' };
 
 /**
  * Prefetch at mount, as upstream: `rafs.prefetch` (v1 `fs_prefetch`) decides whether and what
@@ -74,12 +75,11 @@ export function storageSettings(
   let cache: CacheSettings = { kind: 'dummycache' };
   if (c) {
     if (c.type === 'fscache') throw new NotSupportedError('cache type fscache');
-    if (c.compressed) throw new NotSupportedError('cache.compressed = true (.blob.raw cache files)');
     if (c.type === 'blobcache' || c.type === 'filecache') {
       const fc = c.filecache;
       if (!fc) throw new ConfigError(`cache.filecache: section required when cache.type is "${c.type}"`);
-      if (fc.enable_encryption) throw new NotSupportedError('cache encryption (enable_encryption)');
-      cache = { kind: 'blobcache', workDir: fc.work_dir, workDirKey: origin === 'v1' ? 'device.cache.config.work_dir' : 'cache.filecache.work_dir' };
+      const section = origin === 'v1' ? 'device.cache.config' : 'cache.filecache';
+      cache = { kind: 'blobcache', workDir: fc.work_dir, workDirKey: `${section}.work_dir`, format: cacheFormat(c.compressed, fc, section, origin) };
     }
   }
   return {
@@ -92,4 +92,27 @@ export function storageSettings(
     prefetch: prefetchSettings(cfg),
     readahead: { enable: backend.config.readahead ?? false, seconds: backend.config.readahead_sec ?? kDefaultReadaheadSec },
   };
+}
+
+/**
+ * `cache.compressed` and the filecache encryption keys, checked as upstream checks them
+ * (storage/src/cache/filecache/mod.rs, utils/src/crypt.rs): the key is 64 hex digits whose two
+ * halves differ, and it is required even with convergent encryption.
+ */
+function cacheFormat(compressed: boolean, fc: { enable_encryption: boolean; enable_convergent_encryption: boolean; encryption_key: string }, section: string, origin: ConfigOrigin): CacheFormat {
+  if (!fc.enable_encryption) return { compressed };
+  if (compressed) {
+    // Upstream silently stores a compressed cache unencrypted when both are on.
+    const flag = origin === 'v1' ? 'device.cache.compressed' : 'cache.compressed';
+    throw new ConfigError(`${flag} and ${section}.enable_encryption cannot be combined: a compressed cache (.blob.raw) is not encrypted (upstream nydusd would store it in the clear); turn one of them off`);
+  }
+  const hex = fc.encryption_key;
+  if (!/^[0-9a-fA-F]{64}$/.test(hex)) {
+    throw new ConfigError(`${section}.encryption_key: must be 64 hex digits (a 32-byte AES-128-XTS key) when enable_encryption is true; got ${hex.length} character(s)`);
+  }
+  const key = Buffer.from(hex, 'hex');
+  if (key.subarray(0, 16).equals(key.subarray(16))) {
+    throw new ConfigError(`${section}.encryption_key: its two 16-byte halves are equal, which AES-XTS refuses`);
+  }
+  return { compressed, encryption: { key, convergent: fc.enable_convergent_encryption } };
 }

@@ -5,7 +5,7 @@
  * restart must serve everything without a single backend read.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -130,4 +130,37 @@ describe('nydusd over /dev/fuse with upstream fixtures', { skip: kSkip }, () => 
     assert.ok(Number(m[1]) > 0);
     assert.deepEqual([m[2], m[3]], ['0', '0']);
   });
+
+  // Upstream's v6 image through the compressed (.blob.raw) and encrypted caches (issue 13 item 5).
+  const kKey = '0123456789abcdef0123456789abcdef' + 'fedcba9876543210fedcba9876543210';
+  const kFormats: [string, Record<string, unknown>][] = [
+    ['compressed', { compressed: true }],
+    ['encrypted', { config: { enable_encryption: true, encryption_key: kKey } }],
+  ];
+  for (const [name, fmt] of kFormats) {
+    test(`${(kCases[0] as Case).name}, ${name} cache: cold and warm trees equal the image, warm without the backend`, { timeout: 60_000 }, async () => {
+      const c = kCases[0] as Case;
+      const dir = join(work, `fmt-${name}`);
+      const mnt = join(dir, 'mnt');
+      mkdirSync(mnt, { recursive: true });
+      const path = config(dir, fixture(c.blobDir), 'blobcache');
+      const cfg = JSON.parse(readFileSync(path, 'utf8')) as { device: { cache: { config: Record<string, unknown> } & Record<string, unknown> } };
+      const { config: more, ...top } = fmt as { config?: Record<string, unknown> };
+      Object.assign(cfg.device.cache, top);
+      Object.assign(cfg.device.cache.config, more ?? {});
+      writeFileSync(path, JSON.stringify(cfg));
+      const args = ['--config', path, '--bootstrap', fixture(c.bootstrap), '--mountpoint', mnt];
+      const want = imageSnapshot(fixture(c.bootstrap), fixture(c.blobDir));
+      for (const run of ['cold', 'warm']) {
+        const d = await startDaemon(args);
+        try {
+          assert.deepEqual(diffTrees(want, snapshotDir(mnt), kDiff), [], run);
+        } finally {
+          assert.equal(await d.stop(), 0, d.log());
+        }
+        if (run === 'warm') assert.equal(backendReads(d.log()), 0, d.log());
+        assert.doesNotMatch(d.log(), / ERROR /, d.log());
+      }
+    });
+  }
 });

@@ -169,7 +169,7 @@ export async function createMemFs(dir: string): Promise<MemFs> {
         // itself (no chunksReady from here).
         const out = await nativeFill({
           algo: 0, digester: DigestAlgo.Blake3, validate: false, src: bytes, fd: lazyFile.fd, map: lazyMap, allowSpill: false,
-          chunks: [{ srcOffset: 0, storedSize: bytes.length, fileOffset: start, size: bytes.length, compressed: false, index }],
+          chunks: [{ srcOffset: 0, storedSize: bytes.length, fileOffset: start, size: bytes.length, compressed: false, index, compressedOffset: start }],
         });
         if (out.status[0] !== 0) throw new Error(`lazy fill of chunk ${index} failed: ${out.status[0]}`);
         counters.fills++;

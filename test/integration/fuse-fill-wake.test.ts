@@ -52,7 +52,7 @@ test('the fill wakes every READ parked on its chunks; the miss handler does not 
     assert.equal(misses, 3, 'every READ parked and reached the miss handler');
     const out = await fill({
       algo: 0, digester: DigestAlgo.Blake3, validate: false, src: content, fd: fh.fd, map, allowSpill: false,
-      chunks: [0, 1].map((c) => ({ srcOffset: c * kChunk, storedSize: kChunk, fileOffset: c * kChunk, size: kChunk, compressed: false, index: c })),
+      chunks: [0, 1].map((c) => ({ srcOffset: c * kChunk, storedSize: kChunk, fileOffset: c * kChunk, size: kChunk, compressed: false, index: c, compressedOffset: c * kChunk })),
     });
     assert.deepEqual([...out.status], [0, 0]);
     const replies = (await Promise.all(reads)).map((b) => W.parseReply(b));

@@ -37,7 +37,7 @@ test('a validated fill decodes and hashes on a fill thread while the event loop 
     setImmediate(spin);
     const chunks = sb.chunks.map((c) => ({
       srcOffset: c.compressedOffset, storedSize: c.compressedSize, fileOffset: c.uncompressedOffset,
-      size: c.uncompressedSize, compressed: c.compressed, index: c.chunkIndex, digest: c.digest,
+      size: c.uncompressedSize, compressed: c.compressed, index: c.chunkIndex, digest: c.digest, compressedOffset: c.compressedOffset,
     }));
     // One chunk with a wrong digest: rejected alone, never written nor marked.
     const bad = Buffer.from(sb.chunks[5]?.digest ?? Buffer.alloc(32));
@@ -72,7 +72,7 @@ test('invalid fill plans are refused before any work: out-of-range chunk index, 
   mkdirSync(dir);
   const map = openChunkMap(join(dir, 'm'), 1);
   try {
-    const base = { srcOffset: 0, storedSize: 4096, fileOffset: 0, size: 4096, compressed: false, index: 0 };
+    const base = { srcOffset: 0, storedSize: 4096, fileOffset: 0, size: 4096, compressed: false, index: 0, compressedOffset: 0 };
     const req = { algo: 0, digester: DigestAlgo.Blake3, validate: false, src: sb.blob, fd: -1, map, allowSpill: true };
     await assert.rejects(fill({ ...req, chunks: [{ ...base, index: 1 }] }), { code: 'ERR_BAD_CHUNK' });
     await assert.rejects(fill({ ...req, chunks: [{ ...base, srcOffset: 1 }] }), { code: 'ERR_BAD_CHUNK' });

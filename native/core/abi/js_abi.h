@@ -97,15 +97,27 @@
 
 // One chunk of a cache fill plan (fill; cache/fill.h): where its stored bytes are in the
 // fetched range, where it goes in the cache file, its size there, whether it is compressed, its
-// chunk index (ready bit) and whether its digest (32 bytes at i*32 of the digests) is checked.
-#define NYDUS_ABI_FILL_FIELDS(F) \
-  F(SrcOffset, "srcOffset")      \
-  F(StoredSize, "storedSize")    \
-  F(FileOffset, "fileOffset")    \
-  F(Size, "size")                \
-  F(Compressed, "compressed")    \
-  F(Index, "index")              \
-  F(HasDigest, "hasDigest")
+// chunk index (ready bit), whether its digest (32 bytes at i*32 of the digests) is checked, and
+// its compressed offset in the blob (where a compressed cache keeps it).
+#define NYDUS_ABI_FILL_FIELDS(F)          \
+  F(SrcOffset, "srcOffset")               \
+  F(StoredSize, "storedSize")             \
+  F(FileOffset, "fileOffset")             \
+  F(Size, "size")                         \
+  F(Compressed, "compressed")             \
+  F(Index, "index")                       \
+  F(HasDigest, "hasDigest")               \
+  F(CompressedOffset, "compressedOffset")
+
+// Where one chunk is in a compressed or encrypted cache file (learnChunks; cache/cache_layout.h);
+// its digest travels beside the records (32 bytes per record).
+#define NYDUS_ABI_LAYOUT_CHUNK_FIELDS(F)      \
+  F(Index, "index")                           \
+  F(UncompressedOffset, "uncompressedOffset") \
+  F(CompressedOffset, "compressedOffset")     \
+  F(UncompressedSize, "uncompressedSize")     \
+  F(CompressedSize, "compressedSize")         \
+  F(Compressed, "compressed")
 
 // R(CppName, "jsName", FIELD_LIST): abi::<CppName>Record::k<Field> is a slot,
 // abi::<CppName>Record::kStride the record size.
@@ -115,7 +127,8 @@
   R(Dirent, "dirent", NYDUS_ABI_DIRENT_FIELDS) \
   R(Statfs, "statfs", NYDUS_ABI_STATFS_FIELDS) \
   R(Extent, "extent", NYDUS_ABI_EXTENT_FIELDS) \
-  R(Fill, "fill", NYDUS_ABI_FILL_FIELDS)
+  R(Fill, "fill", NYDUS_ABI_FILL_FIELDS)                       \
+  R(LayoutChunk, "layoutChunk", NYDUS_ABI_LAYOUT_CHUNK_FIELDS)
 
 // ---- The operations the per-mount counters count (upstream FsIoStats StatsFop, in its order):
 // O(FUSE opcode, "name"). A counter array of kFopKinds entries is indexed by place in this list.

@@ -231,6 +231,14 @@ Spill* ChunkMap::EnsureSpill(std::string* error) {
   return spill_owner_.get();
 }
 
+bool ChunkMap::AttachLayout(std::unique_ptr<ChunkLayout> layout) {
+  std::lock_guard lock(spill_mu_);
+  if (layout_owner_ != nullptr) return false;
+  layout_owner_ = std::move(layout);
+  layout_.store(layout_owner_.get(), std::memory_order_release);
+  return true;
+}
+
 bool ChunkMap::IsReady(uint32_t index) const {
   if (map_ == nullptr || index >= chunk_count_) return false;
   // ORDERING: acquire pairs with the release in SetReady, so a reader that sees the bit also

@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "abi/js_abi.h"
+#include "cache/cache_layout.h"
 #include "cache/spill.h"
 
 namespace nydus::cache {
@@ -86,6 +87,12 @@ class ChunkMap {
   Spill* spill() const { return spill_.load(std::memory_order_acquire); }
   Spill* EnsureSpill(std::string* error);
 
+  // How the cache file stores chunks when that is not the plain layout (cache/cache_layout.h);
+  // null for plain. Attached once, before the map is handed to readers (registration orders it).
+  ChunkLayout* layout() const { return layout_.load(std::memory_order_acquire); }
+  // False (and the layout dropped) when one is attached already.
+  bool AttachLayout(std::unique_ptr<ChunkLayout> layout);
+
   // Listeners of NotifyReady (sessions serving from this map). Any thread.
   void AddListener(std::shared_ptr<ReadyListener> l);
   void RemoveListener(const ReadyListener* l);
@@ -108,6 +115,8 @@ class ChunkMap {
   std::mutex spill_mu_;                 // serialises EnsureSpill
   std::unique_ptr<Spill> spill_owner_;  // guarded by spill_mu_; lives as long as the map
   std::atomic<Spill*> spill_{nullptr};
+  std::unique_ptr<ChunkLayout> layout_owner_;  // guarded by spill_mu_
+  std::atomic<ChunkLayout*> layout_{nullptr};
   std::mutex listeners_mu_;
   std::vector<std::shared_ptr<ReadyListener>> listeners_;  // guarded by listeners_mu_
 

@@ -8,27 +8,14 @@
 #include <cstring>
 #include <numeric>
 
+#include "cache/exact_io.h"
+
 namespace nydus::cache {
 namespace {
 
 constexpr uint64_t kMaxSafe = uint64_t{1} << 53;
 // A run's decode buffer; larger adjacent stretches become several runs.
 constexpr uint64_t kMaxRun = uint64_t{64} << 20;
-
-// Writes [buf, buf+len) at `offset`, retrying short writes and EINTR. 0 or -errno.
-int WriteAll(int fd, const uint8_t* buf, size_t len, uint64_t offset) {
-  size_t done = 0;
-  while (done < len) {
-    ssize_t n = ::pwrite(fd, buf + done, len - done, static_cast<off_t>(offset + done));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return -errno;
-    }
-    if (n == 0) return -EIO;
-    done += static_cast<size_t>(n);
-  }
-  return 0;
-}
 
 // Decodes (and verifies) one chunk into `dst`; kFillCached or its failure status.
 int DecodeOne(const FillJob& job, const FillChunk& c, uint8_t* dst) {
@@ -56,7 +43,7 @@ int SpillRun(const FillJob& job, std::span<const FillChunk* const> run, const ui
   if (spill == nullptr) return -ENOMEM;
   const uint64_t from = run.front()->file_offset;
   const uint64_t to = run.back()->file_offset + run.back()->size;
-  const int rc = WriteAll(spill->fd(), decoded, to - from, from);
+  const int rc = PwriteAll(spill->fd(), decoded, to - from, from);
   if (rc != 0) return rc;
   for (const FillChunk* c : run) spill->SetReady(c->index);
   return 0;
@@ -68,7 +55,7 @@ int DataFileStore::Store(const FillJob& job, std::span<const FillChunk* const> r
                          const uint8_t* decoded) {
   const uint64_t from = run.front()->file_offset;
   const uint64_t to = run.back()->file_offset + run.back()->size;
-  const int rc = WriteAll(fd_, decoded, to - from, from);
+  const int rc = PwriteAll(fd_, decoded, to - from, from);
   if (rc != 0) return rc;
   // ORDERING: the bits after the pwrite returned (crash consistency, see fill.h).
   for (const FillChunk* c : run) job.map->SetReady(c->index);
@@ -121,7 +108,9 @@ FillResult RunFill(const FillJob& job) {
     std::unique_ptr<uint8_t[]> buf(new uint8_t[end - base]);
     for (size_t k = i; k < j; ++k) {
       const FillChunk& c = job.chunks[order[k]];
-      res.status[order[k]] = DecodeOne(job, c, buf.get() + (c.file_offset - base));
+      int st = job.store ? job.store->Admit(job, c) : 0;
+      if (st == 0) st = DecodeOne(job, c, buf.get() + (c.file_offset - base));
+      res.status[order[k]] = st;
     }
     // Stretches of good chunks go to the store with one call; a bad chunk is never written.
     for (size_t k = i; k < j;) {

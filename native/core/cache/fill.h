@@ -35,6 +35,7 @@ struct FillChunk {
   uint32_t index = 0;       // chunk index in the blob (its ready bit)
   bool has_digest = false;  // verify `digest` (when the job validates)
   uint8_t digest[codec::kDigestLen] = {};
+  uint64_t blob_offset = 0;  // compressed offset in the blob (where a compressed cache keeps it)
 };
 
 // A chunk's uncompressed size may not exceed this (RAFS chunks are at most 16 MiB).
@@ -48,6 +49,8 @@ inline constexpr int kFillSpilled = 1;  // in the spill (memory), spill bit set
 // Negative: -EBADMSG did not decode to exactly `size` bytes; kFillDigestMismatch; else -errno
 // of the spill write (the store failed too, see FillResult::store_error).
 inline constexpr int kFillDigestMismatch = -1000;
+// The store's layout cannot hold the chunk (ChunkStore::Admit): its metadata does not fit.
+inline constexpr int kFillBadPlace = -1001;
 
 struct FillJob;
 
@@ -55,11 +58,15 @@ struct FillJob;
 // (chunks of `job` adjacent in the uncompressed blob, in offset order; `decoded` holds their
 // uncompressed bytes back to back, job.src + src_offset their fetched bytes) and publishes them
 // (ready bits in job.map) only once they are written to the layout's file. Returns 0, or -errno
-// with nothing of the run published. A compressed (`.blob.raw`) or encrypted cache is another
-// ChunkStore; RunFill, the spill fallback and the wake-ups stay as they are.
+// with nothing of the run published. Admit() runs first, once per chunk (before it is decoded):
+// 0, or kFillBadPlace when the layout cannot hold that chunk (it is then neither decoded, stored
+// nor spilled). The plain `.blob.data` is DataFileStore; the compressed (`.blob.raw`) and
+// encrypted caches are LayoutStore (cache/layout_store.h). RunFill, the spill fallback and the
+// wake-ups are the same for all.
 class ChunkStore {
  public:
   virtual ~ChunkStore() = default;
+  virtual int Admit(const FillJob& /*job*/, const FillChunk& /*c*/) { return 0; }
   virtual int Store(const FillJob& job, std::span<const FillChunk* const> run,
                     const uint8_t* decoded) = 0;
 };

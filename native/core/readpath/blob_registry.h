@@ -27,10 +27,15 @@ struct Blob {
   // Null: every chunk is present (a local blob file, or a fully populated cache).
   const std::shared_ptr<cache::ChunkMap> chunk_map;
 
-  // In the cache file, or held in memory because the cache file could not take it (a hint for
-  // wake-ups; ServeRead re-checks spilled chunks under the spill's lock).
+  // In the cache file (and, in a compressed or encrypted one, its place recorded), or held in
+  // memory because the cache file could not take it (a hint for wake-ups; ServeRead re-checks
+  // spilled chunks under the spill's lock).
   bool ChunkReady(uint32_t index) const {
-    if (chunk_map == nullptr || chunk_map->IsReady(index)) return true;
+    if (chunk_map == nullptr) return true;
+    if (chunk_map->IsReady(index)) {
+      const cache::ChunkLayout* layout = chunk_map->layout();
+      return layout == nullptr || layout->Known(index);
+    }
     const cache::Spill* s = chunk_map->spill();
     return s != nullptr && s->IsReady(index);
   }

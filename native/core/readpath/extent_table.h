@@ -9,8 +9,8 @@
 //   source_offset/size      where the chunk's bytes are in the blob's data file (the cache
 //                           file, uncompressed: size == length)
 //   flags                   kExtentHole: zeros, no blob involved
-// (Chunks kept compressed in their source are not served natively yet: no compressed cache
-// exists; such files go through the handler.)
+// (In a compressed or encrypted cache file the offsets are still the uncompressed ones: the
+// blob's ChunkLayout, cache/cache_layout.h, says where the chunk is stored and decodes it.)
 //
 // File ranges not covered by any extent read as zeros (sparse files), and reads stop at
 // file_size. The JS form is a Float64Array of abi::ExtentRecord records (abi/js_abi.h);

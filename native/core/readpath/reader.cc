@@ -27,15 +27,30 @@ class BlobLookup {
  public:
   explicit BlobLookup(const BlobRegistry& reg) : reg_(reg) {}
   const Blob* Get(uint32_t slot) { return Find(slot).blob.get(); }
+  const std::shared_ptr<const Blob>& Shared(uint32_t slot) { return Find(slot).blob; }
 
   // True when chunk `index` can be read now.
   bool Present(uint32_t slot, uint32_t index) {
     Seen& s = Find(slot);
-    if (s.blob->chunk_map == nullptr || s.blob->chunk_map->IsReady(index)) return true;
+    if (s.blob->chunk_map == nullptr) return true;
+    if (s.blob->chunk_map->IsReady(index)) {
+      // A non-plain cache file can only be decoded once the chunk's place is recorded (the
+      // fill records what it stores, registration what was cached before); a chunk another
+      // process cached goes the miss way once, where TypeScript records it.
+      const cache::ChunkLayout* layout = s.blob->chunk_map->layout();
+      return layout == nullptr || layout->Known(index);
+    }
     const cache::Spill* spill = s.blob->chunk_map->spill();
     if (spill == nullptr) return false;
     if (!s.spill_lock.owns_lock()) s.spill_lock = std::shared_lock(spill->mu());
     return spill->IsReady(index);
+  }
+
+  // The cache file's layout when chunk `index` must be decoded from it (null: plain bytes,
+  // from the cache file or the spill).
+  static const cache::ChunkLayout* LayoutFor(const Blob& b, uint32_t index) {
+    if (b.chunk_map == nullptr || !b.chunk_map->IsReady(index)) return nullptr;
+    return b.chunk_map->layout();
   }
 
   // The file to read chunk `index` from (Present() said it is there).
@@ -90,6 +105,54 @@ void LogFailure(const char* what, const Extent& e, int rc) {
   NLOG_ERROR(kLog, "%s failed for blob slot %u chunk %u (source offset %llu, %u bytes): %s", what,
              e.blob_slot, e.chunk_index, static_cast<unsigned long long>(e.source_offset),
              e.source_size, std::strerror(-rc));
+}
+
+// The chunk this reader thread decoded last. FUSE READs are at most 1 MiB (often 128 KiB) and
+// chunks up to 16 MiB, so sequential READs of one chunk would otherwise decode it again each
+// time. The weak_ptr names the blob without keeping it (or its files) alive; a blob registered
+// later never matches it, since it cannot share the old one's control block.
+struct DecodedChunk {
+  std::weak_ptr<const Blob> blob;
+  uint32_t index = 0;
+  bool valid = false;
+  std::vector<uint8_t> plain;
+
+  bool Holds(const std::shared_ptr<const Blob>& b, uint32_t i) const {
+    return valid && index == i && !blob.owner_before(b) && !b.owner_before(blob);
+  }
+};
+thread_local DecodedChunk t_decoded;
+
+// Serves [pos, pos + len) of extent `e` from a chunk kept compressed or encrypted: the whole
+// chunk is decoded straight into the reply when the READ wants all of it in one slice, else
+// into the thread's last-decoded buffer the wanted part is copied from. 0 or -errno.
+int ServeDecoded(const cache::ChunkLayout& layout, const std::shared_ptr<const Blob>& blob, int fd,
+                 const Extent& e, uint64_t pos, size_t len, const transport::SliceWriter& out,
+                 size_t out_pos) {
+  if (!layout.Known(e.chunk_index)) return -ENOENT;
+  const cache::LayoutChunk& c = layout.Entry(e.chunk_index);
+  const uint64_t src = e.source_offset + (pos - e.file_offset);
+  if (src < c.uncompressed_offset || src - c.uncompressed_offset > c.uncompressed_size ||
+      len > c.uncompressed_size - (src - c.uncompressed_offset)) {
+    return -ERANGE;  // the extent and the chunk's recorded place disagree
+  }
+  const size_t within = static_cast<size_t>(src - c.uncompressed_offset);
+  DecodedChunk& d = t_decoded;
+  if (!d.Holds(blob, e.chunk_index)) {
+    if (within == 0 && len == c.uncompressed_size) {
+      if (uint8_t* dst = out.Contiguous(out_pos, len)) {
+        return layout.ReadChunk(fd, e.chunk_index, dst, len);
+      }
+    }
+    d.valid = false;
+    if (d.plain.size() < c.uncompressed_size) d.plain.resize(c.uncompressed_size);
+    const int rc = layout.ReadChunk(fd, e.chunk_index, d.plain.data(), c.uncompressed_size);
+    if (rc != 0) return rc;
+    d.blob = blob;
+    d.index = e.chunk_index;
+    d.valid = true;
+  }
+  return out.Write(out_pos, d.plain.data() + within, len) ? 0 : -EIO;
 }
 
 }  // namespace
@@ -161,6 +224,18 @@ ReadOutcome ServeRead(const ExtentTable& table, const BlobRegistry& blobs, uint6
     }
     const Blob* blob = lookup.Get(e.blob_slot);
     const int fd = BlobLookup::FdFor(*blob, e.chunk_index);
+    if (const cache::ChunkLayout* layout = BlobLookup::LayoutFor(*blob, e.chunk_index)) {
+      const int rc =
+          ServeDecoded(*layout, lookup.Shared(e.blob_slot), fd, e, pos, seg_len, out, at(pos));
+      if (rc != 0) {
+        LogFailure("decoding the chunk from the cache file", e, rc);
+        return {ReadStatus::kError, 0, EIO};
+      }
+      if (stats != nullptr) stats->bytes_from_cache += seg_len;
+      pos = seg_end;
+      ++j;
+      continue;
+    }
     // Extend the run while the next extent continues both the file range and the
     // source range of the same blob in the same file, then read the whole run with one preadv.
     const uint64_t src_start = e.source_offset + (pos - e.file_offset);
@@ -171,7 +246,8 @@ ReadOutcome ServeRead(const ExtentTable& table, const BlobRegistry& blobs, uint6
       const Extent& b = ext[k + 1];
       if (b.flags != 0 || b.blob_slot != a.blob_slot || b.file_offset != a.file_offset + a.length ||
           b.source_offset != a.source_offset + a.length ||
-          BlobLookup::FdFor(*blob, b.chunk_index) != fd) {
+          BlobLookup::FdFor(*blob, b.chunk_index) != fd ||
+          BlobLookup::LayoutFor(*blob, b.chunk_index) != nullptr) {
         break;
       }
       ++k;
