@@ -41,6 +41,7 @@ import { amplifyRanges, mergeChunks } from './fetch-plan.js';
 import type { FetchRange } from './fetch-plan.js';
 import type { ReadaheadOptions, ReadaheadView } from './readahead.js';
 import { SequentialReadahead } from './readahead.js';
+import { StreamFill } from './stream-fill.js';
 import type { BlobInfo, ChunkInfo } from './types.js';
 
 export interface BlobCacheContext {
@@ -356,7 +357,7 @@ export class CachedBlob implements BlobSource {
       this._ctx.counters.chunksReadahead += r.chunks.length;
       // A failed readahead ends the stream: its chunks become candidates again, and retrying
       // them here would loop; the reader's own misses fetch them on demand.
-      void this._fetchRange(r, kOnDemand, (ok) => (ok ? this._readAhead(undefined) : ra.stop()));
+      void this._fetchRange(r, kOnDemand, (ok) => (ok ? this._readAhead(undefined) : ra.stop()), true);
     }
   }
 
@@ -429,19 +430,23 @@ export class CachedBlob implements BlobSource {
     else d.resolve();
   }
 
-  /** Fetches `r` and fills its chunks; false when the backend read itself failed. */
-  private async _fetchRange(r: FetchRange, h: FetchHandle, onRead?: (ok: boolean) => void): Promise<boolean> {
+  /**
+   * Fetches `r` and fills its chunks; false when the backend read itself failed. `stream`:
+   * chunks are filled as their bytes arrive (stream-fill.ts; readahead's large requests).
+   */
+  private async _fetchRange(r: FetchRange, h: FetchHandle, onRead?: (ok: boolean) => void, stream = false): Promise<boolean> {
     const { backend, counters, log, demand } = this._ctx;
     const prefetch = h.priority === 'prefetch';
     const signal = h.abort ? AbortSignal.any([this._lifetime.signal, h.abort.signal]) : this._lifetime.signal;
     let buf: Buffer;
     let ok = false;
+    const sf = stream && r.chunks.length > 1 ? new StreamFill(this._fillHost, r) : undefined;
     if (!prefetch) {
       demand?.begin();
       this.fetchObserver?.(this, r);
     }
     try {
-      buf = await backend.read(this.info.blobId, r.offset, r.length, signal, { priority: h.priority });
+      buf = await backend.read(this.info.blobId, r.offset, r.length, signal, { priority: h.priority, ...(sf ? { onProgress: sf.progress } : {}) });
       counters.backendReads++;
       counters.backendBytes += r.length;
       ok = true;
@@ -450,13 +455,14 @@ export class CachedBlob implements BlobSource {
       const what = `blob ${this.info.blobId}: ${prefetch ? 'prefetching' : 'fetching'} ${r.chunks.length} chunk(s) at offset ${r.offset} length ${r.length} failed: ${e.message}`;
       // A prefetch that stopped, or the cache closing, is no failure worth a line.
       if (!this._closed && !h.abort?.signal.aborted) reportOnce(e, (m) => (prefetch ? log.warn(m) : log.error(m)), what);
-      for (const c of r.chunks) this._settle(c, e);
+      // Chunks already handed to a fill settle when it ends.
+      for (const c of sf ? sf.pending() : r.chunks) this._settle(c, e);
       return false;
     } finally {
       if (!prefetch) demand?.end();
       onRead?.(ok);
     }
-    await fillRange(this._fillHost, r, buf);
+    await (sf ? sf.finish(buf) : fillRange(this._fillHost, r, buf));
     return true;
   }
 
