@@ -11,7 +11,7 @@
  * within 10% of localfs. The note gives the TCP connections the daemons opened for both files
  * (from their own logs at stop).
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { freePort, pushBlob, startNginx, startRegistry, which } from '../test/helpers/remote-servers.js';
@@ -21,6 +21,7 @@ import { driverJson, progress } from './lib/proc.js';
 import type { Row } from './lib/report.js';
 import type { OursImage } from './lib/servers.js';
 import { startOurs } from './lib/servers.js';
+import { boundClient, kBoundCases, rangedGetMBps } from './lib/server-bound.js';
 import type { DriverResult, RawRecord } from './warm.js';
 
 const kRepo = 'bench/cold';
@@ -41,6 +42,7 @@ export async function measureColdRegistry(workDir: string, images: readonly Cold
   const port = await freePort();
   const locations = images.map((img) => `location /${img.compressor}/ { alias ${img.blobDir}/; }`).join('\n');
   const ng = await startNginx(join(workDir, 'nginx'), `server { listen 127.0.0.1:${port}; ${locations} location = /ping { return 200; } }`, { url: `http://127.0.0.1:${port}/ping` });
+  const client = await boundClient();
   try {
     for (const img of images) {
       // nydus-image names each blob by its sha256, the digest the registry stores it under.
@@ -67,10 +69,30 @@ export async function measureColdRegistry(workDir: string, images: readonly Cold
         }),
       },
     ];
+    // The servers' own speed, measured every repetition on the largest blob (INFO rows).
+    const big = images
+      .flatMap((img) => readdirSync(img.blobDir).filter((x) => /^[0-9a-f]{64}$/.test(x)).map((id) => ({ img, id, size: statSync(join(img.blobDir, id)).size })))
+      .sort((a, b) => b.size - a.size)[0];
+    const bound = new Map<string, number[]>();
+    const measureBound = async (): Promise<void> => {
+      if (!big) return;
+      const urls = {
+        registry: new URL(`${reg.url}/v2/${kRepo}/blobs/sha256:${big.id}`),
+        'http-proxy': new URL(`http://127.0.0.1:${port}/${big.img.compressor}/${big.id}`),
+      };
+      for (const c of kBoundCases) {
+        for (const [server, url] of Object.entries(urls)) {
+          const v = await rangedGetMBps(client, url, big.size, c);
+          bound.set(`${server}-${c.id}`, [...(bound.get(`${server}-${c.id}`) ?? []), v]);
+          progress(`server bound ${server.padEnd(10)} ${c.label}: ${Math.round(v)} MB/s`);
+        }
+      }
+    };
     const mbps = new Map<string, number[]>();
     const conns = new Map<string, number[]>();
     const push = (m: Map<string, number[]>, k: string, v: number): void => void m.set(k, [...(m.get(k) ?? []), v]);
     for (let rep = 0; rep < reps; rep++) {
+      await measureBound();
       for (const img of images) {
         for (const side of [...sides.slice(rep % sides.length), ...sides.slice(0, rep % sides.length)]) {
           // A fresh daemon and cache per file: readahead past the end of cold-a would otherwise
@@ -116,8 +138,20 @@ export async function measureColdRegistry(workDir: string, images: readonly Cold
         }
       }
     }
+    for (const remote of ['registry', 'http-proxy'] as const) {
+      for (const c of kBoundCases) {
+        rows.push({
+          id: `cold-bound-${remote === 'registry' ? 'registry' : 'nginx'}-${c.id}.mbps`,
+          group: 'what the servers serve on loopback (the bench process, same HTTP client; no cache, no decode)',
+          label: `${remote === 'registry' ? 'docker-registry' : 'nginx'} ${c.label}`,
+          unit: 'MB/s',
+          ours: { name: remote === 'registry' ? 'docker-registry' : 'nginx', values: bound.get(`${remote}-${c.id}`) ?? [] },
+        });
+      }
+    }
     return rows;
   } finally {
+    await client.close();
     await ng.stop();
     await reg.stop();
   }
