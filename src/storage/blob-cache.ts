@@ -40,6 +40,9 @@ import { errnoCode, reportOnce, StorageError } from './contract/errors.js';
 import type { DemandTracker } from './demand.js';
 import { amplifyRanges, mergeChunks } from './fetch-plan.js';
 import type { FetchRange } from './fetch-plan.js';
+import type { ReadaheadOptions, ReadaheadView } from './readahead.js';
+import { SequentialReadahead } from './readahead.js';
+import { StreamFill } from './stream-fill.js';
 import type { BlobInfo, ChunkInfo } from './types.js';
 
 export interface BlobCacheContext {
@@ -57,6 +60,8 @@ export interface BlobCacheContext {
   spill?: SpillBudget;
   /** cache.compressed / encryption (cache-layout.ts); absent: plain `.blob.data`. */
   format?: CacheFormat | undefined;
+  /** Sequential readahead on the demand path (network backends; readahead.ts). */
+  readahead?: ReadaheadOptions;
 }
 
 /** Sees every on-demand backend read of a blob as it is issued (the readahead log records them). */
@@ -94,6 +99,7 @@ export class CachedBlob implements BlobSource {
   private readonly _budget: SpillBudget;
   /** What the fill (cache-fill.ts) sees of this blob. */
   private readonly _fillHost: FillHost;
+  private readonly _readahead: SequentialReadahead | undefined;
 
   private constructor(
     readonly info: BlobInfo,
@@ -107,6 +113,7 @@ export class CachedBlob implements BlobSource {
   ) {
     this._budget = _ctx.spill ?? new SpillBudget();
     this._health = _ctx.health ?? new CacheWriteHealth(_ctx.workDir, _ctx.log, this._budget.limit);
+    this._readahead = _ctx.readahead ? new SequentialReadahead(_ctx.readahead) : undefined;
     this._fillHost = {
       info,
       dataPath,
@@ -212,6 +219,8 @@ export class CachedBlob implements BlobSource {
     const waits: Promise<void>[] = [];
     const missing: ChunkInfo[] = [];
     const seen = new Set<number>();
+    /** Missed or joined: what the readahead planner sees of this read. */
+    const touched: number[] = [];
     const counters = this._ctx.counters;
     for (const c of chunks) {
       checkChunk(this.info, c);
@@ -222,6 +231,7 @@ export class CachedBlob implements BlobSource {
         continue;
       }
       counters.misses++;
+      touched.push(c.chunkIndex);
       const running = this._inflight.get(c.chunkIndex);
       if (running) {
         counters.inflightJoins++;
@@ -240,7 +250,8 @@ export class CachedBlob implements BlobSource {
       waits.push(d.promise);
       missing.push(c);
     }
-    if (missing.length > 0) this._startFetch(missing);
+    const fetchedEnd = missing.length > 0 ? this._startFetch(missing) : 0;
+    if (touched.length > 0) this._readAhead(touched, fetchedEnd);
     if (waits.length > 0) await untilAborted(Promise.all(waits).then(() => undefined), signal, `blob ${this.info.blobId}`);
   }
 
@@ -326,7 +337,8 @@ export class CachedBlob implements BlobSource {
     return this.chunkAt(index);
   }
 
-  private _startFetch(missing: ChunkInfo[]): void {
+  /** Starts the fetches of `missing` (amplified); one past the furthest chunk index they cover. */
+  private _startFetch(missing: ChunkInfo[]): number {
     const ranges = mergeChunks(missing, this._ctx.batchSize);
     if ((this._opts.chunkLookup || this._meta) && this.amplify) {
       const planned = new Set(missing.map((c) => c.chunkIndex));
@@ -341,7 +353,32 @@ export class CachedBlob implements BlobSource {
         }
       }
     }
-    for (const r of ranges) void this._fetchRange(r, kOnDemand);
+    let end = 0;
+    for (const r of ranges) {
+      for (const c of r.chunks) end = Math.max(end, c.chunkIndex + 1);
+      void this._fetchRange(r, kOnDemand);
+    }
+    return end;
+  }
+
+  /** Reads ahead of a sequential reader (readahead.ts); off while amplification is off. */
+  private _readAhead(touched: number[] | undefined, fetchedEnd = 0): void {
+    const ra = this._readahead;
+    if (!ra || !this.amplify || this._closed || !(this._opts.chunkLookup || this._meta)) return;
+    const view: ReadaheadView = {
+      chunkCount: this.info.chunkCount,
+      batchSize: this._ctx.batchSize,
+      chunkAt: (i) => this.chunkAt(i),
+      candidate: (i) => this._amplifyCandidate(i),
+    };
+    const ranges = touched ? ra.touched(touched, fetchedEnd, view) : ra.delivered(view);
+    for (const r of ranges) {
+      for (const c of r.chunks) this._inflight.set(c.chunkIndex, deferred(kOnDemand));
+      this._ctx.counters.chunksReadahead += r.chunks.length;
+      // A failed readahead ends the stream: its chunks become candidates again, and retrying
+      // them here would loop; the reader's own misses fetch them on demand.
+      void this._fetchRange(r, kOnDemand, (ok) => (ok ? this._readAhead(undefined) : ra.stop()), true);
+    }
   }
 
   /**
@@ -413,32 +450,39 @@ export class CachedBlob implements BlobSource {
     else d.resolve();
   }
 
-  /** Fetches `r` and fills its chunks; false when the backend read itself failed. */
-  private async _fetchRange(r: FetchRange, h: FetchHandle, onRead?: () => void): Promise<boolean> {
+  /**
+   * Fetches `r` and fills its chunks; false when the backend read itself failed. `stream`:
+   * chunks are filled as their bytes arrive (stream-fill.ts; readahead's large requests).
+   */
+  private async _fetchRange(r: FetchRange, h: FetchHandle, onRead?: (ok: boolean) => void, stream = false): Promise<boolean> {
     const { backend, counters, log, demand } = this._ctx;
     const prefetch = h.priority === 'prefetch';
     const signal = h.abort ? AbortSignal.any([this._lifetime.signal, h.abort.signal]) : this._lifetime.signal;
     let buf: Buffer;
+    let ok = false;
+    const sf = stream && r.chunks.length > 1 ? new StreamFill(this._fillHost, r) : undefined;
     if (!prefetch) {
       demand?.begin();
       this.fetchObserver?.(this, r);
     }
     try {
-      buf = await backend.read(this.info.blobId, r.offset, r.length, signal, { priority: h.priority });
+      buf = await backend.read(this.info.blobId, r.offset, r.length, signal, { priority: h.priority, ...(sf ? { onProgress: sf.progress } : {}) });
       counters.backendReads++;
       counters.backendBytes += r.length;
+      ok = true;
     } catch (err) {
       const e = err instanceof Error ? err : new Error(String(err));
       const what = `blob ${this.info.blobId}: ${prefetch ? 'prefetching' : 'fetching'} ${r.chunks.length} chunk(s) at offset ${r.offset} length ${r.length} failed: ${e.message}`;
       // A prefetch that stopped, or the cache closing, is no failure worth a line.
       if (!this._closed && !h.abort?.signal.aborted) reportOnce(e, (m) => (prefetch ? log.warn(m) : log.error(m)), what);
-      for (const c of r.chunks) this._settle(c, e);
+      // Chunks already handed to a fill settle when it ends.
+      for (const c of sf ? sf.pending() : r.chunks) this._settle(c, e);
       return false;
     } finally {
       if (!prefetch) demand?.end();
-      onRead?.();
+      onRead?.(ok);
     }
-    await fillRange(this._fillHost, r, buf);
+    await (sf ? sf.finish(buf) : fillRange(this._fillHost, r, buf));
     return true;
   }
 

@@ -13,6 +13,8 @@ export interface CacheCounters {
   chunksFilled: number;
   /** Chunks fetched only because of amplify_io. */
   chunksAmplified: number;
+  /** Chunks fetched ahead of a sequential reader (readahead.ts). */
+  chunksReadahead: number;
   digestErrors: number;
   decodeErrors: number;
   /** Fills the cache file did not take (full disk, quota, I/O error). */
@@ -30,6 +32,7 @@ export function newCounters(): CacheCounters {
     backendBytes: 0,
     chunksFilled: 0,
     chunksAmplified: 0,
+    chunksReadahead: 0,
     digestErrors: 0,
     decodeErrors: 0,
     cacheWriteErrors: 0,

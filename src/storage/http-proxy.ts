@@ -57,7 +57,7 @@ export class HttpProxyBackend extends HttpBlobBackend {
   protected async send(req: BlobRequest): Promise<BlobReply> {
     const url = this._url(req.blobId);
     const res = await this.transport.send(
-      { method: req.method, url, headers: this.transport.headers(req.headers), signal: req.signal, maxBody: req.maxBody },
+      { method: req.method, url, headers: this.transport.headers(req.headers), signal: req.signal, maxBody: req.maxBody, onBody: req.onBody },
       { mirrorable: this._mirrorable, priority: req.priority },
     );
     return { res, url };

@@ -21,6 +21,7 @@ import type { BlobSource } from './chunk-data.js';
 import type { CacheCounters } from './counters.js';
 import { newCounters } from './counters.js';
 import { DemandTracker } from './demand.js';
+import { kReadaheadDefaults } from './readahead.js';
 import { DirectBlob } from './dummy-cache.js';
 import { errnoCode, StorageError } from './contract/errors.js';
 import { ImageStorage } from './image-storage.js';
@@ -152,7 +153,9 @@ export class StorageService {
       if ((info.features & bit) !== 0) throw new NotSupportedError(`blob ${info.blobId}: ${what}`);
     }
     const { cache, validate, batchSize } = this.settings;
-    const ctx = { backend: this.backend, validate, batchSize, counters: this.counters, log: this._log.child('cache'), demand: this.demand };
+    // Readahead hides the round trip of network backends; a local pread has none to hide.
+    const local = this.backend.type === 'localfs' || this.backend.type === 'localdisk';
+    const ctx = { backend: this.backend, validate, batchSize, counters: this.counters, log: this._log.child('cache'), demand: this.demand, ...(local ? {} : { readahead: kReadaheadDefaults }) };
     // v5 images without the extended blob table do not say how many chunks a blob has, so
     // there is no chunk map to size; upstream keeps such blobs uncached too.
     if (cache.kind === 'dummycache' || info.chunkCount === 0 || (info.features & kBlobFeatures.V5_NO_EXT_BLOB_TABLE) !== 0) {

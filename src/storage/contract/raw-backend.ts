@@ -8,6 +8,12 @@ export type ReadPriority = 'ondemand' | 'prefetch';
 
 export interface ReadOptions {
   priority?: ReadPriority;
+  /**
+   * Told while the reply arrives (network backends): `buf[0, bytes)` are the first bytes of the
+   * range, from a reply whose status and Content-Range were checked. A retry starts again with
+   * another buffer; only what the read finally returns is known to be the whole range.
+   */
+  onProgress?: (buf: Buffer, bytes: number) => void;
 }
 
 export interface RawBackend {

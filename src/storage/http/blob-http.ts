@@ -6,9 +6,9 @@
  */
 import type { RawBackend, ReadOptions, ReadPriority } from '../contract/raw-backend.js';
 import { StorageError } from '../contract/errors.js';
-import type { HttpResponse } from './client.js';
+import type { HttpRequest, HttpResponse } from './client.js';
 import { header } from './client.js';
-import { checkRangeBody, parseContentRange, rangeHeader, sizeFromHead } from './range.js';
+import { checkRangeBody, parseContentRange, rangeHeader, rangeHeadMatches, sizeFromHead } from './range.js';
 import type { Transport } from './transport.js';
 import { displayUrl } from './url.js';
 
@@ -20,6 +20,8 @@ export interface BlobRequest {
   signal: AbortSignal | undefined;
   maxBody: number;
   priority: ReadPriority;
+  /** Passed on to the HttpRequest that carries the data (see HttpRequest.onBody). */
+  onBody?: HttpRequest['onBody'];
 }
 
 export interface BlobReply {
@@ -63,7 +65,24 @@ export abstract class HttpBlobBackend implements RawBackend {
       throw new StorageError('ERR_BLOB_SHORT', `blob ${blobId}: range offset ${offset} length ${length} is beyond the blob's ${known} bytes`);
     }
     if (length === 0) return Buffer.alloc(0);
-    const { res, url } = await this.send({ method: 'GET', blobId, headers: { Range: rangeHeader(offset, length) }, signal, maxBody: length, priority: opts.priority ?? 'ondemand' });
+    const progress = opts.onProgress;
+    let streaming: boolean | undefined;
+    // Bytes are passed on early only from a reply whose head says they are the range asked for.
+    const onBody: HttpRequest['onBody'] = progress
+      ? (head, buf, received) => {
+          streaming ??= buf.length === length && rangeHeadMatches(head, offset, length, known);
+          if (streaming) progress(buf, received);
+        }
+      : undefined;
+    const { res, url } = await this.send({
+      method: 'GET',
+      blobId,
+      headers: { Range: rangeHeader(offset, length) },
+      signal,
+      maxBody: length,
+      priority: opts.priority ?? 'ondemand',
+      ...(onBody ? { onBody } : {}),
+    });
     const what = `GET ${displayUrl(url)}`;
     const body = checkRangeBody(what, res, blobId, offset, length, known);
     const total = res.status === 206 ? parseContentRange(header(res, 'content-range'))?.total : length;

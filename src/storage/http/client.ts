@@ -54,6 +54,11 @@ export interface HttpRequest {
    * and Dragonfly's dfdaemon expect plain-http requests).
    */
   via?: URL | undefined;
+  /**
+   * Told after every piece of a 2xx body with a Content-Length: `buf[0, received)` holds the
+   * body so far (the buffer the reply will carry; nothing before `received` changes later).
+   */
+  onBody?: ((head: Pick<HttpResponse, 'status' | 'headers'>, buf: Buffer, received: number) => void) | undefined;
 }
 
 export interface HttpResponse {
@@ -286,6 +291,7 @@ function collect(dispatcher: Dispatcher, opts: Dispatcher.DispatchOptions, req: 
         if (buf) chunk.copy(buf, n);
         else if (keep) parts.push(chunk);
         n += chunk.length;
+        if (buf && req.onBody) req.onBody({ status, headers }, buf, n);
       },
       onResponseEnd() {
         let body: Buffer = Buffer.alloc(0);

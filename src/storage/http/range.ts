@@ -81,6 +81,19 @@ export function checkRangeBody(
   return res.body;
 }
 
+/**
+ * Whether a reply's head announces exactly `[offset, offset+length)` (the checks of
+ * checkRangeBody that need no body): a 206 with that Content-Range (and the known total), or a
+ * 200 for a whole blob of `length` bytes asked from offset 0.
+ */
+export function rangeHeadMatches(head: Pick<HttpResponse, 'status' | 'headers'>, offset: number, length: number, knownSize: number | undefined): boolean {
+  if (head.status === 200) return offset === 0 && (knownSize === undefined || knownSize === length);
+  if (head.status !== 206) return false;
+  const cr = parseContentRange(header(head, 'content-range'));
+  if (!cr || cr.start !== offset || cr.end !== offset + length - 1) return false;
+  return knownSize === undefined || cr.total === undefined || cr.total === knownSize;
+}
+
 /** The blob size from a HEAD (200 with a Content-Length). */
 export function sizeFromHead(what: string, res: HttpResponse, blobId: string): number {
   if (res.status !== 200) throw statusError(what, res, blobId);

@@ -86,7 +86,7 @@ export class ObjectStorageBackend extends HttpBlobBackend {
     // The base headers (User-Agent, NYDUS_HEADER_*) go in before signing: S3 signs every header
     // but the user agent, OSS its x-oss-* ones.
     const headers = this._sign(req.method, url, this.transport.headers(req.headers), this.now());
-    const res = await this.transport.send({ method: req.method, url, headers, signal: req.signal, maxBody: req.maxBody }, { mirrorable: true, priority: req.priority });
+    const res = await this.transport.send({ method: req.method, url, headers, signal: req.signal, maxBody: req.maxBody, onBody: req.onBody }, { mirrorable: true, priority: req.priority });
     return { res, url };
   }
 }

@@ -150,7 +150,7 @@ export class RegistryBackend extends HttpBlobBackend {
 
   /** A request to a redirected location: no registry credentials, never a mirror. */
   private _plain(req: BlobRequest, url: URL): Promise<HttpResponse> {
-    return this.transport.send({ method: req.method, url, headers: this.transport.headers(req.headers), signal: req.signal, maxBody: req.maxBody }, { priority: req.priority });
+    return this.transport.send({ method: req.method, url, headers: this.transport.headers(req.headers), signal: req.signal, maxBody: req.maxBody, onBody: req.onBody }, { priority: req.priority });
   }
 
   private async _authed(req: BlobRequest, url: URL): Promise<HttpResponse> {
@@ -162,6 +162,7 @@ export class RegistryBackend extends HttpBlobBackend {
           headers: this.transport.headers(auth === undefined ? req.headers : { ...req.headers, Authorization: auth }),
           signal: req.signal,
           maxBody: req.maxBody,
+          onBody: req.onBody,
         },
         { mirrorable: true, priority: req.priority },
       );

@@ -1,0 +1,125 @@
+/**
+ * The demand-path readahead planner (src/storage/readahead.ts), on a model blob: when a stream
+ * starts, how far ahead it reads, how requests are cut, what ends it, and that random readers
+ * never trigger it.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
+import type { FetchRange } from '../../src/storage/fetch-plan.js';
+import type { ReadaheadView } from '../../src/storage/readahead.js';
+import { SequentialReadahead } from '../../src/storage/readahead.js';
+import type { ChunkInfo } from '../../src/storage/types.js';
+
+const KiB = 1024;
+const kChunk = 64 * KiB;
+const kOpts = { initialWindow: 512 * KiB, maxWindow: 1024 * KiB, requestBytes: 256 * KiB };
+
+/** n chunks of 64 KiB, stored back to back; `busy` holds indexes cached or in flight. */
+function model(n: number): { view: ReadaheadView; busy: Set<number> } {
+  const chunks: ChunkInfo[] = Array.from({ length: n }, (_, i) => ({
+    chunkIndex: i,
+    compressedOffset: i * kChunk,
+    compressedSize: kChunk,
+    uncompressedOffset: i * kChunk,
+    uncompressedSize: kChunk,
+    compressed: false,
+    fileOffset: i * kChunk,
+    blobIndex: 0,
+    digest: Buffer.alloc(32, 1),
+  }));
+  const busy = new Set<number>();
+  const view: ReadaheadView = {
+    chunkCount: n,
+    batchSize: 128 * KiB,
+    chunkAt: (i) => chunks[i],
+    candidate: (i) => (busy.has(i) ? undefined : chunks[i]),
+  };
+  return { view, busy };
+}
+
+const indexes = (rs: FetchRange[]): number[] => rs.flatMap((r) => r.chunks.map((c) => c.chunkIndex));
+
+/** A demand miss of chunk i whose own (amplified) fetch covers [i, i + amplified). */
+function miss(ra: SequentialReadahead, m: ReturnType<typeof model>, i: number, amplified = 2): FetchRange[] {
+  for (let k = i; k < i + amplified; k++) m.busy.add(k);
+  const out = ra.touched([i], i + amplified, m.view);
+  for (const k of indexes(out)) m.busy.add(k);
+  return out;
+}
+
+test('a stream starts after two forward misses and reads one window ahead in requests of at most requestBytes', () => {
+  const m = model(200);
+  const ra = new SequentialReadahead(kOpts);
+  assert.deepEqual(miss(ra, m, 0), []);
+  assert.deepEqual(miss(ra, m, 2), [], 'one forward step is not a stream yet');
+  const out = miss(ra, m, 4);
+  assert.ok(ra.streaming);
+  // The window (512 KiB = 8 chunks) is measured from the chunk after the last one touched; the
+  // chunks the miss itself fetched (4, 5) are skipped.
+  assert.deepEqual(indexes(out), [6, 7, 8, 9, 10, 11, 12]);
+  for (const r of out) assert.ok(r.length <= kOpts.requestBytes, `request of ${r.length} bytes`);
+  assert.equal(out.length, 2);
+  assert.equal(out[0]?.offset, 6 * kChunk);
+});
+
+test('delivered() tops the window up ahead of the last chunk touched, never a trickle, never past the window', () => {
+  const m = model(200);
+  const ra = new SequentialReadahead(kOpts);
+  miss(ra, m, 0);
+  miss(ra, m, 2);
+  const first = miss(ra, m, 4);
+  assert.deepEqual(indexes(first), [6, 7, 8, 9, 10, 11, 12]);
+  // The reader has not touched anything new: the window ahead of chunk 4 is full.
+  assert.deepEqual(ra.delivered(m.view), []);
+  // The reader joins chunk 7 (in flight): it reached the top-up, the window doubles (1 MiB =
+  // 16 chunks ahead of chunk 7: up to 23).
+  const more = ra.touched([7], 0, m.view);
+  for (const k of indexes(more)) m.busy.add(k);
+  assert.deepEqual(indexes(more), [13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23]);
+  // Reader at 8: only one chunk is missing from the window, less than a request: no trickle.
+  assert.deepEqual(ra.touched([8], 0, m.view), []);
+  // Max window reached: it stays at 16 chunks ahead.
+  const later = ra.touched([12], 0, m.view);
+  assert.deepEqual(indexes(later), [24, 25, 26, 27, 28]);
+});
+
+test('random misses never start a stream', () => {
+  const m = model(512);
+  const ra = new SequentialReadahead(kOpts);
+  for (let k = 0; k < 512; k++) {
+    const i = (k * 197) % 512;
+    if (m.busy.has(i)) continue;
+    assert.deepEqual(miss(ra, m, i), [], `miss ${k} at chunk ${i}`);
+  }
+  assert.equal(ra.streaming, false);
+});
+
+test('concurrent READs of one sequential reader (out of order, nearby) keep the stream', () => {
+  const m = model(200);
+  const ra = new SequentialReadahead(kOpts);
+  miss(ra, m, 0, 1);
+  miss(ra, m, 1, 1);
+  const out = miss(ra, m, 2, 1);
+  assert.ok(ra.streaming);
+  assert.ok(out.length > 0);
+  // A READ that was issued earlier arrives late: it is behind, but near; the stream stays.
+  ra.touched([1], 0, m.view);
+  assert.ok(ra.streaming);
+  // A jump far away ends it.
+  ra.touched([150], 151, m.view);
+  assert.equal(ra.streaming, false);
+});
+
+test('stop() (a failed readahead) ends the stream; the walk skips busy chunks and stops at the blob end', () => {
+  const m = model(12);
+  const ra = new SequentialReadahead(kOpts);
+  miss(ra, m, 0);
+  miss(ra, m, 2);
+  m.busy.add(8);
+  const out = miss(ra, m, 4);
+  assert.deepEqual(indexes(out), [6, 7, 9, 10, 11], 'chunk 8 is busy; chunk 11 is the last');
+  ra.stop();
+  assert.equal(ra.streaming, false);
+  assert.deepEqual(ra.delivered(m.view), []);
+});
