@@ -14,11 +14,11 @@ import { readFile } from 'node:fs/promises';
 import type { LookupFunction } from 'node:net';
 import { rootCertificates } from 'node:tls';
 
-import { Agent, buildConnector, ProxyAgent } from 'undici';
-import type { Dispatcher } from 'undici';
+import type { Agent, buildConnector, Dispatcher, ProxyAgent } from 'undici';
 
 import { ConfigError } from '../../config/index.js';
 import { errnoCode, StorageError } from '../contract/errors.js';
+import { proxyAgentClass, undici } from './undici-parts.js';
 import { displayUrl } from './url.js';
 
 export interface HttpClientOptions {
@@ -114,7 +114,7 @@ export class HttpClient {
     private readonly _opts: HttpClientOptions,
     ca: string[] | undefined,
   ) {
-    const base = buildConnector({
+    const base = undici.buildConnector({
       ...(_opts.connectTimeoutMs > 0 ? { timeout: _opts.connectTimeoutMs } : {}),
       rejectUnauthorized: !(_opts.skipVerify ?? false),
       ...(ca ? { ca } : {}),
@@ -129,7 +129,7 @@ export class HttpClient {
       });
     };
     this._tls = { rejectUnauthorized: !(_opts.skipVerify ?? false), ...(ca ? { ca } : {}) };
-    this._agent = new Agent({
+    this._agent = new undici.Agent({
       connect,
       connections: _opts.connectionsPerOrigin ?? 32,
       keepAliveTimeout: 30_000,
@@ -189,7 +189,8 @@ export class HttpClient {
   private _tunnel(via: URL): ProxyAgent {
     let t = this._tunnels.get(via.origin);
     if (!t) {
-      t = new ProxyAgent({
+      const ProxyAgentClass = proxyAgentClass();
+      t = new ProxyAgentClass({
         uri: via.origin,
         requestTls: this._tls,
         headersTimeout: this._opts.timeoutMs,
