@@ -12,6 +12,7 @@
  * blob's in-memory spill instead and are served from there (cache-health.ts); damaged cache files
  * are repaired at open, and daemons sharing a work_dir coordinate through cache-files.ts.
  */
+import { setMaxListeners } from 'node:events';
 import { read as fsRead } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { promisify } from 'node:util';
@@ -111,6 +112,9 @@ export class CachedBlob implements BlobSource {
     private readonly _opts: CachedBlobOptions,
     private readonly _layout: CacheLayout,
   ) {
+    // Every request in flight listens on the lifetime signal until it ends (readahead windows
+    // go out as several requests beside the misses): no listener limit, so no leak warning.
+    setMaxListeners(0, this._lifetime.signal);
     this._budget = _ctx.spill ?? new SpillBudget();
     this._health = _ctx.health ?? new CacheWriteHealth(_ctx.workDir, _ctx.log, this._budget.limit);
     this._readahead = _ctx.readahead ? new SequentialReadahead(_ctx.readahead) : undefined;
@@ -377,7 +381,7 @@ export class CachedBlob implements BlobSource {
       this._ctx.counters.chunksReadahead += r.chunks.length;
       // A failed readahead ends the stream: its chunks become candidates again, and retrying
       // them here would loop; the reader's own misses fetch them on demand.
-      void this._fetchRange(r, kOnDemand, (ok) => (ok ? this._readAhead(undefined) : ra.stop()), true);
+      void this._fetchRange(r, kOnDemand, (ok) => (ok ? this._readAhead(undefined) : ra.stop()));
     }
   }
 
@@ -451,16 +455,19 @@ export class CachedBlob implements BlobSource {
   }
 
   /**
-   * Fetches `r` and fills its chunks; false when the backend read itself failed. `stream`:
-   * chunks are filled as their bytes arrive (stream-fill.ts; readahead's large requests).
+   * Fetches `r` and fills its chunks as their bytes arrive (stream-fill.ts); false when the
+   * backend read itself failed. A READ parked on a chunk wakes once that chunk's bytes are in,
+   * not when the whole request is: a miss's own chunks lead its range (amplify_io appends the
+   * ones after them), so the reader's next step overlaps the rest of the transfer, and a READ
+   * that joined a readahead or prefetch request waits only for what it needs.
    */
-  private async _fetchRange(r: FetchRange, h: FetchHandle, onRead?: (ok: boolean) => void, stream = false): Promise<boolean> {
+  private async _fetchRange(r: FetchRange, h: FetchHandle, onRead?: (ok: boolean) => void): Promise<boolean> {
     const { backend, counters, log, demand } = this._ctx;
     const prefetch = h.priority === 'prefetch';
     const signal = h.abort ? AbortSignal.any([this._lifetime.signal, h.abort.signal]) : this._lifetime.signal;
     let buf: Buffer;
     let ok = false;
-    const sf = stream && r.chunks.length > 1 ? new StreamFill(this._fillHost, r) : undefined;
+    const sf = r.chunks.length > 1 ? new StreamFill(this._fillHost, r) : undefined;
     if (!prefetch) {
       demand?.begin();
       this.fetchObserver?.(this, r);

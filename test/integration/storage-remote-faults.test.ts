@@ -3,7 +3,8 @@
  * proxy (test/helpers/fault-proxy.ts) and nginx as the P2P proxy and as a mirror:
  * - 5xx, resets, stalls, truncated bodies, wrong Content-Length, short ranges: retried (with
  *   backoff) and then served; when they persist, EIO for that read only, logged once with blob
- *   and range, no chunk-map bit set, and the next read after the server recovers succeeds;
+ *   and range, no chunk-map bit set for a chunk that did not arrive whole, and the next read
+ *   after the server recovers succeeds;
  * - a registry that lies about a blob's size is caught, not believed;
  * - the proxy dying mid-run: requests fall back to the origin (or fail with fallback off);
  * - a mirror dying mid-run: skipped after `failure_limit` failures, back after its health check;
@@ -108,7 +109,14 @@ describe('bad backends, proxy and mirror failures', { skip: kSkip, timeout: 240_
         const first = sb.chunks.slice(0, 4);
         const len = first.reduce((s, c) => s + c.uncompressedSize, 0);
         await assert.rejects(img.read(first, 0, len), (e: NodeJS.ErrnoException & { errno?: number }) => e.errno === 5, kind);
-        for (const c of sb.chunks) assert.equal(cache.chunkMap.isReady(c.chunkIndex), false, `${kind}: chunk ${c.chunkIndex} marked ready`);
+        // A reply cut after half its body (its head was right): the chunks that arrived whole
+        // before the cut are cached as they came (digest-checked; the read after recovery below
+        // serves them from the cache), never the last one. Any other fault caches nothing.
+        const cut = kind === 'truncate' || kind === 'stall';
+        for (const c of sb.chunks) {
+          const arrived = cut && first.includes(c) && c !== first.at(-1);
+          if (!arrived) assert.equal(cache.chunkMap.isReady(c.chunkIndex), false, `${kind}: chunk ${c.chunkIndex} marked ready`);
+        }
         const errors = cap.lines.filter((l) => / ERROR /.test(l));
         assert.equal(errors.length, 1, `${kind}: ${errors.join('')}`);
         const r = first[0];
