@@ -8,6 +8,8 @@
  * wait until the misses are served. The in-flight count is also capped below the HTTP client's
  * connections per origin, so a miss always finds a free connection.
  */
+import { setMaxListeners } from 'node:events';
+
 import type { Logger } from '../../util/logger.js';
 import type { CachedBlob } from '../blob-cache.js';
 import type { DemandTracker } from '../demand.js';
@@ -57,6 +59,9 @@ export class Prefetcher {
 
   constructor(private readonly _o: PrefetcherOptions) {
     this._pacer = new Pacer(_o.bandwidthLimit);
+    // Each worker's wait and each request it handed off listen on the stop signal until they
+    // end (up to `threads` workers, each with fills running): no listener limit, no leak warning.
+    setMaxListeners(0, this._stop.signal);
   }
 
   get stopped(): boolean {
