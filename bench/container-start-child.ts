@@ -10,7 +10,9 @@
  *  - lazy:      nydusd over the registry with an empty cache;
  *  - readahead: a first (unmeasured) start records its readahead log; the cache data is then
  *               dropped and the measured second start prefetches what the log holds.
- * Prints one JSON line (ChildResult) on stdout.
+ * Prints one JSON line (ChildResult) on stdout, with the measured start's timeline (nydusd spawned,
+ * up, storage ready, mounted, first FUSE request, each program done, readahead planned and done)
+ * and the backend requests and bytes, which container-start.ts prints with every run.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -41,11 +43,21 @@ export interface ChildResult {
   misses: number;
   /** Time until nydusd was ready (part of ms). */
   readyMs: number;
+  /** Backend requests nydusd made (download: one per blob). */
+  reads: number;
   prefetchBytes?: number;
+  /** Where the measured start spent its time: [event, ms since the start began], in order. */
+  timeline: [string, number][];
 }
 
 /** The programs of a container start (issue 13's workload). */
-export const kWorkload = 'dpkg-query -W >/dev/null && apt-get --version >/dev/null && perl -e "print 1" >/dev/null && ls -l /usr/bin >/dev/null';
+export const kCommands = ['dpkg-query -W', 'apt-get --version', 'perl -e "print 1"', 'ls -l /usr/bin'] as const;
+
+/**
+ * Each command prints a marker when it is done (echo is a shell builtin: no file of the image is
+ * read for it), so the start's timeline shows what each program cost.
+ */
+export const kWorkload = kCommands.map((c, i) => `${c} >/dev/null && echo @${i}`).join(' && ');
 
 /**
  * As a container runtime does: /dev and /proc mounted into the root (a FUSE mount is nodev, the
@@ -68,19 +80,46 @@ function nydusConfig(path: string, backend: Record<string, unknown>, cacheDir: s
   }));
 }
 
-async function startAndRun(a: ChildArgs, cfg: string, mnt: string, t0: number): Promise<{ ms: number; readyMs: number; log: string }> {
+/** Events of nydusd's log, by the line that marks them (timestamps of the log, ms resolution). */
+const kLogEvents: [string, RegExp][] = [
+  ['nydusd up', /\] nydusd v/],
+  ['storage ready', /\] storage ready/],
+  ['FUSE mounted', /\] FUSE mounted/],
+  ['first FUSE request', /FUSE INIT/],
+  ['readahead planned', /\] readahead: \d+ range/],
+  ['prefetch done', /\] prefetch done/],
+];
+
+function logEvents(log: string, wall0: number): [string, number][] {
+  const out: [string, number][] = [];
+  for (const [name, re] of kLogEvents) {
+    const line = log.split('\n').find((l) => re.test(l));
+    const at = line ? Date.parse(line.slice(1, 25)) : NaN;
+    if (Number.isFinite(at)) out.push([name, at - wall0]);
+  }
+  return out;
+}
+
+async function startAndRun(a: ChildArgs, cfg: string, mnt: string, t0: number, wall0: number, timeline: [string, number][]): Promise<{ ms: number; readyMs: number; log: string }> {
+  const spawnedAt = performance.now() - t0;
   const d = await startDaemon(['--config', cfg, '--bootstrap', a.bootstrap, '--mountpoint', mnt], { readyTimeoutMs: 60_000 });
   const readyMs = performance.now() - t0;
+  timeline.push(['nydusd spawned', spawnedAt], ['ready seen', readyMs]);
   let r;
   try {
     const [cmd, args] = containerCommand(mnt);
-    r = await exec(cmd, args, 300_000);
+    r = await exec(cmd, args, 300_000, (s) => {
+      const now = performance.now() - t0;
+      for (const m of s.match(/@\d/g) ?? []) timeline.push([`${kCommands[Number(m[1])]?.split(' ')[0] ?? m} done`, now]);
+    });
   } catch (err) {
     await d.stop();
     throw err;
   }
   const ms = performance.now() - t0;
   const status = await d.stop();
+  timeline.push(...logEvents(d.log(), wall0));
+  timeline.sort((x, y) => x[1] - y[1]);
   // Kept with the work folder (bench --keep) to see where a start spent its time.
   writeFileSync(join(a.work, `nydusd-${++runs}.log`), d.log());
   if (r.status !== 0) throw new Error(`the container start failed (${String(r.status)}): ${r.stderr}\n${d.log().slice(-2000)}`);
@@ -106,9 +145,11 @@ async function main(): Promise<void> {
     const cfg = join(a.work, 'nydusd.json');
     const registry = { type: 'registry', config: { scheme: 'http', host: `127.0.0.1:${reg.port}`, repo: a.repo, readahead: a.variant === 'readahead', readahead_sec: 60 } };
     let out: ChildResult;
+    const timeline: [string, number][] = [];
     if (a.variant === 'download') {
       const blobs = join(a.work, 'blobs');
       mkdirSync(blobs, { recursive: true });
+      const wall0 = Date.now();
       const t0 = performance.now();
       let bytes = 0;
       for (const id of a.blobIds) {
@@ -116,24 +157,27 @@ async function main(): Promise<void> {
         if (r.status !== 0) throw new Error(`curl ${id}: ${r.stderr}`);
         bytes += Number(r.stdout);
       }
+      timeline.push(['blobs downloaded', performance.now() - t0]);
       nydusConfig(cfg, { type: 'localfs', config: { dir: blobs } }, cache);
-      const s = await startAndRun(a, cfg, mnt, t0);
-      out = { variant: a.variant, ms: s.ms, readyMs: s.readyMs, bytes, misses: num(s.log, /(\d+) read misses filled/) };
+      const s = await startAndRun(a, cfg, mnt, t0, wall0, timeline);
+      out = { variant: a.variant, ms: s.ms, readyMs: s.readyMs, bytes, reads: a.blobIds.length, misses: num(s.log, /(\d+) read misses filled/), timeline };
     } else {
       nydusConfig(cfg, registry, cache);
       if (a.variant === 'readahead') {
         // The first start records; the measured start has its log and nothing else of the
         // cache (no data, no chunk map, no blob meta).
-        await startAndRun(a, cfg, mnt, performance.now());
+        await startAndRun(a, cfg, mnt, performance.now(), Date.now(), []);
         for (const f of readdirSync(cache)) if (!f.endsWith('.access')) rmSync(join(cache, f));
       }
-      const s = await startAndRun(a, cfg, mnt, performance.now());
+      const s = await startAndRun(a, cfg, mnt, performance.now(), Date.now(), timeline);
       out = {
         variant: a.variant,
         ms: s.ms,
         readyMs: s.readyMs,
         bytes: num(s.log, /storage closed: backend \d+ reads \((\d+) bytes/),
+        reads: num(s.log, /storage closed: backend (\d+) reads/),
         misses: num(s.log, /(\d+) read misses filled/),
+        timeline,
       };
       const pf = /prefetch done: \d+ request\(s\), (\d+) bytes/.exec(s.log);
       if (pf) out.prefetchBytes = Number(pf[1]);

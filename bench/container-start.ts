@@ -81,7 +81,8 @@ export async function measureContainerStart(workDir: string, reps: number, raw: 
         const res = await runChild({ variant, work: dir, bootstrap: img.bootstrap, blobIds: img.blobIds, registryStore: store, repo: kRepo, rateMbit: kRateMbit });
         results.get(variant)?.push(res);
         raw.push({ phase: 'container-start', id: variant, side: variant === 'download' ? 'ref' : 'ours', rep, result: res });
-        progress(`container start ${rep + 1}/${reps} ${variant.padEnd(9)} ${Math.round(res.ms)} ms (${(res.bytes / 1048576).toFixed(1)} MiB over the link, ${res.misses} read misses)`);
+        progress(`container start ${rep + 1}/${reps} ${variant.padEnd(9)} ${Math.round(res.ms)} ms (${(res.bytes / 1048576).toFixed(1)} MiB in ${res.reads} request(s) over the link, ${res.misses} read misses)`);
+        progress(`  timeline (ms): ${res.timeline.map(([e, t]) => `${e} ${Math.round(t)}`).join(', ')}`);
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }

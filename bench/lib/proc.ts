@@ -27,14 +27,18 @@ export interface Exec {
   ms: number;
 }
 
-/** Runs a command to completion (killed after timeoutMs); stdout and stderr as text. */
-export function exec(cmd: string, args: readonly string[], timeoutMs = 300_000): Promise<Exec> {
+/**
+ * Runs a command to completion (killed after timeoutMs); stdout and stderr as text. `onStdout`
+ * sees stdout as it arrives (to time what a command prints).
+ */
+export function exec(cmd: string, args: readonly string[], timeoutMs = 300_000, onStdout?: (s: string) => void): Promise<Exec> {
   return new Promise((resolve, reject) => {
     const start = process.hrtime.bigint();
     const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.setEncoding('utf8').on('data', (s: string) => {
+      onStdout?.(s);
       if (out.length < 64 << 20) out += s;
     });
     child.stderr.setEncoding('utf8').on('data', (s: string) => {
