@@ -38,6 +38,38 @@ export class BlobMeta {
     return this.ci.count;
   }
 
+  private _offsetSorted: boolean | undefined;
+
+  /**
+   * Entries in compressed-offset order, as builders write a blob's chunks (not so with ZRan,
+   * whose offsets are into the gzip stream); then lowerBound() finds a range's entries.
+   */
+  get offsetSorted(): boolean {
+    if (this._offsetSorted === undefined) {
+      let prev = -1;
+      let sorted = true;
+      for (let i = 0; i < this.ci.count && sorted; i++) {
+        const o = this.ci.compressedOffset(i);
+        sorted = o >= prev;
+        prev = o;
+      }
+      this._offsetSorted = sorted;
+    }
+    return this._offsetSorted;
+  }
+
+  /** The first entry index whose compressed offset is >= `offset` (offsetSorted entries only). */
+  lowerBound(offset: number): number {
+    let lo = 0;
+    let hi = this.ci.count;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.ci.compressedOffset(mid) < offset) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
   /** Entry `index`, or undefined out of range. */
   entry(index: number): BlobChunkEntry | undefined {
     return Number.isInteger(index) && index >= 0 && index < this.ci.count ? this.ci.get(index) : undefined;

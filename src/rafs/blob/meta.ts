@@ -126,6 +126,15 @@ export class BlobChunkInfoArray {
     return this.version === 1 ? this._v1(index) : this._v2(index);
   }
 
+  /**
+   * Entry `index`'s compressed offset, read without making an entry (scans over every entry);
+   * v1 and v2 keep it at the same place. `index` must be in range.
+   */
+  compressedOffset(index: number): number {
+    const at = index * (this.version === 1 ? kChunkInfoV1Size : kChunkInfoV2Size) + 8;
+    return this._buf.readUInt32LE(at) + (this._buf.readUInt32LE(at + 4) & 0xff) * 0x1_0000_0000;
+  }
+
   private _v1(index: number): BlobChunkEntry {
     const b = this._buf;
     const off = index * kChunkInfoV1Size;

@@ -23,7 +23,8 @@ import type { PrefetchSettings, ReadaheadSettings, StorageSettings } from '../se
 import { kPrefetchOff } from '../settings.js';
 import { checkPrefetchList, chunkIndex, filesChunks, resolvePath } from './image-files.js';
 import type { PlannedRange } from './plan.js';
-import { planChunkList, planRecorded, planWholeBlob } from './plan.js';
+import type { ChunksWithin } from './plan.js';
+import { chunksWithin, planChunkList, planRecorded, planWholeBlob } from './plan.js';
 import type { PrefetchJob, PrefetchSource } from './prefetcher.js';
 import { Prefetcher } from './prefetcher.js';
 import { accessLogPath, readAccessLog, ReadaheadRecorder } from './readahead-log.js';
@@ -196,6 +197,36 @@ export class ImagePrefetch {
     return this._index.get(index) ?? [];
   }
 
+  /**
+   * A lookup of blob `index`'s chunks by compressed range straight from its CI, when the CI is
+   * in offset order: a replay then looks at the chunks of its ranges only, not at every chunk
+   * of the blob (_blobChunks), which would be most of the time before its first request. A range
+   * holding a chunk the cache cannot fill from the CI alone (validation on, without digests)
+   * takes the walk of _blobChunks instead.
+   */
+  private _chunksWithin(index: number): ChunksWithin | undefined {
+    const blob = this._blobs.get(index);
+    const meta = blob?.meta;
+    if (!blob || !meta || meta.entryCount !== blob.info.chunkCount || !meta.offsetSorted) return undefined;
+    let sorted: ChunkInfo[] | undefined;
+    return (offset, length) => {
+      const end = offset + length;
+      const out: ChunkInfo[] = [];
+      for (let i = meta.lowerBound(offset); i < meta.entryCount; i++) {
+        const e = meta.entry(i);
+        if (!e || e.compressedOffset >= end) break;
+        if (e.compressedOffset + e.compressedSize > end) continue;
+        const c = blob.chunkAt(i);
+        if (!c) {
+          sorted ??= this._blobChunks(index);
+          return chunksWithin(sorted, offset, length);
+        }
+        out.push(c);
+      }
+      return out;
+    };
+  }
+
   private _wholeImage(): PlannedRange[] {
     const out: PlannedRange[] = [];
     for (const index of this._blobs.keys()) out.push(...planWholeBlob(index, this._blobChunks(index), this._prefetch.batchSize));
@@ -244,7 +275,7 @@ export class ImagePrefetch {
       }
       if (this._stopped) return;
       if (!ranges) continue;
-      const planned = planRecorded(index, ranges, this._blobChunks(index), this._prefetch.batchSize);
+      const planned = planRecorded(index, ranges, this._chunksWithin(index) ?? this._blobChunks(index), this._prefetch.batchSize);
       if (planned.length === 0) {
         log.warn(`readahead log ${path}: none of its ${ranges.length} range(s) holds a chunk of this image; recording a new one`);
         continue;

@@ -91,15 +91,19 @@ export interface RecordedRange {
   length: number;
 }
 
+/** The chunks lying wholly inside `[offset, offset+length)`, in compressed order. */
+export type ChunksWithin = (offset: number, length: number) => ChunkInfo[];
+
 /**
  * Replaying a readahead log: exactly the recorded bytes, nothing else. Ranges that touch (one
  * ends where the other starts) are joined up to `batchSize` per request, since a start reads
  * many small files that lie side by side and a request each would spend more on round trips
  * than on data; joined ranges go out at the place of their earliest member, so what the start
  * read first comes first. Ranges holding no whole chunk of the image (a log from another build
- * of it) are dropped.
+ * of it) are dropped. `chunks`: the blob's chunks sorted by compressed offset, or a lookup.
  */
-export function planRecorded(blobIndex: number, recorded: readonly RecordedRange[], sorted: readonly ChunkInfo[], batchSize: number): PlannedRange[] {
+export function planRecorded(blobIndex: number, recorded: readonly RecordedRange[], chunks: readonly ChunkInfo[] | ChunksWithin, batchSize: number): PlannedRange[] {
+  const within: ChunksWithin = typeof chunks === 'function' ? chunks : (offset, length) => chunksWithin(chunks, offset, length);
   const byOffset = recorded.map((r, i) => ({ ...r, first: i })).sort((a, b) => a.offset - b.offset || a.first - b.first);
   const joined: { offset: number; length: number; first: number }[] = [];
   const cap = effectiveBatch(batchSize);
@@ -119,8 +123,8 @@ export function planRecorded(blobIndex: number, recorded: readonly RecordedRange
   }
   const out: (PlannedRange & { first: number })[] = [];
   for (const r of joined) {
-    const chunks = chunksWithin(sorted, r.offset, r.length);
-    if (chunks.length > 0) out.push({ blobIndex, offset: r.offset, length: r.length, chunks, first: r.first });
+    const found = within(r.offset, r.length);
+    if (found.length > 0) out.push({ blobIndex, offset: r.offset, length: r.length, chunks: found, first: r.first });
   }
   return out.sort((a, b) => a.first - b.first).map(({ first: _first, ...r }) => r);
 }
