@@ -455,11 +455,12 @@ export class CachedBlob implements BlobSource {
   }
 
   /**
-   * Fetches `r` and fills its chunks as their bytes arrive (stream-fill.ts); false when the
-   * backend read itself failed. A READ parked on a chunk wakes once that chunk's bytes are in,
-   * not when the whole request is: a miss's own chunks lead its range (amplify_io appends the
-   * ones after them), so the reader's next step overlaps the rest of the transfer, and a READ
-   * that joined a readahead or prefetch request waits only for what it needs.
+   * Fetches `r` and fills its chunks; false when the backend read itself failed. On-demand and
+   * readahead requests fill their chunks as the bytes arrive (stream-fill.ts): a READ parked on
+   * a chunk wakes once that chunk's bytes are in, not when the whole request is. A miss's own
+   * chunks lead its range (amplify_io appends the ones after them), so the reader's next step
+   * overlaps the rest of the transfer. Prefetch fills from the whole reply: nobody is parked on
+   * most of it, and streaming it measured no faster in the container-start bench.
    */
   private async _fetchRange(r: FetchRange, h: FetchHandle, onRead?: (ok: boolean) => void): Promise<boolean> {
     const { backend, counters, log, demand } = this._ctx;
@@ -467,7 +468,7 @@ export class CachedBlob implements BlobSource {
     const signal = h.abort ? AbortSignal.any([this._lifetime.signal, h.abort.signal]) : this._lifetime.signal;
     let buf: Buffer;
     let ok = false;
-    const sf = r.chunks.length > 1 ? new StreamFill(this._fillHost, r) : undefined;
+    const sf = r.chunks.length > 1 && !prefetch ? new StreamFill(this._fillHost, r) : undefined;
     if (!prefetch) {
       demand?.begin();
       this.fetchObserver?.(this, r);
