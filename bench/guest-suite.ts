@@ -82,17 +82,15 @@ export function timedLoop(steps: readonly { id: string; cmd: string }[], reps: n
   ];
 }
 
-/**
- * Files the "BENCH id rep ns" lines of a guest's output: all in `raw`, timed rounds in
- * `times.get(id)[side]` (ms).
- */
-export function collectTimes<S extends string>(output: string, phase: string, side: S, round: number,
-  times: Map<string, Record<S, number[]>>, raw: RawRecord[]): void {
+/** Files the "BENCH id rep ns" lines of a guest's output: all in `raw`, timed rounds in `times` (ms). */
+export function collectTimes(output: string, phase: string, side: 'ours' | 'virtiofsd', round: number,
+  times: Map<string, { ours: number[]; peer: number[] }>, raw: RawRecord[]): void {
   for (const m of output.matchAll(/^BENCH (\w+) (\d+) (\d+)$/gm)) {
     const [, id, rep, ns] = m;
     raw.push({ phase, id: id ?? '', side, rep: Number(rep), result: { ns: Number(ns), round } });
     if (Number(rep) === 0) continue; // the untimed first round
-    times.get(id ?? '')?.[side].push(Number(ns) / 1e6);
+    const t = times.get(id ?? '');
+    (side === 'ours' ? t?.ours : t?.peer)?.push(Number(ns) / 1e6);
   }
 }
 
@@ -128,7 +126,7 @@ export async function runGuestSuite(o: SuiteOptions): Promise<RunFile> {
     readTree(tree.src);
     readTree(rootfs.dir);
 
-    const times = new Map<string, { ours: number[]; virtiofsd: number[] }>(kSteps.map((s) => [s.id, { ours: [], virtiofsd: [] }]));
+    const times = new Map<string, { ours: number[]; peer: number[] }>(kSteps.map((s) => [s.id, { ours: [], peer: [] }]));
     for (let round = 0; round < o.rounds; round++) {
       for (const side of round % 2 === 0 ? ['ours', 'virtiofsd'] as const : ['virtiofsd', 'ours'] as const) {
         let shares: Shares;
@@ -150,7 +148,7 @@ export async function runGuestSuite(o: SuiteOptions): Promise<RunFile> {
             throw new Error(`guest with ${side} failed (exit ${r.exitCode}${r.timedOut ? ', timed out' : ''}):\n${r.output.slice(-3000)}\n${r.consoleLog.slice(-2000)}`);
           }
           collectTimes(r.output, 'guest', side, round, times, raw);
-          progress(`guest ${side}: ${kSteps.map((s) => `${s.id} ${(times.get(s.id)?.[side].slice(-reps) ?? []).map((x) => x.toFixed(0)).join('/')} ms`).join(', ')}`);
+          progress(`guest ${side}: ${kSteps.map((s) => `${s.id} ${(times.get(s.id)?.[side === 'ours' ? 'ours' : 'peer'].slice(-reps) ?? []).map((x) => x.toFixed(0)).join('/')} ms`).join(', ')}`);
         } finally {
           if (side === 'virtiofsd') {
             await shares.bench.stop();
@@ -161,7 +159,7 @@ export async function runGuestSuite(o: SuiteOptions): Promise<RunFile> {
     }
     const rows: Row[] = kSteps.map((s) => ({
       id: `guest.${s.id}`, group: 'inside a QEMU TCG guest, guest caches dropped before each step', label: s.label, unit: 'ms',
-      ours: { name: 'ours', values: times.get(s.id)?.ours ?? [] }, ref: { name: 'virtiofsd', values: times.get(s.id)?.virtiofsd ?? [] },
+      ours: { name: 'ours', values: times.get(s.id)?.ours ?? [] }, ref: { name: 'virtiofsd', values: times.get(s.id)?.peer ?? [] },
       target: { kind: 'ratio-max', value: 1.05 },
     }));
     return {

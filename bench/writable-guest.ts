@@ -1,9 +1,11 @@
 /**
  * Writable rows (issue 12): a QEMU TCG guest writes through our passthrough share (`nydusd
  * virtiofs --shared-dir DIR`, upstream's fixed passthrough_fs options: writeback, no_open) and
- * through QEMU's virtiofsd twice in the same run: with its defaults (`-o cache=auto`, no
- * writeback cache) and with `-o writeback` (the same mode as ours), one boot each, the order
- * rotating per round. Each step starts with the guest's caches dropped and ends with its data on
+ * through QEMU's virtiofsd twice: with its defaults (`-o cache=auto`, no writeback cache) and
+ * with `-o writeback` (the same mode as ours). One guest mounts all three shares and runs each
+ * step on them back to back, the order rotating per repetition, so the load other processes put
+ * on this machine falls on all three alike (separate boots measured minutes apart differed by
+ * more than the effect measured). Each step starts with the guest's caches dropped and ends with its data on
  * the host (fsync/sync), so a writeback cache cannot hide the server's work. Timed with the
  * guest's clock (bench/guest/benchtime.c), boot excluded:
  *   seqwrite  dd of 64 MiB in 1 MiB blocks, conv=fsync
@@ -20,7 +22,7 @@ import { guestAvailable, runGuest } from '../qemu/guest.js';
 import { toolBinary } from '../qemu/tools.js';
 import { startVirtiofsd, virtiofsdAvailable } from '../qemu/virtiofsd.js';
 import { startDaemon } from '../test/helpers/daemon.js';
-import { benchtimeBinary, collectTimes, timedLoop } from './guest-suite.js';
+import { benchtimeBinary } from './guest-suite.js';
 import { progress } from './lib/proc.js';
 import type { Row } from './lib/report.js';
 import type { RawRecord } from './warm.js';
@@ -49,13 +51,41 @@ export function writableGuestSkip(): string | false {
   return guestAvailable() || virtiofsdAvailable() || debianTarAvailable();
 }
 
-function script(reps: number): string {
+const kTag: Record<Side, string> = { ours: 'ours', virtiofsd: 'vfsd', 'virtiofsd-wb': 'vfsdwb' };
+
+/**
+ * Rounds 0..reps (0 untimed) of every step on every share, the share order rotating per round;
+ * each timed step prints "BENCH step rep ns tag".
+ */
+function script(reps: number, round: number): string {
   const lines = [
     'set -e',
     'chmod +x /benchtime /posixsuite',
-    'mkdir -p /w && mount -t virtiofs w /w',
+    ...kSides.map((s) => `mkdir -p /${kTag[s]} && mount -t virtiofs ${kTag[s]} /${kTag[s]}`),
+    'drop() { sync; echo 3 > /proc/sys/vm/drop_caches; }',
   ];
-  return [...lines, ...timedLoop(kSteps, reps, ['R=/w/r$rep; export R; mkdir -p $R/files $R/u'], ['rm -rf $R'])].join('\n');
+  for (let rep = 0; rep <= reps; rep++) {
+    const order = kSides.map((_s, i) => kSides[(i + rep + round) % kSides.length] as Side);
+    lines.push(...order.map((s) => `mkdir -p /${kTag[s]}/r${rep}/files /${kTag[s]}/r${rep}/u`));
+    for (const step of kSteps) {
+      for (const s of order) {
+        lines.push(`R=/${kTag[s]}/r${rep}; export R; drop; t=$(/benchtime ${step.cmd}); echo "BENCH ${step.id} ${rep} $t ${kTag[s]}"`);
+      }
+    }
+    lines.push(...order.map((s) => `rm -rf /${kTag[s]}/r${rep}`));
+  }
+  return lines.join('\n');
+}
+
+function collect(output: string, round: number, times: Map<string, Record<Side, number[]>>, raw: RawRecord[]): void {
+  for (const m of output.matchAll(/^BENCH (\w+) (\d+) (\d+) (\w+)$/gm)) {
+    const [, id = '', rep, ns, tag] = m;
+    const side = kSides.find((s) => kTag[s] === tag);
+    if (side === undefined) continue;
+    raw.push({ phase: 'writable', id, side, rep: Number(rep), result: { ns: Number(ns), round } });
+    if (Number(rep) === 0) continue; // the untimed first round
+    times.get(id)?.[side].push(Number(ns) / 1e6);
+  }
 }
 
 export async function measureWritableGuest(workDir: string, rounds: number, reps: number, raw: RawRecord[]): Promise<Row[]> {
@@ -65,27 +95,32 @@ export async function measureWritableGuest(workDir: string, rounds: number, reps
   const files = { '/benchtime': readFileSync(benchtimeBinary()), '/posixsuite': readFileSync(toolBinary('posixsuite')) };
   const times = new Map<string, Record<Side, number[]>>(kSteps.map((s) => [s.id, { ours: [], virtiofsd: [], 'virtiofsd-wb': [] }]));
   for (let round = 0; round < rounds; round++) {
-    for (const side of kSides.map((_s, i) => kSides[(i + round) % kSides.length] as Side)) {
-      const share = join(work, `${side}-${round}`);
-      mkdirSync(share);
-      const sock = join(work, `${side}-${round}.sock`);
-      const server = side === 'ours'
-        ? await startDaemon(['virtiofs', '--shared-dir', share, '--sock', sock, '--log-level', 'info'])
-        : await startVirtiofsd({ source: share, socketPath: sock, cache: 'auto', extraArgs: side === 'virtiofsd-wb' ? ['-o', 'writeback'] : [] });
-      progress(`writable guest round ${round + 1}/${rounds}: ${side} (${reps} timed rounds of ${kSteps.length} steps)`);
-      try {
-        const r = await runGuest({
-          script: script(reps), virtiofs: [{ socket: sock, tag: 'w' }], disks: [{ path: tar, readonly: true }],
-          files, memoryMiB: 1024, timeoutMs: 900_000,
-        });
-        if (r.exitCode !== 0) {
-          throw new Error(`writable guest with ${side} failed (exit ${r.exitCode}${r.timedOut ? ', timed out' : ''}):\n${r.output.slice(-3000)}\n${r.consoleLog.slice(-2000)}`);
-        }
-        collectTimes(r.output, 'writable', side, round, times, raw);
-      } finally {
-        await server.stop();
-        rmSync(share, { recursive: true, force: true });
+    const servers: { stop(): Promise<unknown> }[] = [];
+    const shares: string[] = [];
+    try {
+      for (const side of kSides) {
+        const share = join(work, `${side}-${round}`);
+        mkdirSync(share);
+        shares.push(share);
+        const sock = join(work, `${side}-${round}.sock`);
+        servers.push(side === 'ours'
+          ? await startDaemon(['virtiofs', '--shared-dir', share, '--sock', sock, '--log-level', 'info'])
+          : await startVirtiofsd({ source: share, socketPath: sock, cache: 'auto', extraArgs: side === 'virtiofsd-wb' ? ['-o', 'writeback'] : [] }));
       }
+      progress(`writable guest round ${round + 1}/${rounds}: ours, virtiofsd, virtiofsd -o writeback (${reps} timed rounds of ${kSteps.length} steps each)`);
+      const r = await runGuest({
+        script: script(reps, round),
+        virtiofs: kSides.map((s) => ({ socket: join(work, `${s}-${round}.sock`), tag: kTag[s] })),
+        disks: [{ path: tar, readonly: true }],
+        files, memoryMiB: 1024, timeoutMs: 900_000,
+      });
+      if (r.exitCode !== 0) {
+        throw new Error(`writable guest failed (exit ${r.exitCode}${r.timedOut ? ', timed out' : ''}):\n${r.output.slice(-3000)}\n${r.consoleLog.slice(-2000)}`);
+      }
+      collect(r.output, round, times, raw);
+    } finally {
+      for (const s of servers) await s.stop();
+      for (const d of shares) rmSync(d, { recursive: true, force: true });
     }
   }
   const row = (s: (typeof kSteps)[number], ref: Exclude<Side, 'ours'>): Row => ({
