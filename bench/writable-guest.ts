@@ -39,10 +39,12 @@ const kSteps = [
 // writes, and every FUSE bdi is strictlimit with max_ratio 1%: debugfs shows BdiDirtyThresh
 // ~1.7 MiB with writeback and 0 without. dd is then paced by balance_dirty_pages and each page
 // is copied twice in the guest (page cache, then fuse's writeback copy); without the writeback
-// cache every 1 MiB write(2) goes to the server at once. The writeback runs are bimodal: 0.3-0.7 s
-// when the bdi's throttle state is fresh, 2-4 s in later rounds, for ours and virtiofsd
-// -o writeback alike; virtiofsd without writeback takes 0.15-0.5 s. The INIT replies match where
-// it matters: max_write 1 MiB, BIG_WRITES and MAX_PAGES (256 pages) from both servers.
+// cache every 1 MiB write(2) goes to the server at once. The writeback runs are bimodal, for
+// ours and virtiofsd -o writeback alike: 0.3-0.7 s, or 1-3.5 s when dd spends most of its time
+// in balance_dirty_pages pauses (traced: 1.5 s of 2.3 s in 17 pauses, dirty_ratelimit staying
+// ~100 MB/s, so the writer is over the bdi's small limit, not paced by a low bandwidth estimate);
+// virtiofsd without writeback takes 0.15-0.5 s. The INIT replies match where it matters:
+// max_write 1 MiB, BIG_WRITES and MAX_PAGES (256 pages) from both servers.
 const kModeNote = 'ours: writeback cache (upstream passthrough_fs), virtiofsd: none; same-mode row below';
 const kSameModeNote = 'both with FUSE_WRITEBACK_CACHE';
 
