@@ -72,8 +72,7 @@ export class ReadBufferPool {
       this._retained -= cap;
       this._reused++;
     } else {
-      const b = Buffer.allocUnsafeSlow(cap);
-      ab = b.buffer as ArrayBuffer;
+      ab = Buffer.allocUnsafeSlow(cap).buffer;
       this._allocated++;
     }
     this._lent.add(ab);
