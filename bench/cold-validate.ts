@@ -9,7 +9,8 @@
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { constants as perfConstants, monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
+import type { NodeGCPerformanceDetail, PerformanceEntry } from 'node:perf_hooks';
 
 import { StorageService } from '../src/storage/index.js';
 import { buildBlob } from '../test/helpers/storage-fixtures.js';
@@ -68,6 +69,12 @@ export async function measureValidatedColdLoop(workDir: string, reps: number, ra
           }
         };
         await probe.begin();
+        // Collections during the read: a full one is the loop's own pause, not the scheduler's.
+        const gcs: { major: boolean; ms: number }[] = [];
+        const gcObserver = new PerformanceObserver((list) => {
+          for (const e of list.getEntries()) gcs.push({ major: (e as PerformanceEntry & { detail?: NodeGCPerformanceDetail }).detail?.kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR, ms: e.duration });
+        });
+        gcObserver.observe({ entryTypes: ['gc'] });
         const s0 = threadSchedMs();
         h.enable();
         const t0 = performance.now();
@@ -76,6 +83,9 @@ export async function measureValidatedColdLoop(workDir: string, reps: number, ra
         h.disable();
         const s1 = threadSchedMs();
         const peer = await probe.end();
+        gcObserver.disconnect();
+        const gcMajor = gcs.filter((x) => x.major).length;
+        const gcMaxMs = Math.max(0, ...gcs.map((x) => x.ms));
         const stats = service.stats().cache;
         if (stats.chunksFilled !== kChunks || stats.digestErrors !== 0) throw new Error(`validated cold read filled ${stats.chunksFilled}/${kChunks} chunks, ${stats.digestErrors} digest errors`);
         const max = h.max / 1e6;
@@ -89,12 +99,12 @@ export async function measureValidatedColdLoop(workDir: string, reps: number, ra
         const pool = service.readBuffers.stats();
         raw.push({
           phase: 'cold-validated', id: 'eventloop', side: 'ours', rep,
-          result: { max_ms: max, p99_ms: p99, probe_max_ms: peer.maxMs, probe_p99_ms: peer.p99Ms, idle_max_ms: idleMs[rep], mb_per_s: mbps[rep], window_ms: ms, ...cpu, read_buffers_allocated: pool.allocated, read_buffers_reused: pool.reused },
+          result: { max_ms: max, p99_ms: p99, probe_max_ms: peer.maxMs, probe_p99_ms: peer.p99Ms, idle_max_ms: idleMs[rep], mb_per_s: mbps[rep], window_ms: ms, ...cpu, gc_major: gcMajor, gc_max_ms: gcMaxMs, read_buffers_allocated: pool.allocated, read_buffers_reused: pool.reused },
         });
         const sched = s0 && s1 ? `; the loop ran ${(s1.runMs - s0.runMs).toFixed(0)} ms and waited for a CPU ${(s1.waitMs - s0.waitMs).toFixed(0)} ms of ${ms.toFixed(0)} ms` : '';
         progress(
           `validated cold read ${rep + 1}/${reps}: ${Math.round(mbps[rep] ?? 0)} MB/s, event-loop delay max ${max.toFixed(2)} ms p99 ${p99.toFixed(2)} ms ` +
-            `(idle loop in another process, same window: max ${peer.maxMs.toFixed(2)} ms p99 ${peer.p99Ms.toFixed(2)} ms; this loop idle before: max ${(idleMs[rep] ?? 0).toFixed(2)} ms${sched})`,
+            `(idle loop in another process, same window: max ${peer.maxMs.toFixed(2)} ms p99 ${peer.p99Ms.toFixed(2)} ms; this loop idle before: max ${(idleMs[rep] ?? 0).toFixed(2)} ms${sched}; ${gcMajor} full GC(s), longest GC pause ${gcMaxMs.toFixed(2)} ms)`,
         );
       } finally {
         await service.close();
