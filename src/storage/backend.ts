@@ -95,8 +95,12 @@ export class BlobBackend {
     const prefetch = opts.priority === 'prefetch';
     const retries = prefetch ? Math.min(this._policy.retryLimit, this._policy.prefetchRetryLimit ?? this._policy.retryLimit) : this._policy.retryLimit;
     let failed = true;
+    // Reading into caller memory needs every attempt to end before the next starts or the read
+    // returns: a timed-out attempt would still be writing what the caller already reused.
+    const { into: _into, ...rest } = opts;
+    const o = _into && (this._policy.timeoutMs > 0 || _into.length !== length) ? rest : opts;
     try {
-      const buf = await this._attempt(blobId, signal, retries, (s) => this._raw.tryRead(blobId, offset, length, s, opts));
+      const buf = await this._attempt(blobId, signal, retries, (s) => this._raw.tryRead(blobId, offset, length, s, o));
       if (buf.length !== length) {
         throw new StorageError('ERR_BLOB_SHORT', `blob ${blobId}: backend returned ${buf.length} bytes at offset ${offset}, wanted ${length}`);
       }

@@ -42,6 +42,7 @@ import type { DemandTracker } from './demand.js';
 import { amplifyRanges, mergeChunks } from './fetch-plan.js';
 import type { FetchRange } from './fetch-plan.js';
 import type { ReadaheadOptions, ReadaheadView } from './readahead.js';
+import type { ReadBufferPool } from './read-buffers.js';
 import { SequentialReadahead } from './readahead.js';
 import { StreamFill } from './stream-fill.js';
 import type { BlobInfo, ChunkInfo } from './types.js';
@@ -63,6 +64,8 @@ export interface BlobCacheContext {
   format?: CacheFormat | undefined;
   /** Sequential readahead on the demand path (network backends; readahead.ts). */
   readahead?: ReadaheadOptions;
+  /** Memory that local backends read fetched ranges into (read-buffers.ts); absent: fresh buffers. */
+  buffers?: ReadBufferPool;
 }
 
 /** Sees every on-demand backend read of a blob as it is issued (the readahead log records them). */
@@ -468,13 +471,16 @@ export class CachedBlob implements BlobSource {
     const signal = h.abort ? AbortSignal.any([this._lifetime.signal, h.abort.signal]) : this._lifetime.signal;
     let buf: Buffer;
     let ok = false;
-    const sf = r.chunks.length > 1 && !prefetch ? new StreamFill(this._fillHost, r) : undefined;
+    // A backend that lands a read whole (local ones, which read into reused memory instead:
+    // read-buffers.ts) has no bytes to fill from before the end, so only the others stream.
+    const sf = !prefetch && r.chunks.length > 1 && !this._ctx.buffers ? new StreamFill(this._fillHost, r) : undefined;
+    const into = sf ? undefined : this._ctx.buffers?.acquire(r.length);
     if (!prefetch) {
       demand?.begin();
       this.fetchObserver?.(this, r);
     }
     try {
-      buf = await backend.read(this.info.blobId, r.offset, r.length, signal, { priority: h.priority, ...(sf ? { onProgress: sf.progress } : {}) });
+      buf = await backend.read(this.info.blobId, r.offset, r.length, signal, { priority: h.priority, ...(sf ? { onProgress: sf.progress } : {}), ...(into ? { into } : {}) });
       counters.backendReads++;
       counters.backendBytes += r.length;
       ok = true;
@@ -490,7 +496,14 @@ export class CachedBlob implements BlobSource {
       if (!prefetch) demand?.end();
       onRead?.(ok);
     }
-    await (sf ? sf.finish(buf) : fillRange(this._fillHost, r, buf));
+    // A backend that returned other memory never wrote `into`: it is free now, not after the fill.
+    if (into && buf !== into) this._ctx.buffers?.release(into);
+    try {
+      await (sf ? sf.finish(buf) : fillRange(this._fillHost, r, buf));
+    } finally {
+      // The fill settled: the native fill threads no longer read it (the spill keeps a copy).
+      if (into && buf === into) this._ctx.buffers?.release(into);
+    }
     return true;
   }
 

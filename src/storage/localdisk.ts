@@ -14,7 +14,7 @@ import type { LocalDiskConfig } from '../config/index.js';
 import { ConfigError } from '../config/index.js';
 import { NotSupportedError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
-import type { RawBackend } from './backend.js';
+import type { RawBackend, ReadOptions } from './backend.js';
 import { errnoCode, StorageError } from './contract/errors.js';
 import type { GptPartition } from './gpt.js';
 import { readGpt } from './gpt.js';
@@ -22,8 +22,8 @@ import { readGpt } from './gpt.js';
 /** Upstream stores at most 32 characters of a legacy blob id in a partition name. */
 const kLegacyIdLength = 32;
 
-async function readFully(fh: FileHandle, offset: number, length: number, what: string): Promise<Buffer> {
-  const buf = Buffer.allocUnsafe(length);
+async function readFully(fh: FileHandle, offset: number, length: number, what: string, into?: Buffer): Promise<Buffer> {
+  const buf = into?.length === length ? into : Buffer.allocUnsafe(length);
   let done = 0;
   while (done < length) {
     let n: number;
@@ -105,13 +105,13 @@ export class LocalDiskBackend implements RawBackend {
     }
   }
 
-  async tryRead(blobId: string, offset: number, length: number, signal?: AbortSignal): Promise<Buffer> {
+  async tryRead(blobId: string, offset: number, length: number, signal?: AbortSignal, opts: ReadOptions = {}): Promise<Buffer> {
     const p = this._blob(blobId);
     if (offset + length > p.length) {
       throw new StorageError('ERR_BLOB_SHORT', `blob ${blobId}: range offset ${offset} length ${length} is beyond partition ${p.index} of ${this._path} (${p.length} bytes)`);
     }
     signal?.throwIfAborted();
-    return readFully(this._fh, p.offset + offset, length, `blob ${blobId} (partition ${p.index} of ${this._path})`);
+    return readFully(this._fh, p.offset + offset, length, `blob ${blobId} (partition ${p.index} of ${this._path})`, opts.into);
   }
 
   async close(): Promise<void> {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 
 import type { LocalFsConfig } from '../config/index.js';
 import { ConfigError } from '../config/index.js';
-import type { RawBackend } from './backend.js';
+import type { RawBackend, ReadOptions } from './backend.js';
 import { checkBlobId } from './blob-id.js';
 import { errnoCode, StorageError } from './contract/errors.js';
 
@@ -92,7 +92,7 @@ export class LocalFsBackend implements RawBackend {
     return (await this._get(blobId)).size;
   }
 
-  async tryRead(blobId: string, offset: number, length: number, signal?: AbortSignal): Promise<Buffer> {
+  async tryRead(blobId: string, offset: number, length: number, signal?: AbortSignal, opts: ReadOptions = {}): Promise<Buffer> {
     const b = await this._get(blobId);
     if (offset + length > b.size) {
       throw new StorageError(
@@ -100,7 +100,7 @@ export class LocalFsBackend implements RawBackend {
         `blob ${blobId}: range offset ${offset} length ${length} is beyond the end of ${b.path} (size ${b.size})`,
       );
     }
-    const buf = Buffer.allocUnsafe(length);
+    const buf = opts.into?.length === length ? opts.into : Buffer.allocUnsafe(length);
     let done = 0;
     while (done < length) {
       signal?.throwIfAborted();

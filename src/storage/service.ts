@@ -17,6 +17,7 @@ import type { CachedBlobOptions } from './blob-cache.js';
 import { CachedBlob } from './blob-cache.js';
 import type { HealthOptions } from './cache-health.js';
 import { CacheWriteHealth, kDefaultSpillLimit, SpillBudget } from './cache-health.js';
+import { ReadBufferPool } from './read-buffers.js';
 import type { BlobSource } from './chunk-data.js';
 import type { CacheCounters } from './counters.js';
 import { newCounters } from './counters.js';
@@ -125,6 +126,8 @@ export class StorageService {
   /** One cache directory: write failures and the spill bound are shared by its blobs. */
   private readonly _spill: SpillBudget;
   private readonly _health: CacheWriteHealth;
+  /** Local backends read fetched ranges into reused memory (read-buffers.ts). */
+  readonly readBuffers = new ReadBufferPool();
 
   private constructor(
     readonly settings: StorageSettings,
@@ -156,6 +159,7 @@ export class StorageService {
     // Readahead hides the round trip of network backends; a local pread has none to hide.
     const local = this.backend.type === 'localfs' || this.backend.type === 'localdisk';
     const ctx = { backend: this.backend, validate, batchSize, counters: this.counters, log: this._log.child('cache'), demand: this.demand, ...(local ? {} : { readahead: kReadaheadDefaults }) };
+    const buffers = local ? { buffers: this.readBuffers } : {};
     // v5 images without the extended blob table do not say how many chunks a blob has, so
     // there is no chunk map to size; upstream keeps such blobs uncached too.
     if (cache.kind === 'dummycache' || info.chunkCount === 0 || (info.features & kBlobFeatures.V5_NO_EXT_BLOB_TABLE) !== 0) {
@@ -163,7 +167,7 @@ export class StorageService {
     }
     const lookup = opts.chunkLookup?.(info.index);
     try {
-      return await CachedBlob.open(info, { ...ctx, workDir: cache.workDir, health: this._health, spill: this._spill, format: cache.format }, lookup ? { chunkLookup: lookup } : {});
+      return await CachedBlob.open(info, { ...ctx, ...buffers, workDir: cache.workDir, health: this._health, spill: this._spill, format: cache.format }, lookup ? { chunkLookup: lookup } : {});
     } catch (err) {
       // A cache that cannot be used (full disk, damaged files another nydusd holds, permissions)
       // must not fail the mount: the blob is served straight from the backend.
@@ -215,6 +219,7 @@ export class StorageService {
     await Promise.allSettled([...this._images].map((i) => i.close()));
     const { connections } = this.backend.stats();
     await this.backend.close();
+    this.readBuffers.trim();
     if (this.backend.raw.connectionsOpened !== undefined) this._log.info(`backend ${this.backend.type}: ${connections} connection(s) opened`);
   }
 }

@@ -1,10 +1,12 @@
 /**
  * The one cache fill runs on the native fill threads: a validated fill (decode + digest + write)
  * never runs on the event loop, a fill that is refused by the cache directory lands in the
- * spill for prefetch as for on-demand reads, and a corrupt chunk fails alone.
+ * spill for prefetch as for on-demand reads, and a corrupt chunk fails alone. A cold read
+ * through the service pays its decoding and hashing on those threads, and the memory local
+ * backends read into is reused only once the fill that reads it has settled.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,11 +14,13 @@ import { after, test } from 'node:test';
 
 import { DigestAlgo, fill, kFillCached, kFillDigestMismatch, openChunkMap } from '../../src/native/index.js';
 import { CompressAlgo } from '../../src/native/index.js';
-import { BlobBackend, CachedBlob, newCounters } from '../../src/storage/index.js';
+import { BlobBackend, CachedBlob, newCounters, StorageService } from '../../src/storage/index.js';
+import type { ChunkInfo } from '../../src/storage/index.js';
 import type { BlobCacheContext } from '../../src/storage/index.js';
 import { CacheWriteHealth } from '../../src/storage/cache-health.js';
 import { nullLogger } from '../../src/util/logger.js';
 import { buildBlob, MemoryBackend } from '../helpers/storage-fixtures.js';
+import type { SyntheticBlob } from '../helpers/storage-fixtures.js';
 
 const tmpRoot = mkdtempSync(join(tmpdir(), 'nydus-native-fill-'));
 after(() => rmSync(tmpRoot, { recursive: true, force: true }));
@@ -113,3 +117,100 @@ test('prefetch fills go to the spill when the cache directory takes no writes, a
     await blob.close();
   }
 });
+
+/** CPU time (ms) a thread ran, from its schedstat; by thread id. */
+function threadCpuMs(tids: readonly string[]): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const t of tids) {
+    try {
+      out.set(t, Number(readFileSync(`/proc/self/task/${t}/schedstat`, 'utf8').split(' ')[0]) / 1e6);
+    } catch {
+      // The thread ended meanwhile.
+    }
+  }
+  return out;
+}
+
+function fillThreads(): string[] {
+  return readdirSync('/proc/self/task').filter((t) => {
+    try {
+      return readFileSync(`/proc/self/task/${t}/comm`, 'utf8').trim() === 'nydus-fill';
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** A blobcache service over localfs holding `sb`, as the daemon builds it. */
+async function localService(sb: SyntheticBlob, name: string, validate: boolean): Promise<StorageService> {
+  const dir = join(tmpRoot, name);
+  mkdirSync(join(dir, 'cache'), { recursive: true });
+  writeFileSync(join(dir, sb.info.blobId), sb.blob);
+  return StorageService.create({
+    backend: { type: 'localfs', config: { dir, blob_file: '', alt_dirs: [] } },
+    backendKey: 'backend.localfs',
+    cache: { kind: 'blobcache', workDir: join(dir, 'cache'), workDirKey: 'work_dir' },
+    validate,
+    batchSize: 0,
+  });
+}
+
+/** Reads every chunk of `sb` in groups of `group`, `depth` groups in flight. */
+async function readAll(ensure: (cs: ChunkInfo[]) => Promise<void>, sb: SyntheticBlob, group: number, depth: number): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < sb.chunks.length) {
+      const cs = sb.chunks.slice(next, next + group);
+      next += group;
+      await ensure(cs);
+    }
+  };
+  await Promise.all(Array.from({ length: depth }, worker));
+}
+
+test('a validated cold read through the service decodes and hashes on the fill threads, not on the event loop', { skip: process.platform !== 'linux' && 'needs /proc/self/task' }, async () => {
+  // Few large chunks: the loop's share (per chunk) stays small next to hashing 64 MiB.
+  const sb = buildBlob({ sizes: Array.from({ length: 16 }, () => 4 << 20), compressor: 'zstd' });
+  const service = await localService(sb, 'service-cpu', true);
+  try {
+    const image = await service.openImage([sb.info]);
+    const before = threadCpuMs(fillThreads());
+    const self = threadCpuMs([String(process.pid)]).get(String(process.pid)) ?? 0;
+    await readAll((cs) => image.ensureReady(cs), sb, 4, 2);
+    const loopMs = (threadCpuMs([String(process.pid)]).get(String(process.pid)) ?? 0) - self;
+    let fillMs = 0;
+    for (const [t, ms] of threadCpuMs(fillThreads())) fillMs += ms - (before.get(t) ?? 0);
+    const { cache } = service.stats();
+    assert.equal(cache.chunksFilled, 16);
+    assert.equal(cache.digestErrors, 0);
+    // 64 MiB digested (half of it inflated, all of it written) costs tens of ms of CPU. Done on
+    // the loop, the fill threads would show none of it and the loop all of it; even doing it on
+    // both sides brings the two close. CPU time, not wall time: a busy machine changes neither.
+    assert.ok(fillMs > 2 * loopMs, `fill threads ran ${fillMs.toFixed(1)} ms, the event loop ${loopMs.toFixed(1)} ms`);
+    const got = await image.read(sb.chunks, 0, sb.file.length);
+    assert.ok(got.equals(sb.file));
+  } finally {
+    await service.close();
+  }
+});
+
+for (const validate of [false, true]) {
+  test(`reused read buffers: concurrent cold reads over localfs fill every chunk with its own bytes (validate ${validate})`, async () => {
+    // 160 KiB chunks, 8 per fetch: ranges of ~0.7-1.3 MiB, so fetches of different sizes share classes.
+    const sb = buildBlob({ sizes: Array.from({ length: 96 }, () => 160 << 10), compressor: 'lz4_block' });
+    const service = await localService(sb, `service-reuse-${validate}`, validate);
+    try {
+      const image = await service.openImage([sb.info]);
+      await readAll((cs) => image.ensureReady(cs), sb, 8, 4);
+      const { allocated, reused } = service.readBuffers.stats();
+      assert.ok(reused > 0 && allocated <= 8, `allocated ${allocated}, reused ${reused}`);
+      assert.equal(service.stats().cache.chunksFilled, 96);
+      // Without validation nothing else would notice a buffer handed to the next read while a
+      // fill still decoded from it: the cached bytes would be another range's.
+      const got = await image.read(sb.chunks, 0, sb.file.length);
+      assert.ok(got.equals(sb.file));
+    } finally {
+      await service.close();
+    }
+  });
+}

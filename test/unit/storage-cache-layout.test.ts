@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { ConfigError, parseConfigText } from '../../src/config/index.js';
+import { noBlobMeta } from '../../src/rafs/blob/types.js';
 import { kBlobFeatures } from '../../src/rafs/layout/constants.js';
 import { CacheLayout, compressedDataSize } from '../../src/storage/cache-layout.js';
 import { storageSettings } from '../../src/storage/index.js';
@@ -31,12 +32,7 @@ function blob(o: Partial<BlobInfo> = {}): BlobInfo {
     features: 0,
     compressedSize: 5000,
     uncompressedSize: 10_000,
-    metaCiCompressor: 'none',
-    metaCiOffset: 0,
-    metaCiCompressedSize: 0,
-    metaCiUncompressedSize: 0,
-    tocSize: 0,
-    tocDigest: Buffer.alloc(32),
+    ...noBlobMeta(),
     ...o,
   };
 }

@@ -1,5 +1,7 @@
 #include "cache/fill_pool.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 
 namespace nydus::cache {
@@ -33,6 +35,8 @@ void FillPool::Submit(std::function<void()> task) {
 }
 
 void FillPool::Loop() {
+  // Named so that top -H, perf and /proc tell fills from Node's own threads.
+  pthread_setname_np(pthread_self(), "nydus-fill");
   std::unique_lock lock(mu_);
   for (;;) {
     cv_.wait(lock, [this] { return stopping_ || !tasks_.empty(); });

@@ -34,6 +34,11 @@ export interface BlobInfo {
   readaheadSize?: number;
 }
 
+/** The BlobInfo fields of a blob without blob meta (CI) and without a TOC: v5 blobs, tests. */
+export function noBlobMeta(): Pick<BlobInfo, 'metaCiCompressor' | 'metaCiOffset' | 'metaCiCompressedSize' | 'metaCiUncompressedSize' | 'tocSize' | 'tocDigest'> {
+  return { metaCiCompressor: 'none', metaCiOffset: 0, metaCiCompressedSize: 0, metaCiUncompressedSize: 0, tocSize: 0, tocDigest: Buffer.alloc(32) };
+}
+
 export interface ChunkInfo {
   /** Offset of this chunk in the file. */
   fileOffset: number;

@@ -9,6 +9,7 @@ import { kBlobFeatures, kMaxChunkSize, kMinChunkSize, kSuperFlags, kV5ChunkInfoS
 import { kV5Alignment, kV5Chunk, kV5ExtBlob, kV5Inode, kV5Sb } from '../layout/v5-offsets.js';
 import { kRafsErrorCodes, RafsError } from '../layout/errors.js';
 import type { BlobChunkMeta } from '../blob/meta.js';
+import { noBlobMeta } from '../blob/types.js';
 import { isDirMode, isLnkMode, isRegMode } from '../../util/mode-bits.js';
 import { algorithmsFromFlags, cmpName, DT_DIR, dtFromMode, notDir, walkImage, wrongType } from './common.js';
 import type { BlobInfo, ChunkInfo, DirEntry, InodeAttr, InodeRef, RafsImage, RafsSuper } from './types.js';
@@ -114,12 +115,7 @@ export class V5Image implements RafsImage {
         features: extCount > 0 ? v.u32(e + kV5ExtBlob.features, 'v5 extended blob entry') : kBlobFeatures.V5_NO_EXT_BLOB_TABLE,
         compressedSize: extCount > 0 ? v.u64(e + kV5ExtBlob.compressedSize, 'v5 extended blob entry') : 0,
         uncompressedSize: extCount > 0 ? v.u64(e + kV5ExtBlob.uncompressedSize, 'v5 extended blob entry') : 0,
-        metaCiCompressor: 'none',
-        metaCiOffset: 0,
-        metaCiCompressedSize: 0,
-        metaCiUncompressedSize: 0,
-        tocSize: 0,
-        tocDigest: Buffer.alloc(32),
+        ...noBlobMeta(),
         readaheadOffset: table.readUInt32LE(pos),
         readaheadSize: table.readUInt32LE(pos + 4),
       });

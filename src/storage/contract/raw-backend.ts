@@ -14,6 +14,13 @@ export interface ReadOptions {
    * another buffer; only what the read finally returns is known to be the whole range.
    */
   onProgress?: (buf: Buffer, bytes: number) => void;
+  /**
+   * Memory of exactly `length` bytes the backend may read the range into and return (local
+   * backends: positional reads; network backends ignore it). A backend that writes it returns
+   * it; one that returns another buffer never touched it. The caller reuses it only after a read
+   * that succeeded (ReadBufferPool).
+   */
+  into?: Buffer;
 }
 
 export interface RawBackend {
