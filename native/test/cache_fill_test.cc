@@ -4,6 +4,7 @@
 // wakes the map's listeners, and the pool runs fills off the caller's thread. ValidatePlan
 // refuses plans that point outside the fetched bytes.
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -199,6 +200,62 @@ NTEST(CacheFill, ThePoolRunsFillsOffTheCallersThread) {
   std::unique_lock lock(mu);
   NASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return tids.size() == 8; }));
   for (int t : tids) NEXPECT_NE(t, self);
+}
+
+long ThreadMinorFaults() {
+  rusage ru{};
+  ::getrusage(RUSAGE_THREAD, &ru);
+  return ru.ru_minflt;
+}
+
+// A fill thread decodes into the buffer it kept from its last fill (no fresh pages to fault in
+// per run), and neither a smaller run after a larger one nor a run larger than that buffer (which
+// gets its own) writes anything but its own bytes.
+NTEST(CacheFill, AThreadReusesItsDecodeBuffer) {
+  nydus::testing::TempDir dir;
+  const std::string path = dir.File("blob.data");
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT, 0644);
+  NASSERT_GE(fd, 0);
+  auto map = OpenMap(dir, "blob.data.chunk_map");
+  NASSERT_TRUE(map != nullptr);
+  constexpr size_t kMiB = size_t{1} << 20;
+  // Runs of 2 MiB, 2 MiB, 5 MiB (over the kept 4 MiB) and 4 KiB, one after the other in the file.
+  const std::vector<std::vector<size_t>> runs = {
+      {kMiB, kMiB}, {kMiB, kMiB}, {kMiB, kMiB, kMiB, kMiB, kMiB}, {4096}};
+  std::vector<long> faults;
+  bool all_cached = true;
+  std::vector<std::pair<uint64_t, std::vector<uint8_t>>> written;
+  std::thread t([&] {  // a fresh thread: its kept buffer starts empty
+    uint64_t at = 0;
+    uint8_t seed = 10;
+    for (const auto& sizes : runs) {
+      std::vector<uint8_t> src;
+      std::vector<FillChunk> plan;
+      for (size_t n : sizes) {
+        written.emplace_back(at, Pattern(n, seed++));
+        plan.push_back(Add(&src, written.back().second, Algo::kLz4Block, at));
+        at += n;
+      }
+      FillJob job;
+      job.algo = Algo::kLz4Block;
+      job.src = src.data();
+      job.src_len = src.size();
+      job.chunks = plan;
+      job.map = map;
+      job.store = std::make_unique<DataFileStore>(fd);
+      const long before = ThreadMinorFaults();
+      auto res = RunFill(job);
+      faults.push_back(ThreadMinorFaults() - before);
+      for (int st : res.status) all_cached = all_cached && st == nydus::cache::kFillCached;
+    }
+  });
+  t.join();
+  NEXPECT_TRUE(all_cached);
+  for (const auto& [off, data] : written) NEXPECT_TRUE(ReadAt(fd, off, data.size()) == data);
+  NASSERT_EQ(faults.size(), size_t{4});
+  // A fresh 2 MiB buffer faults in 512 pages; the kept one faulted them in during the first run.
+  NEXPECT_LT(faults[1], 64);
+  ::close(fd);
 }
 
 NTEST(CacheFill, PlansOutsideTheFetchedBytesAreRefused) {
