@@ -13,6 +13,7 @@ import { parseBlobMetaFile, parseBlobMetaRegion } from '../rafs/index.js';
 import { kBlobMetaHeaderSize } from '../rafs/layout/constants.js';
 import type { BlobBackend } from './backend.js';
 import { errnoCode, StorageError } from './contract/errors.js';
+import { lowerBoundBy } from '../util/search.js';
 import type { BlobInfo } from './types.js';
 
 /** CI buffers above this are treated as corrupt (2^24 chunks x 24 B is 384 MiB). */
@@ -60,14 +61,7 @@ export class BlobMeta {
 
   /** The first entry index whose compressed offset is >= `offset` (offsetSorted entries only). */
   lowerBound(offset: number): number {
-    let lo = 0;
-    let hi = this.ci.count;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.ci.compressedOffset(mid) < offset) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
+    return lowerBoundBy(this.ci.count, (i) => this.ci.compressedOffset(i), offset);
   }
 
   /** Entry `index`, or undefined out of range. */

@@ -10,6 +10,7 @@
  */
 import type { FetchRange } from '../fetch-plan.js';
 import { effectiveBatch, mergeChunks } from '../fetch-plan.js';
+import { lowerBoundBy } from '../../util/search.js';
 import type { ChunkInfo } from '../types.js';
 
 export interface PlannedRange extends FetchRange {
@@ -62,23 +63,11 @@ export function planWholeBlob(blobIndex: number, sorted: readonly ChunkInfo[], b
   return mergeForPrefetch(sorted, batchSize).map((r) => ({ ...r, blobIndex }));
 }
 
-/** First index in `sorted` (by compressed offset) whose chunk starts at or after `offset`. */
-function lowerBound(sorted: readonly ChunkInfo[], offset: number): number {
-  let lo = 0;
-  let hi = sorted.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if ((sorted[mid] as ChunkInfo).compressedOffset < offset) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
-
 /** The chunks of `sorted` lying wholly inside `[offset, offset+length)`, in compressed order. */
 export function chunksWithin(sorted: readonly ChunkInfo[], offset: number, length: number): ChunkInfo[] {
   const end = offset + length;
   const out: ChunkInfo[] = [];
-  for (let i = lowerBound(sorted, offset); i < sorted.length; i++) {
+  for (let i = lowerBoundBy(sorted.length, (k) => (sorted[k] as ChunkInfo).compressedOffset, offset); i < sorted.length; i++) {
     const c = sorted[i] as ChunkInfo;
     if (c.compressedOffset >= end) break;
     if (c.compressedOffset + c.compressedSize <= end) out.push(c);
