@@ -78,7 +78,10 @@ export async function measureValidatedColdLoop(workDir: string, reps: number, ra
         const s0 = threadSchedMs();
         h.enable();
         const t0 = performance.now();
+        // CLOCK_MONOTONIC, for lining the window up with a trace (`perf record -k mono`).
+        const mono0 = process.hrtime.bigint();
         await Promise.all(Array.from({ length: kDepth }, worker));
+        const mono1 = process.hrtime.bigint();
         const ms = performance.now() - t0;
         h.disable();
         const s1 = threadSchedMs();
@@ -99,7 +102,7 @@ export async function measureValidatedColdLoop(workDir: string, reps: number, ra
         const pool = service.readBuffers.stats();
         raw.push({
           phase: 'cold-validated', id: 'eventloop', side: 'ours', rep,
-          result: { max_ms: max, p99_ms: p99, probe_max_ms: peer.maxMs, probe_p99_ms: peer.p99Ms, idle_max_ms: idleMs[rep], mb_per_s: mbps[rep], window_ms: ms, ...cpu, gc_major: gcMajor, gc_max_ms: gcMaxMs, read_buffers_allocated: pool.allocated, read_buffers_reused: pool.reused },
+          result: { max_ms: max, p99_ms: p99, probe_max_ms: peer.maxMs, probe_p99_ms: peer.p99Ms, idle_max_ms: idleMs[rep], mb_per_s: mbps[rep], window_ms: ms, window_mono_ns: [Number(mono0), Number(mono1)], ...cpu, gc_major: gcMajor, gc_max_ms: gcMaxMs, read_buffers_allocated: pool.allocated, read_buffers_reused: pool.reused },
         });
         const sched = s0 && s1 ? `; the loop ran ${(s1.runMs - s0.runMs).toFixed(0)} ms and waited for a CPU ${(s1.waitMs - s0.waitMs).toFixed(0)} ms of ${ms.toFixed(0)} ms` : '';
         progress(

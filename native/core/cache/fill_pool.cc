@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "common/thread_sched.h"
+
 namespace nydus::cache {
 
 FillPool& FillPool::Shared() {
@@ -37,6 +39,9 @@ void FillPool::Submit(std::function<void()> task) {
 void FillPool::Loop() {
   // Named so that top -H, perf and /proc tell fills from Node's own threads.
   pthread_setname_np(pthread_self(), "nydus-fill");
+  // Bulk work: a woken event loop goes first (thread_sched.h). Without custom slices the thread
+  // runs as every other, so a refusal changes nothing and is not an error.
+  (void)SetBulkThreadSched();
   std::unique_lock lock(mu_);
   for (;;) {
     cv_.wait(lock, [this] { return stopping_ || !tasks_.empty(); });

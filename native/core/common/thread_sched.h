@@ -1,0 +1,41 @@
+// Scheduling of the threads that do bulk data work (cache fills: decode, digest, cache writes).
+//
+// The event loop serves the metadata of every guest and sleeps most of the time; a fill thread
+// runs flat out for as long as there is data. At equal standing the scheduler lets a running fill
+// thread finish its slice (and, between timer ticks, more) before a woken loop gets the CPU: on a
+// 2-core machine with both cores filling, the loop's worst delay during a cold read was 10-15 ms.
+//
+// The bulk policy keeps the fill threads' share of the CPU and changes only who goes first: they
+// ask the scheduler for a long slice (sched_attr.sched_runtime on SCHED_OTHER, EEVDF kernels from
+// Linux 6.12). A thread waking with a shorter slice, as every ordinary thread has, preempts them
+// at once instead of waiting for them to use theirs up. Weight is unchanged, so a fill thread is
+// never starved by other load, and no lock it holds is stranded behind a low priority (a lower
+// nice, SCHED_BATCH or SCHED_IDLE would do both: a guest's READ waits on these threads).
+//
+// Kernels without custom slices ignore the field or refuse the call: either way the thread runs
+// as before, so failures are reported but callers carry on.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+
+namespace nydus {
+
+// The slice bulk threads ask for. Long next to the default (0.7 ms times 1 + log2(CPUs)), so any
+// ordinary thread's is shorter; well inside the kernel's 0.1-100 ms range.
+inline constexpr uint64_t kBulkSliceNs = 20'000'000;
+
+struct ThreadSched {
+  int policy = 0;         // SCHED_OTHER, SCHED_BATCH, ...
+  int nice = 0;
+  uint64_t slice_ns = 0;  // the thread's slice as the kernel reports it; 0 on kernels without
+};
+
+// Puts the calling thread under the bulk policy (above). Returns 0 or -errno.
+int SetBulkThreadSched();
+
+// The scheduling attributes of thread `tid` (0: the calling thread). Returns 0 or -errno.
+int GetThreadSched(pid_t tid, ThreadSched* out);
+
+}  // namespace nydus
