@@ -34,6 +34,18 @@ ThreadSched OnThread(F body) {
   return out;
 }
 
+// A new thread put under `policy`, then under the bulk policy: what it ends up with.
+ThreadSched UnderPolicy(int policy) {
+  return OnThread([policy] {
+    sched_param p{};
+    NEXPECT_EQ(sched_setscheduler(0, policy, &p), 0);
+    NEXPECT_EQ(SetBulkThreadSched(), 0);
+    ThreadSched s;
+    GetThreadSched(0, &s);
+    return s;
+  });
+}
+
 }  // namespace
 
 NTEST(ThreadSched, BulkThreadAsksForTheLongSliceAndKeepsItsPolicy) {
@@ -50,7 +62,8 @@ NTEST(ThreadSched, BulkThreadAsksForTheLongSliceAndKeepsItsPolicy) {
   NEXPECT_EQ(got.policy, SCHED_OTHER);
   NEXPECT_EQ(got.nice, before.nice);
   if (KernelHasSlices()) NEXPECT_EQ(got.slice_ns, kBulkSliceNs);
-  // Per thread: the caller (here the test's main thread, in the daemon the event loop) is untouched.
+  // Per thread: the caller (here the test's main thread, in the daemon the event loop) is
+  // untouched.
   ThreadSched after;
   NASSERT_EQ(GetThreadSched(0, &after), 0);
   NEXPECT_EQ(after.policy, before.policy);
@@ -63,7 +76,9 @@ NTEST(ThreadSched, NiceAndBatchAreKept) {
   // A thread the operator niced (or the process was started under `nice`/`chrt -b`) stays so:
   // setting the slice must not write a default nice or policy back.
   ThreadSched got = OnThread([] {
-    NEXPECT_EQ(setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), getpriority(PRIO_PROCESS, 0) + 3), 0);
+    NEXPECT_EQ(
+        setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), getpriority(PRIO_PROCESS, 0) + 3),
+        0);
     NEXPECT_EQ(SetBulkThreadSched(), 0);
     ThreadSched s;
     GetThreadSched(0, &s);
@@ -71,27 +86,13 @@ NTEST(ThreadSched, NiceAndBatchAreKept) {
   });
   NEXPECT_EQ(got.nice, getpriority(PRIO_PROCESS, 0) + 3);
   if (KernelHasSlices()) NEXPECT_EQ(got.slice_ns, kBulkSliceNs);
-  got = OnThread([] {
-    sched_param p{};
-    NEXPECT_EQ(sched_setscheduler(0, SCHED_BATCH, &p), 0);
-    NEXPECT_EQ(SetBulkThreadSched(), 0);
-    ThreadSched s;
-    GetThreadSched(0, &s);
-    return s;
-  });
+  got = UnderPolicy(SCHED_BATCH);
   NEXPECT_EQ(got.policy, SCHED_BATCH);
   if (KernelHasSlices()) NEXPECT_EQ(got.slice_ns, kBulkSliceNs);
 }
 
 NTEST(ThreadSched, IdleThreadsAreLeftAlone) {
-  ThreadSched got = OnThread([] {
-    sched_param p{};
-    NEXPECT_EQ(sched_setscheduler(0, SCHED_IDLE, &p), 0);
-    NEXPECT_EQ(SetBulkThreadSched(), 0);
-    ThreadSched s;
-    GetThreadSched(0, &s);
-    return s;
-  });
+  ThreadSched got = UnderPolicy(SCHED_IDLE);
   NEXPECT_EQ(got.policy, SCHED_IDLE);
   NEXPECT_NE(got.slice_ns, kBulkSliceNs);
 }

@@ -5,13 +5,14 @@
  * thread is left as it was. Read back from /proc, as the kernel applies it.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 
 import { CompressAlgo, DigestAlgo, fill, openChunkMap } from '../../src/native/index.js';
+import { threadsNamed } from '../helpers/proc-threads.js';
 import { buildBlob } from '../helpers/storage-fixtures.js';
 
 /** thread_sched.h kBulkSliceNs. */
@@ -41,16 +42,6 @@ function kernelHasCustomSlices(): boolean {
   return major * 1000 + minor >= 6012;
 }
 
-function fillThreads(): string[] {
-  return readdirSync('/proc/self/task').filter((t) => {
-    try {
-      return readFileSync(`/proc/self/task/${t}/comm`, 'utf8').trim() === 'nydus-fill';
-    } catch {
-      return false;
-    }
-  });
-}
-
 test('fill threads run with the long bulk slice and the process policy and nice; the event loop thread is unchanged', { skip: !existsSync('/proc/self/sched') && 'needs /proc/<pid>/sched' }, async () => {
   const loop = String(process.pid);
   const before = threadSched(loop);
@@ -71,7 +62,7 @@ test('fill threads run with the long bulk slice and the process policy and nice;
     await fh.close();
     map.close();
   }
-  const tids = fillThreads();
+  const tids = threadsNamed('nydus-fill');
   assert.ok(tids.length >= 2, `fill threads: ${tids.join(', ')}`);
   for (const t of tids) {
     const s = threadSched(t);

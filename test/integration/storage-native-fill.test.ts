@@ -6,7 +6,7 @@
  * backends read into is reused only once the fill that reads it has settled.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +19,7 @@ import type { ChunkInfo } from '../../src/storage/index.js';
 import type { BlobCacheContext } from '../../src/storage/index.js';
 import { CacheWriteHealth } from '../../src/storage/cache-health.js';
 import { nullLogger } from '../../src/util/logger.js';
+import { threadsNamed } from '../helpers/proc-threads.js';
 import { buildBlob, MemoryBackend } from '../helpers/storage-fixtures.js';
 import type { SyntheticBlob } from '../helpers/storage-fixtures.js';
 
@@ -132,13 +133,7 @@ function threadCpuMs(tids: readonly string[]): Map<string, number> {
 }
 
 function fillThreads(): string[] {
-  return readdirSync('/proc/self/task').filter((t) => {
-    try {
-      return readFileSync(`/proc/self/task/${t}/comm`, 'utf8').trim() === 'nydus-fill';
-    } catch {
-      return false;
-    }
-  });
+  return threadsNamed('nydus-fill');
 }
 
 /** A blobcache service over localfs holding `sb`, as the daemon builds it. */

@@ -27,7 +27,7 @@ namespace nydus {
 inline constexpr uint64_t kBulkSliceNs = 20'000'000;
 
 struct ThreadSched {
-  int policy = 0;         // SCHED_OTHER, SCHED_BATCH, ...
+  int policy = 0;  // SCHED_OTHER, SCHED_BATCH, ...
   int nice = 0;
   uint64_t slice_ns = 0;  // the thread's slice as the kernel reports it; 0 on kernels without
 };
