@@ -16,7 +16,7 @@ import { threadsNamed } from '../helpers/proc-threads.js';
 import { buildBlob } from '../helpers/storage-fixtures.js';
 
 /** thread_sched.h kBulkSliceNs. */
-const kBulkSliceNs = 20_000_000;
+const kBulkSliceNs = 4_000_000;
 
 const tmpRoot = mkdtempSync(join(tmpdir(), 'nydus-fill-sched-'));
 after(() => rmSync(tmpRoot, { recursive: true, force: true }));

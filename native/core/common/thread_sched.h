@@ -22,9 +22,12 @@
 
 namespace nydus {
 
-// The slice bulk threads ask for. Long next to the default (0.7 ms times 1 + log2(CPUs)), so any
-// ordinary thread's is shorter; well inside the kernel's 0.1-100 ms range.
-inline constexpr uint64_t kBulkSliceNs = 20'000'000;
+// The slice bulk threads ask for: longer than any default slice (0.7-0.75 ms times 1 + log2 of
+// up to 8 CPUs: at most 3 ms), so every ordinary thread preempts them on waking; no longer than
+// that, because a woken fill thread's own deadline is its slice away and, on a busy machine, it
+// then waits behind threads with nearer ones (a longer slice would cost fill latency under load).
+// One tick at HZ=250.
+inline constexpr uint64_t kBulkSliceNs = 4'000'000;
 
 struct ThreadSched {
   int policy = 0;  // SCHED_OTHER, SCHED_BATCH, ...
