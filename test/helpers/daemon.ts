@@ -25,7 +25,7 @@ export function binEnv(env: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
 /**
  * Spawns nydusd with `args` and resolves once it logs that it is ready (or rejects with its
  * log when it exits first or does not get ready in time). Like users and Kata, it execs
- * bin/nydusd itself (its /bin/sh launcher, then Node in the same process); `viaNode` runs
+ * bin/nydusd itself (its bash launcher, then Node in the same process); `viaNode` runs
  * `node bin/nydusd` instead, the path without the launcher.
  */
 export function startDaemon(args: string[], opts: { readyTimeoutMs?: number; env?: NodeJS.ProcessEnv; viaNode?: boolean } = {}): Promise<RunningDaemon> {

@@ -1,5 +1,5 @@
 /**
- * bin/nydusd's launcher (a /bin/sh line that execs Node) as users and Kata run it: started as the
+ * bin/nydusd's launcher (bash lines that exec Node) as users and Kata run it: started as the
  * file itself with NODE_EXTRA_CA_CERTS naming the only CA of an HTTPS blob server, the daemon
  * (http-proxy backend over https) still trusts that CA, although Node never parsed the file at
  * start: the launcher deferred it and the HTTP client read it at the first TLS connection. The
@@ -91,9 +91,12 @@ describe('bin/nydusd defers NODE_EXTRA_CA_CERTS and still trusts it', { skip: kS
   }
 
   test('the launcher execs Node without NODE_EXTRA_CA_CERTS, and the daemon trusts its CA at the first TLS connection', async () => {
-    const r = await serve({ NODE_EXTRA_CA_CERTS: certs.caPem });
+    const r = await serve({ NODE_EXTRA_CA_CERTS: certs.caPem, 'NYDUS_HEADER_X-Launcher-Test': 'kept' });
     assert.equal(r.status, 0, `${r.err}\n${r.log}`);
     assert.equal(r.out, text);
+    // A variable whose name is no shell identifier (a header with dashes) reaches Node: dash
+    // would drop it, bash -p keeps it.
+    assert.equal(r.environ.get('NYDUS_HEADER_X-Launcher-Test'), 'kept');
     // What Node was exec'd with: the file handed over, not in the variable Node parses at start.
     assert.equal(r.environ.get('NODE_EXTRA_CA_CERTS'), undefined);
     assert.equal(r.environ.get('NYDUS_DEFERRED_EXTRA_CA_CERTS'), certs.caPem);

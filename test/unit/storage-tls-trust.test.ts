@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import { HttpClient } from '../../src/storage/http/client.js';
-import { deferredExtraCaFile, pemCertificates, readExtraCerts, TlsTrust } from '../../src/storage/http/trust.js';
+import { deferredExtraCaFile, pemCertificates, pemProblem, readExtraCerts, TlsTrust } from '../../src/storage/http/trust.js';
 import { createLogger } from '../../src/util/logger.js';
 import { makeCerts } from '../helpers/remote-servers.js';
 import type { TlsBlobServer } from '../helpers/tls-blob-server.js';
@@ -72,6 +72,16 @@ describe('TLS trust of the HTTP client', { skip: kSkip }, () => {
     const pem = readFileSync(certs.caPem, 'utf8');
     assert.deepEqual(pemCertificates(`junk\n${pem}-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n${pem}`), [pem.trim(), pem.trim()]);
     assert.deepEqual(pemCertificates(''), []);
+  });
+
+  test('a certificate block must decode to one whole DER SEQUENCE', () => {
+    const pem = readFileSync(certs.caPem, 'utf8').trim();
+    assert.equal(pemProblem(pem), '');
+    const lines = pem.split('\n');
+    // A line lost in the middle: base64 still decodes, the DER length no longer matches.
+    assert.match(pemProblem([...lines.slice(0, 3), ...lines.slice(4)].join('\n')), /^DER length \d+, block \d+ bytes$/);
+    assert.equal(pemProblem('-----BEGIN CERTIFICATE-----\n@@@@\n-----END CERTIFICATE-----'), 'bad base64');
+    assert.equal(pemProblem('-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----'), 'not a DER SEQUENCE');
   });
 
   test('readExtraCerts keeps what parses and says what it left out, never throws', async () => {
