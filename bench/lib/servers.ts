@@ -9,7 +9,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { delimiter, dirname, join } from 'node:path';
 
 import { kVirtiofsd } from '../../qemu/virtiofsd.js';
 import { binDir } from '../../test/helpers/paths.js';
@@ -47,11 +47,11 @@ interface Spawned {
   stop: () => Promise<void>;
 }
 
-function spawnServer(cmd: string, args: string[], logFile: string): Spawned {
+function spawnServer(cmd: string, args: string[], logFile: string, env?: NodeJS.ProcessEnv): Spawned {
   const full = existsSync(kSetpriv) ? [kSetpriv, '--pdeathsig', 'KILL', '--', cmd, ...args] : [cmd, ...args];
   // The log goes to a file: a full pipe must never stall a server under measurement.
   const fd = openSync(logFile, 'w');
-  const child = spawn(full[0] as string, full.slice(1), { stdio: ['ignore', fd, fd] });
+  const child = spawn(full[0] as string, full.slice(1), { stdio: ['ignore', fd, fd], ...(env ? { env } : {}) });
   closeSync(fd);
   const exited = new Promise<void>((resolve) => {
     child.on('close', () => resolve());
@@ -134,9 +134,12 @@ export async function startOurs(workDir: string, image: OursImage, opts: { probe
       cache: { type: 'blobcache', config: { work_dir: image.cacheDir } },
     },
   }));
+  // bin/nydusd itself, as users and Kata start it (its launcher execs Node), with this Node
+  // first on PATH so the launcher runs the Node of the bench.
+  const env = { ...process.env, PATH: `${dirname(process.execPath)}${delimiter}${process.env['PATH'] ?? ''}` };
   const t0 = process.hrtime.bigint();
-  const s = spawnServer(process.execPath, [join(binDir, 'nydusd'), 'virtiofs', '--config', cfg, '--bootstrap', image.bootstrap, '--sock', socket],
-    join(dir, 'nydusd.log'));
+  const s = spawnServer(join(binDir, 'nydusd'), ['virtiofs', '--config', cfg, '--bootstrap', image.bootstrap, '--sock', socket],
+    join(dir, 'nydusd.log'), env);
   return started('ours', s, socket, t0, opts.probe ?? false);
 }
 

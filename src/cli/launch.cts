@@ -195,8 +195,29 @@ function loadPlain(root: string, program: Program): CliExports | Promise<CliExpo
   return parts.some((x) => x instanceof Promise) ? Promise.all(parts).then(join) : join(parts);
 }
 
+/** What bin/ launchers set instead of NODE_EXTRA_CA_CERTS (see bin/nydusd). */
+const kDeferredEnv = 'NYDUS_DEFERRED_EXTRA_CA_CERTS';
+/** Where adoptDeferredCaFile() leaves that file for the HTTP client (src/storage/http/trust.ts). */
+const kDeferredCaKey = Symbol.for('nydusd-node.deferred-extra-ca-certs');
+
+/**
+ * Takes back the NODE_EXTRA_CA_CERTS file the launcher kept from Node's start: into process.env
+ * again (children and anything reading the environment see what the user set) and, for the HTTP
+ * client to trust at its first TLS connection, into a global. Set in an environment where Node
+ * parsed NODE_EXTRA_CA_CERTS itself (a launcher variable passed on by hand), it is only dropped.
+ */
+function adoptDeferredCaFile(): void {
+  const file = process.env[kDeferredEnv];
+  if (file === undefined) return;
+  delete process.env[kDeferredEnv];
+  if (file === '' || process.env['NODE_EXTRA_CA_CERTS'] !== undefined) return;
+  process.env['NODE_EXTRA_CA_CERTS'] = file;
+  (globalThis as Record<symbol, unknown>)[kDeferredCaKey] = file;
+}
+
 /** Runs `program` with this process's arguments: the start artefact when current, else the plain path. */
 function launch(program: Program, root = projectRoot()): void {
+  adoptDeferredCaFile();
   const cli = (program === 'nydusd' ? loadArtefact(root, program) : undefined) ?? loadPlain(root, program);
   if (cli === undefined) {
     process.stderr.write(`${program}: not built yet; run: npm run build\n`);

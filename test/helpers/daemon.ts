@@ -1,7 +1,7 @@
 /** Starts `bin/nydusd` as a child process for tests and stops it the way a user would. */
 import type { ChildProcess } from 'node:child_process';
 import { spawn } from 'node:child_process';
-import { join } from 'node:path';
+import { delimiter, dirname, join } from 'node:path';
 
 import { binDir } from './paths.js';
 
@@ -15,13 +15,24 @@ export interface RunningDaemon {
 }
 
 /**
- * Spawns nydusd with `args` and resolves once it logs that it is ready (or rejects with its
- * log when it exits first or does not get ready in time).
+ * The environment of a child that runs bin/ executables the way users do (the file itself, whose
+ * launcher execs `node` from PATH): this Node first on PATH, so the child runs the Node under test.
  */
-export function startDaemon(args: string[], opts: { readyTimeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<RunningDaemon> {
-  const proc = spawn(process.execPath, [join(binDir, 'nydusd'), ...args], {
+export function binEnv(env: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  return { ...process.env, PATH: `${dirname(process.execPath)}${delimiter}${process.env['PATH'] ?? ''}`, ...env };
+}
+
+/**
+ * Spawns nydusd with `args` and resolves once it logs that it is ready (or rejects with its
+ * log when it exits first or does not get ready in time). Like users and Kata, it execs
+ * bin/nydusd itself (its bash launcher, then Node in the same process); `viaNode` runs
+ * `node bin/nydusd` instead, the path without the launcher.
+ */
+export function startDaemon(args: string[], opts: { readyTimeoutMs?: number; env?: NodeJS.ProcessEnv; viaNode?: boolean } = {}): Promise<RunningDaemon> {
+  const bin = join(binDir, 'nydusd');
+  const proc = spawn(opts.viaNode === true ? process.execPath : bin, opts.viaNode === true ? [bin, ...args] : args, {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ...opts.env },
+    env: binEnv(opts.env),
   });
   let log = '';
   proc.stdout?.setEncoding('utf8').on('data', (d: string) => (log += d));

@@ -12,12 +12,14 @@
  */
 import { readFile } from 'node:fs/promises';
 import type { LookupFunction } from 'node:net';
-import { rootCertificates } from 'node:tls';
+import type { SecureContext } from 'node:tls';
 
 import type { Agent, buildConnector, Dispatcher, ProxyAgent } from 'undici';
 
 import { ConfigError } from '../../config/index.js';
+import type { Logger } from '../../util/logger.js';
 import { errnoCode, StorageError } from '../contract/errors.js';
+import { TlsTrust } from './trust.js';
 import { proxyAgentClass, undici } from './undici-parts.js';
 import { displayUrl } from './url.js';
 
@@ -37,6 +39,8 @@ export interface HttpClientOptions {
   connectionsPerOrigin?: number;
   /** Config key prefix for errors about the TLS files. */
   configKey?: string;
+  /** Where warnings about the certificates go (a NODE_EXTRA_CA_CERTS file that cannot be read). */
+  log?: Logger;
 }
 
 export type HttpMethod = 'GET' | 'HEAD' | 'POST';
@@ -89,9 +93,9 @@ export function isTlsToPlainHttp(err: unknown): boolean {
   return false;
 }
 
-async function loadCa(files: readonly string[], key: string): Promise<string[] | undefined> {
-  if (files.length === 0) return undefined;
-  const out = [...rootCertificates];
+/** The contents of the config's CA files (read when the backend is made: a missing one is a config error). */
+async function readCaFiles(files: readonly string[], key: string): Promise<string[]> {
+  const out: string[] = [];
   for (const f of files) {
     try {
       out.push(await readFile(f, 'utf8'));
@@ -105,30 +109,41 @@ async function loadCa(files: readonly string[], key: string): Promise<string[] |
 export class HttpClient {
   private _connections = 0;
   private readonly _agent: Agent;
+  private readonly _trust: TlsTrust;
   /** CONNECT tunnels through a forward proxy, per proxy origin (https targets only). */
-  private readonly _tls: { rejectUnauthorized: boolean; ca?: string[] };
   private readonly _tunnels = new Map<string, ProxyAgent>();
   private _closed = false;
 
   private constructor(
     private readonly _opts: HttpClientOptions,
-    ca: string[] | undefined,
+    caTexts: string[],
   ) {
-    const base = undici.buildConnector({
+    this._trust = new TlsTrust({ caTexts, skipVerify: _opts.skipVerify ?? false, log: _opts.log });
+    const options: buildConnector.BuildOptions = {
       ...(_opts.connectTimeoutMs > 0 ? { timeout: _opts.connectTimeoutMs } : {}),
       rejectUnauthorized: !(_opts.skipVerify ?? false),
-      ...(ca ? { ca } : {}),
       ...(_opts.socketPath === undefined ? {} : { socketPath: _opts.socketPath }),
       ...(_opts.lookup ? { lookup: _opts.lookup } : {}),
-    });
+    };
+    const plain = undici.buildConnector(options);
+    /** The connector with our trust (TlsTrust), made at the first TLS connection that needs it. */
+    let trusted: buildConnector.connector | undefined;
     // Counted on success only: the bench reports how many TCP connections a cold read opened.
-    const connect: buildConnector.connector = (options, cb) => {
-      base(options, (...args) => {
+    const connect: buildConnector.connector = (o, cb) => {
+      const done: buildConnector.Callback = (...args) => {
         if (args[0] === null) this._connections++;
         cb(...args);
-      });
+      };
+      if (o.protocol !== 'https:' || !this._trust.custom) return plain(o, done);
+      if (trusted) return trusted(o, done);
+      this._trust.context().then(
+        (secureContext) => {
+          trusted ??= undici.buildConnector({ ...options, secureContext });
+          trusted(o, done);
+        },
+        (err: Error) => cb(err, null),
+      );
     };
-    this._tls = { rejectUnauthorized: !(_opts.skipVerify ?? false), ...(ca ? { ca } : {}) };
     this._agent = new undici.Agent({
       connect,
       connections: _opts.connectionsPerOrigin ?? 32,
@@ -140,7 +155,7 @@ export class HttpClient {
   }
 
   static async create(opts: HttpClientOptions): Promise<HttpClient> {
-    return new HttpClient(opts, await loadCa(opts.caFiles ?? [], opts.configKey ?? 'backend'));
+    return new HttpClient(opts, await readCaFiles(opts.caFiles ?? [], opts.configKey ?? 'backend'));
   }
 
   /** TCP (or Unix) connections this client opened so far. */
@@ -158,7 +173,7 @@ export class HttpClient {
     let dispatcher: Dispatcher = this._agent;
     if (req.via && req.url.protocol === 'https:') {
       // An https origin through an HTTP proxy: a CONNECT tunnel, TLS end to end.
-      dispatcher = this._tunnel(req.via);
+      dispatcher = this._tunnel(req.via, this._trust.custom ? await this._trust.context() : undefined);
       origin = req.url.origin;
       path = `${req.url.pathname}${req.url.search}`;
     } else if (req.via) {
@@ -186,13 +201,13 @@ export class HttpClient {
     );
   }
 
-  private _tunnel(via: URL): ProxyAgent {
+  private _tunnel(via: URL, secureContext: SecureContext | undefined): ProxyAgent {
     let t = this._tunnels.get(via.origin);
     if (!t) {
       const ProxyAgentClass = proxyAgentClass();
       t = new ProxyAgentClass({
         uri: via.origin,
-        requestTls: this._tls,
+        requestTls: { rejectUnauthorized: !(this._opts.skipVerify ?? false), ...(secureContext ? { secureContext } : {}) },
         headersTimeout: this._opts.timeoutMs,
         bodyTimeout: this._opts.timeoutMs,
         keepAliveTimeout: 30_000,

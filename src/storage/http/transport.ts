@@ -64,6 +64,7 @@ export class Transport {
       caFiles: cfg.ca_cert_files,
       skipVerify: cfg.skip_verify,
       configKey: o.at,
+      log: o.log,
       ...(o.socketPath === undefined ? {} : { socketPath: o.socketPath }),
       ...(o.lookup ? { lookup: o.lookup } : {}),
     });
