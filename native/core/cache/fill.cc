@@ -67,6 +67,20 @@ int SpillRun(const FillJob& job, std::span<const FillChunk* const> run, const ui
   return 0;
 }
 
+// Offers a good stretch to the map's listeners before it is stored (ChunkMap::NotifyDecoded);
+// `indices` and `offsets` are scratch.
+void OfferDecoded(const FillJob& job, std::span<const FillChunk* const> run, const uint8_t* bytes,
+                  std::vector<uint32_t>* indices, std::vector<uint64_t>* offsets) {
+  indices->clear();
+  offsets->clear();
+  for (const FillChunk* c : run) {
+    indices->push_back(c->index);
+    offsets->push_back(c->file_offset);
+  }
+  job.map->NotifyDecoded(
+      DecodedRun{*indices, *offsets, run.back()->file_offset + run.back()->size, bytes});
+}
+
 }  // namespace
 
 int DataFileStore::Store(const FillJob& job, std::span<const FillChunk* const> run,
@@ -112,6 +126,7 @@ FillResult RunFill(const FillJob& job) {
   std::vector<const FillChunk*> good;
   std::vector<size_t> good_pos;
   std::vector<uint32_t> woken;
+  std::vector<uint64_t> offsets;
   size_t i = 0;
   while (i < n) {
     // A run: chunks whose uncompressed ranges follow each other.
@@ -144,6 +159,9 @@ FillResult RunFill(const FillJob& job) {
         good_pos.push_back(order[k]);
       }
       const uint8_t* bytes = buf + (good.front()->file_offset - base);
+      // READs parked on these chunks are answered from the decoded bytes first: the cache
+      // write (or the spill, when the cache takes no writes) is then off their path.
+      OfferDecoded(job, good, bytes, &woken, &offsets);
       int rc = job.store ? job.store->Store(job, good, bytes) : -ENOSPC;
       int outcome = kFillCached;
       if (rc != 0) {

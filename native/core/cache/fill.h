@@ -3,7 +3,10 @@
 // adjacent in the uncompressed blob, decodes them, verifies their digests, hands them to the
 // ChunkStore (the cache layout: pwrite + ready bits for `.blob.data`), falls back to the blob's
 // in-memory spill when the store fails (ENOSPC, EDQUOT, EIO), and wakes the READs parked on
-// them (ChunkMap::NotifyReady). It runs on the fill pool (fill_pool.h), never on the JS thread.
+// them (ChunkMap::NotifyReady). Before a run is stored, the READs parked on it are offered its
+// decoded bytes (ChunkMap::NotifyDecoded): they are answered from memory, so the cache write is
+// not on their path, while their bits are still unset (a READ arriving meanwhile parks). It runs
+// on the fill pool (fill_pool.h), never on the JS thread.
 //
 // Invariant (crash consistency): a ready bit is set only after the chunk's bytes were written,
 // and never for bytes that failed to decode or validate; a kill at any point leaves no ready

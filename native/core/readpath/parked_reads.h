@@ -52,6 +52,8 @@ class ParkedReads {
   // Removes and returns the tokens waiting for any of `indices` of blob `slot` (a token waiting
   // for several of them appears once per chunk).
   std::vector<uint64_t> TakeWaiters(uint32_t slot, std::span<const uint32_t> indices);
+  // The tokens waiting for any of `indices` of blob `slot`, each once, left waiting.
+  std::vector<uint64_t> Waiters(uint32_t slot, std::span<const uint32_t> indices);
   // Forgets every waiter (session reset: the parked READs are failed by the owner).
   void ClearWaiters();
 
