@@ -21,18 +21,25 @@ constexpr uint64_t kMaxRun = uint64_t{64} << 20;
 // was new per run). Larger runs (amplified or readahead fetches) get a buffer of their own, so a
 // fill thread holds at most this much between fills.
 constexpr uint64_t kKeptDecodeBuffer = uint64_t{4} << 20;
+// ReadSource reads at most this much (the largest backend read, kMaxBackendRead in TypeScript).
+constexpr uint64_t kMaxSource = uint64_t{256} << 20;
 
-// A decode buffer of `n` bytes, valid until the next call on this thread; `own` holds it when it
-// is not the thread's kept one.
-uint8_t* DecodeBuffer(uint64_t n, std::unique_ptr<uint8_t[]>* own) {
+// A buffer of `n` bytes from `kept` (allocated once per thread, kKeptDecodeBuffer bytes), valid
+// until the next call with the same `kept`; `own` holds it when it is larger.
+uint8_t* KeptBuffer(std::unique_ptr<uint8_t[]>& kept, uint64_t n, std::unique_ptr<uint8_t[]>* own) {
   if (n > kKeptDecodeBuffer) {
     own->reset(new uint8_t[n]);
     return own->get();
   }
   // Only the pages a run touched become resident.
-  thread_local std::unique_ptr<uint8_t[]> kept;
   if (!kept) kept.reset(new uint8_t[kKeptDecodeBuffer]);
   return kept.get();
+}
+
+// A decode buffer of `n` bytes, valid until the next call on this thread.
+uint8_t* DecodeBuffer(uint64_t n, std::unique_ptr<uint8_t[]>* own) {
+  thread_local std::unique_ptr<uint8_t[]> kept;
+  return KeptBuffer(kept, n, own);
 }
 
 // Decodes (and verifies) one chunk into `dst`; kFillCached or its failure status.
@@ -91,6 +98,19 @@ int DataFileStore::Store(const FillJob& job, std::span<const FillChunk* const> r
   if (rc != 0) return rc;
   // ORDERING: the bits after the pwrite returned (crash consistency, see fill.h).
   for (const FillChunk* c : run) job.map->SetReady(c->index);
+  return 0;
+}
+
+int ReadSource(FillJob* job, int fd, uint64_t pos, std::unique_ptr<uint8_t[]>* own) {
+  if (fd < 0 || job->src_len == 0 || job->src_len > kMaxSource || pos >= kMaxSafe ||
+      job->src_len > kMaxSafe - pos) {
+    return -EINVAL;
+  }
+  thread_local std::unique_ptr<uint8_t[]> kept;
+  uint8_t* buf = KeptBuffer(kept, job->src_len, own);
+  const int rc = PreadExact(fd, buf, job->src_len, pos);
+  if (rc != 0) return rc;
+  job->src = buf;
   return 0;
 }
 
