@@ -252,6 +252,9 @@ class FuseSession final : public transport::FuseRequestSink, private readpath::R
   // Queues a claimed parked READ for the retry thread; fails it with EIO after Shutdown.
   void ScheduleRetry(Pending* p, uint64_t token, bool final);
   void RunRetry(const readpath::Retry& retry) override;
+  // Parked READ `token` is live and each chunk it waits for is present (or in `run`, chunks of
+  // blob `slot`, when given).
+  bool Servable(uint64_t token, uint32_t slot, const cache::DecodedRun* run);
   // Serves claimed parked READ p (chunks from `decoded` too, when given) and completes it; a
   // non-final READ that finds a chunk missing parks again instead.
   void ServeParked(Pending* p, uint64_t token, bool final, const readpath::DecodedSource* decoded);

@@ -111,22 +111,27 @@ void FuseSession::ScheduleRetry(Pending* p, uint64_t token, bool final) {
   pending_.Release(p);
 }
 
+bool FuseSession::Servable(uint64_t token, uint32_t slot, const cache::DecodedRun* run) {
+  bool ready = false;
+  const bool live = pending_.Peek(token, [&](Pending& p) {
+    if (p.kind != PendingKind::kParkedRead) return;
+    ready = true;
+    for (const auto& c : p.missing) {
+      if (run != nullptr && c.slot == slot && run->Contains(c.index)) continue;
+      auto blob = blobs_.Get(c.slot);
+      if (blob == nullptr || !blob->ChunkReady(c.index)) {
+        ready = false;
+        break;
+      }
+    }
+  });
+  return live && ready;
+}
+
 size_t FuseSession::ChunksReady(uint32_t slot, std::span<const uint32_t> indices) {
   size_t woken = 0;
   for (uint64_t token : parked_.TakeWaiters(slot, indices)) {
-    bool ready = false;
-    bool live = pending_.Peek(token, [&](Pending& p) {
-      if (p.kind != PendingKind::kParkedRead) return;
-      ready = true;
-      for (const auto& c : p.missing) {
-        auto blob = blobs_.Get(c.slot);
-        if (blob == nullptr || !blob->ChunkReady(c.index)) {
-          ready = false;
-          break;
-        }
-      }
-    });
-    if (!live || !ready) continue;
+    if (!Servable(token, slot, nullptr)) continue;
     Pending* p = pending_.Claim(token);
     if (p == nullptr) continue;  // answered meanwhile (ResolveMiss on another thread)
     ScheduleRetry(p, token, false);
@@ -139,20 +144,7 @@ size_t FuseSession::ChunksDecoded(uint32_t slot, const cache::DecodedRun& run) {
   size_t served = 0;
   const readpath::DecodedSource src{slot, run};
   for (uint64_t token : parked_.Waiters(slot, run.indices)) {
-    bool ready = false;
-    bool live = pending_.Peek(token, [&](Pending& p) {
-      if (p.kind != PendingKind::kParkedRead) return;
-      ready = true;
-      for (const auto& c : p.missing) {
-        if (c.slot == slot && run.Contains(c.index)) continue;
-        auto blob = blobs_.Get(c.slot);
-        if (blob == nullptr || !blob->ChunkReady(c.index)) {
-          ready = false;
-          break;
-        }
-      }
-    });
-    if (!live || !ready) continue;
+    if (!Servable(token, slot, &run)) continue;
     Pending* p = pending_.Claim(token);
     if (p == nullptr) continue;  // answered meanwhile
     counters_.fill_served.fetch_add(1, std::memory_order_relaxed);

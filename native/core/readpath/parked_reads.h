@@ -89,6 +89,8 @@ class ParkedReads {
     return (static_cast<uint64_t>(slot) << 32) | index;
   }
   void Loop();
+  // TakeWaiters (take: removed, a token once per chunk) and Waiters (left, each token once).
+  std::vector<uint64_t> Collect(uint32_t slot, std::span<const uint32_t> indices, bool take);
 
   RetryHandler* const handler_;
   std::mutex mu_;
