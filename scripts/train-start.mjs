@@ -3,7 +3,8 @@
 // V8 flags (V8 refuses a cache made under other flags). It compiles the bundle and runs its
 // warm-up, then one real start the way a frontend meets it: `nydus-image create` builds a small
 // image, nydusd serves it over vhost-user in this process, the frontend driver runs one `info`
-// session (vhost-user setup, FUSE INIT, GETATTR, STATFS, DESTROY), SIGTERM stops it. Every
+// session (vhost-user setup, FUSE INIT, GETATTR, STATFS, DESTROY) and one cold read of a file
+// from the empty cache (READ misses and their fills), SIGTERM stops it. Every
 // function that start compiled is then in the cache, so a real start compiles almost nothing.
 // A step that cannot run here (the driver is not built, the image tool fails) is skipped and said:
 // the cache then covers less, and starts are only that much slower.
@@ -51,6 +52,8 @@ async function train(cli) {
     mkdirSync(join(src, 'dir'), { recursive: true });
     writeFileSync(join(src, 'hello.txt'), 'nydusd\n');
     writeFileSync(join(src, 'dir', 'data.bin'), Buffer.alloc(64 * 1024, 7));
+    // Two 1 MiB chunks for the cold-read step: a miss each, filled from the empty cache.
+    writeFileSync(join(src, 'dir', 'cold.bin'), Buffer.from(Array.from({ length: 2 << 20 }, (_, i) => (i * 2654435761) >>> 27)));
     const boot = join(work, 'image.boot');
     const blobs = join(work, 'blobs');
     const made = spawnSync(process.execPath, [tool, 'create', '--fs-version', '6', '--compressor', 'zstd', '-B', boot, '-D', blobs, src], { encoding: 'utf8' });
@@ -67,6 +70,12 @@ async function train(cli) {
     // A daemon that fails to start ends `served` first; its error is the one to tell.
     await Promise.race([client, served.then((code) => Promise.reject(new Error(`nydusd exited with ${code} before serving`)))]);
     covers.push('virtiofs start', ...(driver === undefined ? [] : ['first session']));
+    if (driver !== undefined) {
+      // The miss path (parked READ, fetch plan, native fill, answer) as a cold read meets it.
+      const read = await new Promise((resolve) => execFile(driver, ['--socket', sock, 'bench', 'read', '--path', '/dir/cold.bin', '--size', '1M', '--qd', '1', '--passes', '1'], { timeout: 10_000 }, (err, _o, stderr) => resolve({ err, stderr })));
+      if (read.err) note(`the cold read failed (${`${read.stderr}`.trim() || read.err.message}): the cache covers no miss`);
+      else covers.push('cold read');
+    }
     process.kill(process.pid, 'SIGTERM');
     const code = await served;
     if (code !== 0) throw new Error(`nydusd stopped with status ${code}`);

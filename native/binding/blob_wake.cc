@@ -17,6 +17,15 @@ class SessionWaker final : public cache::ReadyListener {
     s->ChunksReady(slot_, indices);
   }
 
+  // The READs are answered under the same lock as ChunksReady: FailParked and Shutdown never
+  // find one half served.
+  void OnDecoded(const cache::DecodedRun& run) override {
+    auto s = session_.lock();
+    if (s == nullptr) return;
+    std::lock_guard lock(*mu_);
+    s->ChunksDecoded(slot_, run);
+  }
+
  private:
   const std::weak_ptr<fuse::FuseSession> session_;
   const uint32_t slot_;

@@ -1,15 +1,22 @@
-// fill(algo, digester, validate, src, plan, digests, fd, chunkMap, allowSpill)
-//   -> Promise<Int32Array>
+// fill(algo, digester, validate, src, plan, digests, fd, chunkMap, allowSpill[, srcFd, srcPos,
+//      srcLen]) -> Promise<Int32Array>
 // The cache fill of one fetched range (cache/fill.h RunFill) on the process's fill pool
 // (cache/fill_pool.h): decode, digest check, cache-file write or spill, ready bits and the
 // wake-up of parked READs all happen off the JavaScript thread. The map's cache layout decides
 // the store: plain `.blob.data`, or a compressed/encrypted file (cache/layout_store.h). The plan
 // is one abi::FillRecord per chunk; `digests` holds 32 bytes per chunk (read where hasDigest is
-// 1); fd -1 skips the cache file (straight to the spill). Resolves with [status per chunk...,
-// storeError, threadId] (cache/fill.h kFill* / -errno); rejects only for an invalid plan.
+// 1); fd -1 skips the cache file (straight to the spill). `src` null: the fill thread reads the
+// fetched bytes itself, srcLen bytes at srcPos of srcFd (a local backend's blob file, open until
+// the promise settles; cache/fill.h ReadSource). Resolves with [status per chunk..., storeError,
+// threadId, sourceError, sourceMicros] (cache/fill.h kFill* / -errno; sourceError: the read of
+// srcFd failed and nothing was filled; sourceMicros: how long that read took); rejects only for
+// an invalid plan.
 //
 // Completion crosses back through one long-lived thread-safe function per environment (never a
 // worker object per fill); it keeps the event loop alive only while fills are in flight.
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -30,6 +37,9 @@ using Plan = abi::FillRecord;
 
 struct FillCall {
   Napi::Reference<Napi::Buffer<uint8_t>> src_ref;  // keeps the fetched bytes alive and unmoved
+  int src_fd = -1;                                 // >= 0: read them from here first
+  uint64_t src_pos = 0;
+  int32_t source_us = 0;  // how long that read took
   Napi::Promise::Deferred deferred;
   cache::FillJob job;
   cache::FillResult result;
@@ -50,16 +60,20 @@ struct FillState {
 void Complete(Napi::Env env, Napi::Function, FillState* state, FillCall* call) {
   std::unique_ptr<FillCall> owned(call);
   if (env == nullptr) {
-    (void)owned->src_ref.SuppressDestruct();  // no environment to delete the reference in
+    if (!owned->src_ref.IsEmpty()) {
+      (void)owned->src_ref.SuppressDestruct();  // no environment to delete the reference in
+    }
     (void)owned.release();
     return;
   }
   if (--state->inflight == 0) state->tsfn.Unref(env);
   const auto& st = call->result.status;
-  auto out = Napi::Int32Array::New(env, st.size() + 2);
+  auto out = Napi::Int32Array::New(env, st.size() + 4);
   for (size_t i = 0; i < st.size(); ++i) out[i] = st[i];
   out[st.size()] = call->result.store_error;
   out[st.size() + 1] = call->result.thread_id;
+  out[st.size() + 2] = call->result.source_error;
+  out[st.size() + 3] = call->source_us;
   call->deferred.Resolve(out);
 }
 
@@ -112,7 +126,30 @@ Napi::Value Fill(const Napi::CallbackInfo& info) {
   const uint32_t digester = ArgU32(info, 1, "digester");
   if (digester > 1) throw Napi::RangeError::New(env, "digester must be 0 (blake3) or 1 (sha256)");
   const bool validate = info[2].ToBoolean().Value();
-  auto src = ArgBuffer(info, 3, "src");
+  // The fetched bytes, or where the fill thread reads them (a local backend's file).
+  const bool from_file = info[3].IsNull();
+  Napi::Buffer<uint8_t> src;
+  int32_t src_fd = -1;
+  uint64_t src_pos = 0;
+  size_t src_len = 0;
+  if (from_file) {
+    src_fd = ArgI32(info, 9, "srcFd");
+    if (src_fd < 0) throw Napi::RangeError::New(env, "srcFd must be an open descriptor");
+    const double kSafe = 9007199254740991.0;
+    if (!info[10].IsNumber() || !Whole(info[10].As<Napi::Number>().DoubleValue(), kSafe)) {
+      throw Napi::TypeError::New(env, "srcPos must be a safe non-negative integer");
+    }
+    if (!info[11].IsNumber() ||
+        !Whole(info[11].As<Napi::Number>().DoubleValue(), 256.0 * 1024 * 1024) ||
+        info[11].As<Napi::Number>().DoubleValue() == 0) {
+      throw Napi::TypeError::New(env, "srcLen must be an integer in [1, 256 MiB]");
+    }
+    src_pos = static_cast<uint64_t>(info[10].As<Napi::Number>().DoubleValue());
+    src_len = static_cast<size_t>(info[11].As<Napi::Number>().DoubleValue());
+  } else {
+    src = ArgBuffer(info, 3, "src");
+    src_len = src.Length();
+  }
   if (!info[4].IsTypedArray() ||
       info[4].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) {
     throw Napi::TypeError::New(env, "plan must be a Float64Array");
@@ -124,7 +161,7 @@ Napi::Value Fill(const Napi::CallbackInfo& info) {
   const bool allow_spill = info[8].ToBoolean().Value();
 
   auto chunks = ReadPlan(env, info[4].As<Napi::Float64Array>(), digests.Data(), digests.Length());
-  const std::string bad = cache::ValidatePlan(chunks, src.Length());
+  const std::string bad = cache::ValidatePlan(chunks, src_len);
   if (!bad.empty()) throw MakeError(env, "ERR_BAD_CHUNK", "fill plan: " + bad);
   for (const auto& c : chunks) {
     if (c.index >= map->chunk_count()) {
@@ -132,13 +169,20 @@ Napi::Value Fill(const Napi::CallbackInfo& info) {
                       "fill plan: chunk index " + std::to_string(c.index) + " out of range");
     }
   }
-  auto* call = new FillCall{Napi::Persistent(src), Napi::Promise::Deferred::New(env), {}, {}};
+  auto* call =
+      new FillCall{from_file ? Napi::Reference<Napi::Buffer<uint8_t>>() : Napi::Persistent(src),
+                   src_fd,
+                   src_pos,
+                   0,
+                   Napi::Promise::Deferred::New(env),
+                   {},
+                   {}};
   cache::FillJob& job = call->job;
   job.algo = static_cast<codec::Algo>(a);
   job.digester = static_cast<codec::DigestAlgo>(digester);
   job.validate = validate;
-  job.src = src.Data();
-  job.src_len = src.Length();
+  job.src = from_file ? nullptr : src.Data();
+  job.src_len = src_len;
   job.chunks = std::move(chunks);
   job.map = std::move(map);
   // The cache file's layout (compressed or encrypted) when one is attached to the map.
@@ -154,7 +198,20 @@ Napi::Value Fill(const Napi::CallbackInfo& info) {
   Napi::Promise promise = call->deferred.Promise();
   if (state->inflight++ == 0) state->tsfn.Ref(env);
   cache::FillPool::Shared().Submit([state, call] {
-    call->result = cache::RunFill(call->job);
+    std::unique_ptr<uint8_t[]> own;
+    const auto t0 = std::chrono::steady_clock::now();
+    const int rc =
+        call->src_fd < 0 ? 0 : cache::ReadSource(&call->job, call->src_fd, call->src_pos, &own);
+    call->source_us = static_cast<int32_t>(std::min<int64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0)
+            .count(),
+        INT32_MAX));
+    if (rc == 0) {
+      call->result = cache::RunFill(call->job);
+    } else {
+      call->result.status.assign(call->job.chunks.size(), rc);
+      call->result.source_error = rc;
+    }
     std::lock_guard lock(state->mu);
     // After teardown the environment is gone: the call is dropped (its promise with it).
     if (!state->alive || state->tsfn.NonBlockingCall(call) != napi_ok) return;

@@ -44,12 +44,19 @@ export interface FillChunk {
   compressedOffset: number;
 }
 
+/** Where the fill thread reads the fetched bytes itself (a local backend's open blob file). */
+export interface FillFileSource {
+  fd: number;
+  position: number;
+  length: number;
+}
+
 export interface FillRequest {
   algo: number;
   digester: DigestAlgo;
   validate: boolean;
-  /** The fetched bytes. */
-  src: Buffer;
+  /** The fetched bytes, or the file range the fill reads them from. */
+  src: Buffer | FillFileSource;
   chunks: readonly FillChunk[];
   /** The cache data file; -1: the cache is not tried now (straight to the spill). */
   fd: number;
@@ -72,6 +79,10 @@ export interface FillOutcome {
   storeError: number;
   /** Thread id of the fill (never the JavaScript thread's). */
   threadId: number;
+  /** -errno of reading a FillFileSource (nothing was filled then), 0 when it was read. */
+  sourceError: number;
+  /** How long reading the FillFileSource took, in microseconds (0 for a Buffer). */
+  sourceMicros: number;
 }
 
 /**
@@ -99,8 +110,12 @@ export async function fill(r: FillRequest): Promise<FillOutcome> {
       c.digest.copy(digests, i * 32);
     }
   });
-  const out = await loadAddon().fill(r.algo, r.digester, r.validate, r.src, plan, digests, r.fd, r.map, r.allowSpill);
-  return { status: out.subarray(0, n), storeError: out[n] ?? 0, threadId: out[n + 1] ?? 0 };
+  const a = loadAddon();
+  const s = r.src;
+  const out = Buffer.isBuffer(s)
+    ? await a.fill(r.algo, r.digester, r.validate, s, plan, digests, r.fd, r.map, r.allowSpill)
+    : await a.fill(r.algo, r.digester, r.validate, null, plan, digests, r.fd, r.map, r.allowSpill, s.fd, s.position, s.length);
+  return { status: out.subarray(0, n), storeError: out[n] ?? 0, threadId: out[n + 1] ?? 0, sourceError: out[n + 2] ?? 0, sourceMicros: out[n + 3] ?? 0 };
 }
 
 /** BLAKE3 or SHA-256 of `data` (32 bytes), computed natively on the calling thread. */

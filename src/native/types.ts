@@ -156,7 +156,20 @@ export interface NativeAddon {
   compress(algo: number, src: Buffer, level?: number): Buffer;
   decompress(algo: number, src: Buffer, uncompressedSize: number): Buffer;
   decompressInto(algo: number, src: Buffer, dst: Buffer): void;
-  fill(algo: number, digester: DigestAlgo, validate: boolean, src: Buffer, plan: Float64Array, digests: Buffer, fd: number, map: NativeChunkMap, allowSpill: boolean): Promise<Int32Array>;
+  fill(
+    algo: number,
+    digester: DigestAlgo,
+    validate: boolean,
+    src: Buffer | null,
+    plan: Float64Array,
+    digests: Buffer,
+    fd: number,
+    map: NativeChunkMap,
+    allowSpill: boolean,
+    srcFd?: number,
+    srcPos?: number,
+    srcLen?: number,
+  ): Promise<Int32Array>;
   /** BLAKE3 (reference C implementation, SIMD) or SHA-256 (OpenSSL) of `data`: 32 bytes. */
   digest(digester: DigestAlgo, data: Buffer): Buffer;
   DigestHasher: new (digester: DigestAlgo) => NativeDigestHasher;

@@ -13,9 +13,9 @@ import type { Logger } from '../util/logger.js';
 import { nullLogger } from '../util/logger.js';
 import { checkBlobId } from './blob-id.js';
 import { StorageError } from './contract/errors.js';
-import type { RawBackend, ReadOptions } from './contract/raw-backend.js';
+import type { FileRange, RawBackend, ReadOptions } from './contract/raw-backend.js';
 
-export type { RawBackend, ReadOptions, ReadPriority } from './contract/raw-backend.js';
+export type { FileRange, RawBackend, ReadOptions, ReadPriority } from './contract/raw-backend.js';
 
 export interface BackendPolicy {
   /** Extra attempts after a retryable failure (config `retry_limit`). */
@@ -116,6 +116,33 @@ export class BlobBackend {
       this._stats.cumulativeLatencyMs += ms;
       this.onRead?.(failed ? 0 : length, ms, failed);
     }
+  }
+
+  /** The backend keeps blobs in files a reader can read itself (RawBackend.fileRange). */
+  get hasFiles(): boolean {
+    return this._raw.fileRange !== undefined;
+  }
+
+  /**
+   * Where `[offset, offset+length)` of a blob is (RawBackend.fileRange; one attempt: local files
+   * have nothing transient to retry). The caller reads it and books the read with `booked`.
+   */
+  async fileRange(blobId: string, offset: number, length: number): Promise<FileRange> {
+    checkRange(blobId, offset, length);
+    if (!this._raw.fileRange) throw new StorageError('ERR_BACKEND', `blob ${blobId}: the ${this._raw.type} backend keeps no files`);
+    return this._raw.fileRange(blobId, offset, length);
+  }
+
+  /** Books a read someone made from a fileRange, as `read` books its own. */
+  booked(length: number, latencyMs: number, failed: boolean): void {
+    if (failed) {
+      this._stats.readErrors++;
+    } else {
+      this._stats.readCount++;
+      this._stats.readBytes += length;
+    }
+    this._stats.cumulativeLatencyMs += latencyMs;
+    this.onRead?.(failed ? 0 : length, latencyMs, failed);
   }
 
   stats(): BackendStats {

@@ -10,10 +10,11 @@ import { constants as osc } from 'node:os';
 import { promisify } from 'node:util';
 
 import { fill, kFillBadPlace, kFillCached, kFillDigestMismatch, kFillSpilled } from '../native/index.js';
-import type { FillChunk, NativeChunkMap } from '../native/index.js';
+import type { FillChunk, FillRequest, NativeChunkMap } from '../native/index.js';
 import { compressorToEnum, digesterToEnum } from '../rafs/index.js';
 import { isZero } from '../rafs/layout/bytes.js';
 import type { Logger } from '../util/logger.js';
+import type { FileRange } from './backend.js';
 import type { CacheWriteHealth, SpillBudget } from './cache-health.js';
 import type { LayoutKind } from './cache-layout.js';
 import type { CacheCounters } from './counters.js';
@@ -61,12 +62,43 @@ export async function fillRange(h: FillHost, r: FetchRange, buf: Buffer): Promis
       ({ src, chunks } = await gunzipRange(h, r, buf));
       algo = compressorToEnum('none');
     } else {
-      chunks = r.chunks.map((c) => planOf(c, c.compressedOffset - r.offset, c.compressedSize, c.compressed));
+      chunks = plainPlan(r);
     }
   } catch (err) {
     for (const c of r.chunks) h.settle(c, err instanceof Error ? err : new Error(String(err)));
     return;
   }
+  await fillFrom(h, r, src, algo, chunks);
+}
+
+/** What reading the file range of fillFromFile came to. */
+export interface FileRead {
+  /** -errno of the read (nothing was filled nor settled then), 0 when it was read. */
+  errno: number;
+  /** How long the read took (0 when the fill never ran). */
+  micros: number;
+}
+
+/**
+ * Fills the chunks of `r` from `file` (a local backend's blob file, RawBackend.fileRange), which
+ * the native fill reads itself on its thread. Every chunk is settled, except when the read fails:
+ * the caller then settles them with the backend's error. Not for gzip (decoded in JavaScript).
+ */
+export async function fillFromFile(h: FillHost, r: FetchRange, file: FileRange): Promise<FileRead> {
+  const closed = h.closedError();
+  if (closed) {
+    for (const c of r.chunks) h.settle(c, closed);
+    return { errno: 0, micros: 0 };
+  }
+  const src = { fd: file.fd, position: file.position, length: r.length };
+  return fillFrom(h, r, src, compressorToEnum(h.info.compressor), plainPlan(r));
+}
+
+function plainPlan(r: FetchRange): FillChunk[] {
+  return r.chunks.map((c) => planOf(c, c.compressedOffset - r.offset, c.compressedSize, c.compressed));
+}
+
+async function fillFrom(h: FillHost, r: FetchRange, src: FillRequest['src'], algo: number, chunks: FillChunk[]): Promise<FileRead> {
   const tryCache = h.health.shouldTry();
   let outcome;
   try {
@@ -74,8 +106,9 @@ export async function fillRange(h: FillHost, r: FetchRange, buf: Buffer): Promis
   } catch (err) {
     const e = new StorageError('ERR_CACHE_FILE', `blob ${h.info.blobId}: filling ${r.chunks.length} chunk(s) failed: ${(err as Error).message}`, { cause: err });
     for (const c of r.chunks) h.settle(c, e);
-    return;
+    return { errno: 0, micros: 0 };
   }
+  if (outcome.sourceError !== 0) return { errno: -outcome.sourceError, micros: outcome.sourceMicros };
   if (outcome.storeError !== 0) {
     h.health.failed(errnoName(-outcome.storeError), `writing ${h.dataPath}`);
     h.counters.cacheWriteErrors++;
@@ -96,6 +129,7 @@ export async function fillRange(h: FillHost, r: FetchRange, buf: Buffer): Promis
   });
   // After the good chunks: by the time a bad chunk fails a read, its neighbours have landed.
   for (const [c, e] of failed) h.settle(c, e);
+  return { errno: 0, micros: outcome.sourceMicros };
 }
 
 function planOf(c: ChunkInfo, srcOffset: number, storedSize: number, compressed: boolean): FillChunk {

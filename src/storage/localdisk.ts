@@ -14,7 +14,7 @@ import type { LocalDiskConfig } from '../config/index.js';
 import { ConfigError } from '../config/index.js';
 import { NotSupportedError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
-import type { RawBackend, ReadOptions } from './backend.js';
+import type { FileRange, RawBackend, ReadOptions } from './backend.js';
 import { errnoCode, StorageError } from './contract/errors.js';
 import type { GptPartition } from './gpt.js';
 import { readGpt } from './gpt.js';
@@ -105,11 +105,25 @@ export class LocalDiskBackend implements RawBackend {
     }
   }
 
-  async tryRead(blobId: string, offset: number, length: number, signal?: AbortSignal, opts: ReadOptions = {}): Promise<Buffer> {
+  private _range(blobId: string, offset: number, length: number): GptPartition {
     const p = this._blob(blobId);
     if (offset + length > p.length) {
       throw new StorageError('ERR_BLOB_SHORT', `blob ${blobId}: range offset ${offset} length ${length} is beyond partition ${p.index} of ${this._path} (${p.length} bytes)`);
     }
+    return p;
+  }
+
+  fileRange(blobId: string, offset: number, length: number): Promise<FileRange> {
+    try {
+      const p = this._range(blobId, offset, length);
+      return Promise.resolve({ fd: this._fh.fd, position: p.offset + offset, path: this._path });
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+
+  async tryRead(blobId: string, offset: number, length: number, signal?: AbortSignal, opts: ReadOptions = {}): Promise<Buffer> {
+    const p = this._range(blobId, offset, length);
     signal?.throwIfAborted();
     return readFully(this._fh, p.offset + offset, length, `blob ${blobId} (partition ${p.index} of ${this._path})`, opts.into);
   }

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 
 import type { LocalFsConfig } from '../config/index.js';
 import { ConfigError } from '../config/index.js';
-import type { RawBackend, ReadOptions } from './backend.js';
+import type { FileRange, RawBackend, ReadOptions } from './backend.js';
 import { checkBlobId } from './blob-id.js';
 import { errnoCode, StorageError } from './contract/errors.js';
 
@@ -92,7 +92,7 @@ export class LocalFsBackend implements RawBackend {
     return (await this._get(blobId)).size;
   }
 
-  async tryRead(blobId: string, offset: number, length: number, signal?: AbortSignal, opts: ReadOptions = {}): Promise<Buffer> {
+  private async _range(blobId: string, offset: number, length: number): Promise<OpenBlob> {
     const b = await this._get(blobId);
     if (offset + length > b.size) {
       throw new StorageError(
@@ -100,6 +100,16 @@ export class LocalFsBackend implements RawBackend {
         `blob ${blobId}: range offset ${offset} length ${length} is beyond the end of ${b.path} (size ${b.size})`,
       );
     }
+    return b;
+  }
+
+  async fileRange(blobId: string, offset: number, length: number): Promise<FileRange> {
+    const b = await this._range(blobId, offset, length);
+    return { fd: b.fh.fd, position: offset, path: b.path };
+  }
+
+  async tryRead(blobId: string, offset: number, length: number, signal?: AbortSignal, opts: ReadOptions = {}): Promise<Buffer> {
+    const b = await this._range(blobId, offset, length);
     const buf = opts.into?.length === length ? opts.into : Buffer.allocUnsafe(length);
     let done = 0;
     while (done < length) {

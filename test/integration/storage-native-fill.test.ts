@@ -2,11 +2,12 @@
  * The one cache fill runs on the native fill threads: a validated fill (decode + digest + write)
  * never runs on the event loop, a fill that is refused by the cache directory lands in the
  * spill for prefetch as for on-demand reads, and a corrupt chunk fails alone. A cold read
- * through the service pays its decoding and hashing on those threads, and the memory local
- * backends read into is reused only once the fill that reads it has settled.
+ * through the service pays its decoding and hashing on those threads; a local backend's on-demand
+ * ranges are read by those threads from the blob file, and the memory prefetch reads into is
+ * reused only once the fill that reads it has settled.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -190,13 +191,42 @@ test('a validated cold read through the service decodes and hashes on the fill t
 });
 
 for (const validate of [false, true]) {
-  test(`reused read buffers: concurrent cold reads over localfs fill every chunk with its own bytes (validate ${validate})`, async () => {
-    // 160 KiB chunks, 8 per fetch: ranges of ~0.7-1.3 MiB, so fetches of different sizes share classes.
+  test(`concurrent cold reads over localfs: the fill threads read the blob file themselves, every chunk gets its own bytes (validate ${validate})`, async () => {
+    // 160 KiB chunks, 8 per fetch: ranges of ~0.7-1.3 MiB, read into memory each fill thread keeps.
+    const sb = buildBlob({ sizes: Array.from({ length: 96 }, () => 160 << 10), compressor: 'lz4_block' });
+    const service = await localService(sb, `service-file-${validate}`, validate);
+    try {
+      const image = await service.openImage([sb.info]);
+      await readAll((cs) => image.ensureReady(cs), sb, 8, 4);
+      assert.equal(service.readBuffers.stats().allocated, 0, 'no backend read into JavaScript memory');
+      const st = service.stats();
+      assert.equal(st.cache.chunksFilled, 96);
+      // Every fetch was booked as a backend read, once, with its bytes.
+      const b = service.backend.stats();
+      assert.equal(b.readCount, st.cache.backendReads);
+      assert.equal(b.readErrors, 0);
+      assert.equal(b.readBytes, sb.chunks.reduce((n, c) => n + c.compressedSize, 0));
+      // Without validation nothing else would notice a fill decoding another fill's bytes.
+      const got = await image.read(sb.chunks, 0, sb.file.length);
+      assert.ok(got.equals(sb.file));
+    } finally {
+      await service.close();
+    }
+  });
+
+  test(`reused read buffers: concurrent prefetch over localfs fills every chunk with its own bytes (validate ${validate})`, async () => {
     const sb = buildBlob({ sizes: Array.from({ length: 96 }, () => 160 << 10), compressor: 'lz4_block' });
     const service = await localService(sb, `service-reuse-${validate}`, validate);
     try {
       const image = await service.openImage([sb.info]);
-      await readAll((cs) => image.ensureReady(cs), sb, 8, 4);
+      const blob = image.cachedBlobs()[0] as CachedBlob;
+      await readAll(async (cs) => {
+        const first = cs[0] as ChunkInfo;
+        const last = cs[cs.length - 1] as ChunkInfo;
+        const length = last.compressedOffset + last.compressedSize - first.compressedOffset;
+        const done = await blob.fetchPlanned({ offset: first.compressedOffset, length, chunks: cs });
+        assert.equal(done.filled, cs.length);
+      }, sb, 8, 4);
       const { allocated, reused } = service.readBuffers.stats();
       assert.ok(reused > 0 && allocated <= 8, `allocated ${allocated}, reused ${reused}`);
       assert.equal(service.stats().cache.chunksFilled, 96);
@@ -209,3 +239,26 @@ for (const validate of [false, true]) {
     }
   });
 }
+
+test('a blob file that ends before the range: the on-demand read fails with the backend error, nothing is cached, a later read can succeed', async () => {
+  const sb = buildBlob({ sizes: Array.from({ length: 8 }, () => 64 << 10), compressor: 'zstd' });
+  const service = await localService(sb, 'service-short', true);
+  const path = join(tmpRoot, 'service-short', sb.info.blobId);
+  try {
+    const image = await service.openImage([sb.info]);
+    const blob = image.cachedBlobs()[0] as CachedBlob;
+    const last = sb.chunks[sb.chunks.length - 1] as ChunkInfo;
+    // The backend checked the size at open; the file shrinks under it (the fill thread's pread ends early).
+    await image.ensureReady([sb.chunks[0] as ChunkInfo]);
+    truncateSync(path, last.compressedOffset + 1);
+    await assert.rejects(image.ensureReady([last]), (e: Error & { code?: string }) => e.code === 'ERR_BACKEND' && /EIO/.test(e.message));
+    assert.equal(blob.isReady(last.chunkIndex), false);
+    assert.equal(service.backend.stats().readErrors, 1);
+    writeFileSync(path, sb.blob);
+    await image.ensureReady([last]);
+    assert.equal(blob.isReady(last.chunkIndex), true);
+    assert.ok((await image.read([last], last.fileOffset, last.uncompressedSize)).equals(sb.file.subarray(last.fileOffset, last.fileOffset + last.uncompressedSize)));
+  } finally {
+    await service.close();
+  }
+});

@@ -235,6 +235,7 @@
   S(fast_read_bytes, "fastReadBytes")                                                    \
   S(read_misses, "readMisses")  /* READs parked on missing chunks */                     \
   S(miss_retries, "missRetries")                                                         \
+  S(fill_served, "fillServed")  /* parked READs answered from a fill's decoded memory */  \
   S(parked_now, "parkedNow")                                                             \
   S(cached_replies, "cachedReplies")  /* LOOKUP/GETATTR answered from the reply cache */ \
   S(native_opens, "nativeOpens")  /* OPENs answered from the cached OPEN of the node */
@@ -249,6 +250,7 @@
 #define NYDUS_ABI_READ_STATS(S)         \
   S(preadv_calls, "preadvCalls")        \
   S(bytes_from_cache, "bytesFromCache") \
+  S(bytes_from_fill, "bytesFromFill")   \
   S(bytes_zero, "bytesZero")
 
 // The /dev/fuse transport (fusedev::FuseDevStats).

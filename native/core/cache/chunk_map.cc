@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <type_traits>
@@ -214,6 +215,36 @@ void ChunkMap::NotifyReady(std::span<const uint32_t> indices) {
     now = listeners_;
   }
   for (const auto& l : now) l->OnReady(indices);
+}
+
+void ChunkMap::NotifyDecoded(const DecodedRun& run) {
+  if (run.indices.empty()) return;
+  std::vector<std::shared_ptr<ReadyListener>> now;
+  {
+    std::lock_guard lock(listeners_mu_);
+    now = listeners_;
+  }
+  for (const auto& l : now) l->OnDecoded(run);
+}
+
+const uint8_t* DecodedRun::Find(uint32_t index, uint64_t from, uint64_t len) const {
+  if (indices.empty() || indices.size() != offsets.size() || from < offsets[0] || from >= end ||
+      len > end - from) {
+    return nullptr;
+  }
+  // The last chunk starting at or before `from`.
+  const auto it = std::upper_bound(offsets.begin(), offsets.end(), from) - 1;
+  const size_t k = static_cast<size_t>(it - offsets.begin());
+  const uint64_t chunk_end = k + 1 < offsets.size() ? offsets[k + 1] : end;
+  if (indices[k] != index || len > chunk_end - from) return nullptr;
+  return bytes + (from - offsets[0]);
+}
+
+bool DecodedRun::Contains(uint32_t index) const {
+  for (uint32_t i : indices) {
+    if (i == index) return true;
+  }
+  return false;
 }
 
 Spill* ChunkMap::EnsureSpill(std::string* error) {

@@ -33,12 +33,30 @@
 
 namespace nydus::cache {
 
+// Chunks a fill has decoded (and verified) but not stored yet: their bytes back to back in the
+// fill's memory, valid only while ReadyListener::OnDecoded runs. Every number here comes from
+// the fill plan, which ValidatePlan checked; Find() checks a reader's extent against it.
+struct DecodedRun {
+  std::span<const uint32_t> indices;  // chunk indices, in blob offset order
+  std::span<const uint64_t> offsets;  // uncompressed blob offset of each; adjacent, ascending
+  uint64_t end = 0;                   // blob offset one past the last chunk
+  const uint8_t* bytes = nullptr;     // the bytes of [offsets[0], end)
+
+  // The bytes of chunk `index` at blob offsets [from, from + len) when they lie in that chunk
+  // of this run; null otherwise.
+  const uint8_t* Find(uint32_t index, uint64_t from, uint64_t len) const;
+  bool Contains(uint32_t index) const;
+};
+
 // Told which chunks just became readable (cache file or spill): a FUSE session wakes the READs
 // parked on them. Called on the fill thread that published the chunks, after their bits.
 class ReadyListener {
  public:
   virtual ~ReadyListener() = default;
   virtual void OnReady(std::span<const uint32_t> indices) = 0;
+  // Called on the fill thread before the run is stored (its bits are not set): READs parked
+  // on these chunks may be answered from `run` now, so the cache write is not on their path.
+  virtual void OnDecoded(const DecodedRun& /*run*/) {}
 };
 
 class ChunkMap {
@@ -98,6 +116,8 @@ class ChunkMap {
   void RemoveListener(const ReadyListener* l);
   // Tells every listener that `indices` are readable now (the caller set their bits first).
   void NotifyReady(std::span<const uint32_t> indices);
+  // Offers every listener a decoded run before it is stored (ReadyListener::OnDecoded).
+  void NotifyDecoded(const DecodedRun& run);
 
   static size_t FileSize(uint32_t chunk_count) {
     return kHeaderSize + (static_cast<size_t>(chunk_count) + 7) / 8;

@@ -21,18 +21,25 @@ constexpr uint64_t kMaxRun = uint64_t{64} << 20;
 // was new per run). Larger runs (amplified or readahead fetches) get a buffer of their own, so a
 // fill thread holds at most this much between fills.
 constexpr uint64_t kKeptDecodeBuffer = uint64_t{4} << 20;
+// ReadSource reads at most this much (the largest backend read, kMaxBackendRead in TypeScript).
+constexpr uint64_t kMaxSource = uint64_t{256} << 20;
 
-// A decode buffer of `n` bytes, valid until the next call on this thread; `own` holds it when it
-// is not the thread's kept one.
-uint8_t* DecodeBuffer(uint64_t n, std::unique_ptr<uint8_t[]>* own) {
+// A buffer of `n` bytes from `kept` (allocated once per thread, kKeptDecodeBuffer bytes), valid
+// until the next call with the same `kept`; `own` holds it when it is larger.
+uint8_t* KeptBuffer(std::unique_ptr<uint8_t[]>& kept, uint64_t n, std::unique_ptr<uint8_t[]>* own) {
   if (n > kKeptDecodeBuffer) {
     own->reset(new uint8_t[n]);
     return own->get();
   }
   // Only the pages a run touched become resident.
-  thread_local std::unique_ptr<uint8_t[]> kept;
   if (!kept) kept.reset(new uint8_t[kKeptDecodeBuffer]);
   return kept.get();
+}
+
+// A decode buffer of `n` bytes, valid until the next call on this thread.
+uint8_t* DecodeBuffer(uint64_t n, std::unique_ptr<uint8_t[]>* own) {
+  thread_local std::unique_ptr<uint8_t[]> kept;
+  return KeptBuffer(kept, n, own);
 }
 
 // Decodes (and verifies) one chunk into `dst`; kFillCached or its failure status.
@@ -67,6 +74,20 @@ int SpillRun(const FillJob& job, std::span<const FillChunk* const> run, const ui
   return 0;
 }
 
+// Offers a good stretch to the map's listeners before it is stored (ChunkMap::NotifyDecoded);
+// `indices` and `offsets` are scratch.
+void OfferDecoded(const FillJob& job, std::span<const FillChunk* const> run, const uint8_t* bytes,
+                  std::vector<uint32_t>* indices, std::vector<uint64_t>* offsets) {
+  indices->clear();
+  offsets->clear();
+  for (const FillChunk* c : run) {
+    indices->push_back(c->index);
+    offsets->push_back(c->file_offset);
+  }
+  job.map->NotifyDecoded(
+      DecodedRun{*indices, *offsets, run.back()->file_offset + run.back()->size, bytes});
+}
+
 }  // namespace
 
 int DataFileStore::Store(const FillJob& job, std::span<const FillChunk* const> run,
@@ -77,6 +98,19 @@ int DataFileStore::Store(const FillJob& job, std::span<const FillChunk* const> r
   if (rc != 0) return rc;
   // ORDERING: the bits after the pwrite returned (crash consistency, see fill.h).
   for (const FillChunk* c : run) job.map->SetReady(c->index);
+  return 0;
+}
+
+int ReadSource(FillJob* job, int fd, uint64_t pos, std::unique_ptr<uint8_t[]>* own) {
+  if (fd < 0 || job->src_len == 0 || job->src_len > kMaxSource || pos >= kMaxSafe ||
+      job->src_len > kMaxSafe - pos) {
+    return -EINVAL;
+  }
+  thread_local std::unique_ptr<uint8_t[]> kept;
+  uint8_t* buf = KeptBuffer(kept, job->src_len, own);
+  const int rc = PreadExact(fd, buf, job->src_len, pos);
+  if (rc != 0) return rc;
+  job->src = buf;
   return 0;
 }
 
@@ -112,6 +146,7 @@ FillResult RunFill(const FillJob& job) {
   std::vector<const FillChunk*> good;
   std::vector<size_t> good_pos;
   std::vector<uint32_t> woken;
+  std::vector<uint64_t> offsets;
   size_t i = 0;
   while (i < n) {
     // A run: chunks whose uncompressed ranges follow each other.
@@ -144,6 +179,9 @@ FillResult RunFill(const FillJob& job) {
         good_pos.push_back(order[k]);
       }
       const uint8_t* bytes = buf + (good.front()->file_offset - base);
+      // READs parked on these chunks are answered from the decoded bytes first: the cache
+      // write (or the spill, when the cache takes no writes) is then off their path.
+      OfferDecoded(job, good, bytes, &woken, &offsets);
       int rc = job.store ? job.store->Store(job, good, bytes) : -ENOSPC;
       int outcome = kFillCached;
       if (rc != 0) {

@@ -3,7 +3,10 @@
 // adjacent in the uncompressed blob, decodes them, verifies their digests, hands them to the
 // ChunkStore (the cache layout: pwrite + ready bits for `.blob.data`), falls back to the blob's
 // in-memory spill when the store fails (ENOSPC, EDQUOT, EIO), and wakes the READs parked on
-// them (ChunkMap::NotifyReady). It runs on the fill pool (fill_pool.h), never on the JS thread.
+// them (ChunkMap::NotifyReady). Before a run is stored, the READs parked on it are offered its
+// decoded bytes (ChunkMap::NotifyDecoded): they are answered from memory, so the cache write is
+// not on their path, while their bits are still unset (a READ arriving meanwhile parks). It runs
+// on the fill pool (fill_pool.h), never on the JS thread.
 //
 // Invariant (crash consistency): a ready bit is set only after the chunk's bytes were written,
 // and never for bytes that failed to decode or validate; a kill at any point leaves no ready
@@ -98,7 +101,15 @@ struct FillResult {
   std::vector<int> status;  // per chunk of job.chunks, same order; kFill* or -errno
   int store_error = 0;      // first -errno of the store, 0 when it took everything it was given
   int thread_id = 0;        // gettid() of the thread that decoded (tests: never the JS thread)
+  int source_error = 0;     // -errno of ReadSource (then nothing was decoded), else 0
 };
+
+// The fetched bytes of a local backend, read by the fill thread itself: job->src_len bytes at
+// `pos` of `fd` (the blob file, open until the fill completed) into memory this thread keeps
+// until its next call (ranges up to a few MiB; larger ones go to `*own`). Sets job->src.
+// 0, or -errno (-EIO when the file ends first). Saves the handoff to another thread and back to
+// JavaScript that a read by the backend costs.
+int ReadSource(FillJob* job, int fd, uint64_t pos, std::unique_ptr<uint8_t[]>* own);
 
 // Empty when every chunk fits `src_len` and the limits; otherwise what is wrong and where.
 std::string ValidatePlan(const std::vector<FillChunk>& chunks, size_t src_len);

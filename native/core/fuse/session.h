@@ -132,6 +132,11 @@ class FuseSession final : public transport::FuseRequestSink, private readpath::R
   // Chunks of blob `slot` became ready: every parked READ whose chunks are now all present is
   // completed natively (on the retry thread). Returns how many READs were woken.
   size_t ChunksReady(uint32_t slot, std::span<const uint32_t> indices);
+  // A fill decoded `run` of blob `slot` and has not stored it yet: every parked READ whose
+  // chunks are all in `run` or present is answered now, on the calling (fill) thread, copying
+  // from `run`; the others keep waiting for ChunksReady. Returns how many READs were answered.
+  // Same exclusion as ChunksReady (not interleaved with FailParked or Shutdown).
+  size_t ChunksDecoded(uint32_t slot, const cache::DecodedRun& run);
 
   // Mount-table changes (a handler that serves several filesystems, each owning a range of node
   // ids and a set of blob slots). InvalidateNodes forgets the reply-cache answers and cached
@@ -247,6 +252,12 @@ class FuseSession final : public transport::FuseRequestSink, private readpath::R
   // Queues a claimed parked READ for the retry thread; fails it with EIO after Shutdown.
   void ScheduleRetry(Pending* p, uint64_t token, bool final);
   void RunRetry(const readpath::Retry& retry) override;
+  // Parked READ `token` is live and each chunk it waits for is present (or in `run`, chunks of
+  // blob `slot`, when given).
+  bool Servable(uint64_t token, uint32_t slot, const cache::DecodedRun* run);
+  // Serves claimed parked READ p (chunks from `decoded` too, when given) and completes it; a
+  // non-final READ that finds a chunk missing parks again instead.
+  void ServeParked(Pending* p, uint64_t token, bool final, const readpath::DecodedSource* decoded);
   // A claimed parked READ leaves the waiters and the parked count.
   void Unpark(Pending* p, uint64_t token);
   void AddReadStats(const readpath::ReadStats& s);

@@ -111,28 +111,47 @@ void FuseSession::ScheduleRetry(Pending* p, uint64_t token, bool final) {
   pending_.Release(p);
 }
 
+bool FuseSession::Servable(uint64_t token, uint32_t slot, const cache::DecodedRun* run) {
+  bool ready = false;
+  const bool live = pending_.Peek(token, [&](Pending& p) {
+    if (p.kind != PendingKind::kParkedRead) return;
+    ready = true;
+    for (const auto& c : p.missing) {
+      if (run != nullptr && c.slot == slot && run->Contains(c.index)) continue;
+      auto blob = blobs_.Get(c.slot);
+      if (blob == nullptr || !blob->ChunkReady(c.index)) {
+        ready = false;
+        break;
+      }
+    }
+  });
+  return live && ready;
+}
+
 size_t FuseSession::ChunksReady(uint32_t slot, std::span<const uint32_t> indices) {
   size_t woken = 0;
   for (uint64_t token : parked_.TakeWaiters(slot, indices)) {
-    bool ready = false;
-    bool live = pending_.Peek(token, [&](Pending& p) {
-      if (p.kind != PendingKind::kParkedRead) return;
-      ready = true;
-      for (const auto& c : p.missing) {
-        auto blob = blobs_.Get(c.slot);
-        if (blob == nullptr || !blob->ChunkReady(c.index)) {
-          ready = false;
-          break;
-        }
-      }
-    });
-    if (!live || !ready) continue;
+    if (!Servable(token, slot, nullptr)) continue;
     Pending* p = pending_.Claim(token);
     if (p == nullptr) continue;  // answered meanwhile (ResolveMiss on another thread)
     ScheduleRetry(p, token, false);
     ++woken;
   }
   return woken;
+}
+
+size_t FuseSession::ChunksDecoded(uint32_t slot, const cache::DecodedRun& run) {
+  size_t served = 0;
+  const readpath::DecodedSource src{slot, run};
+  for (uint64_t token : parked_.Waiters(slot, run.indices)) {
+    if (!Servable(token, slot, &run)) continue;
+    Pending* p = pending_.Claim(token);
+    if (p == nullptr) continue;  // answered meanwhile
+    counters_.fill_served.fetch_add(1, std::memory_order_relaxed);
+    ServeParked(p, token, false, &src);
+    ++served;
+  }
+  return served;
 }
 
 int FuseSession::ResolveMiss(uint64_t token, int err) {
@@ -163,6 +182,11 @@ void FuseSession::RunRetry(const readpath::Retry& retry) {
   Pending* p = pending_.Claimed(token);
   if (p == nullptr) return;  // cannot happen: the retry queue holds the claim
   counters_.miss_retries.fetch_add(1, std::memory_order_relaxed);
+  ServeParked(p, token, retry.final, nullptr);
+}
+
+void FuseSession::ServeParked(Pending* p, uint64_t token, bool final,
+                              const readpath::DecodedSource* decoded) {
   transport::SliceWriter out(p->req->out());
   if (out.capacity() < sizeof(fuse_out_header)) {
     Unpark(p, token);
@@ -174,9 +198,9 @@ void FuseSession::RunRetry(const readpath::Retry& retry) {
   readpath::ReadStats stats;
   const auto res =
       readpath::ServeRead(*p->table, blobs_, p->args[1], static_cast<uint32_t>(p->args[2]), out,
-                          sizeof(fuse_out_header), &missing, &stats);
+                          sizeof(fuse_out_header), &missing, &stats, decoded);
   AddReadStats(stats);
-  if (res.status == readpath::ReadStatus::kMissing && !retry.final) {
+  if (res.status == readpath::ReadStatus::kMissing && !final) {
     // Woken by ChunksReady but something is missing again (evicted, or another chunk): keep
     // waiting, and ask the handler again since its first miss may already be answered.
     parked_.RemoveWaiters(token, p->missing);

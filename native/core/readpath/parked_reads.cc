@@ -1,5 +1,7 @@
 #include "readpath/parked_reads.h"
 
+#include <algorithm>
+
 namespace nydus::readpath {
 
 ParkedReads::~ParkedReads() { Stop(); }
@@ -27,13 +29,28 @@ void ParkedReads::RemoveWaiters(uint64_t token, std::span<const ChunkRef> missin
 }
 
 std::vector<uint64_t> ParkedReads::TakeWaiters(uint32_t slot, std::span<const uint32_t> indices) {
+  return Collect(slot, indices, true);
+}
+
+std::vector<uint64_t> ParkedReads::Waiters(uint32_t slot, std::span<const uint32_t> indices) {
+  return Collect(slot, indices, false);
+}
+
+std::vector<uint64_t> ParkedReads::Collect(uint32_t slot, std::span<const uint32_t> indices,
+                                           bool take) {
   std::vector<uint64_t> tokens;
   std::lock_guard lock(mu_);
   for (uint32_t index : indices) {
     auto it = waiters_.find(KeyOf(slot, index));
     if (it == waiters_.end()) continue;
-    tokens.insert(tokens.end(), it->second.begin(), it->second.end());
-    waiters_.erase(it);
+    if (take) {
+      tokens.insert(tokens.end(), it->second.begin(), it->second.end());
+      waiters_.erase(it);
+      continue;
+    }
+    for (uint64_t t : it->second) {
+      if (std::find(tokens.begin(), tokens.end(), t) == tokens.end()) tokens.push_back(t);
+    }
   }
   return tokens;
 }

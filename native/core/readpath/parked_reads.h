@@ -52,6 +52,8 @@ class ParkedReads {
   // Removes and returns the tokens waiting for any of `indices` of blob `slot` (a token waiting
   // for several of them appears once per chunk).
   std::vector<uint64_t> TakeWaiters(uint32_t slot, std::span<const uint32_t> indices);
+  // The tokens waiting for any of `indices` of blob `slot`, each once, left waiting.
+  std::vector<uint64_t> Waiters(uint32_t slot, std::span<const uint32_t> indices);
   // Forgets every waiter (session reset: the parked READs are failed by the owner).
   void ClearWaiters();
 
@@ -87,6 +89,8 @@ class ParkedReads {
     return (static_cast<uint64_t>(slot) << 32) | index;
   }
   void Loop();
+  // TakeWaiters (take: removed, a token once per chunk) and Waiters (left, each token once).
+  std::vector<uint64_t> Collect(uint32_t slot, std::span<const uint32_t> indices, bool take);
 
   RetryHandler* const handler_;
   std::mutex mu_;

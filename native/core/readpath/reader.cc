@@ -159,7 +159,8 @@ int ServeDecoded(const cache::ChunkLayout& layout, const std::shared_ptr<const B
 
 ReadOutcome ServeRead(const ExtentTable& table, const BlobRegistry& blobs, uint64_t offset,
                       uint32_t size, const transport::SliceWriter& out, size_t payload_pos,
-                      std::vector<ChunkRef>* missing, ReadStats* stats) {
+                      std::vector<ChunkRef>* missing, ReadStats* stats,
+                      const DecodedSource* decoded) {
   const uint64_t file_size = table.file_size();
   if (offset >= file_size || size == 0 || payload_pos >= out.capacity()) {
     return {ReadStatus::kDone, 0, 0};
@@ -171,6 +172,11 @@ ReadOutcome ServeRead(const ExtentTable& table, const BlobRegistry& blobs, uint6
   const auto ext = table.extents();
   const size_t first = table.FirstEndingAfter(offset);
   BlobLookup lookup(blobs);
+  // The extent's bytes in the fill's decoded memory, or null.
+  auto held = [decoded](const Extent& e, uint64_t from, uint64_t len) -> const uint8_t* {
+    if (decoded == nullptr || e.blob_slot != decoded->slot) return nullptr;
+    return decoded->run.Find(e.chunk_index, from, len);
+  };
 
   // Pass 1: every chunk must be present before anything is written, so a parked READ leaves
   // no half-filled reply behind.
@@ -187,7 +193,8 @@ ReadOutcome ServeRead(const ExtentTable& table, const BlobRegistry& blobs, uint6
                  e.chunk_index, e.blob_slot, blob->chunk_map->chunk_count());
       return {ReadStatus::kError, 0, EIO};
     }
-    if (!lookup.Present(e.blob_slot, e.chunk_index)) {
+    if (held(e, e.source_offset, e.length) == nullptr &&
+        !lookup.Present(e.blob_slot, e.chunk_index)) {
       ChunkRef ref{e.blob_slot, e.chunk_index};
       bool dup = false;
       for (const auto& m : *missing) dup = dup || m == ref;
@@ -222,6 +229,14 @@ ReadOutcome ServeRead(const ExtentTable& table, const BlobRegistry& blobs, uint6
       ++j;
       continue;
     }
+    const uint64_t src_start = e.source_offset + (pos - e.file_offset);
+    if (const uint8_t* mem = held(e, src_start, seg_len)) {
+      if (!out.Write(at(pos), mem, seg_len)) return {ReadStatus::kError, 0, EIO};
+      if (stats != nullptr) stats->bytes_from_fill += seg_len;
+      pos = seg_end;
+      ++j;
+      continue;
+    }
     const Blob* blob = lookup.Get(e.blob_slot);
     const int fd = BlobLookup::FdFor(*blob, e.chunk_index);
     if (const cache::ChunkLayout* layout = BlobLookup::LayoutFor(*blob, e.chunk_index)) {
@@ -238,7 +253,6 @@ ReadOutcome ServeRead(const ExtentTable& table, const BlobRegistry& blobs, uint6
     }
     // Extend the run while the next extent continues both the file range and the
     // source range of the same blob in the same file, then read the whole run with one preadv.
-    const uint64_t src_start = e.source_offset + (pos - e.file_offset);
     uint64_t run_end = seg_end;
     size_t k = j;
     while (run_end < end && k + 1 < ext.size()) {
@@ -247,7 +261,8 @@ ReadOutcome ServeRead(const ExtentTable& table, const BlobRegistry& blobs, uint6
       if (b.flags != 0 || b.blob_slot != a.blob_slot || b.file_offset != a.file_offset + a.length ||
           b.source_offset != a.source_offset + a.length ||
           BlobLookup::FdFor(*blob, b.chunk_index) != fd ||
-          BlobLookup::LayoutFor(*blob, b.chunk_index) != nullptr) {
+          BlobLookup::LayoutFor(*blob, b.chunk_index) != nullptr ||
+          held(b, b.source_offset, b.length) != nullptr) {
         break;
       }
       ++k;

@@ -6,7 +6,8 @@
 // writes nothing. Otherwise it fills the reply: preadv from the blob's data file straight into the
 // writable slices (neighbouring chunks that are contiguous in the file and in the source are one
 // preadv), zeros for holes and uncovered ranges, and it stops at end of file or at the end of the
-// writable space, whichever comes first.
+// writable space, whichever comes first. A READ woken by a fill may also take chunks from the
+// fill's decoded memory (DecodedSource) before they are written to the cache file.
 #pragma once
 
 #include <cstddef>
@@ -38,11 +39,19 @@ struct ReadStats {
   NYDUS_ABI_READ_STATS(NYDUS_ABI_STAT_FIELD)
 };
 
+// Chunks of blob `slot` a fill holds decoded in memory before storing them (cache::DecodedRun):
+// present for the READ even though their bits are not set yet, and copied from memory.
+struct DecodedSource {
+  uint32_t slot;
+  const cache::DecodedRun& run;
+};
+
 // Serves file bytes [offset, offset + size) into `out` starting at byte `payload_pos` (after
 // the reply header). `missing` receives each absent chunk once, in file order. `stats` may be
-// null.
+// null; so may `decoded`.
 ReadOutcome ServeRead(const ExtentTable& table, const BlobRegistry& blobs, uint64_t offset,
                       uint32_t size, const transport::SliceWriter& out, size_t payload_pos,
-                      std::vector<ChunkRef>* missing, ReadStats* stats);
+                      std::vector<ChunkRef>* missing, ReadStats* stats,
+                      const DecodedSource* decoded = nullptr);
 
 }  // namespace nydus::readpath

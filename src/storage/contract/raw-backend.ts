@@ -23,12 +23,27 @@ export interface ReadOptions {
   into?: Buffer;
 }
 
+/** Where a local backend keeps a range of a blob: an open file and the range's position in it. */
+export interface FileRange {
+  /** Open until the backend is closed. */
+  fd: number;
+  position: number;
+  /** The file, for error messages. */
+  path: string;
+}
+
 export interface RawBackend {
   readonly type: string;
   /** Size of the blob in bytes. */
   size(blobId: string, signal?: AbortSignal): Promise<number>;
   /** Exactly `length` bytes at `offset` (one attempt), or a StorageError. */
   tryRead(blobId: string, offset: number, length: number, signal?: AbortSignal, opts?: ReadOptions): Promise<Buffer>;
+  /**
+   * Local backends: where `[offset, offset+length)` of the blob is, checked like tryRead, for a
+   * reader that reads it itself (the native cache fill, on its own thread). Network backends
+   * have no such file and leave this out.
+   */
+  fileRange?(blobId: string, offset: number, length: number): Promise<FileRange>;
   close(): Promise<void>;
   /** Network backends: TCP/Unix connections opened so far. */
   readonly connectionsOpened?: number;
