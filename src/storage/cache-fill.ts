@@ -5,9 +5,7 @@
  * the cache directory's health, the spill budget). Nothing of the fill runs on the event loop
  * except gzip, which Node's zlib decodes on its thread pool first.
  */
-import { gunzip } from 'node:zlib';
 import { constants as osc } from 'node:os';
-import { promisify } from 'node:util';
 
 import { fill, kFillBadPlace, kFillCached, kFillDigestMismatch, kFillSpilled } from '../native/index.js';
 import type { FillChunk, FillRequest, NativeChunkMap } from '../native/index.js';
@@ -23,7 +21,6 @@ import { errnoName } from './fetch-handle.js';
 import type { FetchRange } from './fetch-plan.js';
 import type { BlobInfo, ChunkInfo } from './types.js';
 
-const gunzipAsync = promisify(gunzip);
 const kEBADMSG = osc.errno.EBADMSG;
 
 /** What a fill needs from its blob (CachedBlob). */
@@ -138,6 +135,11 @@ function planOf(c: ChunkInfo, srcOffset: number, storedSize: number, compressed:
 
 /** gzip is not decoded natively: zlib's thread pool inflates each chunk, the fill stores them. */
 async function gunzipRange(h: FillHost, r: FetchRange, buf: Buffer): Promise<{ src: Buffer; chunks: FillChunk[] }> {
+  // node:zlib (with stream and string_decoder) on first use: gzip blobs are rare, and loading it
+  // cost every start ~2.5 ms (issue 13).
+  const { gunzip } = process.getBuiltinModule('node:zlib');
+  const gunzipAsync = (raw: Buffer, maxOutputLength: number): Promise<Buffer> =>
+    new Promise((resolve, reject) => gunzip(raw, { maxOutputLength }, (e, out) => (e ? reject(e) : resolve(out))));
   const parts: Buffer[] = [];
   const chunks: FillChunk[] = [];
   let at = 0;
@@ -145,7 +147,7 @@ async function gunzipRange(h: FillHost, r: FetchRange, buf: Buffer): Promise<{ s
     const raw = buf.subarray(c.compressedOffset - r.offset, c.compressedOffset - r.offset + c.compressedSize);
     let data: Buffer;
     try {
-      data = c.compressed ? await gunzipAsync(raw, { maxOutputLength: c.uncompressedSize }) : raw;
+      data = c.compressed ? await gunzipAsync(raw, c.uncompressedSize) : raw;
     } catch {
       data = Buffer.alloc(0);
     }
