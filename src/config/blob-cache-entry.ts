@@ -9,20 +9,24 @@ import * as z from 'zod';
 import { ConfigError } from './errors.js';
 import { looksLikeJson, parseJsonc } from './jsonc.js';
 import { parseWithSchema } from './load.js';
-import { kCacheV2Schema, kBackendV2Schema } from './schema-v2.js';
+import { backendV2Schema, cacheV2Schema } from './schema-v2.js';
+import { builtOnUse } from './schema-common.js';
 import type { NydusConfig } from './schema-v2.js';
 import { parseToml } from './toml.js';
 import { configIssues } from './validate.js';
 
-export const kBlobCacheEntryConfigV2Schema = z
-  .strictObject({
-    version: z.literal(2).describe('must be 2'),
-    id: z.string().default('').describe('factory identifier'),
-    backend: kBackendV2Schema,
-    cache: kCacheV2Schema.prefault({}),
-    metadata_path: z.string().optional().describe('RAFS metadata file of the blob'),
-  })
-  .describe('blob cache entry configuration');
+// Built on first use, like the configuration schemas: most starts never read a blob cache entry.
+export const blobCacheEntryConfigV2Schema = builtOnUse(() =>
+  z
+    .strictObject({
+      version: z.literal(2).describe('must be 2'),
+      id: z.string().default('').describe('factory identifier'),
+      backend: backendV2Schema(),
+      cache: cacheV2Schema().prefault({}),
+      metadata_path: z.string().optional().describe('RAFS metadata file of the blob'),
+    })
+    .describe('blob cache entry configuration'),
+);
 
 const kLegacySchema = z.strictObject({
   id: z.string().default(''),
@@ -49,7 +53,7 @@ const kEntrySchema = z.strictObject({
   config_v2: z.unknown().optional().describe('configuration'),
 });
 
-export type BlobCacheEntryConfigV2 = z.infer<typeof kBlobCacheEntryConfigV2Schema>;
+export type BlobCacheEntryConfigV2 = z.infer<ReturnType<typeof blobCacheEntryConfigV2Schema>>;
 
 export interface BlobCacheEntry {
   type: 'bootstrap' | 'datablob';
@@ -105,7 +109,7 @@ export function parseBlobCacheEntry(text: string, source = 'blob cache entry'): 
   } else {
     throw new ConfigError(`${source}: config_v2 (or legacy config) is required`);
   }
-  const config = parseWithSchema(kBlobCacheEntryConfigV2Schema, rawConfig, at, warnings);
+  const config = parseWithSchema(blobCacheEntryConfigV2Schema(), rawConfig, at, warnings);
   const asNydus: NydusConfig = { version: 2, id: config.id, backend: config.backend, external_backends: [], cache: config.cache };
   const issues = configIssues(asNydus);
   if (issues.length > 0) throw new ConfigError(`${at}: ${issues.map((i) => `${i.path}: ${i.problem}`).join('; ')}`);

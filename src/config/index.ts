@@ -17,9 +17,9 @@ export { readBackendEnvironment, applyImagePullAuth, kUserAgent } from './env.js
 export type { BackendEnvironment } from './env.js';
 export { parseBlobCacheEntry } from './blob-cache-entry.js';
 export type { BlobCacheEntry, BlobCacheEntryConfigV2 } from './blob-cache-entry.js';
-export { kConfigV2Schema, resolveBackend } from './schema-v2.js';
+export { configV2Schema, resolveBackend } from './schema-v2.js';
 export type { NydusConfig, BackendConfigV2, CacheConfigV2, RafsConfigV2, ResolvedBackend } from './schema-v2.js';
-export { kConfigV1Schema } from './schema-v1.js';
+export { configV1Schema } from './schema-v1.js';
 export { kBackendTypes, kCacheTypes, kMaxBatchSize, kDefaultBatchSize } from './schema-common.js';
 export type * from './schema-common.js';
 export { configReferenceMarkdown, configReferenceRows } from './reference.js';

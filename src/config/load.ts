@@ -12,8 +12,8 @@ import type { z } from 'zod';
 
 import { ConfigError } from './errors.js';
 import { looksLikeJson, parseJsonc } from './jsonc.js';
-import { kConfigV1Schema } from './schema-v1.js';
-import { kConfigV2Schema } from './schema-v2.js';
+import { configV1Schema } from './schema-v1.js';
+import { configV2Schema } from './schema-v2.js';
 import type { NydusConfig } from './schema-v2.js';
 import { parseToml } from './toml.js';
 import { translateV1 } from './translate.js';
@@ -171,11 +171,11 @@ export function parseConfigText(text: string, source = 'config'): LoadedConfig {
     for (const n of notes) warnings.push(`${source}: ${n}`);
     if (!isObject(value)) throw new ConfigError(`${source}: the configuration must be a JSON object`);
     if ('version' in value) {
-      const config = parseWithSchema(kConfigV2Schema, value, source, warnings);
+      const config = parseWithSchema(configV2Schema(), value, source, warnings);
       return { config, format: 'v2-json', origin: 'v2', warnings, source };
     }
     if ('device' in value) {
-      const v1 = parseWithSchema(kConfigV1Schema, value, source, warnings);
+      const v1 = parseWithSchema(configV1Schema(), value, source, warnings);
       return { config: translateV1(v1), format: 'v1-json', origin: 'v1', warnings, source };
     }
     return rejectNonNydusd(value, source);
@@ -187,7 +187,7 @@ export function parseConfigText(text: string, source = 'config'): LoadedConfig {
     throw tomlError(err, source);
   }
   if (!('version' in doc)) return rejectNonNydusd(doc, source);
-  const config = parseWithSchema(kConfigV2Schema, doc, source, warnings);
+  const config = parseWithSchema(configV2Schema(), doc, source, warnings);
   return { config, format: 'v2-toml', origin: 'v2', warnings, source };
 }
 

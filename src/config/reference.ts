@@ -5,7 +5,7 @@
  */
 import type { z } from 'zod';
 
-import { kConfigV2Schema } from './schema-v2.js';
+import { configV2Schema } from './schema-v2.js';
 
 export interface ReferenceRow {
   key: string;
@@ -103,7 +103,7 @@ function walk(s: z.ZodType, prefix: string, rows: ReferenceRow[]): void {
 
 export function configReferenceRows(): ReferenceRow[] {
   const rows: ReferenceRow[] = [];
-  walk(kConfigV2Schema, '', rows);
+  walk(configV2Schema(), '', rows);
   return rows;
 }
 

@@ -20,6 +20,15 @@ export type BackendType = (typeof kBackendTypes)[number];
 export const kCacheTypes = ['blobcache', 'filecache', 'fscache', 'dummycache', ''] as const;
 export type CacheType = (typeof kCacheTypes)[number];
 
+/**
+ * A schema built on its first use and kept: a start builds only the schemas of the configuration
+ * version it reads (v1 or v2, not both), the larger part of its start-up JavaScript (issue 13).
+ */
+export function builtOnUse<T>(build: () => T): () => T {
+  let schema: T | undefined;
+  return () => (schema ??= build());
+}
+
 export function uint(max: number): z.ZodNumber {
   return z.number().int().min(0).max(max);
 }

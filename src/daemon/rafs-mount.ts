@@ -11,7 +11,7 @@ import { realpath, stat } from 'node:fs/promises';
 
 import { applyImagePullAuth, ConfigError, parseConfigText, validateConfig } from '../config/index.js';
 import type { LoadedConfig, NydusConfig } from '../config/index.js';
-import { kRafsV2Schema } from '../config/schema-v2.js';
+import { rafsV2Schema } from '../config/schema-v2.js';
 import type { OverlayFsOptions } from '../fs/index.js';
 import { defaultAttrPolicy, OverlayFilesystem, RafsFilesystem, WritableOverlay } from '../fs/index.js';
 import type { FuseFilesystem } from '../fuse/index.js';
@@ -131,7 +131,7 @@ export const buildRafs: MountBuilder = async (spec: MountSpec, slot: number, ctx
   await checkBootstrap(spec.source, 'source');
   const overlay = await overlayDirs(config, spec.writable === true);
   const settings = storageSettings(config, loaded.origin, ctx.backendHeaders);
-  const rafs = config.rafs ?? kRafsV2Schema.parse({});
+  const rafs = config.rafs ?? rafsV2Schema().parse({});
   const cleanup: (() => Promise<void> | void)[] = [];
   const unwind = async (): Promise<void> => {
     for (const f of cleanup.reverse()) {
