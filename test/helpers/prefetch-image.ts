@@ -120,6 +120,16 @@ export async function openImage(img: TestImage, config: Record<string, unknown>)
     if (gate) await gate;
     return tryRead(blobId, offset, length, signal, opts);
   };
+  // A local backend's on-demand ranges are read by the native fill from the blob file: the request
+  // is "sent" when the cache asks where the range is (prefetch still goes through tryRead).
+  const fileRange = raw.fileRange?.bind(raw);
+  if (fileRange) {
+    raw.fileRange = async (blobId: string, offset: number, length: number) => {
+      requests.push({ offset, length, priority: 'ondemand', at: performance.now() });
+      if (gate) await gate;
+      return fileRange(blobId, offset, length);
+    };
+  }
   const image = openBootstrap(img.boot);
   const storage = await service.openImage(image.blobs);
   const cache = service.settings.cache;

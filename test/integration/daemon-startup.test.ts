@@ -80,7 +80,7 @@ test('a plain virtiofs start runs the start artefact with its code cache and loa
   // session (so a start compiles almost nothing), and V8 took it (else starts are slow).
   assert.match(log, /start: bundle dist\/start\/nydusd\.cjs \(code cache\)/);
   const manifest = JSON.parse(readFileSync(join(projectRoot, 'dist', 'start', 'nydusd.manifest.json'), 'utf8')) as { cacheCovers: string[] };
-  assert.deepEqual(manifest.cacheCovers, ['warm-up', 'virtiofs start', 'first session', 'stop']);
+  assert.deepEqual(manifest.cacheCovers, ['warm-up', 'virtiofs start', 'first session', 'cold read', 'stop']);
   assert.ok(scripts.some((u) => u.endsWith('/dist/start/nydusd.cjs')), scripts.slice(0, 20).join('\n'));
   const graph = scripts.filter((u) => u.includes('/dist/src/') && !u.endsWith('/dist/src/cli/launch.cjs'));
   assert.deepEqual(graph, [], 'modules of dist/src loaded besides the bundle');
