@@ -1,8 +1,8 @@
 /**
  * `npm run bench -- --guest`: the same files seen from inside QEMU guests (qemu/guest.ts, TCG,
  * vhost-user-fs-pci), one boot with our nydusd and one with virtiofsd (more with --rounds,
- * alternating). Each guest mounts two shares — the bench tree and a Debian rootfs — and times,
- * with its own clock (bench/guest/benchtime.c around each step, so boot time is excluded):
+ * alternating). Each guest mounts the bench tree (and, for the chroot step, a Debian rootfs) and
+ * times, with its own clock (bench/guest/benchtime.c around each step, so boot time is excluded):
  *   seq    cat of the large file
  *   small  cat of the 10 000 small files (the glob lists the folder, then open/read/close each)
  *   ls     ls -l of the 10 000-entry folder (READDIRPLUS + attributes)
@@ -54,16 +54,27 @@ export function benchtimeBinary(): string {
   return out;
 }
 
-function guestScript(reps: number): string {
+/**
+ * The steps `--only` selects (matched against the row id `guest.ID` and the bare id), so one row
+ * can be measured over many rounds without the minutes the others take under TCG; none matching
+ * is an error rather than an empty run.
+ */
+export function guestSteps(only: RegExp | undefined): (typeof kSteps)[number][] {
+  const steps = kSteps.filter((s) => only === undefined || only.test(`guest.${s.id}`) || only.test(s.id));
+  if (steps.length === 0) throw new Error(`--only ${String(only)} matches no guest row (ids: ${kSteps.map((s) => `guest.${s.id}`).join(' ')})`);
+  return steps;
+}
+
+function guestScript(steps: readonly { id: string; cmd: string }[], reps: number, rootfs: boolean): string {
   const lines = [
     'set -e',
     'chmod +x /benchtime',
     'mkdir -p /mnt/b /mnt/r',
     'mount -t virtiofs bench /mnt/b',
-    'mount -t virtiofs rootfs /mnt/r',
+    ...(rootfs ? ['mount -t virtiofs rootfs /mnt/r'] : []),
     // Each step starts with empty guest caches: every LOOKUP, READDIRPLUS and READ reaches the server.
   ];
-  return [...lines, ...timedLoop(kSteps, reps)].join('\n');
+  return [...lines, ...timedLoop(steps, reps)].join('\n');
 }
 
 /**
@@ -97,12 +108,15 @@ export function collectTimes(output: string, phase: string, side: 'ours' | 'virt
 interface Shares {
   name: 'ours' | 'virtiofsd';
   bench: Server;
-  rootfs: Server;
+  rootfs: Server | undefined;
 }
 
 export async function runGuestSuite(o: SuiteOptions): Promise<RunFile> {
   const why = guestAvailable() || peerSkip();
   if (why) throw new Error(`guest mode unavailable: ${why}`);
+  const steps = guestSteps(o.only);
+  // The rootfs share is only built, filled and mounted for the step that uses it.
+  const withRootfs = steps.some((s) => s.id === 'chroot');
   const rootfs = debianRootfs();
   if ('unavailable' in rootfs) throw new Error(`guest mode needs the Debian rootfs: ${rootfs.unavailable}`);
   const started = new Date().toISOString();
@@ -115,31 +129,33 @@ export async function runGuestSuite(o: SuiteOptions): Promise<RunFile> {
   try {
     const tool = benchtimeBinary();
     const tree = await makeWarmTree(work, o.quick ? 64 : 128);
-    progress(`building the rootfs image from ${rootfs.dir} (nydus-image create, zstd)`);
-    const rootImg = await buildImage(rootfs.dir, join(work, 'rootfs-image'), 'zstd');
-    const rootCache = join(work, 'rootfs-cache');
-    mkdirSync(rootCache);
-    progress('starting our two nydusd (bench tree, rootfs) and filling their blob caches');
+    progress(`starting our nydusd${withRootfs ? 's (bench tree, rootfs)' : ' (bench tree)'} and filling the blob caches`);
     ours.push(await startOurs(work, tree.warm));
-    ours.push(await startOurs(work, { ...rootImg, cacheDir: rootCache }));
+    if (withRootfs) {
+      progress(`building the rootfs image from ${rootfs.dir} (nydus-image create, zstd)`);
+      const rootImg = await buildImage(rootfs.dir, join(work, 'rootfs-image'), 'zstd');
+      const rootCache = join(work, 'rootfs-cache');
+      mkdirSync(rootCache);
+      ours.push(await startOurs(work, { ...rootImg, cacheDir: rootCache }));
+    }
     for (const s of ours) await driverJson(s.socket, ['tree', '/']);
     readTree(tree.src);
-    readTree(rootfs.dir);
+    if (withRootfs) readTree(rootfs.dir);
 
-    const times = new Map<string, { ours: number[]; peer: number[] }>(kSteps.map((s) => [s.id, { ours: [], peer: [] }]));
+    const times = new Map<string, { ours: number[]; peer: number[] }>(steps.map((s) => [s.id, { ours: [], peer: [] }]));
     for (let round = 0; round < o.rounds; round++) {
       for (const side of round % 2 === 0 ? ['ours', 'virtiofsd'] as const : ['virtiofsd', 'ours'] as const) {
         let shares: Shares;
         if (side === 'ours') {
-          shares = { name: 'ours', bench: ours[0] as Server, rootfs: ours[1] as Server };
+          shares = { name: 'ours', bench: ours[0] as Server, rootfs: ours[1] };
         } else {
-          shares = { name: 'virtiofsd', bench: await startPeer(work, tree.src), rootfs: await startPeer(work, rootfs.dir) };
+          shares = { name: 'virtiofsd', bench: await startPeer(work, tree.src), rootfs: withRootfs ? await startPeer(work, rootfs.dir) : undefined };
         }
-        progress(`guest round ${round + 1}/${o.rounds}: booting with ${side} (${reps} timed rounds of ${kSteps.length} steps)`);
+        progress(`guest round ${round + 1}/${o.rounds}: booting with ${side} (${reps} timed rounds of ${steps.length} steps; load ${loadavg().map((l) => l.toFixed(2)).join(' ')})`);
         try {
           const r = await runGuest({
-            script: guestScript(reps),
-            virtiofs: [{ socket: shares.bench.socket, tag: 'bench' }, { socket: shares.rootfs.socket, tag: 'rootfs' }],
+            script: guestScript(steps, reps, withRootfs),
+            virtiofs: [{ socket: shares.bench.socket, tag: 'bench' }, ...(shares.rootfs ? [{ socket: shares.rootfs.socket, tag: 'rootfs' }] : [])],
             files: { '/benchtime': readFileSync(tool) },
             memoryMiB: 1024,
             timeoutMs: 900_000,
@@ -148,16 +164,16 @@ export async function runGuestSuite(o: SuiteOptions): Promise<RunFile> {
             throw new Error(`guest with ${side} failed (exit ${r.exitCode}${r.timedOut ? ', timed out' : ''}):\n${r.output.slice(-3000)}\n${r.consoleLog.slice(-2000)}`);
           }
           collectTimes(r.output, 'guest', side, round, times, raw);
-          progress(`guest ${side}: ${kSteps.map((s) => `${s.id} ${(times.get(s.id)?.[side === 'ours' ? 'ours' : 'peer'].slice(-reps) ?? []).map((x) => x.toFixed(0)).join('/')} ms`).join(', ')}`);
+          progress(`guest ${side}: ${steps.map((s) => `${s.id} ${(times.get(s.id)?.[side === 'ours' ? 'ours' : 'peer'].slice(-reps) ?? []).map((x) => x.toFixed(0)).join('/')} ms`).join(', ')}`);
         } finally {
           if (side === 'virtiofsd') {
             await shares.bench.stop();
-            await shares.rootfs.stop();
+            await shares.rootfs?.stop();
           }
         }
       }
     }
-    const rows: Row[] = kSteps.map((s) => ({
+    const rows: Row[] = steps.map((s) => ({
       id: `guest.${s.id}`, group: 'inside a QEMU TCG guest, guest caches dropped before each step', label: s.label, unit: 'ms',
       ours: { name: 'ours', values: times.get(s.id)?.ours ?? [] }, ref: { name: 'virtiofsd', values: times.get(s.id)?.peer ?? [] },
       target: { kind: 'ratio-max', value: 1.05 },

@@ -25,7 +25,8 @@ export const kUsage = `usage: npm run bench -- [options]
   --quick            ~2 minute subset (3 repetitions of 1 s, smaller files, no 100k-file image)
   --reps N           repetitions per workload and side (default 7, quick 3)
   --seconds S        seconds per driver run (default 2, quick 1)
-  --only REGEX       only workloads/phases whose id matches (ids: ${kWarmWorkloads.map((w) => w.id).join(' ')} startup cold cold-validated cold-registry 100k container-start digests writable)
+  --only REGEX       only workloads/phases whose id matches (ids: ${kWarmWorkloads.map((w) => w.id).join(' ')} startup cold cold-validated cold-registry 100k container-start digests writable;
+                     with --guest: guest.seq guest.small guest.ls guest.chroot)
   --keep             keep the temp folder with trees, images and logs
   --compare OLD.json print the change of every row against an earlier run
   --report RUN.json  print a saved run (with --compare: compare two saved runs) without measuring

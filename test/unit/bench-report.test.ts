@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 
+import { guestSteps } from '../../bench/guest-suite.js';
 import { parseOptions } from '../../bench/lib/options.js';
 import type { Row, RunFile } from '../../bench/lib/report.js';
 import { evaluate, readRunFile, renderCompare, renderTable, writeRunFile } from '../../bench/lib/report.js';
@@ -127,4 +128,12 @@ test('command line: defaults, --quick, bad values', () => {
   assert.throws(() => parseOptions(['--reps', '0']), /--reps must be a number/);
   assert.throws(() => parseOptions(['--seconds']), /needs a value/);
   assert.throws(() => parseOptions(['--fast']), /unknown option --fast/);
+});
+
+test('guest --only selects guest steps by row id or bare id, and refuses a pattern matching none', () => {
+  assert.deepEqual(guestSteps(undefined).map((s) => s.id), ['seq', 'small', 'ls', 'chroot']);
+  assert.deepEqual(guestSteps(/^guest\.seq$/).map((s) => s.id), ['seq']);
+  assert.deepEqual(guestSteps(/seq|chroot/).map((s) => s.id), ['seq', 'chroot']);
+  assert.deepEqual(guestSteps(/^ls$/).map((s) => s.id), ['ls']);
+  assert.throws(() => guestSteps(/^nothing$/), /matches no guest row \(ids: guest\.seq guest\.small guest\.ls guest\.chroot\)/);
 });
