@@ -117,8 +117,12 @@ export async function runGuestSuite(o: SuiteOptions): Promise<RunFile> {
   const steps = guestSteps(o.only);
   // The rootfs share is only built, filled and mounted for the step that uses it.
   const withRootfs = steps.some((s) => s.id === 'chroot');
-  const rootfs = debianRootfs();
-  if ('unavailable' in rootfs) throw new Error(`guest mode needs the Debian rootfs: ${rootfs.unavailable}`);
+  let rootfsDir = '';
+  if (withRootfs) {
+    const rootfs = debianRootfs();
+    if ('unavailable' in rootfs) throw new Error(`the chroot step needs the Debian rootfs: ${rootfs.unavailable}`);
+    rootfsDir = rootfs.dir;
+  }
   const started = new Date().toISOString();
   const busy = loadNote(loadavg()[0] ?? 0);
   if (busy) progress(`note: ${busy}`);
@@ -132,15 +136,15 @@ export async function runGuestSuite(o: SuiteOptions): Promise<RunFile> {
     progress(`starting our nydusd${withRootfs ? 's (bench tree, rootfs)' : ' (bench tree)'} and filling the blob caches`);
     ours.push(await startOurs(work, tree.warm));
     if (withRootfs) {
-      progress(`building the rootfs image from ${rootfs.dir} (nydus-image create, zstd)`);
-      const rootImg = await buildImage(rootfs.dir, join(work, 'rootfs-image'), 'zstd');
+      progress(`building the rootfs image from ${rootfsDir} (nydus-image create, zstd)`);
+      const rootImg = await buildImage(rootfsDir, join(work, 'rootfs-image'), 'zstd');
       const rootCache = join(work, 'rootfs-cache');
       mkdirSync(rootCache);
       ours.push(await startOurs(work, { ...rootImg, cacheDir: rootCache }));
     }
     for (const s of ours) await driverJson(s.socket, ['tree', '/']);
     readTree(tree.src);
-    if (withRootfs) readTree(rootfs.dir);
+    if (withRootfs) readTree(rootfsDir);
 
     const times = new Map<string, { ours: number[]; peer: number[] }>(steps.map((s) => [s.id, { ours: [], peer: [] }]));
     for (let round = 0; round < o.rounds; round++) {
@@ -149,7 +153,7 @@ export async function runGuestSuite(o: SuiteOptions): Promise<RunFile> {
         if (side === 'ours') {
           shares = { name: 'ours', bench: ours[0] as Server, rootfs: ours[1] };
         } else {
-          shares = { name: 'virtiofsd', bench: await startPeer(work, tree.src), rootfs: withRootfs ? await startPeer(work, rootfs.dir) : undefined };
+          shares = { name: 'virtiofsd', bench: await startPeer(work, tree.src), rootfs: withRootfs ? await startPeer(work, rootfsDir) : undefined };
         }
         progress(`guest round ${round + 1}/${o.rounds}: booting with ${side} (${reps} timed rounds of ${steps.length} steps; load ${loadavg().map((l) => l.toFixed(2)).join(' ')})`);
         try {
@@ -183,7 +187,7 @@ export async function runGuestSuite(o: SuiteOptions): Promise<RunFile> {
       options: { quick: o.quick, rounds: o.rounds, reps }, bounds: {}, rows, raw,
       notes: [
         `${o.rounds} boot(s) per side, alternating; ${reps} timed rounds per boot after an untimed one; times from the guest's CLOCK_MONOTONIC`,
-        `bench tree: ${tree.bigBytes >> 20} MiB big.bin + 10000 x 4 KiB files; rootfs: ${rootfs.dir} (ours: nydus-image create, zstd)`,
+        `bench tree: ${tree.bigBytes >> 20} MiB big.bin + 10000 x 4 KiB files${withRootfs ? `; rootfs: ${rootfsDir} (ours: nydus-image create, zstd)` : ''}`,
         'TCG guests: the guest CPU is emulated, so guest-side work weighs more than server speed',
         ...(busy ? [busy] : []),
       ],
