@@ -12,6 +12,8 @@ import type { Logger } from '../util/logger.js';
 import { kLogLevels, RootLogger } from '../util/logger.js';
 import type { LogLevel } from '../util/logger.js';
 import type { ApiStarter, ControlServer, DaemonControl } from './control.js';
+import type { EarlyListener } from './early-listen.js';
+import { listenEarly, listensEarly } from './early-listen.js';
 import { ErrorEvents } from './events.js';
 import type { BuildInfo, DaemonOptions } from './options.js';
 import { applyRlimitNofile, checkApiSocket, checkBootstrap, checkTransportTarget, configNotes } from './prepare.js';
@@ -74,12 +76,16 @@ export class Daemon {
 
   /**
    * INIT -> READY -> RUNNING, then the API socket (so its first answer already says RUNNING,
-   * as upstream in virtio-fs mode). On failure everything prepared so far is released (STOPPED).
+   * as upstream in virtio-fs mode). The vhost-user socket of the default serve step listens as
+   * soon as the checks pass, before storage and the image (early-listen.ts). On failure
+   * everything prepared so far is released (STOPPED).
    */
   async start(): Promise<void> {
     const o = this.options;
-    const t0 = performance.now();
+    // hrtime, not performance.now(): the first use of `performance` loads perf_hooks (~2 ms).
+    const t0 = process.hrtime.bigint();
     const log = this._log;
+    let listener: EarlyListener | undefined;
     log.info(`starting: ${o.mode}, ${o.bootstrap === undefined ? 'no bootstrap (empty root for API mounts)' : `bootstrap ${o.bootstrap}`}, config ${o.configSource}`);
     if (log.debugEnabled) log.debug(`configuration: ${JSON.stringify(redactConfig(o.config))}`);
     if (o.supervisor !== undefined) log.warn('--supervisor: live upgrade and failover are not supported yet; the supervisor is never contacted');
@@ -91,6 +97,8 @@ export class Daemon {
       }
       await checkTransportTarget(o, log);
       if (o.apiSock !== undefined) await checkApiSocket(o.apiSock);
+      // Only the default serve step accepts on it; a stand-in makes its own transport.
+      if (this._deps.serve === undefined && listensEarly(o)) listener = listenEarly(o.socketPath, log);
       if (o.bootstrap !== undefined) {
         const settings = storageSettings(o.config, o.configOrigin, o.backendHeaders);
         this._storage = await (this._deps.createStorage ?? StorageService.create)(settings, log.child('storage'));
@@ -102,6 +110,7 @@ export class Daemon {
         options: o,
         storage: this._storage,
         log,
+        ...(listener === undefined ? {} : { listener }),
         ...(this._deps.createStorage ? { createStorage: this._deps.createStorage } : {}),
       });
       this.machine.fire('Mount');
@@ -113,12 +122,13 @@ export class Daemon {
     } catch (err) {
       await this._service?.stop().catch((e: unknown) => log.error(`stopping the service failed: ${(e as Error).message}`));
       this._service = undefined;
+      listener?.close();
       await this._release();
       if (this.machine.state === 'RUNNING') this.machine.fire('Stop');
       if (this.machine.can('Stop')) this.machine.fire('Stop');
       throw err;
     }
-    log.info(`ready in ${(performance.now() - t0).toFixed(1)} ms (state ${this.machine.state})`);
+    log.info(`ready in ${(Number(process.hrtime.bigint() - t0) / 1e6).toFixed(1)} ms (state ${this.machine.state})`);
   }
 
   private _control(): DaemonControl {

@@ -1,0 +1,136 @@
+/**
+ * A virtio-fs daemon's vhost-user socket listens as soon as the start's checks pass, before the
+ * storage is built and the image mounted (src/daemon/early-listen.ts); the backend accepts only
+ * once the image is mounted. Checked with a real frontend (nydus_vu_driver) that connects while
+ * the start is held inside storage creation: it must be served the image, not the empty root a
+ * backend accepting too early would show. A start that fails after listening removes the socket.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+
+import { unixSocketListening } from '../../qemu/virtiofsd.js';
+import { Daemon } from '../../src/daemon/index.js';
+import type { DaemonOptions } from '../../src/daemon/index.js';
+import { createImage, defaultBuildOptions } from '../../src/rafs/builder/index.js';
+import { StorageService } from '../../src/storage/index.js';
+import type { StorageSettings } from '../../src/storage/index.js';
+import type { Logger } from '../../src/util/logger.js';
+import { nullLogger } from '../../src/util/logger.js';
+import { testDaemonOptions } from '../helpers/daemon-options.js';
+import { runDriver } from './driver-harness.js';
+
+const work = mkdtempSync(join(tmpdir(), 'nydusd-early-listen-'));
+after(() => rmSync(work, { recursive: true, force: true }));
+const blobs = join(work, 'blobs');
+let boot = '';
+
+before(async () => {
+  const src = join(work, 'src');
+  mkdirSync(src);
+  writeFileSync(join(src, 'hello'), 'hello from the image\n');
+  mkdirSync(blobs);
+  boot = (await createImage({ ...defaultBuildOptions(src), blobDir: blobs, bootstrapPath: join(work, 'boot') })).bootstrapPath!;
+});
+
+function options(name: string): DaemonOptions {
+  const text = JSON.stringify({ device: { backend: { type: 'localfs', config: { dir: blobs } }, cache: { type: 'blobcache', config: { work_dir: join(work, `${name}-cache`) } } } });
+  return testDaemonOptions({ mode: 'virtiofs', socketPath: join(work, `${name}.sock`), bootstrap: boot }, text);
+}
+
+/** A storage factory that waits for release() before building the real storage. */
+function heldStorage(fail?: Error): {
+  create: (s: StorageSettings, log: Logger) => Promise<StorageService>;
+  reached: Promise<void>;
+  release: () => void;
+} {
+  let reached!: () => void;
+  let release!: () => void;
+  const reachedP = new Promise<void>((r) => (reached = r));
+  const gate = new Promise<void>((r) => (release = r));
+  return {
+    reached: reachedP,
+    release,
+    create: async (s, log) => {
+      reached();
+      await gate;
+      if (fail !== undefined) throw fail;
+      return StorageService.create(s, log);
+    },
+  };
+}
+
+/** Connections waiting in the backlog of the listening socket at `path` (ss's Recv-Q), or undefined without ss. */
+function pendingConnections(path: string): number | undefined {
+  const r = spawnSync('ss', ['-xlnH'], { encoding: 'utf8' });
+  if (r.status !== 0) return undefined;
+  for (const line of r.stdout.split('\n')) {
+    const f = line.trim().split(/\s+/);
+    if (f.includes(path)) return Number(f[2]);
+  }
+  return 0;
+}
+
+test('the vhost-user socket listens before the image is mounted, and a frontend connecting meanwhile is served the image', { timeout: 60_000 }, async () => {
+  const o = options('held');
+  const socket = o.socketPath!;
+  const held = heldStorage();
+  const daemon = new Daemon(o, { log: nullLogger(), createStorage: held.create, applyRlimit: () => undefined });
+  const started = daemon.start();
+  try {
+    await held.reached;
+    assert.ok(unixSocketListening(socket), 'listening while the storage is still being built');
+    assert.notEqual(daemon.state, 'RUNNING');
+    const reader = runDriver(socket, ['cat', '/hello'], 30_000);
+    // Let the driver's connection reach the backlog before the start goes on (ss shows it).
+    for (let i = 0; i < 1000 && (pendingConnections(socket) ?? 1) < 1; i++) await new Promise((r) => setTimeout(r, 5));
+    if (pendingConnections(socket) !== undefined) assert.ok((pendingConnections(socket) ?? 0) >= 1, 'the driver waits in the backlog');
+    assert.equal(daemon.state, 'INIT');
+    held.release();
+    await started;
+    assert.equal(daemon.state, 'RUNNING');
+    const r = await reader;
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout.toString('utf8'), 'hello from the image\n');
+  } finally {
+    held.release();
+    await started.catch(() => undefined);
+    await daemon.stop('test done');
+  }
+  assert.equal(existsSync(socket), false, 'the socket file is removed at stop');
+});
+
+test('a start that fails after the socket listens closes it and removes its file', { timeout: 60_000 }, async () => {
+  const o = options('fails');
+  const socket = o.socketPath!;
+  const held = heldStorage(new Error('storage refused'));
+  const daemon = new Daemon(o, { log: nullLogger(), createStorage: held.create, applyRlimit: () => undefined });
+  const started = daemon.start();
+  await held.reached;
+  assert.ok(unixSocketListening(socket));
+  held.release();
+  await assert.rejects(started, /storage refused/);
+  assert.equal(unixSocketListening(socket), false);
+  assert.equal(existsSync(socket), false);
+  assert.equal(daemon.state, 'STOPPED');
+});
+
+test('a start with a stand-in serve step does not listen on --sock itself', { timeout: 60_000 }, async () => {
+  const o = options('standin');
+  const socket = o.socketPath!;
+  let sawListener: boolean | undefined;
+  const daemon = new Daemon(o, {
+    log: nullLogger(),
+    applyRlimit: () => undefined,
+    serve: (ctx) => {
+      sawListener = ctx.listener !== undefined || unixSocketListening(socket);
+      return Promise.resolve({ done: new Promise<void>(() => undefined), stop: () => Promise.resolve() });
+    },
+  });
+  await daemon.start();
+  await daemon.stop('test done');
+  assert.equal(sawListener, false);
+});
