@@ -35,6 +35,11 @@ export interface DaemonDeps {
   buildInfo?: BuildInfo;
   /** Starts the HTTP API for --apisock (src/daemon/api startApiServer; the CLI wires it). */
   api?: ApiStarter;
+  /**
+   * The --sock socket, listening already (the CLI's claimFreeSocket): the daemon owns it from
+   * here, skips the socket path check, and hands it to the serve step.
+   */
+  listener?: EarlyListener;
 }
 
 export class Daemon {
@@ -85,7 +90,8 @@ export class Daemon {
     // hrtime, not performance.now(): the first use of `performance` loads perf_hooks (~2 ms).
     const t0 = process.hrtime.bigint();
     const log = this._log;
-    let listener: EarlyListener | undefined;
+    // A socket the CLI listens on already is on a path it checked (early-listen.ts).
+    let listener = this._deps.listener;
     log.info(`starting: ${o.mode}, ${o.bootstrap === undefined ? 'no bootstrap (empty root for API mounts)' : `bootstrap ${o.bootstrap}`}, config ${o.configSource}`);
     if (log.debugEnabled) log.debug(`configuration: ${JSON.stringify(redactConfig(o.config))}`);
     if (o.supervisor !== undefined) log.warn('--supervisor: live upgrade and failover are not supported yet; the supervisor is never contacted');
@@ -95,10 +101,13 @@ export class Daemon {
         for (const note of configNotes(o.config, o.writable === true)) log.warn(note);
         await checkBootstrap(o.bootstrap);
       }
-      await checkTransportTarget(o, log);
+      if (listener === undefined) await checkTransportTarget(o, log);
       if (o.apiSock !== undefined) await checkApiSocket(o.apiSock);
       // Only the default serve step accepts on it; a stand-in makes its own transport.
-      if (this._deps.serve === undefined && listensEarly(o)) listener = listenEarly(o.socketPath, log);
+      if (listener === undefined && this._deps.serve === undefined && listensEarly(o)) listener = listenEarly(o.socketPath);
+      if (listener !== undefined && log.debugEnabled) {
+        log.debug(`${listener.path}: listening since ${listener.listenedAtMs.toFixed(1)} ms after the process started; connections are accepted once the image is mounted`);
+      }
       if (o.bootstrap !== undefined) {
         const settings = storageSettings(o.config, o.configOrigin, o.backendHeaders);
         this._storage = await (this._deps.createStorage ?? StorageService.create)(settings, log.child('storage'));

@@ -24,10 +24,19 @@ function code(err: unknown): string {
  * cost a start about a millisecond (more on a busy machine); the image is then read synchronously
  * by openBootstrap anyway.
  */
-export async function checkBootstrap(path: string, what = '--bootstrap'): Promise<void> {
+export function checkBootstrap(path: string, what = '--bootstrap'): Promise<void> {
+  // The executor runs at once; what it throws rejects the promise.
+  return new Promise((resolve) => {
+    checkBootstrapSync(path, what);
+    resolve();
+  });
+}
+
+function checkBootstrapSync(path: string, what: string): void {
   let fd;
   try {
-    fd = openSync(path, 'r');
+    // O_NONBLOCK: a FIFO given by mistake fails the check below instead of blocking the open.
+    fd = openSync(path, fsc.O_RDONLY | fsc.O_NONBLOCK);
   } catch (err) {
     const c = code(err);
     throw new UsageError(`${what} ${path}: ${c === 'ENOENT' ? 'no such file' : `cannot open (${c})`}`);

@@ -1,13 +1,14 @@
 /**
- * A virtio-fs daemon's vhost-user socket listens as soon as the start's checks pass, before the
- * storage is built and the image mounted (src/daemon/early-listen.ts); the backend accepts only
- * once the image is mounted. Checked with a real frontend (nydus_vu_driver) that connects while
- * the start is held inside storage creation: it must be served the image, not the empty root a
- * backend accepting too early would show. A start that fails after listening removes the socket.
+ * A virtio-fs daemon's vhost-user socket listens early (src/daemon/early-listen.ts): bin/nydusd
+ * once its flags are checked, before the configuration is loaded; an in-process Daemon after its
+ * checks, before the storage is built and the image mounted. The backend accepts only once the
+ * image is mounted. Checked with a real frontend (nydus_vu_driver) that connects while the start
+ * is held inside storage creation: it must be served the image, not the empty root a backend
+ * accepting too early would show. A start that fails after listening removes the socket.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, watch, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -21,6 +22,7 @@ import type { StorageSettings } from '../../src/storage/index.js';
 import type { Logger } from '../../src/util/logger.js';
 import { nullLogger } from '../../src/util/logger.js';
 import { testDaemonOptions } from '../helpers/daemon-options.js';
+import { binDir } from '../helpers/paths.js';
 import { runDriver } from './driver-harness.js';
 
 const work = mkdtempSync(join(tmpdir(), 'nydusd-early-listen-'));
@@ -133,4 +135,32 @@ test('a start with a stand-in serve step does not listen on --sock itself', { ti
   await daemon.start();
   await daemon.stop('test done');
   assert.equal(sawListener, false);
+});
+
+test('bin/nydusd listens before it loads the configuration; a configuration error still exits 2 with its message and removes the socket', { timeout: 60_000 }, async () => {
+  const dir = mkdtempSync(join(work, 'cli-'));
+  const socket = join(dir, 'vhost.sock');
+  const cfg = join(dir, 'bad.json');
+  // Valid JSON, invalid configuration: the error comes from loading it, after the flags.
+  writeFileSync(cfg, JSON.stringify({ device: { backend: { type: 'localfs', config: { dir: 42 } } } }));
+  const seen = new Set<string>();
+  const watcher = watch(dir, (_event, name) => {
+    if (name !== null) seen.add(name);
+  });
+  try {
+    const r = spawnSync(join(binDir, 'nydusd'), ['virtiofs', '--config', cfg, '--bootstrap', boot, '--sock', socket], {
+      encoding: 'utf8',
+      timeout: 30_000,
+      env: { ...process.env, PATH: `${join(process.execPath, '..')}:${process.env['PATH'] ?? ''}` },
+    });
+    assert.equal(r.status, 2, r.stderr);
+    const last = r.stderr.trim().split('\n').pop() ?? '';
+    assert.ok(last.startsWith(`nydusd: ${cfg}: `), last);
+    // The watcher's events were queued by the kernel while the daemon ran; they arrive now.
+    for (let i = 0; i < 200 && !seen.has('vhost.sock'); i++) await new Promise((res) => setTimeout(res, 5));
+    assert.ok(seen.has('vhost.sock'), 'the socket was created before the configuration was refused');
+    assert.equal(existsSync(socket), false, 'and removed again');
+  } finally {
+    watcher.close();
+  }
 });
