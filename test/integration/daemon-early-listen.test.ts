@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, watch, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, watch, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -16,26 +16,22 @@ import { after, before, test } from 'node:test';
 import { unixSocketListening } from '../../qemu/virtiofsd.js';
 import { Daemon } from '../../src/daemon/index.js';
 import type { DaemonOptions } from '../../src/daemon/index.js';
-import { createImage, defaultBuildOptions } from '../../src/rafs/builder/index.js';
 import { StorageService } from '../../src/storage/index.js';
 import type { StorageSettings } from '../../src/storage/index.js';
 import type { Logger } from '../../src/util/logger.js';
 import { nullLogger } from '../../src/util/logger.js';
 import { testDaemonOptions } from '../helpers/daemon-options.js';
+import { oneFileImage } from '../helpers/one-file-image.js';
 import { binDir } from '../helpers/paths.js';
 import { runDriver } from './driver-harness.js';
 
 const work = mkdtempSync(join(tmpdir(), 'nydusd-early-listen-'));
 after(() => rmSync(work, { recursive: true, force: true }));
-const blobs = join(work, 'blobs');
+let blobs = '';
 let boot = '';
 
 before(async () => {
-  const src = join(work, 'src');
-  mkdirSync(src);
-  writeFileSync(join(src, 'hello'), 'hello from the image\n');
-  mkdirSync(blobs);
-  boot = (await createImage({ ...defaultBuildOptions(src), blobDir: blobs, bootstrapPath: join(work, 'boot') })).bootstrapPath!;
+  ({ boot, blobs } = await oneFileImage(work, 'hello', 'hello from the image\n'));
 });
 
 function options(name: string): DaemonOptions {
