@@ -13,6 +13,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterFuseSession(env, exports);
   RegisterXattr(env, exports);
   RegisterRlimit(env, exports);
+  RegisterUnixListen(env, exports);
   RegisterAbi(env, exports);
   return exports;
 }

@@ -22,6 +22,8 @@ void RegisterChunkMap(Napi::Env env, Napi::Object exports);
 void RegisterLog(Napi::Env env, Napi::Object exports);
 void RegisterXattr(Napi::Env env, Napi::Object exports);
 void RegisterRlimit(Napi::Env env, Napi::Object exports);
+// listenUnixSocket() (unix_listen_binding.cc).
+void RegisterUnixListen(Napi::Env env, Napi::Object exports);
 void RegisterFuseSession(Napi::Env env, Napi::Object exports);
 // abiInfo() (abi_binding.cc).
 void RegisterAbi(Napi::Env env, Napi::Object exports);

@@ -80,7 +80,15 @@ function localfsConfig(dir: string): string {
   });
 }
 
-export function resolveNydusdArgs(a: NydusdArgs, env: NodeJS.ProcessEnv = process.env): ResolvedArgs {
+/** The transport as the flags give it, before any configuration is read. */
+export type TransportFlags = Pick<DaemonOptions, 'mode' | 'socketPath' | 'listenFd'>;
+
+/**
+ * Flags and configuration into DaemonOptions. `beforeConfig` sees the transport once every flag
+ * is checked and before the configuration is loaded and validated (the CLI listens on --sock
+ * there: src/daemon/early-listen.ts).
+ */
+export function resolveNydusdArgs(a: NydusdArgs, env: NodeJS.ProcessEnv = process.env, beforeConfig?: (t: TransportFlags) => void): ResolvedArgs {
   const positional = a._.map(String);
   const sub = positional[0];
   if (sub !== undefined && !(kSubcommands as readonly string[]).includes(sub)) {
@@ -133,6 +141,8 @@ export function resolveNydusdArgs(a: NydusdArgs, env: NodeJS.ProcessEnv = proces
   const sharedDir = str(a, 'shared-dir');
   if (sharedDir === '') throw new UsageError('--shared-dir: expected a directory');
   if (sharedDir !== undefined && bootstrap !== undefined) throw new UsageError('--shared-dir and --bootstrap are mutually exclusive');
+  const socketPath = sock === undefined ? undefined : resolve(sock);
+  beforeConfig?.({ mode, socketPath, listenFd: fd });
   const configPath = str(a, 'config');
   const localfsDir = str(a, 'localfs-dir');
   let loaded: LoadedConfig;
@@ -163,7 +173,7 @@ export function resolveNydusdArgs(a: NydusdArgs, env: NodeJS.ProcessEnv = proces
   const options: DaemonOptions = {
     mode,
     mountpoint: mountpoint === undefined ? undefined : resolve(mountpoint),
-    socketPath: sock === undefined ? undefined : resolve(sock),
+    socketPath,
     listenFd: fd,
     bootstrap: bootstrap === undefined ? undefined : resolve(bootstrap),
     sharedDir: sharedDir === undefined ? undefined : resolve(sharedDir),

@@ -5,8 +5,8 @@
  * status 0 on a clean stop, 2 on bad usage or configuration or a feature not supported yet, 1 on
  * a runtime failure.
  */
-import { attachNativeLog, runDaemon } from '../daemon/index.js';
-import type { ApiStarter, DaemonDeps } from '../daemon/index.js';
+import { attachNativeLog, claimFreeSocket, runDaemon } from '../daemon/index.js';
+import type { ApiStarter, DaemonDeps, EarlyListener } from '../daemon/index.js';
 import { createLogger } from '../util/logger.js';
 import { parseNydusdArgsFast } from './nydusd-fast-args.js';
 import type { NydusdArgs } from './nydusd-options.js';
@@ -39,7 +39,21 @@ export async function main(argv: string[], deps: Partial<Omit<DaemonDeps, 'log'>
     process.stdout.write(`${kCapabilities}\n`);
     return 0;
   }
-  const { options, warnings } = resolveNydusdArgs(args);
+  // The vhost-user socket listens once the flags are checked, while the configuration is still
+  // to be loaded (src/daemon/early-listen.ts); closed again below should the start not get far.
+  const early: { listener?: EarlyListener | undefined } = {};
+  try {
+    return await startDaemon(args, deps, early);
+  } finally {
+    early.listener?.close();
+  }
+}
+
+async function startDaemon(args: NydusdArgs, deps: Partial<Omit<DaemonDeps, 'log'>>, early: { listener?: EarlyListener | undefined }): Promise<number> {
+  // A stand-in serve step (deps.serve) makes its own transport.
+  const { options, warnings } = resolveNydusdArgs(args, process.env, (t) => {
+    if (deps.serve === undefined) early.listener = claimFreeSocket(t);
+  });
   const logger = createLogger({
     level: options.log.level,
     format: options.log.format,
@@ -58,7 +72,8 @@ export async function main(argv: string[], deps: Partial<Omit<DaemonDeps, 'log'>
     ran = true;
     // The API's modules (node:http, the routes) load only for a daemon with --apisock.
     const api: ApiStarter = async (control, path) => (await import('../daemon/api/index.js')).startApiServer(control, path);
-    return await runDaemon(options, { buildInfo: b, api, ...deps, log: logger });
+    const listener = early.listener;
+    return await runDaemon(options, { buildInfo: b, api, ...deps, ...(listener === undefined ? {} : { listener }), log: logger });
   } catch (err) {
     // runMain prints the reason on stderr; a log file gets it too.
     if (options.log.file !== undefined) logger.error((err as Error).message);

@@ -25,4 +25,6 @@ export type { DaemonState, DaemonEvent } from './state.js';
 export type { ServeStep, ServeContext, RunningService } from './serve.js';
 export { applyRlimitNofile, checkBootstrap, checkTransportTarget, configNotes } from './prepare.js';
 export { attachNativeLog } from './native-log.js';
+export { claimFreeSocket, listenEarly, listensEarly } from './early-listen.js';
+export type { EarlyListener } from './early-listen.js';
 export { stopOnSignal } from './stop-on-signal.js';

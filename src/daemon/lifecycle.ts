@@ -12,6 +12,8 @@ import type { Logger } from '../util/logger.js';
 import { kLogLevels, RootLogger } from '../util/logger.js';
 import type { LogLevel } from '../util/logger.js';
 import type { ApiStarter, ControlServer, DaemonControl } from './control.js';
+import type { EarlyListener } from './early-listen.js';
+import { listenEarly, listensEarly } from './early-listen.js';
 import { ErrorEvents } from './events.js';
 import type { BuildInfo, DaemonOptions } from './options.js';
 import { applyRlimitNofile, checkApiSocket, checkBootstrap, checkTransportTarget, configNotes } from './prepare.js';
@@ -33,6 +35,11 @@ export interface DaemonDeps {
   buildInfo?: BuildInfo;
   /** Starts the HTTP API for --apisock (src/daemon/api startApiServer; the CLI wires it). */
   api?: ApiStarter;
+  /**
+   * The --sock socket, listening already (the CLI's claimFreeSocket): the daemon owns it from
+   * here, skips the socket path check, and hands it to the serve step.
+   */
+  listener?: EarlyListener;
 }
 
 export class Daemon {
@@ -74,12 +81,17 @@ export class Daemon {
 
   /**
    * INIT -> READY -> RUNNING, then the API socket (so its first answer already says RUNNING,
-   * as upstream in virtio-fs mode). On failure everything prepared so far is released (STOPPED).
+   * as upstream in virtio-fs mode). The vhost-user socket of the default serve step listens as
+   * soon as the checks pass, before storage and the image (early-listen.ts). On failure
+   * everything prepared so far is released (STOPPED).
    */
   async start(): Promise<void> {
     const o = this.options;
-    const t0 = performance.now();
+    // hrtime, not performance.now(): the first use of `performance` loads perf_hooks (~2 ms).
+    const t0 = process.hrtime.bigint();
     const log = this._log;
+    // A socket the CLI listens on already is on a path it checked (early-listen.ts).
+    let listener = this._deps.listener;
     log.info(`starting: ${o.mode}, ${o.bootstrap === undefined ? 'no bootstrap (empty root for API mounts)' : `bootstrap ${o.bootstrap}`}, config ${o.configSource}`);
     if (log.debugEnabled) log.debug(`configuration: ${JSON.stringify(redactConfig(o.config))}`);
     if (o.supervisor !== undefined) log.warn('--supervisor: live upgrade and failover are not supported yet; the supervisor is never contacted');
@@ -89,8 +101,13 @@ export class Daemon {
         for (const note of configNotes(o.config, o.writable === true)) log.warn(note);
         await checkBootstrap(o.bootstrap);
       }
-      await checkTransportTarget(o, log);
+      if (listener === undefined) await checkTransportTarget(o, log);
       if (o.apiSock !== undefined) await checkApiSocket(o.apiSock);
+      // Only the default serve step accepts on it; a stand-in makes its own transport.
+      if (listener === undefined && this._deps.serve === undefined && listensEarly(o)) listener = listenEarly(o.socketPath);
+      if (listener !== undefined && log.debugEnabled) {
+        log.debug(`${listener.path}: listening since ${listener.listenedAtMs.toFixed(1)} ms after the process started; connections are accepted once the image is mounted`);
+      }
       if (o.bootstrap !== undefined) {
         const settings = storageSettings(o.config, o.configOrigin, o.backendHeaders);
         this._storage = await (this._deps.createStorage ?? StorageService.create)(settings, log.child('storage'));
@@ -102,6 +119,7 @@ export class Daemon {
         options: o,
         storage: this._storage,
         log,
+        ...(listener === undefined ? {} : { listener }),
         ...(this._deps.createStorage ? { createStorage: this._deps.createStorage } : {}),
       });
       this.machine.fire('Mount');
@@ -113,12 +131,13 @@ export class Daemon {
     } catch (err) {
       await this._service?.stop().catch((e: unknown) => log.error(`stopping the service failed: ${(e as Error).message}`));
       this._service = undefined;
+      listener?.close();
       await this._release();
       if (this.machine.state === 'RUNNING') this.machine.fire('Stop');
       if (this.machine.can('Stop')) this.machine.fire('Stop');
       throw err;
     }
-    log.info(`ready in ${(performance.now() - t0).toFixed(1)} ms (state ${this.machine.state})`);
+    log.info(`ready in ${(Number(process.hrtime.bigint() - t0) / 1e6).toFixed(1)} ms (state ${this.machine.state})`);
   }
 
   private _control(): DaemonControl {

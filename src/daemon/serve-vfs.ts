@@ -54,14 +54,22 @@ export async function serveVfs(ctx: ServeContext): Promise<RunningService> {
       const info = session.mount(mp, { threads: options.fuseThreads, readOnly });
       log.info(`FUSE mounted at ${mp} (${info.threads} threads${info.viaFusermount ? ', via fusermount3' : ''}), ${mounts.size} image(s)`);
     } else {
-      session.attachVirtio({
-        ...(options.socketPath === undefined ? {} : { socketPath: options.socketPath }),
-        ...(options.listenFd === undefined ? {} : { listenFd: options.listenFd }),
-      });
+      // The socket listening since the start's checks (the path names it in the log), or --sock
+      // and --fd as given (an inherited --fd wins).
+      const l = ctx.listener;
+      session.attachVirtio(
+        l !== undefined
+          ? { socketPath: l.path, listenFd: l.fd }
+          : {
+              ...(options.socketPath === undefined ? {} : { socketPath: options.socketPath }),
+              ...(options.listenFd === undefined ? {} : { listenFd: options.listenFd }),
+            },
+      );
       log.info(`serving vhost-user virtio-fs on ${options.socketPath ?? `fd ${String(options.listenFd)}`}, ${mounts.size} image(s)`);
     }
   } catch (err) {
     session.stop();
+    ctx.listener?.close();
     await mounts.closeAll();
     throw err;
   }
@@ -84,6 +92,7 @@ export async function serveVfs(ctx: ServeContext): Promise<RunningService> {
             `${s.cachedReplies ?? 0} LOOKUP/GETATTR answered natively`,
         );
         session.stop();
+        ctx.listener?.close();
         await mounts.closeAll();
       })();
       return stopping;

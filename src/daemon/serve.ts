@@ -7,6 +7,7 @@ import type { FuseSession } from '../fuse/index.js';
 import type { Vfs } from '../fs/index.js';
 import type { StorageService, StorageSettings } from '../storage/index.js';
 import type { Logger } from '../util/logger.js';
+import type { EarlyListener } from './early-listen.js';
 import type { MountTable } from './mounts.js';
 import type { DaemonOptions } from './options.js';
 
@@ -18,6 +19,11 @@ export interface ServeContext {
    */
   storage: StorageService | undefined;
   log: Logger;
+  /**
+   * The --sock socket, already listening (early-listen.ts): the transport accepts on it, and from
+   * then on the serve step closes it (after the transport stopped, on failure too).
+   */
+  listener?: EarlyListener;
   /** Tests: how mounts made through the API build their storage. */
   createStorage?: (settings: StorageSettings, log: Logger) => Promise<StorageService>;
 }

@@ -183,3 +183,8 @@ export function getRlimitNofile(): NofileLimit {
 export function setRlimitNofile(soft: number, hard: number): void {
   loadAddon().setRlimitNofile(soft, hard);
 }
+
+/** A listening Unix socket for the vhost-user backend to accept on later (FuseSession.attachVirtio's listenFd). */
+export function listenUnixSocket(path: string): number {
+  return loadAddon().listenUnixSocket(path);
+}

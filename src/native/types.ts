@@ -204,6 +204,11 @@ export interface NativeAddon {
   getRlimitNofile(): NofileLimit;
   /** Throws a NativeError (code ERR_RLIMIT, errno EPERM/EINVAL) when the kernel refuses. */
   setRlimitNofile(soft: number, hard: number): void;
+  /**
+   * A listening AF_UNIX socket at `path` (a stale socket file there is replaced), its fd owned by
+   * the caller; NativeError ERR_VIRTIO with the errno when it cannot be made.
+   */
+  listenUnixSocket(path: string): number;
 }
 
 /**

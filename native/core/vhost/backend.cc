@@ -13,6 +13,7 @@
 
 #include "abi/js_abi.h"
 #include "common/log.h"
+#include "common/unix_listen.h"
 #include "vhost/device.h"
 #include "vhost/message.h"
 
@@ -61,39 +62,10 @@ int VhostUserFsBackend::Start(std::string* error) {
     listen_fd_.reset(options_.listen_fd);
     owns_listen_fd_ = false;
   } else {
-    struct sockaddr_un addr = {};
-    addr.sun_family = AF_UNIX;
-    if (options_.socket_path.empty() || options_.socket_path.size() >= sizeof(addr.sun_path)) {
-      *error = "vhost-user socket path is empty or longer than " +
-               std::to_string(sizeof(addr.sun_path) - 1) + " bytes: " + options_.socket_path;
-      return -ENAMETOOLONG;
-    }
-    memcpy(addr.sun_path, options_.socket_path.c_str(), options_.socket_path.size() + 1);
-    struct stat st;
-    if (::lstat(options_.socket_path.c_str(), &st) == 0) {
-      // Remove a stale socket from an earlier run, never anything else.
-      if (!S_ISSOCK(st.st_mode)) {
-        *error = "vhost-user socket path exists and is not a socket: " + options_.socket_path;
-        return -EEXIST;
-      }
-      ::unlink(options_.socket_path.c_str());
-    }
-    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (!fd.valid()) {
-      *error = Errno("socket", errno);
-      return -errno;
-    }
-    if (::bind(fd.get(), reinterpret_cast<struct sockaddr*>(&addr), sizeof(addr)) != 0) {
-      int err = errno;
-      *error = Errno(("bind " + options_.socket_path).c_str(), err);
-      return -err;
-    }
+    UniqueFd fd;
+    int rc = ListenUnixSocket(options_.socket_path, 1, &fd, error);
+    if (rc != 0) return rc;
     created_socket_file_ = true;
-    if (::listen(fd.get(), 1) != 0) {
-      int err = errno;
-      *error = Errno("listen", err);
-      return -err;
-    }
     listen_fd_ = std::move(fd);
     owns_listen_fd_ = true;
   }
@@ -105,7 +77,7 @@ int VhostUserFsBackend::Start(std::string* error) {
   stopping_.store(false);
   control_ = std::thread(&VhostUserFsBackend::ControlMain, this);
   NLOG_INFO(kLog, "vhost-user-fs backend listening on %s (%u request queues, queue size <= %u)",
-            options_.listen_fd >= 0 ? "an inherited socket" : options_.socket_path.c_str(),
+            !options_.socket_path.empty() ? options_.socket_path.c_str() : "an inherited socket",
             options_.num_request_queues, options_.max_queue_size);
   return 0;
 }
