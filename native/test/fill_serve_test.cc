@@ -89,6 +89,44 @@ class GatedStore final : public cache::ChunkStore {
   bool released_ = false;
 };
 
+// The plain store whose Admit of chunk `held` waits until Release(): the fill is held between
+// decoding the chunks before it and decoding that one.
+class AdmitGate final : public cache::ChunkStore {
+ public:
+  AdmitGate(int fd, uint32_t held) : inner_(fd), held_(held) {}
+  int Admit(const cache::FillJob& /*job*/, const cache::FillChunk& c) override {
+    if (c.index != held_) return 0;
+    std::unique_lock lock(mu_);
+    entered_ = true;
+    cv_.notify_all();
+    cv_.wait(lock, [this] { return released_; });
+    return 0;
+  }
+  int Store(const cache::FillJob& job, std::span<const cache::FillChunk* const> run,
+            const uint8_t* decoded) override {
+    stores.fetch_add(1);
+    return inner_.Store(job, run, decoded);
+  }
+  bool Entered() {
+    std::lock_guard lock(mu_);
+    return entered_;
+  }
+  void Release() {
+    std::lock_guard lock(mu_);
+    released_ = true;
+    cv_.notify_all();
+  }
+  std::atomic<int> stores{0};
+
+ private:
+  cache::DataFileStore inner_;
+  const uint32_t held_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool entered_ = false;
+  bool released_ = false;
+};
+
 // A file of kChunks chunks of blob slot 0, chunk i at file and blob offset i * kChunk; an empty
 // (sparse) cache file and map with chunk 0 ready, registered on a session with a Waker.
 struct Setup {
@@ -171,6 +209,26 @@ struct Setup {
     job.map = map;
     return job;
   }
+
+  // One fill of the adjacent chunks `first`..`last` (one run), compressed back to back in `src`.
+  cache::FillJob RunJob(uint32_t first, uint32_t last, std::vector<uint8_t>* src) {
+    cache::FillJob job;
+    src->clear();
+    for (uint32_t i = first; i <= last; ++i) {
+      std::vector<uint8_t> one;
+      cache::FillJob j1 = Job(i, &one, false);
+      cache::FillChunk c = j1.chunks[0];
+      c.src_offset = src->size();
+      src->insert(src->end(), one.begin(), one.end());
+      job.chunks.push_back(c);
+    }
+    job.algo = codec::Algo::kLz4Block;
+    job.validate = true;
+    job.src = src->data();
+    job.src_len = src->size();
+    job.map = map;
+    return job;
+  }
 };
 
 bool RepliesFile(const MemRequest& r, uint64_t offset, uint32_t size) {
@@ -240,6 +298,51 @@ NTEST(FillServe, ParkedReadIsAnsweredBeforeTheCacheWrite) {
   NEXPECT_TRUE(f.map->IsReady(2));
   NEXPECT_EQ(s.Stats().parked_now, 0u);
   NEXPECT_EQ(r1.completions(), 1);
+}
+
+NTEST(FillServe, ARunsFirstChunkIsServedBeforeTheRestOfTheRunIsDecoded) {
+  Setup f;
+  NASSERT_TRUE(f.ok);
+  auto& s = *f.h.s;
+  // The miss of chunk 1 (its fill amplified to chunks 1-3), a READ over chunks 2 and 3, and one
+  // of chunk 3 alone.
+  auto& r1 = f.Read(kChunk, kChunk);
+  auto& r23 = f.Read(2 * kChunk, 2 * kChunk);
+  auto& r3 = f.Read(3 * kChunk + 10, 100);
+  NEXPECT_EQ(DrainAll(s).size(), 3u);
+
+  std::vector<uint8_t> src;
+  cache::FillJob job = f.RunJob(1, 3, &src);
+  auto* store = new AdmitGate(f.fd, 3);
+  job.store.reset(store);
+  cache::FillResult res;
+  std::thread fill([&] { res = cache::RunFill(job); });
+
+  // Held before chunk 3 is decoded: the READ of chunk 1 has its bytes already; the READ that
+  // also needs chunk 3 waits, and nothing is written yet.
+  NEXPECT_TRUE(WaitUntil([&] { return store->Entered(); }));
+  NEXPECT_TRUE(WaitUntil([&] { return r1.completions() == 1; }));
+  NEXPECT_TRUE(RepliesFile(r1, kChunk, kChunk));
+  NEXPECT_EQ(r23.completions(), 0);
+  NEXPECT_EQ(r3.completions(), 0);
+  NEXPECT_EQ(store->stores.load(), 0);
+  NEXPECT_FALSE(f.map->IsReady(1));
+
+  // The rest of the run: both READs are answered from its memory before the write, the run is
+  // stored with one write and every bit is set.
+  store->Release();
+  fill.join();
+  NEXPECT_EQ(r23.completions(), 1);
+  NEXPECT_TRUE(RepliesFile(r23, 2 * kChunk, 2 * kChunk));
+  NEXPECT_EQ(r3.completions(), 1);
+  NEXPECT_TRUE(RepliesFile(r3, 3 * kChunk + 10, 100));
+  NASSERT_EQ(res.status.size(), 3u);
+  for (int st : res.status) NEXPECT_EQ(st, cache::kFillCached);
+  NEXPECT_EQ(store->stores.load(), 1);
+  NEXPECT_EQ(f.waker->served, 3u);
+  NEXPECT_EQ(s.Stats().fill_served, 3u);
+  for (uint32_t i = 1; i <= 3; ++i) NEXPECT_TRUE(f.map->IsReady(i));
+  NEXPECT_EQ(s.Stats().parked_now, 0u);
 }
 
 NTEST(FillServe, BadChunksAnswerNobodyAndAFailedStoreDoesNotStopTheRead) {
