@@ -153,8 +153,8 @@ FillResult RunFill(const FillJob& job) {
     }
     std::unique_ptr<uint8_t[]> own;
     uint8_t* const buf = DecodeBuffer(end - base, &own);
-    size_t offered = 0;       // chunks of the stretch offered already
-    uint64_t unoffered = 0;   // bytes decoded since the last offer
+    size_t offered = 0;      // chunks of the stretch offered already
+    uint64_t unoffered = 0;  // bytes decoded since the last offer
     // READs parked on the stretch's new chunks are answered from the decoded bytes (the cache
     // write, or the spill when the cache takes no writes, is then off their path).
     auto offer = [&] {
