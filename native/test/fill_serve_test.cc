@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <functional>
 #include <mutex>
 #include <thread>
@@ -57,54 +58,23 @@ class Waker final : public cache::ReadyListener {
   std::mutex mu_;
 };
 
-// The plain store, held back until Release() (or failing with `fail` when it is set).
+// The plain store, held back at one point until Release(): at its Store (which then fails with
+// `fail` when that is set), or, given `admit_held`, at its Admit of that chunk (the fill is then
+// held between decoding the chunks before it and decoding that one).
 class GatedStore final : public cache::ChunkStore {
  public:
-  GatedStore(int fd, int fail) : inner_(fd), fail_(fail) {}
-  int Store(const cache::FillJob& job, std::span<const cache::FillChunk* const> run,
-            const uint8_t* decoded) override {
-    std::unique_lock lock(mu_);
-    entered_ = true;
-    cv_.notify_all();
-    cv_.wait(lock, [this] { return released_; });
-    if (fail_ != 0) return fail_;
-    return inner_.Store(job, run, decoded);
-  }
-  bool Entered() {
-    std::lock_guard lock(mu_);
-    return entered_;
-  }
-  void Release() {
-    std::lock_guard lock(mu_);
-    released_ = true;
-    cv_.notify_all();
-  }
-
- private:
-  cache::DataFileStore inner_;
-  const int fail_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool entered_ = false;
-  bool released_ = false;
-};
-
-// The plain store whose Admit of chunk `held` waits until Release(): the fill is held between
-// decoding the chunks before it and decoding that one.
-class AdmitGate final : public cache::ChunkStore {
- public:
-  AdmitGate(int fd, uint32_t held) : inner_(fd), held_(held) {}
+  static constexpr uint32_t kAtStore = UINT32_MAX;
+  GatedStore(int fd, int fail, uint32_t admit_held = kAtStore)
+      : inner_(fd), fail_(fail), admit_held_(admit_held) {}
   int Admit(const cache::FillJob& /*job*/, const cache::FillChunk& c) override {
-    if (c.index != held_) return 0;
-    std::unique_lock lock(mu_);
-    entered_ = true;
-    cv_.notify_all();
-    cv_.wait(lock, [this] { return released_; });
+    if (c.index == admit_held_) Hold();
     return 0;
   }
   int Store(const cache::FillJob& job, std::span<const cache::FillChunk* const> run,
             const uint8_t* decoded) override {
     stores.fetch_add(1);
+    if (admit_held_ == kAtStore) Hold();
+    if (fail_ != 0) return fail_;
     return inner_.Store(job, run, decoded);
   }
   bool Entered() {
@@ -119,8 +89,16 @@ class AdmitGate final : public cache::ChunkStore {
   std::atomic<int> stores{0};
 
  private:
+  void Hold() {
+    std::unique_lock lock(mu_);
+    entered_ = true;
+    cv_.notify_all();
+    cv_.wait(lock, [this] { return released_; });
+  }
+
   cache::DataFileStore inner_;
-  const uint32_t held_;
+  const int fail_;
+  const uint32_t admit_held_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool entered_ = false;
@@ -313,7 +291,7 @@ NTEST(FillServe, ARunsFirstChunkIsServedBeforeTheRestOfTheRunIsDecoded) {
 
   std::vector<uint8_t> src;
   cache::FillJob job = f.RunJob(1, 3, &src);
-  auto* store = new AdmitGate(f.fd, 3);
+  auto* store = new GatedStore(f.fd, 0, 3);
   job.store.reset(store);
   cache::FillResult res;
   std::thread fill([&] { res = cache::RunFill(job); });
