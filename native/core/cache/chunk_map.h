@@ -37,9 +37,9 @@ namespace nydus::cache {
 // fill's memory, valid only while ReadyListener::OnDecoded runs. Every number here comes from
 // the fill plan, which ValidatePlan checked; Find() checks a reader's extent against it.
 // A fill offers a stretch as it decodes it (RunFill): each offer holds every chunk of the stretch
-// decoded so far, and `fresh` the ones decoded since the previous offer (those whose parked READs
-// are looked up; a READ that parked on an older chunk of the stretch in between was already passed
-// over, and completes when the stretch is stored).
+// decoded so far, and Fresh() the ones decoded since the previous offer, whose parked READs are
+// looked up (a READ that parked on an older chunk of the stretch in between is passed over; it
+// completes when the stretch is stored).
 struct DecodedRun {
   std::span<const uint32_t> indices;  // chunk indices, in blob offset order
   std::span<const uint64_t> offsets;  // uncompressed blob offset of each; adjacent, ascending
