@@ -7,29 +7,29 @@ namespace nydus::binding {
 class SessionWaker final : public cache::ReadyListener {
  public:
   SessionWaker(std::weak_ptr<fuse::FuseSession> session, uint32_t slot,
-               std::shared_ptr<std::mutex> mu)
+               std::shared_ptr<std::shared_mutex> mu)
       : session_(std::move(session)), slot_(slot), mu_(std::move(mu)) {}
 
   void OnReady(std::span<const uint32_t> indices) override {
     auto s = session_.lock();
     if (s == nullptr) return;
-    std::lock_guard lock(*mu_);
+    std::shared_lock lock(*mu_);
     s->ChunksReady(slot_, indices);
   }
 
-  // The READs are answered under the same lock as ChunksReady: FailParked and Shutdown never
-  // find one half served.
+  // The READs are answered under the lock (shared) as ChunksReady is: FailParked and Shutdown
+  // never find one half served.
   void OnDecoded(const cache::DecodedRun& run) override {
     auto s = session_.lock();
     if (s == nullptr) return;
-    std::lock_guard lock(*mu_);
+    std::shared_lock lock(*mu_);
     s->ChunksDecoded(slot_, run);
   }
 
  private:
   const std::weak_ptr<fuse::FuseSession> session_;
   const uint32_t slot_;
-  const std::shared_ptr<std::mutex> mu_;
+  const std::shared_ptr<std::shared_mutex> mu_;
 };
 
 void BlobWakers::Attach(uint32_t slot, const std::shared_ptr<cache::ChunkMap>& map) {

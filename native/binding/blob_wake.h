@@ -3,14 +3,19 @@
 // that calls the session's ChunksReady for the blob's slot. No JavaScript round trip.
 //
 // ChunksReady assumes it does not interleave with FailParked or Shutdown (those move parked READs
-// in two steps): the session handle takes mu() around both, and the listeners take it around
-// ChunksReady.
+// in two steps): the session handle takes mu() exclusively around both, and the listeners (and
+// the handler's chunksReady) take it shared around ChunksReady and ChunksDecoded. Shared, since
+// those are safe together (the session claims each READ once): a fill answering a READ holds the
+// lock while it copies the reply, and held exclusively that kept a second fill thread, and the
+// JavaScript thread's chunksReady, waiting behind the copy (and behind the scheduler: fill
+// threads yield to every thread that wakes).
 #pragma once
 
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 
 #include "cache/chunk_map.h"
 
@@ -35,7 +40,7 @@ class BlobWakers {
   void Attach(uint32_t slot, const std::shared_ptr<cache::ChunkMap>& map);
   void Detach(uint32_t slot);
   void DetachAll();
-  std::mutex& mu() { return *mu_; }
+  std::shared_mutex& mu() { return *mu_; }
 
  private:
   struct Entry {
@@ -43,7 +48,7 @@ class BlobWakers {
     std::shared_ptr<SessionWaker> waker;
   };
   std::weak_ptr<fuse::FuseSession> session_;
-  std::shared_ptr<std::mutex> mu_ = std::make_shared<std::mutex>();
+  std::shared_ptr<std::shared_mutex> mu_ = std::make_shared<std::shared_mutex>();
   std::map<uint32_t, Entry> slots_;
 };
 

@@ -8,6 +8,7 @@
 // is lent once at construction, so a reply costs one call and no object property reads.
 #include <cstring>
 #include <memory>
+#include <shared_mutex>
 #include <string>
 
 #include "abi/js_abi.h"
@@ -371,7 +372,7 @@ class FuseSessionWrap : public Napi::ObjectWrap<FuseSessionWrap> {
       throw Napi::TypeError::New(info.Env(), "indices must be a Uint32Array");
     }
     auto a = info[1].As<Napi::Uint32Array>();
-    std::lock_guard lock(wakers_->mu());
+    std::shared_lock lock(wakers_->mu());
     size_t n = session_->ChunksReady(slot, std::span<const uint32_t>(a.Data(), a.ElementLength()));
     return Napi::Number::New(info.Env(), static_cast<double>(n));
   }

@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <functional>
 #include <mutex>
 #include <thread>
@@ -57,16 +58,22 @@ class Waker final : public cache::ReadyListener {
   std::mutex mu_;
 };
 
-// The plain store, held back until Release() (or failing with `fail` when it is set).
+// The plain store, held back at one point until Release(): at its Store (which then fails with
+// `fail` when that is set), or, given `admit_held`, at its Admit of that chunk (the fill is then
+// held between decoding the chunks before it and decoding that one).
 class GatedStore final : public cache::ChunkStore {
  public:
-  GatedStore(int fd, int fail) : inner_(fd), fail_(fail) {}
+  static constexpr uint32_t kAtStore = UINT32_MAX;
+  GatedStore(int fd, int fail, uint32_t admit_held = kAtStore)
+      : inner_(fd), fail_(fail), admit_held_(admit_held) {}
+  int Admit(const cache::FillJob& /*job*/, const cache::FillChunk& c) override {
+    if (c.index == admit_held_) Hold();
+    return 0;
+  }
   int Store(const cache::FillJob& job, std::span<const cache::FillChunk* const> run,
             const uint8_t* decoded) override {
-    std::unique_lock lock(mu_);
-    entered_ = true;
-    cv_.notify_all();
-    cv_.wait(lock, [this] { return released_; });
+    stores.fetch_add(1);
+    if (admit_held_ == kAtStore) Hold();
     if (fail_ != 0) return fail_;
     return inner_.Store(job, run, decoded);
   }
@@ -79,10 +86,19 @@ class GatedStore final : public cache::ChunkStore {
     released_ = true;
     cv_.notify_all();
   }
+  std::atomic<int> stores{0};
 
  private:
+  void Hold() {
+    std::unique_lock lock(mu_);
+    entered_ = true;
+    cv_.notify_all();
+    cv_.wait(lock, [this] { return released_; });
+  }
+
   cache::DataFileStore inner_;
   const int fail_;
+  const uint32_t admit_held_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool entered_ = false;
@@ -171,6 +187,26 @@ struct Setup {
     job.map = map;
     return job;
   }
+
+  // One fill of the adjacent chunks `first`..`last` (one run), compressed back to back in `src`.
+  cache::FillJob RunJob(uint32_t first, uint32_t last, std::vector<uint8_t>* src) {
+    cache::FillJob job;
+    src->clear();
+    for (uint32_t i = first; i <= last; ++i) {
+      std::vector<uint8_t> one;
+      cache::FillJob j1 = Job(i, &one, false);
+      cache::FillChunk c = j1.chunks[0];
+      c.src_offset = src->size();
+      src->insert(src->end(), one.begin(), one.end());
+      job.chunks.push_back(c);
+    }
+    job.algo = codec::Algo::kLz4Block;
+    job.validate = true;
+    job.src = src->data();
+    job.src_len = src->size();
+    job.map = map;
+    return job;
+  }
 };
 
 bool RepliesFile(const MemRequest& r, uint64_t offset, uint32_t size) {
@@ -240,6 +276,51 @@ NTEST(FillServe, ParkedReadIsAnsweredBeforeTheCacheWrite) {
   NEXPECT_TRUE(f.map->IsReady(2));
   NEXPECT_EQ(s.Stats().parked_now, 0u);
   NEXPECT_EQ(r1.completions(), 1);
+}
+
+NTEST(FillServe, ARunsFirstChunkIsServedBeforeTheRestOfTheRunIsDecoded) {
+  Setup f;
+  NASSERT_TRUE(f.ok);
+  auto& s = *f.h.s;
+  // The miss of chunk 1 (its fill amplified to chunks 1-3), a READ over chunks 2 and 3, and one
+  // of chunk 3 alone.
+  auto& r1 = f.Read(kChunk, kChunk);
+  auto& r23 = f.Read(2 * kChunk, 2 * kChunk);
+  auto& r3 = f.Read(3 * kChunk + 10, 100);
+  NEXPECT_EQ(DrainAll(s).size(), 3u);
+
+  std::vector<uint8_t> src;
+  cache::FillJob job = f.RunJob(1, 3, &src);
+  auto* store = new GatedStore(f.fd, 0, 3);
+  job.store.reset(store);
+  cache::FillResult res;
+  std::thread fill([&] { res = cache::RunFill(job); });
+
+  // Held before chunk 3 is decoded: the READ of chunk 1 has its bytes already; the READ that
+  // also needs chunk 3 waits, and nothing is written yet.
+  NEXPECT_TRUE(WaitUntil([&] { return store->Entered(); }));
+  NEXPECT_TRUE(WaitUntil([&] { return r1.completions() == 1; }));
+  NEXPECT_TRUE(RepliesFile(r1, kChunk, kChunk));
+  NEXPECT_EQ(r23.completions(), 0);
+  NEXPECT_EQ(r3.completions(), 0);
+  NEXPECT_EQ(store->stores.load(), 0);
+  NEXPECT_FALSE(f.map->IsReady(1));
+
+  // The rest of the run: both READs are answered from its memory before the write, the run is
+  // stored with one write and every bit is set.
+  store->Release();
+  fill.join();
+  NEXPECT_EQ(r23.completions(), 1);
+  NEXPECT_TRUE(RepliesFile(r23, 2 * kChunk, 2 * kChunk));
+  NEXPECT_EQ(r3.completions(), 1);
+  NEXPECT_TRUE(RepliesFile(r3, 3 * kChunk + 10, 100));
+  NASSERT_EQ(res.status.size(), 3u);
+  for (int st : res.status) NEXPECT_EQ(st, cache::kFillCached);
+  NEXPECT_EQ(store->stores.load(), 1);
+  NEXPECT_EQ(f.waker->served, 3u);
+  NEXPECT_EQ(s.Stats().fill_served, 3u);
+  for (uint32_t i = 1; i <= 3; ++i) NEXPECT_TRUE(f.map->IsReady(i));
+  NEXPECT_EQ(s.Stats().parked_now, 0u);
 }
 
 NTEST(FillServe, BadChunksAnswerNobodyAndAFailedStoreDoesNotStopTheRead) {

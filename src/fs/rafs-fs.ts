@@ -60,8 +60,42 @@ interface OpenFile {
   ref: InodeRef;
   size: number;
   chunks: ChunkInfo[];
-  /** `${blob}:${chunk}` -> chunk, built on the first miss. */
-  byKey?: Map<string, ChunkInfo>;
+  /** missKey(blob, chunk) -> chunk, built on the first miss. */
+  byKey?: Map<number, ChunkInfo>;
+  /** The chunks are in file offset order (binary search finds a miss's range), built with byKey. */
+  sorted?: boolean;
+}
+
+/**
+ * A chunk's key in OpenFile.byKey: blob index and chunk index in one number, no string per
+ * lookup (a miss is on the cold-read path). Chunk indexes are u32 and blob indexes are below the
+ * blob table's length (checked at load, far below 2^21), so the key stays an exact integer; an
+ * unknown slot (-1) gives a negative key that matches nothing.
+ */
+function missKey(blobIndex: number, chunkIndex: number): number {
+  return blobIndex * 0x1_0000_0000 + chunkIndex;
+}
+
+/** How many of `f`'s chunks overlap file bytes [start, end): a binary search in file order. */
+function coveredChunks(f: OpenFile, start: number, end: number): number {
+  const cs = f.chunks;
+  if (!f.sorted) {
+    let n = 0;
+    for (const c of cs) if (c.fileOffset < end && c.fileOffset + c.uncompressedSize > start) n++;
+    return n;
+  }
+  // The first chunk ending after `start`; chunks in file order do not overlap.
+  let lo = 0;
+  let hi = cs.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    const c = cs[mid] as ChunkInfo;
+    if (c.fileOffset + c.uncompressedSize <= start) lo = mid + 1;
+    else hi = mid;
+  }
+  let n = 0;
+  for (let i = lo; i < cs.length && (cs[i] as ChunkInfo).fileOffset < end; i++) n++;
+  return n;
 }
 
 const kExtentCacheSize = 1024;
@@ -277,17 +311,20 @@ export class RafsFilesystem implements FuseFilesystem {
     }
     if (f instanceof FuseErrno) return f;
     this.readMisses++;
-    const end = miss.offset + miss.size;
-    let covered = 0;
-    for (const c of f.chunks) if (c.fileOffset < end && c.fileOffset + c.uncompressedSize > miss.offset) covered++;
-    if (covered > miss.chunks.length) this.partialMisses++;
     if (!f.byKey) {
       f.byKey = new Map();
-      for (const c of f.chunks) f.byKey.set(`${c.blobIndex}:${c.chunkIndex}`, c);
+      f.sorted = true;
+      let prev = -1;
+      for (const c of f.chunks) {
+        f.byKey.set(missKey(c.blobIndex, c.chunkIndex), c);
+        if (c.fileOffset < prev) f.sorted = false;
+        prev = c.fileOffset;
+      }
     }
+    if (coveredChunks(f, miss.offset, miss.offset + miss.size) > miss.chunks.length) this.partialMisses++;
     const wanted: ChunkInfo[] = [];
     for (const m of miss.chunks) {
-      const c = f.byKey.get(`${this._indexOf(m.blobSlot)}:${m.chunkIndex}`);
+      const c = f.byKey.get(missKey(this._indexOf(m.blobSlot), m.chunkIndex));
       if (!c) return this._fail(`read miss on node ${ctx.nodeid}`, new Error(`chunk ${m.blobSlot}:${m.chunkIndex} is not in the file`));
       wanted.push(c);
     }

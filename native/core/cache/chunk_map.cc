@@ -218,7 +218,7 @@ void ChunkMap::NotifyReady(std::span<const uint32_t> indices) {
 }
 
 void ChunkMap::NotifyDecoded(const DecodedRun& run) {
-  if (run.indices.empty()) return;
+  if (run.Fresh().empty()) return;
   std::vector<std::shared_ptr<ReadyListener>> now;
   {
     std::lock_guard lock(listeners_mu_);

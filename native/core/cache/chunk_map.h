@@ -36,11 +36,20 @@ namespace nydus::cache {
 // Chunks a fill has decoded (and verified) but not stored yet: their bytes back to back in the
 // fill's memory, valid only while ReadyListener::OnDecoded runs. Every number here comes from
 // the fill plan, which ValidatePlan checked; Find() checks a reader's extent against it.
+// A fill offers a stretch as it decodes it (RunFill): each offer holds every chunk of the stretch
+// decoded so far, and Fresh() the ones decoded since the previous offer, whose parked READs are
+// looked up (a READ that parked on an older chunk of the stretch in between is passed over; it
+// completes when the stretch is stored).
 struct DecodedRun {
   std::span<const uint32_t> indices;  // chunk indices, in blob offset order
   std::span<const uint64_t> offsets;  // uncompressed blob offset of each; adjacent, ascending
   uint64_t end = 0;                   // blob offset one past the last chunk
   const uint8_t* bytes = nullptr;     // the bytes of [offsets[0], end)
+  size_t fresh_from = 0;              // indices[fresh_from..] are new in this offer
+
+  std::span<const uint32_t> Fresh() const {
+    return fresh_from < indices.size() ? indices.subspan(fresh_from) : std::span<const uint32_t>{};
+  }
 
   // The bytes of chunk `index` at blob offsets [from, from + len) when they lie in that chunk
   // of this run; null otherwise.

@@ -23,6 +23,11 @@ constexpr uint64_t kMaxRun = uint64_t{64} << 20;
 constexpr uint64_t kKeptDecodeBuffer = uint64_t{4} << 20;
 // ReadSource reads at most this much (the largest backend read, kMaxBackendRead in TypeScript).
 constexpr uint64_t kMaxSource = uint64_t{256} << 20;
+// Decoded chunks are offered to parked READs at least every this many bytes of a run (besides its
+// first chunk and the end of each stretch), so a READ waits for its own chunk's decode rather
+// than its whole run's; not after every chunk, since an offer costs a lock and a lookup of the
+// READs parked on its new chunks (small chunks would pay that more often than it saves).
+constexpr uint64_t kOfferEvery = uint64_t{64} << 10;
 
 // A buffer of `n` bytes from `kept` (allocated once per thread, kKeptDecodeBuffer bytes), valid
 // until the next call with the same `kept`; `own` holds it when it is larger.
@@ -72,20 +77,6 @@ int SpillRun(const FillJob& job, std::span<const FillChunk* const> run, const ui
   if (rc != 0) return rc;
   for (const FillChunk* c : run) spill->SetReady(c->index);
   return 0;
-}
-
-// Offers a good stretch to the map's listeners before it is stored (ChunkMap::NotifyDecoded);
-// `indices` and `offsets` are scratch.
-void OfferDecoded(const FillJob& job, std::span<const FillChunk* const> run, const uint8_t* bytes,
-                  std::vector<uint32_t>* indices, std::vector<uint64_t>* offsets) {
-  indices->clear();
-  offsets->clear();
-  for (const FillChunk* c : run) {
-    indices->push_back(c->index);
-    offsets->push_back(c->file_offset);
-  }
-  job.map->NotifyDecoded(
-      DecodedRun{*indices, *offsets, run.back()->file_offset + run.back()->size, bytes});
 }
 
 }  // namespace
@@ -143,9 +134,11 @@ FillResult RunFill(const FillJob& job) {
   std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
     return job.chunks[a].file_offset < job.chunks[b].file_offset;
   });
+  // The stretch of good chunks being decoded: positions in job.chunks, and their indices and
+  // offsets as DecodedRun offers them.
   std::vector<const FillChunk*> good;
   std::vector<size_t> good_pos;
-  std::vector<uint32_t> woken;
+  std::vector<uint32_t> indices;
   std::vector<uint64_t> offsets;
   size_t i = 0;
   while (i < n) {
@@ -160,28 +153,23 @@ FillResult RunFill(const FillJob& job) {
     }
     std::unique_ptr<uint8_t[]> own;
     uint8_t* const buf = DecodeBuffer(end - base, &own);
-    for (size_t k = i; k < j; ++k) {
-      const FillChunk& c = job.chunks[order[k]];
-      int st = job.store ? job.store->Admit(job, c) : 0;
-      if (st == 0) st = DecodeOne(job, c, buf + (c.file_offset - base));
-      res.status[order[k]] = st;
-    }
-    // Stretches of good chunks go to the store with one call; a bad chunk is never written.
-    for (size_t k = i; k < j;) {
-      if (res.status[order[k]] != kFillCached) {
-        ++k;
-        continue;
-      }
-      good.clear();
-      good_pos.clear();
-      for (; k < j && res.status[order[k]] == kFillCached; ++k) {
-        good.push_back(&job.chunks[order[k]]);
-        good_pos.push_back(order[k]);
-      }
+    size_t offered = 0;      // chunks of the stretch offered already
+    uint64_t unoffered = 0;  // bytes decoded since the last offer
+    // READs parked on the stretch's new chunks are answered from the decoded bytes (the cache
+    // write, or the spill when the cache takes no writes, is then off their path).
+    auto offer = [&] {
+      if (offered == good.size()) return;
+      job.map->NotifyDecoded(DecodedRun{indices, offsets,
+                                        good.back()->file_offset + good.back()->size,
+                                        buf + (good.front()->file_offset - base), offered});
+      offered = good.size();
+      unoffered = 0;
+    };
+    // Stores the stretch with one call (a bad chunk is never written) and publishes it.
+    auto store = [&] {
+      if (good.empty()) return;
+      offer();
       const uint8_t* bytes = buf + (good.front()->file_offset - base);
-      // READs parked on these chunks are answered from the decoded bytes first: the cache
-      // write (or the spill, when the cache takes no writes) is then off their path.
-      OfferDecoded(job, good, bytes, &woken, &offsets);
       int rc = job.store ? job.store->Store(job, good, bytes) : -ENOSPC;
       int outcome = kFillCached;
       if (rc != 0) {
@@ -190,12 +178,34 @@ FillResult RunFill(const FillJob& job) {
         if (outcome == 0) outcome = kFillSpilled;
       }
       for (size_t pos : good_pos) res.status[pos] = outcome;
-      if (outcome == kFillCached || outcome == kFillSpilled) {
-        woken.clear();
-        for (const FillChunk* c : good) woken.push_back(c->index);
-        job.map->NotifyReady(woken);
+      if (outcome == kFillCached || outcome == kFillSpilled) job.map->NotifyReady(indices);
+      good.clear();
+      good_pos.clear();
+      indices.clear();
+      offsets.clear();
+      offered = 0;
+      unoffered = 0;
+    };
+    for (size_t k = i; k < j; ++k) {
+      const FillChunk& c = job.chunks[order[k]];
+      int st = job.store ? job.store->Admit(job, c) : 0;
+      if (st == 0) st = DecodeOne(job, c, buf + (c.file_offset - base));
+      res.status[order[k]] = st;
+      if (st != kFillCached) {
+        store();
+        continue;
       }
+      good.push_back(&c);
+      good_pos.push_back(order[k]);
+      indices.push_back(c.index);
+      offsets.push_back(c.file_offset);
+      // The first chunk of a stretch is offered at once: a miss's own chunk leads its range
+      // (amplification appends the ones after it), so its READ waits for that chunk's decode
+      // only, not the whole run's.
+      unoffered += c.size;
+      if (offered == 0 || unoffered >= kOfferEvery) offer();
     }
+    store();
     i = j;
   }
   return res;

@@ -3,9 +3,10 @@
 // adjacent in the uncompressed blob, decodes them, verifies their digests, hands them to the
 // ChunkStore (the cache layout: pwrite + ready bits for `.blob.data`), falls back to the blob's
 // in-memory spill when the store fails (ENOSPC, EDQUOT, EIO), and wakes the READs parked on
-// them (ChunkMap::NotifyReady). Before a run is stored, the READs parked on it are offered its
-// decoded bytes (ChunkMap::NotifyDecoded): they are answered from memory, so the cache write is
-// not on their path, while their bits are still unset (a READ arriving meanwhile parks). It runs
+// them (ChunkMap::NotifyReady). As a run is decoded, chunk after chunk, the READs parked on it are
+// offered its decoded bytes (ChunkMap::NotifyDecoded): they are answered from memory, so neither
+// the rest of the run's decode nor the cache write is on their path, while their bits are still
+// unset (a READ arriving meanwhile parks). It runs
 // on the fill pool (fill_pool.h), never on the JS thread.
 //
 // Invariant (crash consistency): a ready bit is set only after the chunk's bytes were written,

@@ -143,7 +143,7 @@ size_t FuseSession::ChunksReady(uint32_t slot, std::span<const uint32_t> indices
 size_t FuseSession::ChunksDecoded(uint32_t slot, const cache::DecodedRun& run) {
   size_t served = 0;
   const readpath::DecodedSource src{slot, run};
-  for (uint64_t token : parked_.Waiters(slot, run.indices)) {
+  for (uint64_t token : parked_.Waiters(slot, run.Fresh())) {
     if (!Servable(token, slot, &run)) continue;
     Pending* p = pending_.Claim(token);
     if (p == nullptr) continue;  // answered meanwhile
