@@ -9,6 +9,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "common/thread_sched.h"
+
 namespace nydus::cache {
 
 namespace detail {
@@ -16,7 +18,10 @@ template <typename Io, typename Buf>
 int Exact(Io io, int fd, Buf* buf, size_t len, uint64_t off) {
   size_t done = 0;
   while (done < len) {
-    ssize_t n = io(fd, buf + done, len - done, static_cast<off_t>(off + done));
+    // At most kBulkIoStep per call: the fill thread returns to user space between steps, where
+    // a woken event loop takes the CPU (thread_sched.h).
+    const size_t step = len - done < kBulkIoStep ? len - done : kBulkIoStep;
+    ssize_t n = io(fd, buf + done, step, static_cast<off_t>(off + done));
     if (n < 0) {
       if (errno == EINTR) continue;
       return -errno;
