@@ -30,6 +30,7 @@ import type { ChunkInfo, InodeRef, RafsImage } from '../rafs/index.js';
 import type { ImageStorage } from '../storage/index.js';
 import type { Logger } from '../util/logger.js';
 import { isDirMode, isLnkMode, isRegMode } from '../util/mode-bits.js';
+import { lowerBoundBy } from '../util/search.js';
 import { readOnlyAccess } from './access.js';
 import type { AttrPolicy } from './attr.js';
 import { toFuseAttr } from './attr.js';
@@ -84,15 +85,9 @@ function coveredChunks(f: OpenFile, start: number, end: number): number {
     for (const c of cs) if (c.fileOffset < end && c.fileOffset + c.uncompressedSize > start) n++;
     return n;
   }
-  // The first chunk ending after `start`; chunks in file order do not overlap.
-  let lo = 0;
-  let hi = cs.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    const c = cs[mid] as ChunkInfo;
-    if (c.fileOffset + c.uncompressedSize <= start) lo = mid + 1;
-    else hi = mid;
-  }
+  // The first chunk ending after `start` (offsets are integers); chunks in file order do not
+  // overlap, so their ends ascend.
+  const lo = lowerBoundBy(cs.length, (i) => (cs[i] as ChunkInfo).fileOffset + (cs[i] as ChunkInfo).uncompressedSize, start + 1);
   let n = 0;
   for (let i = lo; i < cs.length && (cs[i] as ChunkInfo).fileOffset < end; i++) n++;
   return n;
