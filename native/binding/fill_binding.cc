@@ -12,15 +12,18 @@
 // srcFd failed and nothing was filled; sourceMicros: how long that read took); rejects only for
 // an invalid plan.
 //
-// Completion crosses back through one long-lived thread-safe function per environment (never a
-// worker object per fill); it keeps the event loop alive only while fills are in flight.
+// Completion crosses back through one long-lived queue and loop wake-up per environment
+// (loop_wake.h: not a thread-safe function, whose producer wakes the loop while holding the lock
+// the loop then needs; never a worker object per fill); it keeps the event loop alive only while
+// fills are in flight. At environment teardown (a Worker exiting) the environment waits for the
+// fills still running: they read its Buffers and descriptors. Their promises stay pending.
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <memory>
-#include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "abi/js_abi.h"
@@ -29,6 +32,7 @@
 #include "cache/fill_pool.h"
 #include "cache/layout_store.h"
 #include "codec/codec.h"
+#include "loop_wake.h"
 
 namespace nydus::binding {
 namespace {
@@ -45,28 +49,16 @@ struct FillCall {
   cache::FillResult result;
 };
 
-struct FillState;
-void Complete(Napi::Env env, Napi::Function, FillState* state, FillCall* call);
-using FillTsfn = Napi::TypedThreadSafeFunction<FillState, FillCall, Complete>;
-
-// Per environment; never freed (a fill may still finish after the environment is gone).
-struct FillState {
-  FillTsfn tsfn;
-  std::mutex mu;
-  bool alive = true;    // guarded by mu: false once the environment is being torn down
-  size_t inflight = 0;  // JS thread only
+// Per environment. Owned by the loop wake's callbacks until the wake closes (at teardown) and by
+// each fill still running.
+struct FillState : std::enable_shared_from_this<FillState> {
+  std::shared_ptr<LoopWake> wake;  // set once at registration
+  WakeQueue<FillCall*> done;       // finished fills, oldest first
+  size_t inflight = 0;             // JS thread: submitted, not yet delivered or dropped
+  bool tearing_down = false;       // JS thread: the environment is going; no JavaScript
 };
 
-void Complete(Napi::Env env, Napi::Function, FillState* state, FillCall* call) {
-  std::unique_ptr<FillCall> owned(call);
-  if (env == nullptr) {
-    if (!owned->src_ref.IsEmpty()) {
-      (void)owned->src_ref.SuppressDestruct();  // no environment to delete the reference in
-    }
-    (void)owned.release();
-    return;
-  }
-  if (--state->inflight == 0) state->tsfn.Unref(env);
+void Resolve(Napi::Env env, FillCall* call) {
   const auto& st = call->result.status;
   auto out = Napi::Int32Array::New(env, st.size() + 4);
   for (size_t i = 0; i < st.size(); ++i) out[i] = st[i];
@@ -75,6 +67,19 @@ void Complete(Napi::Env env, Napi::Function, FillState* state, FillCall* call) {
   out[st.size() + 2] = call->result.source_error;
   out[st.size() + 3] = call->source_us;
   call->deferred.Resolve(out);
+}
+
+// JS thread: settles the finished fills in the order they finished (dropped during teardown: the
+// environment is still alive, so deleting their references is fine; nothing can await them).
+void Deliver(Napi::Env env, FillState* state, std::vector<FillCall*>& batch) {
+  for (FillCall*& c : batch) {
+    std::unique_ptr<FillCall> owned(std::exchange(c, nullptr));
+    if (!state->tearing_down) state->wake->RunCallback(env, [&] { Resolve(env, owned.get()); });
+  }
+  state->inflight -= batch.size();
+  if (state->inflight != 0) return;
+  state->wake->Unref();
+  if (state->tearing_down) state->wake->Close();
 }
 
 bool Whole(double v, double max) {
@@ -196,8 +201,8 @@ Napi::Value Fill(const Napi::CallbackInfo& info) {
   }
   job.allow_spill = allow_spill;
   Napi::Promise promise = call->deferred.Promise();
-  if (state->inflight++ == 0) state->tsfn.Ref(env);
-  cache::FillPool::Shared().Submit([state, call] {
+  if (state->inflight++ == 0) state->wake->Ref();
+  cache::FillPool::Shared().Submit([state = state->shared_from_this(), call] {
     std::unique_ptr<uint8_t[]> own;
     const auto t0 = std::chrono::steady_clock::now();
     const int rc =
@@ -212,9 +217,7 @@ Napi::Value Fill(const Napi::CallbackInfo& info) {
       call->result.status.assign(call->job.chunks.size(), rc);
       call->result.source_error = rc;
     }
-    std::lock_guard lock(state->mu);
-    // After teardown the environment is gone: the call is dropped (its promise with it).
-    if (!state->alive || state->tsfn.NonBlockingCall(call) != napi_ok) return;
+    state->done.Push(call, state->wake.get());
   });
   return promise;
 }
@@ -222,16 +225,18 @@ Napi::Value Fill(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void RegisterFill(Napi::Env env, Napi::Object exports) {
-  auto* state = new FillState();
-  state->tsfn = FillTsfn::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}),
-                              "nydus-fill", 0, 1, state);
-  state->tsfn.Unref(env);
-  // Registered after the thread-safe function, so it runs before its teardown.
-  env.AddCleanupHook([state] {
-    std::lock_guard lock(state->mu);
-    state->alive = false;
-  });
-  exports.Set("fill", Napi::Function::New(env, Fill, "fill", state));
+  auto state = std::make_shared<FillState>();
+  // The callbacks own the state until the wake closes (a cycle the close breaks).
+  state->wake = LoopWake::Create(
+      env, "nydus-fill",
+      [state](Napi::Env e) { Deliver(e, state.get(), state->done.TakeAll()); },
+      [state, env] {
+        // Fills still running keep the environment waiting until they are delivered (dropped).
+        state->tearing_down = true;
+        Deliver(env, state.get(), state->done.TakeAll());
+      });
+  exports.Set("fill", Napi::Function::New(env, Fill, "fill", state.get()));
+  RegisterLoopWakeProbe(env, exports);
 }
 
 }  // namespace nydus::binding

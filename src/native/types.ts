@@ -170,6 +170,11 @@ export interface NativeAddon {
     srcPos?: number,
     srcLen?: number,
   ): Promise<Int32Array>;
+  /**
+   * Tests only: a native thread hands 0..count-1 to `onItem` on this thread through the path fill
+   * results take (native/binding/loop_wake.h); the loop stays alive until the last one.
+   */
+  loopWakeProbe(count: number, onItem: (seq: number) => void): void;
   /** BLAKE3 (reference C implementation, SIMD) or SHA-256 (OpenSSL) of `data`: 32 bytes. */
   digest(digester: DigestAlgo, data: Buffer): Buffer;
   DigestHasher: new (digester: DigestAlgo) => NativeDigestHasher;
