@@ -1,53 +1,66 @@
 #include "fuse_bridge.h"
 
+#include <string>
+
 #include "common/log.h"
 
 namespace nydus::binding {
 namespace {
 constexpr const char* kLog = "fuse-binding";
+
+// The message of a thrown error for the log, without calling toString (the environment may be
+// terminating).
+std::string Describe(Napi::Env env, napi_value error) {
+  if (error == nullptr) return "(the environment is terminating)";
+  napi_valuetype type = napi_undefined;
+  bool has = false;
+  napi_value message = nullptr;
+  char buf[512];
+  size_t len = 0;
+  if (napi_typeof(env, error, &type) == napi_ok && type == napi_object &&
+      napi_has_named_property(env, error, "message", &has) == napi_ok && has &&
+      napi_get_named_property(env, error, "message", &message) == napi_ok &&
+      napi_get_value_string_utf8(env, message, buf, sizeof(buf), &len) == napi_ok) {
+    return std::string(buf, len);
+  }
+  return "(a thrown value that is not an Error)";
 }
+}  // namespace
 
 FuseBridge* FuseBridge::Create(Napi::Env env, Napi::Function dispatch, Napi::Float64Array records,
                                Napi::Uint8Array bytes) {
-  auto* b = new FuseBridge();
+  std::shared_ptr<FuseBridge> b(new FuseBridge());
+  b->dispatch_ = Napi::Persistent(dispatch);
   b->records_ref_ = Napi::Persistent(records);
   b->bytes_ref_ = Napi::Persistent(bytes);
   b->arena_.records = records.Data();
   b->arena_.max_records = records.ElementLength() / abi::UpcallRecord::kStride;
   b->arena_.bytes = bytes.Data();
   b->arena_.bytes_cap = bytes.ByteLength();
-  b->tsfn_ = FuseTsfn::New(
-      env, dispatch, "nydus-fuse-session", 0, 1, b,
-      [](Napi::Env, void*, FuseBridge* bridge) {
-        // Last queued call done: the bridge (and its references) can go, on the JS thread.
-        delete bridge;
-      },
-      static_cast<void*>(nullptr));
+  // The wake's callbacks own the bridge: it is deleted (with its references) when they are
+  // released, on the JS thread, once the wake closed.
+  b->wake_ = LoopWake::Create(
+      env, "nydus-fuse-session", [b](Napi::Env e) { b->OnWake(e); },
+      [b] {
+        // The session's own cleanup hook (registered after this one, so it ran first) stopped
+        // the transports and failed what was pending.
+        b->tearing_down_ = true;
+        b->wake_->Close();
+      });
+  b->wake_->Ref();
   b->active_ = true;
-  return b;
+  return b.get();
 }
 
 void FuseBridge::Wake() {
-  std::lock_guard lock(mu_);
-  if (!active_) return;
-  napi_status st = tsfn_.NonBlockingCall();
-  switch (st) {
-    case napi_ok:
-      return;
-    case napi_closing:
-      // The environment is shutting down: nobody will read upcalls any more. The session is
-      // stopped by the env cleanup hook; requests are completed there.
-      active_ = false;
-      return;
-    case napi_queue_full:
-      // The queue is unbounded (max 0), so this cannot happen; if it does, a wake is already
-      // queued and the drain loop in CallJs picks this batch up too.
-      NLOG_ERROR(kLog, "FUSE upcall queue reported full");
-      return;
-    default:
-      NLOG_ERROR(kLog, "scheduling FUSE upcalls failed (napi_status %d)", static_cast<int>(st));
-      return;
+  std::shared_ptr<LoopWake> wake;
+  {
+    std::lock_guard lock(mu_);
+    if (!active_) return;
+    wake = wake_;
   }
+  // After the lock: the woken loop may take it at once (PushLoopback, OnWake).
+  wake->Send();
 }
 
 void FuseBridge::PushLoopback(uint32_t id, std::vector<uint8_t> reply) {
@@ -60,16 +73,25 @@ void FuseBridge::PushLoopback(uint32_t id, std::vector<uint8_t> reply) {
 }
 
 void FuseBridge::Release() {
-  std::lock_guard lock(mu_);
-  if (!active_) return;
-  active_ = false;
-  tsfn_.Release();
+  {
+    std::lock_guard lock(mu_);
+    if (!active_) return;
+    active_ = false;
+  }
+  // One more delivery for what is queued (as a released thread-safe function drained its queue),
+  // after which OnWake closes the wake.
+  wake_->Send();
 }
 
-void FuseBridgeCallJs(Napi::Env env, Napi::Function fn, FuseBridge* bridge, void*) {
-  // A null env means the TSFN is being torn down with calls still queued: nothing to call.
-  if (env == nullptr || fn == nullptr || bridge == nullptr) return;
-  bridge->Deliver(env, fn);
+void FuseBridge::OnWake(Napi::Env env) {
+  if (tearing_down_) return;
+  wake_->RunCallback(env, [&] { Deliver(env, dispatch_.Value()); });
+  bool released;
+  {
+    std::lock_guard lock(mu_);
+    released = !active_;
+  }
+  if (released) wake_->Close();  // may delete this bridge later, in the close callback
 }
 
 void FuseBridge::Deliver(Napi::Env env, Napi::Function fn) {
@@ -87,10 +109,13 @@ void FuseBridge::Deliver(Napi::Env env, Napi::Function fn) {
     }
     for (auto& l : done) {
       auto buf = Napi::Buffer<uint8_t>::Copy(env, l.reply.data(), l.reply.size());
-      try {
-        fn.Call({Napi::Number::New(env, kDispatchLoopback), Napi::Number::New(env, l.id), buf});
-      } catch (const Napi::Error& e) {
-        NLOG_ERROR(kLog, "FUSE dispatcher threw on a loopback reply: %s", e.Message().c_str());
+      napi_value error = nullptr;
+      if (!LoopWake::CallJs(
+              env, fn,
+              {Napi::Number::New(env, kDispatchLoopback), Napi::Number::New(env, l.id), buf},
+              &error)) {
+        NLOG_ERROR(kLog, "FUSE dispatcher threw on a loopback reply: %s",
+                   Describe(env, error).c_str());
       }
     }
     if (session_ == nullptr) return;
@@ -100,13 +125,14 @@ void FuseBridge::Deliver(Napi::Env env, Napi::Function fn) {
       if (loopback_.empty()) return;
       continue;
     }
-    try {
-      fn.Call(
-          {Napi::Number::New(env, kDispatchBatch), Napi::Number::New(env, static_cast<double>(n))});
-    } catch (const Napi::Error& e) {
+    napi_value error = nullptr;
+    if (!LoopWake::CallJs(
+            env, fn,
+            {Napi::Number::New(env, kDispatchBatch), Napi::Number::New(env, static_cast<double>(n))},
+            &error)) {
       // The TypeScript dispatcher catches handler failures per request; reaching here is a bug
       // in the dispatcher itself. The batch's requests stay pending until stop.
-      NLOG_ERROR(kLog, "FUSE dispatcher threw: %s", e.Message().c_str());
+      NLOG_ERROR(kLog, "FUSE dispatcher threw: %s", Describe(env, error).c_str());
     }
     if (++batches >= kMaxBatchesPerCall) {
       // The session still believes a wake is pending (its queue may not be empty), so this

@@ -41,6 +41,9 @@ std::shared_ptr<LoopWake> LoopWake::Create(Napi::Env env, const char* name, Wake
 LoopWake::~LoopWake() = default;
 
 void LoopWake::Send() {
+  // ORDERING: release pairs with the acquire exchange in OnAsync; what the caller queued before
+  // is published by its queue's mutex anyway.
+  requested_.store(true, std::memory_order_release);
   // The return value is always 0 (a closed handle makes it a no-op).
   (void)uv_async_send(&async_);
 }
@@ -64,9 +67,21 @@ void LoopWake::OnAsync(uv_async_t* handle) {
   if (w->closed_ || !w->on_wake_) return;
   std::shared_ptr<LoopWake> keep = w->self_;  // on_wake_ may Close()
   Napi::Env env(w->env_);
-  Napi::HandleScope scope(env);
+  // As many rounds as Sends keep coming during them, bounded so other callbacks still run (the
+  // bound is a thread-safe function's); past it, the next loop turn continues.
+  constexpr int kMaxRounds = 1000;
+  int rounds = 0;
+  Napi::HandleScope outer(env);  // for the error report
   try {
-    w->on_wake_(env);
+    // ORDERING: acquire pairs with Send()'s release store.
+    while (!w->closed_ && w->requested_.exchange(false, std::memory_order_acquire)) {
+      if (++rounds > kMaxRounds) {
+        w->Send();
+        break;
+      }
+      Napi::HandleScope scope(env);
+      w->on_wake_(env);
+    }
   } catch (const Napi::Error& e) {
     w->ReportUncaught(env, e);
   } catch (const std::exception& e) {

@@ -23,6 +23,7 @@
 #include <napi.h>
 #include <uv.h>
 
+#include <atomic>
 #include <functional>
 #include <initializer_list>
 #include <memory>
@@ -111,6 +112,11 @@ class LoopWake {
   WakeFn on_wake_;
   TeardownFn on_teardown_;
   bool closed_ = false;
+  // Any thread sets it in Send(); the loop clears it before each on_wake_. A Send() during
+  // on_wake_ (the JavaScript it ran injected more work, or another thread finished some) is then
+  // served in the same loop turn, as a thread-safe function's dispatch loop served its queue:
+  // libuv would otherwise leave it for the next poll, after this turn's setImmediate callbacks.
+  std::atomic<bool> requested_{false};
   // Holds this object while the handle is open (released in the close callback).
   std::shared_ptr<LoopWake> self_;
 };
