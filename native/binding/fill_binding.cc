@@ -228,8 +228,7 @@ void RegisterFill(Napi::Env env, Napi::Object exports) {
   auto state = std::make_shared<FillState>();
   // The callbacks own the state until the wake closes (a cycle the close breaks).
   state->wake = LoopWake::Create(
-      env, "nydus-fill",
-      [state](Napi::Env e) { Deliver(e, state.get(), state->done.TakeAll()); },
+      env, "nydus-fill", [state](Napi::Env e) { Deliver(e, state.get(), state->done.TakeAll()); },
       [state, env] {
         // Fills still running keep the environment waiting until they are delivered (dropped).
         state->tearing_down = true;

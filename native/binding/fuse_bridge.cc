@@ -126,10 +126,10 @@ void FuseBridge::Deliver(Napi::Env env, Napi::Function fn) {
       continue;
     }
     napi_value error = nullptr;
-    if (!LoopWake::CallJs(
-            env, fn,
-            {Napi::Number::New(env, kDispatchBatch), Napi::Number::New(env, static_cast<double>(n))},
-            &error)) {
+    if (!LoopWake::CallJs(env, fn,
+                          {Napi::Number::New(env, kDispatchBatch),
+                           Napi::Number::New(env, static_cast<double>(n))},
+                          &error)) {
       // The TypeScript dispatcher catches handler failures per request; reaching here is a bug
       // in the dispatcher itself. The batch's requests stay pending until stop.
       NLOG_ERROR(kLog, "FUSE dispatcher threw: %s", Describe(env, error).c_str());
