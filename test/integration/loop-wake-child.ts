@@ -91,7 +91,7 @@ async function main(mode: string, dir: string): Promise<void> {
   }
 }
 
-async function workerMain(d: { mode: string; dir: string; blob?: Uint8Array; chunks?: Parameters<typeof fill>[0]['chunks'] }): Promise<void> {
+function workerMain(d: { mode: string; dir: string; blob?: Uint8Array; chunks?: Parameters<typeof fill>[0]['chunks'] }): void {
   if (d.mode === 'worker-probe') {
     // The worker exits from inside a delivery, with most of the stream still to come.
     probe(1_000_000, (seq) => {
@@ -118,5 +118,5 @@ async function workerMain(d: { mode: string; dir: string; blob?: Uint8Array; chu
 if (isMainThread) {
   await main(process.argv[2] ?? '', process.argv[3] ?? '');
 } else {
-  await workerMain(workerData as Parameters<typeof workerMain>[0]);
+  workerMain(workerData as Parameters<typeof workerMain>[0]);
 }
