@@ -224,7 +224,7 @@ export class CachedBlob implements BlobSource {
     if (!this._closed) this._layout.learnAhead(chunks);
   }
 
-  async ensureReady(chunks: readonly ChunkInfo[], signal?: AbortSignal): Promise<void> {
+  async ensureReady(chunks: readonly ChunkInfo[], signal?: AbortSignal, aheadEnd?: number): Promise<void> {
     if (this._closed) throw new StorageError('ERR_STORAGE_CLOSED', `blob ${this.info.blobId}: cache closed`);
     this._layout.learn(chunks);
     const waits: Promise<void>[] = [];
@@ -265,7 +265,7 @@ export class CachedBlob implements BlobSource {
       missing.push(c);
     }
     const fetchedEnd = missing.length > 0 ? this._startFetch(missing) : 0;
-    if (touched.length > 0) this._readAhead(touched, fetchedEnd);
+    if (touched.length > 0) this._readAhead(touched, fetchedEnd, true, aheadEnd);
     if (waits.length > 0) await untilAborted(Promise.all(waits).then(() => undefined), signal, `blob ${this.info.blobId}`);
   }
 
@@ -379,7 +379,7 @@ export class CachedBlob implements BlobSource {
    * Reads ahead of a sequential reader (readahead.ts); off while amplification is off.
    * `touched` undefined: a readahead request of this blob was delivered (ok) or failed.
    */
-  private _readAhead(touched: number[] | undefined, fetchedEnd = 0, ok = true): void {
+  private _readAhead(touched: number[] | undefined, fetchedEnd = 0, ok = true, aheadEnd?: number): void {
     const ra = this._readahead;
     if (!ra) return;
     // A failed readahead ends the stream: its chunks become candidates again, and retrying
@@ -397,7 +397,7 @@ export class CachedBlob implements BlobSource {
       candidate: (i) => (off ? undefined : this._amplifyCandidate(i)),
     };
     if (off && touched) return;
-    const ranges = touched ? ra.touched(touched, fetchedEnd, view) : ra.delivered(view);
+    const ranges = touched ? ra.touched(touched, fetchedEnd, view, aheadEnd) : ra.delivered(view);
     for (const r of ranges) {
       for (const c of r.chunks) this._inflight.set(c.chunkIndex, deferred(kReadahead));
       this._ctx.counters.chunksReadahead += r.chunks.length;

@@ -87,6 +87,8 @@ export class SequentialReadahead {
   private _end = 0;
   /** First chunk index of the last top-up; the window grows once the reader gets there. */
   private _topUpStart = -1;
+  /** One past the last chunk index readahead may fetch (the end of the file being read). */
+  private _limit = Infinity;
   /** Readahead requests handed out and not yet delivered or failed (survives stop()). */
   private _running = 0;
 
@@ -101,11 +103,14 @@ export class SequentialReadahead {
 
   /**
    * Notes the chunks one on-demand read missed or joined (indexes, any order; `fetchedEnd` is one
-   * past the furthest chunk its own fetch covers, amplify_io included) and returns the ranges to
-   * read ahead now (empty: none).
+   * past the furthest chunk its own fetch covers, amplify_io included; `aheadEnd` one past the
+   * last chunk of the file being read, when known) and returns the ranges to read ahead now
+   * (empty: none).
    */
-  touched(touched: readonly number[], fetchedEnd: number, view: ReadaheadView): FetchRange[] {
+  touched(touched: readonly number[], fetchedEnd: number, view: ReadaheadView, aheadEnd?: number): FetchRange[] {
     if (touched.length === 0) return [];
+    // The file's end, when the reader said (the next file in the blob is not read ahead).
+    this._limit = aheadEnd ?? Infinity;
     let lo = Infinity;
     let hi = -1;
     for (const i of touched) {
@@ -180,7 +185,7 @@ export class SequentialReadahead {
     let i = from;
     let atEnd = false;
     for (; i - from < kMaxWalk; i++) {
-      const c = i < view.chunkCount ? view.chunkAt(i) : undefined;
+      const c = i < view.chunkCount && i < this._limit ? view.chunkAt(i) : undefined;
       if (!c) {
         atEnd = true;
         break;

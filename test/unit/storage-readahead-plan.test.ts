@@ -202,3 +202,15 @@ test('at the blob end the last request is short and nothing goes past it', () =>
   assert.deepEqual(ra.delivered(m.view), []);
   assert.equal(ra.running, 0);
 });
+
+test('readahead stops at the end of the file being read (aheadEnd), not at the next file in the blob', () => {
+  const m = model(200);
+  const ra = new SequentialReadahead(kOpts);
+  // The file holds chunks 0..9; the blob goes on with other files' chunks.
+  ra.touched([0], 2, m.view, 10);
+  ra.touched([2], 4, m.view, 10);
+  const out = ra.touched([4], 6, m.view, 10);
+  assert.deepEqual(indexes(out), [6, 7, 8, 9]);
+  for (const k of indexes(out)) m.busy.add(k);
+  assert.deepEqual(ra.delivered(m.view), []);
+});
