@@ -65,6 +65,8 @@ interface OpenFile {
   byKey?: Map<number, ChunkInfo>;
   /** The chunks are in file offset order (binary search finds a miss's range), built with byKey. */
   sorted?: boolean;
+  /** blob index -> one past the file's last chunk index there (readahead stops at the file's end). */
+  aheadEnd?: Map<number, number>;
 }
 
 /**
@@ -309,11 +311,13 @@ export class RafsFilesystem implements FuseFilesystem {
     if (!f.byKey) {
       f.byKey = new Map();
       f.sorted = true;
+      f.aheadEnd = new Map();
       let prev = -1;
       for (const c of f.chunks) {
         f.byKey.set(missKey(c.blobIndex, c.chunkIndex), c);
         if (c.fileOffset < prev) f.sorted = false;
         prev = c.fileOffset;
+        f.aheadEnd.set(c.blobIndex, Math.max(f.aheadEnd.get(c.blobIndex) ?? 0, c.chunkIndex + 1));
       }
     }
     if (coveredChunks(f, miss.offset, miss.offset + miss.size) > miss.chunks.length) this.partialMisses++;
@@ -324,7 +328,8 @@ export class RafsFilesystem implements FuseFilesystem {
       wanted.push(c);
     }
     try {
-      await this._storage.ensureReady(wanted);
+      const ends = f.aheadEnd;
+      await this._storage.ensureReady(wanted, undefined, ends ? (b) => ends.get(b) : undefined);
     } catch (err) {
       return this._fail(`fetching ${wanted.length} chunk(s) of node ${ctx.nodeid} at ${miss.offset}+${miss.size}`, err);
     }

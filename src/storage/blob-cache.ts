@@ -21,7 +21,7 @@ import type { NativeChunkMap } from '../native/index.js';
 import { kBlobFeatures, kMaxChunksPerBlob } from '../rafs/layout/constants.js';
 import type { Logger } from '../util/logger.js';
 import type { BlobBackend } from './backend.js';
-import { deferred, errnoName, kOnDemand } from './fetch-handle.js';
+import { deferred, errnoName, kOnDemand, kReadahead } from './fetch-handle.js';
 import type { Deferred, FetchHandle, NativeBlobRegistration, PlannedFetch } from './fetch-handle.js';
 export type { NativeBlobRegistration, PlannedFetch } from './fetch-handle.js';
 import { checkBlobId } from './blob-id.js';
@@ -224,7 +224,7 @@ export class CachedBlob implements BlobSource {
     if (!this._closed) this._layout.learnAhead(chunks);
   }
 
-  async ensureReady(chunks: readonly ChunkInfo[], signal?: AbortSignal): Promise<void> {
+  async ensureReady(chunks: readonly ChunkInfo[], signal?: AbortSignal, aheadEnd?: number): Promise<void> {
     if (this._closed) throw new StorageError('ERR_STORAGE_CLOSED', `blob ${this.info.blobId}: cache closed`);
     this._layout.learn(chunks);
     const waits: Promise<void>[] = [];
@@ -251,6 +251,9 @@ export class CachedBlob implements BlobSource {
           // prefetch's smaller retry budget, so a failure gets one on-demand attempt of its own.
           running.handle.adopted = true;
           waits.push(running.promise.catch(() => this.ensureReady([c])));
+        } else if (running.handle.ahead === true) {
+          // The stream ended with that failure (readahead.ts), so this fetch is on demand.
+          waits.push(running.promise.catch(() => this.ensureReady([c], signal)));
         } else {
           waits.push(running.promise);
         }
@@ -262,7 +265,7 @@ export class CachedBlob implements BlobSource {
       missing.push(c);
     }
     const fetchedEnd = missing.length > 0 ? this._startFetch(missing) : 0;
-    if (touched.length > 0) this._readAhead(touched, fetchedEnd);
+    if (touched.length > 0) this._readAhead(touched, fetchedEnd, true, aheadEnd);
     if (waits.length > 0) await untilAborted(Promise.all(waits).then(() => undefined), signal, `blob ${this.info.blobId}`);
   }
 
@@ -372,23 +375,33 @@ export class CachedBlob implements BlobSource {
     return end;
   }
 
-  /** Reads ahead of a sequential reader (readahead.ts); off while amplification is off. */
-  private _readAhead(touched: number[] | undefined, fetchedEnd = 0): void {
+  /**
+   * Reads ahead of a sequential reader (readahead.ts); off while amplification is off.
+   * `touched` undefined: a readahead request of this blob was delivered (ok) or failed.
+   */
+  private _readAhead(touched: number[] | undefined, fetchedEnd = 0, ok = true, aheadEnd?: number): void {
     const ra = this._readahead;
-    if (!ra || !this.amplify || this._closed || !(this._opts.chunkLookup || this._meta)) return;
+    if (!ra) return;
+    // A failed readahead ends the stream: its chunks become candidates again, and retrying
+    // them here would loop; the reader's own misses fetch them on demand.
+    if (!touched && !ok) {
+      ra.failed();
+      return;
+    }
+    const off = !this.amplify || this._closed || !(this._opts.chunkLookup || this._meta);
     const view: ReadaheadView = {
       chunkCount: this.info.chunkCount,
       batchSize: this._ctx.batchSize,
       chunkAt: (i) => this.chunkAt(i),
-      candidate: (i) => this._amplifyCandidate(i),
+      // Nothing is a candidate while off: the planner still books the delivery.
+      candidate: (i) => (off ? undefined : this._amplifyCandidate(i)),
     };
-    const ranges = touched ? ra.touched(touched, fetchedEnd, view) : ra.delivered(view);
+    if (off && touched) return;
+    const ranges = touched ? ra.touched(touched, fetchedEnd, view, aheadEnd) : ra.delivered(view);
     for (const r of ranges) {
-      for (const c of r.chunks) this._inflight.set(c.chunkIndex, deferred(kOnDemand));
+      for (const c of r.chunks) this._inflight.set(c.chunkIndex, deferred(kReadahead));
       this._ctx.counters.chunksReadahead += r.chunks.length;
-      // A failed readahead ends the stream: its chunks become candidates again, and retrying
-      // them here would loop; the reader's own misses fetch them on demand.
-      void this._fetchRange(r, kOnDemand, (ok) => (ok ? this._readAhead(undefined) : ra.stop()));
+      void this._fetchRange(r, kReadahead, (done) => this._readAhead(undefined, 0, done));
     }
   }
 

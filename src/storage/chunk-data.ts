@@ -95,8 +95,11 @@ export interface BlobSource {
   readonly info: BlobInfo;
   /** True for blobcache: data lands in `<blob_id>.blob.data` (the native READ fast path can use it). */
   readonly persistent: boolean;
-  /** Fetches whatever of `chunks` is not cached yet; resolves when all are ready. */
-  ensureReady(chunks: readonly ChunkInfo[], signal?: AbortSignal): Promise<void>;
+  /**
+   * Fetches whatever of `chunks` is not cached yet; resolves when all are ready. `aheadEnd`: one
+   * past the last chunk index of the file being read (readahead goes no further).
+   */
+  ensureReady(chunks: readonly ChunkInfo[], signal?: AbortSignal, aheadEnd?: number): Promise<void>;
   /** Fills `out` (= file bytes `[fileOffset, fileOffset+out.length)`) from the parts of `chunks` it covers; other bytes are left alone. */
   readInto(chunks: readonly ChunkInfo[], fileOffset: number, out: Buffer, signal?: AbortSignal): Promise<void>;
   close(): Promise<void>;

@@ -21,9 +21,15 @@ export interface FetchHandle {
   abort?: AbortController;
   /** An on-demand read waits for this request: prefetch may no longer abort it. */
   adopted: boolean;
+  /**
+   * Demand-path readahead (readahead.ts): nobody asked for these chunks yet, so a READ that
+   * joins one and sees it fail fetches it once more on its own instead of failing.
+   */
+  ahead?: boolean;
 }
 
 export const kOnDemand: FetchHandle = { priority: 'ondemand', adopted: true };
+export const kReadahead: FetchHandle = { priority: 'ondemand', adopted: true, ahead: true };
 
 /** What one planned (prefetch) range came to. */
 export interface PlannedFetch {

@@ -34,9 +34,12 @@ export class ImageStorage {
     return groups;
   }
 
-  /** Makes every chunk ready in its blob's cache (no-op for dummycache blobs). */
-  async ensureReady(chunks: readonly ChunkInfo[], signal?: AbortSignal): Promise<void> {
-    await Promise.all([...this._byBlob(chunks)].map(([i, cs]) => this.blob(i).ensureReady(cs, signal)));
+  /**
+   * Makes every chunk ready in its blob's cache (no-op for dummycache blobs). `aheadEnd(blob)`:
+   * one past the last chunk index of the file being read in that blob (readahead stops there).
+   */
+  async ensureReady(chunks: readonly ChunkInfo[], signal?: AbortSignal, aheadEnd?: (blobIndex: number) => number | undefined): Promise<void> {
+    await Promise.all([...this._byBlob(chunks)].map(([i, cs]) => this.blob(i).ensureReady(cs, signal, aheadEnd?.(i))));
   }
 
   /**

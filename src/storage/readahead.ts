@@ -28,12 +28,35 @@ export interface ReadaheadOptions {
   maxWindow: number;
   /** One ranged GET carries at most this much (a window goes out as several, in parallel). */
   requestBytes: number;
+  /**
+   * Readahead requests of one blob in flight at most (absent: the whole window at once). Local
+   * backends decode on the fill threads on-demand misses use too: a bounded number of requests
+   * keeps what a miss can find ahead of it bounded.
+   */
+  maxInflight?: number;
 }
 
 export const kReadaheadDefaults: ReadaheadOptions = {
   initialWindow: 4 * 1024 * 1024,
   maxWindow: 8 * 1024 * 1024,
   requestBytes: 4 * 1024 * 1024,
+};
+
+/**
+ * Local backends (localfs, localdisk): no round trip to hide, but at queue depth 1 every miss
+ * pays the whole chain (upcall to JavaScript, planning, a fill thread waking, read and decode)
+ * while the reader waits; reading ahead overlaps the next chunks' decode with the reader copying
+ * this one. Requests of 1 MiB (or one amplify_io window when that is larger), so their chunks
+ * are stored and readable natively soon; two in flight, so one decodes while the next is planned
+ * and both fill threads of a 2-core machine work. Those threads are shared with on-demand misses,
+ * which the pool runs in submission order: a miss may wait for a running readahead fill (one
+ * request's read and decode) but never for more than this blob's two.
+ */
+export const kLocalReadaheadDefaults: ReadaheadOptions = {
+  initialWindow: 4 * 1024 * 1024,
+  maxWindow: 8 * 1024 * 1024,
+  requestBytes: 1024 * 1024,
+  maxInflight: 2,
 };
 
 /** Misses this many chunks behind the furthest one still belong to the stream (parallel READs). */
@@ -64,6 +87,10 @@ export class SequentialReadahead {
   private _end = 0;
   /** First chunk index of the last top-up; the window grows once the reader gets there. */
   private _topUpStart = -1;
+  /** One past the last chunk index readahead may fetch (the end of the file being read). */
+  private _limit = Infinity;
+  /** Readahead requests handed out and not yet delivered or failed (survives stop()). */
+  private _running = 0;
 
   constructor(private readonly _o: ReadaheadOptions = kReadaheadDefaults) {
     this._window = _o.initialWindow;
@@ -76,11 +103,14 @@ export class SequentialReadahead {
 
   /**
    * Notes the chunks one on-demand read missed or joined (indexes, any order; `fetchedEnd` is one
-   * past the furthest chunk its own fetch covers, amplify_io included) and returns the ranges to
-   * read ahead now (empty: none).
+   * past the furthest chunk its own fetch covers, amplify_io included; `aheadEnd` one past the
+   * last chunk of the file being read, when known) and returns the ranges to read ahead now
+   * (empty: none).
    */
-  touched(touched: readonly number[], fetchedEnd: number, view: ReadaheadView): FetchRange[] {
+  touched(touched: readonly number[], fetchedEnd: number, view: ReadaheadView, aheadEnd?: number): FetchRange[] {
     if (touched.length === 0) return [];
+    // The file's end, when the reader said (the next file in the blob is not read ahead).
+    this._limit = aheadEnd ?? Infinity;
     let lo = Infinity;
     let hi = -1;
     for (const i of touched) {
@@ -112,10 +142,22 @@ export class SequentialReadahead {
    * missing (invisible here), so the window ahead of the last chunk it touched is topped up.
    */
   delivered(view: ReadaheadView): FetchRange[] {
+    this._running = Math.max(0, this._running - 1);
     return this._topUp(view);
   }
 
-  /** Ends the stream (a readahead request failed, or the reader went elsewhere). */
+  /** A readahead request failed: the stream ends (its chunks are fetched on demand). */
+  failed(): void {
+    this._running = Math.max(0, this._running - 1);
+    this.stop();
+  }
+
+  /** Readahead requests in flight (handed out, not yet delivered or failed). */
+  get running(): number {
+    return this._running;
+  }
+
+  /** Ends the stream (the reader went elsewhere); requests in flight finish. */
   stop(): void {
     this._last = -1;
     this._reach = 0;
@@ -132,6 +174,8 @@ export class SequentialReadahead {
    */
   private _topUp(view: ReadaheadView): FetchRange[] {
     if (!this.streaming) return [];
+    const slots = (this._o.maxInflight ?? Infinity) - this._running;
+    if (slots <= 0) return [];
     const first = view.chunkAt(this._last + 1);
     if (!first) return [];
     const limit = first.compressedOffset + this._window;
@@ -141,7 +185,7 @@ export class SequentialReadahead {
     let i = from;
     let atEnd = false;
     for (; i - from < kMaxWalk; i++) {
-      const c = i < view.chunkCount ? view.chunkAt(i) : undefined;
+      const c = i < view.chunkCount && i < this._limit ? view.chunkAt(i) : undefined;
       if (!c) {
         atEnd = true;
         break;
@@ -152,10 +196,19 @@ export class SequentialReadahead {
       bytes += c.compressedSize;
     }
     if (chunks.length === 0 || (!atEnd && bytes < Math.min(this._window >> 2, this._o.requestBytes))) return [];
-    this._end = i;
-    this._reach = Math.max(this._reach, i);
-    if (this._topUpStart < 0) this._topUpStart = chunks[0]?.chunkIndex ?? i;
     // mergeChunks' gap rule (batch >> 7) keeps each request to a run of neighbouring chunks.
-    return mergeChunks(chunks, view.batchSize, Math.max(this._o.requestBytes, effectiveBatch(view.batchSize)));
+    let ranges = mergeChunks(chunks, view.batchSize, Math.max(this._o.requestBytes, effectiveBatch(view.batchSize)));
+    let end = i;
+    if (ranges.length > slots) {
+      // The rest of the window is planned again when a slot frees (delivered()).
+      ranges = ranges.slice(0, slots);
+      end = 0;
+      for (const r of ranges) for (const c of r.chunks) end = Math.max(end, c.chunkIndex + 1);
+    }
+    this._end = end;
+    this._reach = Math.max(this._reach, end);
+    if (this._topUpStart < 0) this._topUpStart = ranges[0]?.chunks[0]?.chunkIndex ?? end;
+    this._running += ranges.length;
+    return ranges;
   }
 }

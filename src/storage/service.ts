@@ -22,7 +22,7 @@ import type { BlobSource } from './chunk-data.js';
 import type { CacheCounters } from './counters.js';
 import { newCounters } from './counters.js';
 import { DemandTracker } from './demand.js';
-import { kReadaheadDefaults } from './readahead.js';
+import { kLocalReadaheadDefaults, kReadaheadDefaults } from './readahead.js';
 import { DirectBlob } from './dummy-cache.js';
 import { errnoCode, StorageError } from './contract/errors.js';
 import { ImageStorage } from './image-storage.js';
@@ -156,9 +156,11 @@ export class StorageService {
       if ((info.features & bit) !== 0) throw new NotSupportedError(`blob ${info.blobId}: ${what}`);
     }
     const { cache, validate, batchSize } = this.settings;
-    // Readahead hides the round trip of network backends; a local pread has none to hide.
+    // Readahead hides the round trip of network backends, and for local ones the chain each
+    // miss pays before its decode starts (readahead.ts).
     const local = this.backend.type === 'localfs' || this.backend.type === 'localdisk';
-    const ctx = { backend: this.backend, validate, batchSize, counters: this.counters, log: this._log.child('cache'), demand: this.demand, ...(local ? {} : { readahead: kReadaheadDefaults }) };
+    const readahead = local ? kLocalReadaheadDefaults : kReadaheadDefaults;
+    const ctx = { backend: this.backend, validate, batchSize, counters: this.counters, log: this._log.child('cache'), demand: this.demand, readahead };
     const buffers = local ? { buffers: this.readBuffers } : {};
     // v5 images without the extended blob table do not say how many chunks a blob has, so
     // there is no chunk map to size; upstream keeps such blobs uncached too.

@@ -3,7 +3,8 @@
  * a blob behind nginx (http-proxy) causes large ranged GETs ahead of it, the ranges nginx's
  * access log shows; a random reader of the same blob causes only its own amplify_io-sized GETs;
  * through docker-registry a sequential read needs a fraction of the requests. Every byte is
- * checked (digest validation on); localfs never reads ahead.
+ * checked (digest validation on); localfs reads ahead one request at a time
+ * (storage-local-readahead.test.ts).
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -137,7 +138,7 @@ describe('demand-path readahead against real servers', { skip: kSkip, timeout: 1
     assert.ok(got.every(([s, e]) => e - s + 1 <= kAmplifyWindow), `GETs: ${JSON.stringify(got)}`);
   });
 
-  test('through docker-registry a sequential read needs a fraction of the GETs; localfs never reads ahead', async () => {
+  test('through docker-registry a sequential read needs a fraction of the GETs; localfs reads ahead in its own requests', async () => {
     const registry: ResolvedBackend = { type: 'registry', config: kRegistrySchema.parse({ scheme: 'http', host: `127.0.0.1:${reg.port}`, repo: 'nydus/ra', timeout: 5 }) };
     const seq = Array.from({ length: kChunks }, (_, i) => i);
     const svc = await readChunks(registry, seq);
@@ -145,10 +146,11 @@ describe('demand-path readahead against real servers', { skip: kSkip, timeout: 1
     await svc.close();
     assert.ok(st.cache.chunksReadahead > 0);
     assert.ok(st.backend.readCount <= 12, `${st.backend.readCount} GETs`);
+    // localfs reads ahead too (kLocalReadaheadDefaults), in smaller requests, one at a time.
     const local = await readChunks({ type: 'localfs', config: kLocalFsSchema.parse({ dir: blobDir }) }, seq);
     const ls = local.stats();
     await local.close();
-    assert.equal(ls.cache.chunksReadahead, 0);
-    assert.equal(ls.backend.readCount, kChunks / 2 + 1, 'the blob meta, then one amplify_io window per miss');
+    assert.ok(ls.cache.chunksReadahead > 0);
+    assert.ok(ls.backend.readCount < kChunks / 4, `${ls.backend.readCount} reads, not one amplify_io window per miss`);
   });
 });

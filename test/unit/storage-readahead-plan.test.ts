@@ -1,14 +1,15 @@
 /**
  * The demand-path readahead planner (src/storage/readahead.ts), on a model blob: when a stream
  * starts, how far ahead it reads, how requests are cut, what ends it, and that random readers
- * never trigger it.
+ * never trigger it; with a cap on requests in flight (maxInflight, what local backends use) the
+ * window goes out a request at a time as each is delivered, a failure frees its slot.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import type { FetchRange } from '../../src/storage/fetch-plan.js';
 import type { ReadaheadView } from '../../src/storage/readahead.js';
-import { SequentialReadahead } from '../../src/storage/readahead.js';
+import { kLocalReadaheadDefaults, SequentialReadahead } from '../../src/storage/readahead.js';
 import type { ChunkInfo } from '../../src/storage/types.js';
 
 const KiB = 1024;
@@ -121,5 +122,95 @@ test('stop() (a failed readahead) ends the stream; the walk skips busy chunks an
   assert.deepEqual(indexes(out), [6, 7, 9, 10, 11], 'chunk 8 is busy; chunk 11 is the last');
   ra.stop();
   assert.equal(ra.streaming, false);
+  assert.deepEqual(ra.delivered(m.view), []);
+});
+
+/** Requests of two chunks, one in flight. */
+const kCapped = { ...kOpts, requestBytes: 128 * KiB, maxInflight: 1 };
+
+/** Forward misses at `from`, `from` + 2 and `from` + 4: what the third (the stream's start) hands out. */
+function startStream(ra: SequentialReadahead, m: ReturnType<typeof model>, from = 0): FetchRange[] {
+  miss(ra, m, from);
+  miss(ra, m, from + 2);
+  return miss(ra, m, from + 4);
+}
+
+test('local defaults: a bounded number of requests in flight, each smaller than the window', () => {
+  assert.equal(kLocalReadaheadDefaults.maxInflight, 2);
+  assert.ok(kLocalReadaheadDefaults.requestBytes < kLocalReadaheadDefaults.initialWindow);
+});
+
+test('with maxInflight 2 two requests go out, and one more per delivery', () => {
+  const m = model(200);
+  const ra = new SequentialReadahead({ ...kCapped, maxInflight: 2 });
+  const first = startStream(ra, m);
+  assert.deepEqual(first.map((r) => indexes([r])), [[6, 7], [8, 9]]);
+  assert.equal(ra.running, 2);
+  assert.deepEqual(miss(ra, m, 6, 0), [], 'both slots busy');
+  const next = ra.delivered(m.view);
+  assert.deepEqual(next.map((r) => indexes([r])), [[10, 11]]);
+  assert.equal(ra.running, 2);
+});
+
+test('with maxInflight 1 the window goes out one request at a time, contiguous, as each is delivered', () => {
+  const m = model(200);
+  const ra = new SequentialReadahead(kCapped);
+  const first = startStream(ra, m);
+  assert.equal(first.length, 1, 'one request');
+  assert.deepEqual(indexes(first), [6, 7]);
+  assert.equal(ra.running, 1);
+  // The reader moves on while the request runs: nothing more goes out.
+  assert.deepEqual(miss(ra, m, 6, 0), []);
+  assert.equal(ra.running, 1);
+  // Delivered: the next request of the window, right after the previous one.
+  const second = ra.delivered(m.view);
+  for (const k of indexes(second)) m.busy.add(k);
+  assert.deepEqual(indexes(second), [8, 9]);
+  assert.equal(ra.running, 1);
+  const third = ra.delivered(m.view);
+  for (const k of indexes(third)) m.busy.add(k);
+  assert.deepEqual(indexes(third), [10, 11]);
+  // Every chunk read ahead was handed out once.
+  const all = [...indexes(first), ...indexes(second), ...indexes(third)];
+  assert.equal(new Set(all).size, all.length);
+});
+
+test('a failed request frees its slot and ends the stream; a stop with a request in flight keeps the count right', () => {
+  const m = model(200);
+  const ra = new SequentialReadahead(kCapped);
+  assert.equal(startStream(ra, m).length, 1);
+  ra.failed();
+  assert.equal(ra.running, 0);
+  assert.equal(ra.streaming, false);
+  // A new stream starts from scratch and gets its slot.
+  assert.equal(startStream(ra, m, 20).length, 1);
+  // The reader jumps away (stop) while that request runs; its delivery frees the slot and,
+  // without a stream, reads nothing ahead.
+  ra.touched([150], 152, m.view);
+  assert.equal(ra.streaming, false);
+  assert.deepEqual(ra.delivered(m.view), []);
+  assert.equal(ra.running, 0);
+});
+
+test('at the blob end the last request is short and nothing goes past it', () => {
+  const m = model(9);
+  const ra = new SequentialReadahead(kCapped);
+  assert.deepEqual(indexes(startStream(ra, m)), [6, 7]);
+  const last = ra.delivered(m.view);
+  assert.deepEqual(indexes(last), [8]);
+  for (const k of indexes(last)) m.busy.add(k);
+  assert.deepEqual(ra.delivered(m.view), []);
+  assert.equal(ra.running, 0);
+});
+
+test('readahead stops at the end of the file being read (aheadEnd), not at the next file in the blob', () => {
+  const m = model(200);
+  const ra = new SequentialReadahead(kOpts);
+  // The file holds chunks 0..9; the blob goes on with other files' chunks.
+  ra.touched([0], 2, m.view, 10);
+  ra.touched([2], 4, m.view, 10);
+  const out = ra.touched([4], 6, m.view, 10);
+  assert.deepEqual(indexes(out), [6, 7, 8, 9]);
+  for (const k of indexes(out)) m.busy.add(k);
   assert.deepEqual(ra.delivered(m.view), []);
 });
