@@ -648,7 +648,7 @@ class FuseSessionWrap : public Napi::ObjectWrap<FuseSessionWrap> {
 
   void Stop(const Napi::CallbackInfo&) { StopAll(); }
 
-  FuseBridge* bridge_ = nullptr;  // owned by its loop wake; deleted when that closes (fuse_bridge.h)
+  FuseBridge* bridge_ = nullptr;  // owned by its loop wake (fuse_bridge.h)
   std::shared_ptr<fuse::FuseSession> session_;
   std::unique_ptr<BlobWakers> wakers_;  // after session_: detached before it goes
   std::unique_ptr<fusedev::FuseDevTransport> fusedev_;
