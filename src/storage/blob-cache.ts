@@ -246,17 +246,12 @@ export class CachedBlob implements BlobSource {
       const running = this._inflight.get(c.chunkIndex);
       if (running) {
         counters.inflightJoins++;
-        if (running.handle.priority === 'prefetch') {
-          // The request is on the wire already: waiting for it beats a second one. It keeps
-          // prefetch's smaller retry budget, so a failure gets one on-demand attempt of its own.
-          running.handle.adopted = true;
-          waits.push(running.promise.catch(() => this.ensureReady([c])));
-        } else if (running.handle.ahead === true) {
-          // The stream ended with that failure (readahead.ts), so this fetch is on demand.
-          waits.push(running.promise.catch(() => this.ensureReady([c], signal)));
-        } else {
-          waits.push(running.promise);
-        }
+        // Waiting for a request already on the wire beats a second one. A speculative one
+        // (prefetch, with its smaller retry budget; readahead, whose stream ends with a failure)
+        // was nobody's to fail: this READ then gets one on-demand attempt of its own.
+        const prefetch = running.handle.priority === 'prefetch';
+        if (prefetch) running.handle.adopted = true;
+        waits.push(prefetch || running.handle.ahead === true ? running.promise.catch(() => this.ensureReady([c], signal)) : running.promise);
         continue;
       }
       const d = deferred(kOnDemand);
@@ -389,6 +384,7 @@ export class CachedBlob implements BlobSource {
       return;
     }
     const off = !this.amplify || this._closed || !(this._opts.chunkLookup || this._meta);
+    if (off && touched) return;
     const view: ReadaheadView = {
       chunkCount: this.info.chunkCount,
       batchSize: this._ctx.batchSize,
@@ -396,7 +392,6 @@ export class CachedBlob implements BlobSource {
       // Nothing is a candidate while off: the planner still books the delivery.
       candidate: (i) => (off ? undefined : this._amplifyCandidate(i)),
     };
-    if (off && touched) return;
     const ranges = touched ? ra.touched(touched, fetchedEnd, view, aheadEnd) : ra.delivered(view);
     for (const r of ranges) {
       for (const c of r.chunks) this._inflight.set(c.chunkIndex, deferred(kReadahead));
