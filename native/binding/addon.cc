@@ -15,6 +15,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterRlimit(env, exports);
   RegisterUnixListen(env, exports);
   RegisterAbi(env, exports);
+  RegisterLoopWakeProbe(env, exports);
   return exports;
 }
 

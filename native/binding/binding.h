@@ -27,6 +27,9 @@ void RegisterUnixListen(Napi::Env env, Napi::Object exports);
 void RegisterFuseSession(Napi::Env env, Napi::Object exports);
 // abiInfo() (abi_binding.cc).
 void RegisterAbi(Napi::Env env, Napi::Object exports);
+// loopWakeProbe(count, onItem) (loop_wake_probe.cc): the fill's completion path without a fill,
+// for tests (order, exactly once, errors, teardown).
+void RegisterLoopWakeProbe(Napi::Env env, Napi::Object exports);
 
 // The core chunk map behind a JS ChunkMap handle (null when `value` is not one). The READ fast
 // path keeps the shared_ptr, so closing the JS handle does not unmap it under a reader.

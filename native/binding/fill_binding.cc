@@ -235,7 +235,6 @@ void RegisterFill(Napi::Env env, Napi::Object exports) {
         Deliver(env, state.get(), state->done.TakeAll());
       });
   exports.Set("fill", Napi::Function::New(env, Fill, "fill", state.get()));
-  RegisterLoopWakeProbe(env, exports);
 }
 
 }  // namespace nydus::binding

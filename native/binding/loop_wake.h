@@ -150,8 +150,4 @@ class WakeQueue {
   std::vector<T> spare_;  // JS thread only: the batch being consumed
 };
 
-// loopWakeProbe(count, onItem) (loop_wake_probe.cc): the fill's completion path without a fill,
-// for tests (order, exactly once, errors, teardown). Registered with the fill's exports.
-void RegisterLoopWakeProbe(Napi::Env env, Napi::Object exports);
-
 }  // namespace nydus::binding
