@@ -10,6 +10,7 @@
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -119,6 +120,43 @@ describe('the API on a FUSE daemon started without a bootstrap', { skip }, () =>
     assert.equal((await api(sock, 'PUT', '/api/v1/mount?mountpoint=/a/b/c', { body })).status, 204);
     sameTree(join(mnt, 'a/b/c'), one);
     assert.equal((await api(sock, 'DELETE', '/api/v1/mount?mountpoint=/a/b/c')).status, 204);
+  });
+
+  test('/metrics/blobcache counts whole hits, partial hits and misses as O_DIRECT READs make them', async () => {
+    // Six 128 KiB chunks of random bytes: with amplify_io 0 a miss fetches its own chunk only
+    // (the smallest amplify window is 128 KiB, and no two incompressible chunks fit in it).
+    // O_DIRECT makes each dd exactly one READ that the kernel neither serves nor widens; the
+    // misses jump around so that no readahead stream starts before the READs counted.
+    const k = 0x20000;
+    const data = randomBytes(6 * k);
+    const img = await makeImage(join(work, 'hits'), { 'p.bin': data }, { chunkSize: k });
+    const cfg = rafsConfigText(img.blobDir, join(work, 'cache-hits'), { amplify_io: 0 });
+    assert.equal(await curlMount('/hits', img.bootstrap, cfg), '204');
+    const file = join(mnt, 'hits', 'p.bin');
+    const counts = async () => {
+      const r = await api(sock, 'GET', '/api/v1/metrics/blobcache?id=/hits');
+      assert.equal(r.status, 200, r.text);
+      const { total, whole_hits, partial_hits } = r.json() as { total: number; whole_hits: number; partial_hits: number };
+      return { total, whole_hits, partial_hits };
+    };
+    const read = async (chunk: number, chunks: number) => {
+      const args = [`if=${file}`, 'iflag=direct,skip_bytes', `bs=${chunks * k}`, `skip=${chunk * k}`, 'count=1', 'status=none'];
+      const { stdout } = await run('dd', args, { encoding: 'buffer', maxBuffer: 1 << 20 });
+      assert.deepEqual(stdout, data.subarray(chunk * k, (chunk + chunks) * k), `chunks ${chunk}..${chunk + chunks - 1}`);
+    };
+    try {
+      assert.deepEqual(await counts(), { total: 0, whole_hits: 0, partial_hits: 0 });
+      await read(5, 1); // a miss, nothing cached
+      await read(1, 1); // a miss, nothing cached
+      assert.deepEqual(await counts(), { total: 2, whole_hits: 0, partial_hits: 0 });
+      await read(1, 2); // chunk 1 cached, chunk 2 not: a partial hit (and a miss)
+      assert.deepEqual(await counts(), { total: 3, whole_hits: 0, partial_hits: 1 });
+      await read(1, 2); // both cached by the READs above: a whole hit
+      await read(5, 1);
+      assert.deepEqual(await counts(), { total: 5, whole_hits: 2, partial_hits: 1 });
+    } finally {
+      assert.equal((await api(sock, 'DELETE', '/api/v1/mount?mountpoint=/hits')).status, 204);
+    }
   });
 
   test('300 mount/umount cycles with an idle connection held open: every call 204, no fd or memory growth', { timeout: 300_000 }, async (t) => {
