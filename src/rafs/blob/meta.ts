@@ -101,6 +101,12 @@ export class BlobChunkInfoArray {
   readonly count: number;
   readonly version: 1 | 2;
   private readonly _buf: Buffer;
+  /**
+   * The entries' words are read through a DataView: Buffer.readUInt32LE is a JavaScript function
+   * with its own checks, and a warm cache's open decodes every ready chunk's entry (the check of
+   * ready bits over holes, ~10 000 for a 10 000-file image) in code too new to be optimized.
+   */
+  private readonly _view: DataView;
   private readonly _file: string;
 
   constructor(ci: Buffer, header: BlobMetaHeader, file = 'blob meta') {
@@ -111,6 +117,7 @@ export class BlobChunkInfoArray {
     this.count = header.ciEntries;
     this.version = size === kChunkInfoV2Size ? 2 : 1;
     this._buf = ci;
+    this._view = new DataView(ci.buffer, ci.byteOffset, ci.byteLength);
     this._file = file;
   }
 
@@ -132,16 +139,16 @@ export class BlobChunkInfoArray {
    */
   compressedOffset(index: number): number {
     const at = index * (this.version === 1 ? kChunkInfoV1Size : kChunkInfoV2Size) + 8;
-    return this._buf.readUInt32LE(at) + (this._buf.readUInt32LE(at + 4) & 0xff) * 0x1_0000_0000;
+    return this._view.getUint32(at, true) + (this._view.getUint32(at + 4, true) & 0xff) * 0x1_0000_0000;
   }
 
   private _v1(index: number): BlobChunkEntry {
-    const b = this._buf;
+    const b = this._view;
     const off = index * kChunkInfoV1Size;
-    const ulo = b.readUInt32LE(off);
-    const uhi = b.readUInt32LE(off + 4);
-    const clo = b.readUInt32LE(off + 8);
-    const chi = b.readUInt32LE(off + 12);
+    const ulo = b.getUint32(off, true);
+    const uhi = b.getUint32(off + 4, true);
+    const clo = b.getUint32(off + 8, true);
+    const chi = b.getUint32(off + 12, true);
     // uncomp_info: offset bits 12..43; size-1 bits 20..23 at 8..11 and bits 0..19 at 44..63.
     const uoff = (ulo >>> 12) * 4096 + (uhi & 0xfff) * 0x1_0000_0000;
     const usize = ((((ulo >>> 8) & 0xf) << 20) | (uhi >>> 12)) + 1;
@@ -165,14 +172,14 @@ export class BlobChunkInfoArray {
   }
 
   private _v2(index: number): BlobChunkEntry {
-    const b = this._buf;
+    const b = this._view;
     const off = index * kChunkInfoV2Size;
-    const ulo = b.readUInt32LE(off);
-    const uhi = b.readUInt32LE(off + 4);
-    const clo = b.readUInt32LE(off + 8);
-    const chi = b.readUInt32LE(off + 12);
-    const dlo = b.readUInt32LE(off + 16);
-    const dhi = b.readUInt32LE(off + 20);
+    const ulo = b.getUint32(off, true);
+    const uhi = b.getUint32(off + 4, true);
+    const clo = b.getUint32(off + 8, true);
+    const chi = b.getUint32(off + 12, true);
+    const dlo = b.getUint32(off + 16, true);
+    const dhi = b.getUint32(off + 20, true);
     const flags = uhi >>> 24;
     if (flags & ~kCiV2ValidFlags) {
       throw corrupt(this._file, 'chunk info v2 entry', off, `chunk ${index} has invalid flags 0x${flags.toString(16)}`);
