@@ -15,7 +15,7 @@ import type { NydusConfig } from './schema-v2.js';
 import { parseToml } from './toml.js';
 import { configIssues } from './validate.js';
 
-// Built on first use, like the configuration schemas: most starts never read a blob cache entry.
+// Built on first use (all three), like the configuration schemas: most starts never read a blob cache entry.
 export const blobCacheEntryConfigV2Schema = builtOnUse(() =>
   z
     .strictObject({
@@ -28,7 +28,7 @@ export const blobCacheEntryConfigV2Schema = builtOnUse(() =>
     .describe('blob cache entry configuration'),
 );
 
-const kLegacySchema = z.strictObject({
+const legacySchema = builtOnUse(() => z.strictObject({
   id: z.string().default(''),
   backend_type: z.string(),
   backend_config: z.record(z.string(), z.unknown()).default({}),
@@ -43,15 +43,15 @@ const kLegacySchema = z.strictObject({
     })
     .prefault({}),
   metadata_path: z.string().optional(),
-});
+}));
 
-const kEntrySchema = z.strictObject({
+const entrySchema = builtOnUse(() => z.strictObject({
   type: z.enum(['bootstrap', 'datablob']).describe('blob object type'),
   id: z.string().describe('blob id'),
   domain_id: z.string().default('').describe('management domain'),
   config: z.unknown().optional().describe('legacy configuration'),
   config_v2: z.unknown().optional().describe('configuration'),
-});
+}));
 
 export type BlobCacheEntryConfigV2 = z.infer<ReturnType<typeof blobCacheEntryConfigV2Schema>>;
 
@@ -64,7 +64,7 @@ export interface BlobCacheEntry {
 }
 
 function fromLegacy(raw: unknown, source: string, warnings: string[]): unknown {
-  const l = parseWithSchema(kLegacySchema, raw, `${source}: config`, warnings);
+  const l = parseWithSchema(legacySchema(), raw, `${source}: config`, warnings);
   const cacheSection = l.cache_type === 'fscache' ? 'fscache' : 'filecache';
   return {
     version: 2,
@@ -97,7 +97,7 @@ export function parseBlobCacheEntry(text: string, source = 'blob cache entry'): 
       throw new ConfigError(`${source}: invalid TOML: ${String((err as Error).message).split('\n')[0] ?? ''}`);
     }
   }
-  const entry = parseWithSchema(kEntrySchema, doc, source, warnings);
+  const entry = parseWithSchema(entrySchema(), doc, source, warnings);
   let rawConfig: unknown;
   let at: string;
   if (entry.config_v2 !== undefined) {

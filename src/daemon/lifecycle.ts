@@ -110,7 +110,9 @@ export class Daemon {
       }
       if (o.bootstrap !== undefined) {
         const settings = storageSettings(o.config, o.configOrigin, o.backendHeaders);
-        this._storage = await (this._deps.createStorage ?? StorageService.create)(settings, log.child('storage'));
+        // Nothing is served yet: the storage's one-shot checks may block (CreateBackendOptions.startup).
+        const create = this._deps.createStorage ?? ((st: StorageSettings, l: Logger) => StorageService.create(st, l, { startup: true }));
+        this._storage = await create(settings, log.child('storage'));
         log.info(
           `storage ready: backend ${settings.backend.type}, cache ${settings.cache.kind === 'blobcache' ? `blobcache in ${settings.cache.workDir}` : 'dummycache'}`,
         );

@@ -42,30 +42,38 @@ export class MountSlots {
 }
 
 export class BlobSlots {
-  private readonly _free: number[] = [];
+  /**
+   * Slots never handed out are [_fresh, total), a counter: a daemon's start made a 4096-entry
+   * free list, one push at a time, before its first mount. Freed slots queue behind them (FIFO).
+   */
+  private _fresh = 0;
+  private readonly _freed: number[] = [];
   private _head = 0;
 
-  constructor(readonly total: number) {
-    for (let i = 0; i < total; i++) this._free.push(i);
-  }
+  constructor(readonly total: number) {}
 
   get available(): number {
-    return this._free.length - this._head;
+    return this.total - this._fresh + this._freed.length - this._head;
   }
 
   /** `n` slots, or undefined (nothing taken) when fewer are free. */
   take(n: number): number[] | undefined {
     if (n > this.available) return undefined;
-    const out = this._free.slice(this._head, this._head + n);
-    this._head += n;
-    if (this._head > 1024 && this._head * 2 > this._free.length) {
-      this._free.splice(0, this._head);
-      this._head = 0;
+    const out: number[] = [];
+    while (out.length < n && this._fresh < this.total) out.push(this._fresh++);
+    const more = n - out.length;
+    if (more > 0) {
+      out.push(...this._freed.slice(this._head, this._head + more));
+      this._head += more;
+      if (this._head > 1024 && this._head * 2 > this._freed.length) {
+        this._freed.splice(0, this._head);
+        this._head = 0;
+      }
     }
     return out;
   }
 
   give(slots: readonly number[]): void {
-    this._free.push(...slots);
+    this._freed.push(...slots);
   }
 }

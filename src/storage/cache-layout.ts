@@ -23,12 +23,22 @@ import { join } from 'node:path';
 
 import type { NativeChunkMap } from '../native/index.js';
 import { nativeAbi, native } from '../native/index.js';
+import type { BlobChunkInfoArray } from '../rafs/index.js';
 import { compressorToEnum, digesterToEnum } from '../rafs/index.js';
 import { kBlobFeatures } from '../rafs/layout/constants.js';
 import { NotSupportedError } from '../util/errors.js';
 import { errnoName } from './fetch-handle.js';
 import { errnoCode, StorageError } from './contract/errors.js';
 import type { BlobInfo, ChunkInfo } from './types.js';
+
+/**
+ * The ranges of many chunks in one call (CacheLayout.storedRanges): `[offset, size]` per index,
+ * NaN when the image does not say. What a blob with a chunk info array gives dropBitsOverHoles
+ * (cache-files.ts): one pass over the array instead of two objects per ready chunk.
+ */
+export interface ChunkRanges {
+  of(indexes: Uint32Array): Float64Array;
+}
 
 /** The cache flavour a configuration asks for (settings.ts). */
 export interface CacheFormat {
@@ -100,6 +110,14 @@ export class CacheLayout {
     if (this.kind === 'raw') return { offset: c.compressedOffset, size: c.compressedSize };
     if (this.kind === 'encrypted') return { offset: c.uncompressedOffset, size: Math.ceil(c.uncompressedSize / kUnit) * kUnit };
     return { offset: c.uncompressedOffset, size: c.uncompressedSize };
+  }
+
+  /**
+   * storedRange() of many chunks at once, read straight from the blob's chunk info array
+   * (BlobChunkInfoArray.ranges), for dropBitsOverHoles (cache-files.ts).
+   */
+  storedRanges(ci: Pick<BlobChunkInfoArray, 'ranges'>): ChunkRanges {
+    return { of: (indexes) => ci.ranges(indexes, this.kind === 'raw', this.kind === 'encrypted' ? kUnit : 1) };
   }
 
   /**

@@ -3,6 +3,7 @@
  * with `alt_dirs` searched when the primary file is missing or empty (upstream
  * storage/src/backend/localfs.rs). Reads are positional on a cached file handle per blob.
  */
+import { statSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { open, realpath, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -19,9 +20,9 @@ interface OpenBlob {
   path: string;
 }
 
-async function isDir(path: string): Promise<boolean> {
+async function isDir(path: string, blocking: boolean): Promise<boolean> {
   try {
-    return (await stat(path)).isDirectory();
+    return (blocking ? statSync(path) : await stat(path)).isDirectory();
   } catch {
     return false;
   }
@@ -34,15 +35,18 @@ export class LocalFsBackend implements RawBackend {
 
   private constructor(private readonly _cfg: LocalFsConfig) {}
 
-  /** Checks the configured paths exist; `at` names the config section in errors. */
-  static async create(cfg: LocalFsConfig, at = 'backend.localfs'): Promise<LocalFsBackend> {
+  /**
+   * Checks the configured paths exist; `at` names the config section in errors. `blocking`: with
+   * synchronous calls (a daemon's start: CreateBackendOptions.startup in service.ts).
+   */
+  static async create(cfg: LocalFsConfig, at = 'backend.localfs', blocking = false): Promise<LocalFsBackend> {
     if (cfg.blob_file !== '') {
       try {
-        if (!(await stat(cfg.blob_file)).isFile()) throw new Error('not a regular file');
+        if (!(blocking ? statSync(cfg.blob_file) : await stat(cfg.blob_file)).isFile()) throw new Error('not a regular file');
       } catch (err) {
         throw new ConfigError(`${at}.blob_file ${cfg.blob_file}: ${errnoCode(err)}`);
       }
-    } else if (!(await isDir(cfg.dir))) {
+    } else if (!(await isDir(cfg.dir, blocking))) {
       throw new ConfigError(`${at}.dir ${cfg.dir}: no such directory`);
     }
     return new LocalFsBackend(cfg);

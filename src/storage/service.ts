@@ -3,6 +3,7 @@
  * directory, shared counters, and per-image blob sources. Construction does every check that
  * can fail before serving starts (backend paths, cache dir creatable and writable).
  */
+import { mkdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { mkdir, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -32,18 +33,25 @@ import type { AuthUpdate } from './registry/auth.js';
 import type { StorageSettings } from './settings.js';
 import type { BlobInfo } from './types.js';
 
-/** Creates the cache directory if needed and proves it is a writable directory. */
-export async function prepareCacheDir(dir: string, key: string): Promise<void> {
+const kAsyncFs = { mkdir, stat, writeFile, unlink };
+const kSyncFs = { mkdir: mkdirSync, stat: statSync, writeFile: writeFileSync, unlink: unlinkSync };
+
+/**
+ * Creates the cache directory if needed and proves it is a writable directory. `blocking`: with
+ * synchronous calls, for a daemon's start (CreateBackendOptions.startup), same checks and errors.
+ */
+export async function prepareCacheDir(dir: string, key: string, blocking = false): Promise<void> {
+  const fs = blocking ? kSyncFs : kAsyncFs;
   try {
-    await mkdir(dir, { recursive: true });
+    await fs.mkdir(dir, { recursive: true });
   } catch (err) {
     throw new ConfigError(`${key} ${dir}: cannot create the cache directory (${errnoCode(err)})`, { cause: err });
   }
-  if (!(await stat(dir)).isDirectory()) throw new ConfigError(`${key} ${dir}: not a directory`);
+  if (!(await fs.stat(dir)).isDirectory()) throw new ConfigError(`${key} ${dir}: not a directory`);
   const probe = join(dir, `.nydusd-probe-${process.pid}-${Date.now()}`);
   try {
-    await writeFile(probe, '', { flag: 'wx' });
-    await unlink(probe);
+    await fs.writeFile(probe, '', { flag: 'wx' });
+    await fs.unlink(probe);
   } catch (err) {
     throw new ConfigError(`${key} ${dir}: the cache directory is not writable (${errnoCode(err)})`, { cause: err });
   }
@@ -55,6 +63,13 @@ export interface CreateBackendOptions {
   /** Tests: the spill bound and the cache write retry delay (cache-health.ts). */
   spillLimit?: number;
   cacheHealth?: HealthOptions;
+  /**
+   * The daemon's own start (lifecycle.ts): nothing else runs on the event loop yet, so the
+   * one-shot checks of backend paths and the cache directory are synchronous calls, where each
+   * trip through Node's thread pool cost a start about a millisecond (more on a busy machine).
+   * Storage made while guests are served (API mounts) keeps them asynchronous.
+   */
+  startup?: boolean;
 }
 
 /**
@@ -67,7 +82,7 @@ async function createRaw(settings: StorageSettings, log: Logger, o: CreateBacken
   const net: TransportOptions = { at, headers: settings.headers ?? { 'User-Agent': kUserAgent }, log, ...(o.lookup ? { lookup: o.lookup } : {}) };
   switch (b.type) {
     case 'localfs':
-      return LocalFsBackend.create(b.config, at);
+      return LocalFsBackend.create(b.config, at, o.startup === true);
     case 'localdisk': {
       const { LocalDiskBackend } = await import('./localdisk.js');
       return LocalDiskBackend.create(b.config, at, log);
@@ -143,7 +158,7 @@ export class StorageService {
   static async create(settings: StorageSettings, log: Logger = nullLogger(), o: CreateBackendOptions = {}): Promise<StorageService> {
     const backend = await createBackend(settings, log.child('backend'), o);
     try {
-      if (settings.cache.kind === 'blobcache') await prepareCacheDir(settings.cache.workDir, settings.cache.workDirKey);
+      if (settings.cache.kind === 'blobcache') await prepareCacheDir(settings.cache.workDir, settings.cache.workDirKey, o.startup === true);
     } catch (err) {
       await backend.close();
       throw err;

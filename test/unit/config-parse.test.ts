@@ -8,6 +8,7 @@ import {
   applyImagePullAuth,
   kMaxConfigBytes,
   loadConfigFile,
+  parseBlobCacheEntry,
   parseConfigText,
   readBackendEnvironment,
   redactConfig,
@@ -258,4 +259,26 @@ test('a "__proto__" member stays data', () => {
   const r = parseConfigText('{"version": 2, "__proto__": {"polluted": 1}}', 'p.json');
   assert.equal(({} as Record<string, unknown>)['polluted'], undefined);
   assert.deepEqual(r.warnings, ['p.json: unknown key __proto__ ignored']);
+});
+
+test('blob cache entries (schemas built on first use): bad fields rejected with their paths, legacy config converted', () => {
+  assert.throws(() => parseBlobCacheEntry(JSON.stringify({ type: 'blob', id: 'x', config_v2: {} }), 'e'), {
+    code: 'ERR_CONFIG',
+    message: 'e: type: expected one of bootstrap, datablob',
+  });
+  const legacy = (config: unknown): string => JSON.stringify({ type: 'bootstrap', id: 'x', config });
+  assert.throws(() => parseBlobCacheEntry(legacy({ backend_type: 'localfs', prefetch_config: { threads_count: -1 } }), 'e'), {
+    code: 'ERR_CONFIG',
+    message: 'e: config: prefetch_config.threads_count: must be >= 0',
+  });
+  const e = parseBlobCacheEntry(
+    JSON.stringify({
+      type: 'bootstrap', id: 'x', colour: 1,
+      config: { id: 'c', backend_type: 'localfs', backend_config: { dir: '/d' }, cache_type: 'blobcache', cache_config: { work_dir: '/w' }, prefetch_config: { enable: true, threads_count: 2 } },
+    }),
+    'e',
+  );
+  assert.deepEqual(e.warnings, ['e: unknown key colour ignored']);
+  assert.deepEqual(e.config.backend, { type: 'localfs', localfs: { blob_file: '', dir: '/d', alt_dirs: [] } });
+  assert.deepEqual(e.config.cache.prefetch, { enable: true, threads: 2, batch_size: 0, bandwidth_limit: 0, prefetch_all: true, stream_prefetch: false });
 });

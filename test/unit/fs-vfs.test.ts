@@ -177,6 +177,15 @@ test('slot allocators: round-robin mount slots, FIFO blob slots, exhaustion', ()
   b.give([1]);
   assert.deepEqual(b.take(2), [3, 1]);
   assert.equal(b.available, 0);
+  // Freed slots come back in the order they were freed, after every slot never used.
+  const c = new BlobSlots(6);
+  assert.deepEqual(c.take(2), [0, 1]);
+  c.give([1, 0]);
+  assert.equal(c.available, 6);
+  assert.deepEqual(c.take(5), [2, 3, 4, 5, 1]);
+  c.give([3]);
+  assert.deepEqual(c.take(2), [0, 3]);
+  assert.equal(c.take(1), undefined);
 });
 
 test('forgets and unsent readdirplus records reach the mount that counts lookups, in its own ids', () => {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -79,13 +79,18 @@ test('a symlink inside the blob dir is followed (the directory is the admin\'s),
   await be.close();
 });
 
-test('bad localfs configuration fails at construction with the key path', async () => {
-  await assert.rejects(LocalFsBackend.create({ dir: join(root, 'missing'), blob_file: '', alt_dirs: [] }, 'device.backend.config'), {
-    code: 'ERR_CONFIG',
-    message: `device.backend.config.dir ${join(root, 'missing')}: no such directory`,
+// Both ways: asynchronous (API mounts) and blocking (a daemon's start, CreateBackendOptions.startup).
+for (const blocking of [false, true]) {
+  test(`bad localfs configuration fails at construction with the key path (${blocking ? 'blocking' : 'async'})`, async () => {
+    await assert.rejects(LocalFsBackend.create({ dir: join(root, 'missing'), blob_file: '', alt_dirs: [] }, 'device.backend.config', blocking), {
+      code: 'ERR_CONFIG',
+      message: `device.backend.config.dir ${join(root, 'missing')}: no such directory`,
+    });
+    await assert.rejects(LocalFsBackend.create({ dir: '', blob_file: dir, alt_dirs: [] }, undefined, blocking), { code: 'ERR_CONFIG', message: /blob_file .*: not a regular file/ });
+    await assert.rejects(LocalFsBackend.create({ dir: '', blob_file: join(root, 'none'), alt_dirs: [] }, 'b', blocking), { code: 'ERR_CONFIG', message: /^b\.blob_file .*none: ENOENT$/ });
+    assert.equal((await LocalFsBackend.create({ dir, blob_file: '', alt_dirs: [] }, undefined, blocking)).type, 'localfs');
   });
-  await assert.rejects(LocalFsBackend.create({ dir: '', blob_file: dir, alt_dirs: [] }), { code: 'ERR_CONFIG', message: /blob_file .*: not a regular file/ });
-});
+}
 
 test('the wrapper retries retryable failures up to retry_limit, then fails', async () => {
   const raw = new MemoryBackend(new Map([['x', Buffer.from('hello')]]));
@@ -114,16 +119,20 @@ test('per-attempt timeouts and caller aborts', async () => {
   await assert.rejects(new BlobBackend(raw).read('x', 0, 5, AbortSignal.abort()), { code: 'ERR_ABORTED' });
 });
 
-test('cache directory: created when missing; a file or an unusable path is a config error naming the key', async () => {
-  const made = join(root, 'cache', 'deep');
-  await prepareCacheDir(made, 'cache.filecache.work_dir');
-  await assert.rejects(prepareCacheDir(join(root, 'secret'), 'cache.filecache.work_dir'), {
-    code: 'ERR_CONFIG',
-    message: /^cache\.filecache\.work_dir .*secret: (not a directory|cannot create the cache directory \(EEXIST\))$/,
+for (const blocking of [false, true]) {
+  test(`cache directory: created when missing; a file or an unusable path is a config error naming the key (${blocking ? 'blocking' : 'async'})`, async () => {
+    const made = join(root, blocking ? 'cache-b' : 'cache', 'deep');
+    await prepareCacheDir(made, 'cache.filecache.work_dir', blocking);
+    assert.ok(statSync(made).isDirectory());
+    assert.deepEqual(readdirSync(made), [], 'the write probe is removed');
+    await assert.rejects(prepareCacheDir(join(root, 'secret'), 'cache.filecache.work_dir', blocking), {
+      code: 'ERR_CONFIG',
+      message: /^cache\.filecache\.work_dir .*secret: (not a directory|cannot create the cache directory \(EEXIST\))$/,
+    });
+    await assert.rejects(prepareCacheDir(join(root, 'secret', 'sub'), 'device.cache.config.work_dir', blocking), {
+      code: 'ERR_CONFIG',
+      message: /^device\.cache\.config\.work_dir .*: cannot create the cache directory \(ENOTDIR\)$/,
+    });
+    await assert.rejects(prepareCacheDir('/proc/self/fdinfo', 'work_dir', blocking), { code: 'ERR_CONFIG', message: /not writable|cannot create/ });
   });
-  await assert.rejects(prepareCacheDir(join(root, 'secret', 'sub'), 'device.cache.config.work_dir'), {
-    code: 'ERR_CONFIG',
-    message: /^device\.cache\.config\.work_dir .*: cannot create the cache directory \(ENOTDIR\)$/,
-  });
-  await assert.rejects(prepareCacheDir('/proc/self/fdinfo', 'work_dir'), { code: 'ERR_CONFIG', message: /not writable|cannot create/ });
-});
+}
