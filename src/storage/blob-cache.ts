@@ -157,7 +157,9 @@ export class CachedBlob implements BlobSource {
     const meta = info.metaCiUncompressedSize > 0 && !separate ? await CachedBlob._loadMeta(info, ctx) : undefined;
     const { dataPath } = layout;
     const { fh, map } = await openCacheFiles(info, layout, ctx.log, (files) => {
-      const cleared = dropBitsOverHoles(files, (i) => chunkRange(i, opts, meta, layout));
+      // One pass over the chunk info array when it alone gives the ranges (no chunk lookup).
+      const ranges = opts.chunkLookup === undefined && meta !== undefined ? layout.storedRanges(meta.ci) : (i: number) => chunkRange(i, opts, meta, layout);
+      const cleared = dropBitsOverHoles(files, ranges);
       if (cleared > 0) {
         ctx.log.warn(`blob ${info.blobId}: ${cleared} chunk(s) marked ready in ${layout.mapPath} have no data in ${dataPath} (lost in a crash?); they are fetched again`);
       }
