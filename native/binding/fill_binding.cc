@@ -207,7 +207,7 @@ Napi::Value Fill(const Napi::CallbackInfo& info) {
   job.allow_spill = allow_spill;
   Napi::Promise promise = call->deferred.Promise();
   if (state->inflight++ == 0) state->wake->Ref();
-  cache::FillPool::Shared().Submit([state = state->shared_from_this(), call] {
+  auto task = [state = state->shared_from_this(), call] {
     std::unique_ptr<uint8_t[]> own;
     const auto t0 = std::chrono::steady_clock::now();
     const int rc =
@@ -223,7 +223,8 @@ Napi::Value Fill(const Napi::CallbackInfo& info) {
       call->result.source_error = rc;
     }
     state->done.Push(call, state->wake.get());
-  }, priority);
+  };
+  cache::FillPool::Shared().Submit(std::move(task), priority);
   return promise;
 }
 
