@@ -1,7 +1,6 @@
 #include "cache/fill.h"
 
 #include <errno.h>
-#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -30,61 +29,21 @@ constexpr uint64_t kMaxSource = uint64_t{256} << 20;
 // READs parked on its new chunks (small chunks would pay that more often than it saves).
 constexpr uint64_t kOfferEvery = uint64_t{64} << 10;
 
-// A thread's kept buffer: kKeptDecodeBuffer bytes, 2 MiB aligned and marked for transparent huge
-// pages. A fill thread's first fills fault their buffers in (the first READs of a cold start wait
-// for them): 4 KiB faults cost about 0.9 ms per MiB here, a huge page about 0.2 ms per 2 MiB.
-// Without huge pages (THP off, no free huge page) it is plain memory, faulted 4 KiB at a time.
-// The price: a thread's buffer is resident in 2 MiB steps, so fills of small chunks keep up to
-// 2 x 2 MiB per thread where 4 KiB pages kept what they touched.
-class KeptMemory {
- public:
-  KeptMemory() = default;
-  ~KeptMemory() {
-    if (map_ != nullptr) ::munmap(map_, kMapLen);
+// A buffer of `n` bytes from `kept` (allocated once per thread, kKeptDecodeBuffer bytes), valid
+// until the next call with the same `kept`; `own` holds it when it is larger.
+uint8_t* KeptBuffer(std::unique_ptr<uint8_t[]>& kept, uint64_t n, std::unique_ptr<uint8_t[]>* own) {
+  if (n > kKeptDecodeBuffer) {
+    own->reset(new uint8_t[n]);
+    return own->get();
   }
-  KeptMemory(const KeptMemory&) = delete;
-  KeptMemory& operator=(const KeptMemory&) = delete;
-
-  // Null when the mapping fails (the caller falls back to the heap).
-  uint8_t* Get() {
-    if (buf_ == nullptr && !failed_) {
-      void* m =
-          ::mmap(nullptr, kMapLen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-      if (m == MAP_FAILED) {
-        failed_ = true;
-        return nullptr;
-      }
-      map_ = m;
-      const auto at = (reinterpret_cast<uintptr_t>(m) + kHuge - 1) & ~(kHuge - 1);
-      buf_ = reinterpret_cast<uint8_t*>(at);
-      // Advice only: refused (no THP), the pages are ordinary ones.
-      (void)::madvise(buf_, kKeptDecodeBuffer, MADV_HUGEPAGE);
-    }
-    return buf_;
-  }
-
- private:
-  static constexpr uintptr_t kHuge = uintptr_t{2} << 20;
-  static constexpr size_t kMapLen = kKeptDecodeBuffer + kHuge;  // room to align
-  void* map_ = nullptr;
-  uint8_t* buf_ = nullptr;
-  bool failed_ = false;
-};
-
-// A buffer of `n` bytes from `kept` (mapped once per thread, kKeptDecodeBuffer bytes), valid
-// until the next call with the same `kept`; `own` holds it when it is larger (or `kept` could
-// not be mapped).
-uint8_t* KeptBuffer(KeptMemory& kept, uint64_t n, std::unique_ptr<uint8_t[]>* own) {
-  // Only the (huge) pages a run touched become resident.
-  uint8_t* buf = n <= kKeptDecodeBuffer ? kept.Get() : nullptr;
-  if (buf != nullptr) return buf;
-  own->reset(new uint8_t[n]);
-  return own->get();
+  // Only the pages a run touched become resident.
+  if (!kept) kept.reset(new uint8_t[kKeptDecodeBuffer]);
+  return kept.get();
 }
 
 // A decode buffer of `n` bytes, valid until the next call on this thread.
 uint8_t* DecodeBuffer(uint64_t n, std::unique_ptr<uint8_t[]>* own) {
-  thread_local KeptMemory kept;
+  thread_local std::unique_ptr<uint8_t[]> kept;
   return KeptBuffer(kept, n, own);
 }
 
@@ -138,7 +97,7 @@ int ReadSource(FillJob* job, int fd, uint64_t pos, std::unique_ptr<uint8_t[]>* o
       job->src_len > kMaxSafe - pos) {
     return -EINVAL;
   }
-  thread_local KeptMemory kept;
+  thread_local std::unique_ptr<uint8_t[]> kept;
   uint8_t* buf = KeptBuffer(kept, job->src_len, own);
   const int rc = PreadExact(fd, buf, job->src_len, pos);
   if (rc != 0) return rc;
