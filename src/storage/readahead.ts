@@ -59,8 +59,8 @@ export const kReadaheadDefaults: ReadaheadOptions = {
  * chunk (an 8-chunk request of the cold bench took 14 ms that way); three in flight, so both fill
  * threads of a 2-core machine work and a third request is queued when one finishes, without a
  * turn of the event loop in between. Those threads are shared with on-demand misses, which the
- * pool runs before queued readahead (fill_pool.h): a miss waits at most for the readahead fills
- * already running.
+ * pool runs before queued readahead (fill_pool.h): a miss waits for the readahead fills already
+ * running, not for queued ones (unless one was passed over by eight misses in a row).
  */
 export const kLocalReadaheadDefaults: ReadaheadOptions = {
   initialWindow: 4 * 1024 * 1024,
