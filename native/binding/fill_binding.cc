@@ -1,5 +1,5 @@
 // fill(algo, digester, validate, src, plan, digests, fd, chunkMap, allowSpill[, srcFd, srcPos,
-//      srcLen]) -> Promise<Int32Array>
+//      srcLen[, speculative]]) -> Promise<Int32Array>
 // The cache fill of one fetched range (cache/fill.h RunFill) on the process's fill pool
 // (cache/fill_pool.h): decode, digest check, cache-file write or spill, ready bits and the
 // wake-up of parked READs all happen off the JavaScript thread. The map's cache layout decides
@@ -10,7 +10,9 @@
 // the promise settles; cache/fill.h ReadSource). Resolves with [status per chunk..., storeError,
 // threadId, sourceError, sourceMicros] (cache/fill.h kFill* / -errno; sourceError: the read of
 // srcFd failed and nothing was filled; sourceMicros: how long that read took); rejects only for
-// an invalid plan.
+// an invalid plan. `speculative` true: nobody waits for these chunks yet (readahead, prefetch),
+// so the pool runs on-demand fills before it (cache/fill_pool.h); srcFd..srcLen are then
+// passed, and ignored, when `src` is a Buffer.
 //
 // Completion crosses back through one long-lived queue and loop wake-up per environment
 // (loop_wake.h: not a thread-safe function, whose producer wakes the loop while holding the lock
@@ -164,6 +166,9 @@ Napi::Value Fill(const Napi::CallbackInfo& info) {
   auto map = ChunkMapFromValue(info[7]);
   if (map == nullptr) throw Napi::TypeError::New(env, "chunkMap must be a ChunkMap");
   const bool allow_spill = info[8].ToBoolean().Value();
+  const auto priority = info.Length() > 12 && info[12].ToBoolean().Value()
+                            ? cache::FillPriority::kSpeculative
+                            : cache::FillPriority::kOnDemand;
 
   auto chunks = ReadPlan(env, info[4].As<Napi::Float64Array>(), digests.Data(), digests.Length());
   const std::string bad = cache::ValidatePlan(chunks, src_len);
@@ -202,7 +207,7 @@ Napi::Value Fill(const Napi::CallbackInfo& info) {
   job.allow_spill = allow_spill;
   Napi::Promise promise = call->deferred.Promise();
   if (state->inflight++ == 0) state->wake->Ref();
-  cache::FillPool::Shared().Submit([state = state->shared_from_this(), call] {
+  auto task = [state = state->shared_from_this(), call] {
     std::unique_ptr<uint8_t[]> own;
     const auto t0 = std::chrono::steady_clock::now();
     const int rc =
@@ -218,7 +223,8 @@ Napi::Value Fill(const Napi::CallbackInfo& info) {
       call->result.source_error = rc;
     }
     state->done.Push(call, state->wake.get());
-  });
+  };
+  cache::FillPool::Shared().Submit(std::move(task), priority);
   return promise;
 }
 

@@ -63,6 +63,11 @@ export interface FillRequest {
   map: NativeChunkMap;
   /** Chunks the cache file does not take go to the map's spill. */
   allowSpill: boolean;
+  /**
+   * Nobody waits for these chunks yet (readahead, prefetch): the fill threads take on-demand
+   * fills first (native/core/cache/fill_pool.h).
+   */
+  speculative?: boolean;
 }
 
 /** Per-chunk outcome codes of a fill (cache/fill.h). */
@@ -113,8 +118,8 @@ export async function fill(r: FillRequest): Promise<FillOutcome> {
   const a = loadAddon();
   const s = r.src;
   const out = Buffer.isBuffer(s)
-    ? await a.fill(r.algo, r.digester, r.validate, s, plan, digests, r.fd, r.map, r.allowSpill)
-    : await a.fill(r.algo, r.digester, r.validate, null, plan, digests, r.fd, r.map, r.allowSpill, s.fd, s.position, s.length);
+    ? await a.fill(r.algo, r.digester, r.validate, s, plan, digests, r.fd, r.map, r.allowSpill, -1, 0, 0, r.speculative === true)
+    : await a.fill(r.algo, r.digester, r.validate, null, plan, digests, r.fd, r.map, r.allowSpill, s.fd, s.position, s.length, r.speculative === true);
   return { status: out.subarray(0, n), storeError: out[n] ?? 0, threadId: out[n + 1] ?? 0, sourceError: out[n + 2] ?? 0, sourceMicros: out[n + 3] ?? 0 };
 }
 

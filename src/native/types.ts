@@ -169,6 +169,7 @@ export interface NativeAddon {
     srcFd?: number,
     srcPos?: number,
     srcLen?: number,
+    speculative?: boolean,
   ): Promise<Int32Array>;
   /**
    * Tests only: a native thread hands 0..count-1 to `onItem` on this thread through the path fill

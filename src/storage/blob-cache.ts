@@ -482,13 +482,15 @@ export class CachedBlob implements BlobSource {
   private async _fetchRange(r: FetchRange, h: FetchHandle, onRead?: (ok: boolean) => void): Promise<boolean> {
     const { backend, counters, log, demand } = this._ctx;
     const prefetch = h.priority === 'prefetch';
-    if (!prefetch && this._fromFile) return this._fetchFromFile(r, onRead);
+    // Readahead and prefetch fills yield to on-demand ones on the fill threads.
+    const speculative = prefetch || h.ahead === true;
+    if (!prefetch && this._fromFile) return this._fetchFromFile(r, onRead, speculative);
     const signal = h.abort ? AbortSignal.any([this._lifetime.signal, h.abort.signal]) : this._lifetime.signal;
     let buf: Buffer;
     let ok = false;
     // A backend that lands a read whole (local ones, which read into reused memory instead:
     // read-buffers.ts) has no bytes to fill from before the end, so only the others stream.
-    const sf = !prefetch && r.chunks.length > 1 && !this._ctx.buffers ? new StreamFill(this._fillHost, r) : undefined;
+    const sf = !prefetch && r.chunks.length > 1 && !this._ctx.buffers ? new StreamFill(this._fillHost, r, speculative) : undefined;
     const into = sf ? undefined : this._ctx.buffers?.acquire(r.length);
     if (!prefetch) {
       demand?.begin();
@@ -514,7 +516,7 @@ export class CachedBlob implements BlobSource {
     // A backend that returned other memory never wrote `into`: it is free now, not after the fill.
     if (into && buf !== into) this._ctx.buffers?.release(into);
     try {
-      await (sf ? sf.finish(buf) : fillRange(this._fillHost, r, buf));
+      await (sf ? sf.finish(buf) : fillRange(this._fillHost, r, buf, speculative));
     } finally {
       // The fill settled: the native fill threads no longer read it (the spill keeps a copy).
       if (into && buf === into) this._ctx.buffers?.release(into);
@@ -528,7 +530,7 @@ export class CachedBlob implements BlobSource {
    * between the read and the fill. Prefetch keeps the backend read (its scheduler sends the next
    * request once a read has ended, while the fill runs).
    */
-  private async _fetchFromFile(r: FetchRange, onRead?: (ok: boolean) => void): Promise<boolean> {
+  private async _fetchFromFile(r: FetchRange, onRead?: (ok: boolean) => void, speculative = false): Promise<boolean> {
     const { backend, counters, log, demand } = this._ctx;
     demand?.begin();
     this.fetchObserver?.(this, r);
@@ -536,7 +538,7 @@ export class CachedBlob implements BlobSource {
     let err: Error | undefined;
     try {
       const file = await backend.fileRange(this.info.blobId, r.offset, r.length);
-      const read = await fillFromFile(this._fillHost, r, file);
+      const read = await fillFromFile(this._fillHost, r, file, speculative);
       if (read.errno !== 0) {
         err = new StorageError('ERR_BACKEND', `blob ${this.info.blobId}: read at offset ${file.position} of ${file.path} failed: ${errnoName(read.errno)}`);
       } else {

@@ -44,8 +44,11 @@ export interface FillHost {
   spilled(c: ChunkInfo): void;
 }
 
-/** Fills the chunks of `r` from `buf` (the backend's bytes for r) and settles every one. */
-export async function fillRange(h: FillHost, r: FetchRange, buf: Buffer): Promise<void> {
+/**
+ * Fills the chunks of `r` from `buf` (the backend's bytes for r) and settles every one.
+ * `speculative`: nobody waits for them yet (readahead, prefetch); on-demand fills go first.
+ */
+export async function fillRange(h: FillHost, r: FetchRange, buf: Buffer, speculative = false): Promise<void> {
   const closed = h.closedError();
   if (closed) {
     for (const c of r.chunks) h.settle(c, closed);
@@ -65,7 +68,7 @@ export async function fillRange(h: FillHost, r: FetchRange, buf: Buffer): Promis
     for (const c of r.chunks) h.settle(c, err instanceof Error ? err : new Error(String(err)));
     return;
   }
-  await fillFrom(h, r, src, algo, chunks);
+  await fillFrom(h, r, src, algo, chunks, speculative);
 }
 
 /** What reading the file range of fillFromFile came to. */
@@ -81,25 +84,25 @@ export interface FileRead {
  * the native fill reads itself on its thread. Every chunk is settled, except when the read fails:
  * the caller then settles them with the backend's error. Not for gzip (decoded in JavaScript).
  */
-export async function fillFromFile(h: FillHost, r: FetchRange, file: FileRange): Promise<FileRead> {
+export async function fillFromFile(h: FillHost, r: FetchRange, file: FileRange, speculative = false): Promise<FileRead> {
   const closed = h.closedError();
   if (closed) {
     for (const c of r.chunks) h.settle(c, closed);
     return { errno: 0, micros: 0 };
   }
   const src = { fd: file.fd, position: file.position, length: r.length };
-  return fillFrom(h, r, src, compressorToEnum(h.info.compressor), plainPlan(r));
+  return fillFrom(h, r, src, compressorToEnum(h.info.compressor), plainPlan(r), speculative);
 }
 
 function plainPlan(r: FetchRange): FillChunk[] {
   return r.chunks.map((c) => planOf(c, c.compressedOffset - r.offset, c.compressedSize, c.compressed));
 }
 
-async function fillFrom(h: FillHost, r: FetchRange, src: FillRequest['src'], algo: number, chunks: FillChunk[]): Promise<FileRead> {
+async function fillFrom(h: FillHost, r: FetchRange, src: FillRequest['src'], algo: number, chunks: FillChunk[], speculative: boolean): Promise<FileRead> {
   const tryCache = h.health.shouldTry();
   let outcome;
   try {
-    outcome = await fill({ algo, digester: digesterToEnum(h.info.digester), validate: h.validate, src, chunks, fd: tryCache ? h.fd : -1, map: h.map, allowSpill: true });
+    outcome = await fill({ algo, digester: digesterToEnum(h.info.digester), validate: h.validate, src, chunks, fd: tryCache ? h.fd : -1, map: h.map, allowSpill: true, speculative });
   } catch (err) {
     const e = new StorageError('ERR_CACHE_FILE', `blob ${h.info.blobId}: filling ${r.chunks.length} chunk(s) failed: ${(err as Error).message}`, { cause: err });
     for (const c of r.chunks) h.settle(c, e);

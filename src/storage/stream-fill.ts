@@ -20,6 +20,8 @@ export class StreamFill {
   constructor(
     private readonly _h: FillHost,
     private readonly _r: FetchRange,
+    /** Readahead: the fills yield to on-demand ones (cache-fill.ts fillRange). */
+    private readonly _speculative = false,
   ) {
     this._chunks = [..._r.chunks].sort((a, b) => a.compressedOffset - b.compressedOffset);
   }
@@ -57,6 +59,6 @@ export class StreamFill {
     for (const c of chunks) end = Math.max(end, c.compressedOffset + c.compressedSize);
     const sub: FetchRange = { offset: first.compressedOffset, length: end - first.compressedOffset, chunks };
     const at = sub.offset - this._r.offset;
-    return fillRange(this._h, sub, buf.subarray(at, at + sub.length));
+    return fillRange(this._h, sub, buf.subarray(at, at + sub.length), this._speculative);
   }
 }

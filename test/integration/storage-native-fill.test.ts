@@ -262,3 +262,38 @@ test('a blob file that ends before the range: the on-demand read fails with the 
     await service.close();
   }
 });
+
+test('speculative fills (readahead, prefetch) and on-demand ones submitted together all complete, from a Buffer or the blob file', async () => {
+  const sb = buildBlob({ sizes: Array.from({ length: 24 }, () => 256 << 10), compressor: 'lz4_block' });
+  const dir = join(tmpRoot, 'priority');
+  mkdirSync(dir);
+  writeFileSync(join(dir, 'blob'), sb.blob);
+  const map = openChunkMap(join(dir, 'blob.data.chunk_map'), sb.info.chunkCount);
+  const fh = await open(join(dir, 'blob.data'), 'w+');
+  const src = await open(join(dir, 'blob'), 'r');
+  try {
+    // One fill per chunk, more than the pool has threads, so both queues hold work.
+    const outs = await Promise.all(
+      sb.chunks.map((c, i) => {
+        const fromFile = i % 3 === 0;
+        const chunk = {
+          srcOffset: fromFile ? 0 : c.compressedOffset, storedSize: c.compressedSize, fileOffset: c.uncompressedOffset,
+          size: c.uncompressedSize, compressed: c.compressed, index: c.chunkIndex, digest: c.digest, compressedOffset: c.compressedOffset,
+        };
+        const from = fromFile ? { fd: src.fd, position: c.compressedOffset, length: c.compressedSize } : sb.blob;
+        return fill({ algo: CompressAlgo.Lz4Block, digester: DigestAlgo.Blake3, validate: true, src: from, chunks: [chunk], fd: fh.fd, map, allowSpill: false, speculative: i % 2 === 0 });
+      }),
+    );
+    const data = readFileSync(join(dir, 'blob.data'));
+    sb.chunks.forEach((c, i) => {
+      assert.equal(outs[i]?.sourceError, 0, `chunk ${i} source`);
+      assert.equal(outs[i]?.status[0], kFillCached, `chunk ${i}`);
+      assert.ok(map.isReady(c.chunkIndex), `chunk ${i} ready`);
+      assert.ok(data.subarray(c.uncompressedOffset, c.uncompressedOffset + c.uncompressedSize).equals(sb.data[i] ?? Buffer.alloc(0)), `chunk ${i} data`);
+    });
+  } finally {
+    await src.close();
+    await fh.close();
+    map.close();
+  }
+});

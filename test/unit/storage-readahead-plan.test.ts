@@ -135,9 +135,51 @@ function startStream(ra: SequentialReadahead, m: ReturnType<typeof model>, from 
   return miss(ra, m, from + 4);
 }
 
-test('local defaults: a bounded number of requests in flight, each smaller than the window', () => {
-  assert.equal(kLocalReadaheadDefaults.maxInflight, 2);
+test('local defaults: a bounded number of requests in flight, each smaller than the window and at most one chunk of work', () => {
+  // Three: two decode on the fill threads while the third waits queued behind on-demand fills.
+  assert.equal(kLocalReadaheadDefaults.maxInflight, 3);
   assert.ok(kLocalReadaheadDefaults.requestBytes < kLocalReadaheadDefaults.initialWindow);
+  assert.equal(kLocalReadaheadDefaults.requestUncompressed, 1024 * KiB);
+});
+
+/** n chunks of 64 KiB that compress to 16 KiB each, stored back to back. */
+function compressible(n: number): ReadaheadView {
+  const chunks: ChunkInfo[] = Array.from({ length: n }, (_, i) => ({
+    chunkIndex: i,
+    compressedOffset: i * 16 * KiB,
+    compressedSize: 16 * KiB,
+    uncompressedOffset: i * kChunk,
+    uncompressedSize: kChunk,
+    compressed: true,
+    fileOffset: i * kChunk,
+    blobIndex: 0,
+    digest: Buffer.alloc(32, 1),
+  }));
+  return { chunkCount: n, batchSize: 128 * KiB, chunkAt: (i) => chunks[i], candidate: (i) => chunks[i] };
+}
+
+test('requestUncompressed cuts a well compressed stretch into requests of that much decoding each', () => {
+  const start = (ra: SequentialReadahead, view: ReadaheadView): FetchRange[] => {
+    ra.touched([0], 1, view);
+    ra.touched([1], 2, view);
+    return ra.touched([2], 3, view);
+  };
+  const view = compressible(400);
+  // Without the cap: 256 KiB of compressed bytes per request, 16 chunks (1 MiB to decode).
+  const plain = start(new SequentialReadahead(kOpts), view);
+  assert.equal(plain[0]?.chunks.length, 16);
+  const capped = start(new SequentialReadahead({ ...kOpts, requestUncompressed: 128 * KiB }), view);
+  // The same chunks, in the same order, two per request, each request one contiguous range.
+  assert.deepEqual(indexes(capped), indexes(plain));
+  for (const r of capped) {
+    assert.equal(r.chunks.length, 2);
+    const [a, b] = r.chunks as [ChunkInfo, ChunkInfo];
+    assert.equal(r.offset, a.compressedOffset);
+    assert.equal(r.length, b.compressedOffset + b.compressedSize - a.compressedOffset);
+  }
+  // A chunk larger than the cap still goes out, alone.
+  const big = start(new SequentialReadahead({ ...kOpts, requestUncompressed: 16 * KiB }), view);
+  assert.deepEqual(big.map((r) => r.chunks.length), indexes(plain).map(() => 1));
 });
 
 test('with maxInflight 2 two requests go out, and one more per delivery', () => {

@@ -28,12 +28,25 @@ FillPool::~FillPool() {
   for (auto& t : threads_) t.join();
 }
 
-void FillPool::Submit(std::function<void()> task) {
+void FillPool::Submit(std::function<void()> task, FillPriority priority) {
   {
     std::lock_guard lock(mu_);
-    tasks_.push_back(std::move(task));
+    (priority == FillPriority::kOnDemand ? urgent_ : speculative_).push_back(std::move(task));
   }
   cv_.notify_one();
+}
+
+std::function<void()> FillPool::Take() {
+  const bool starved = !speculative_.empty() && passed_over_ >= kMaxPassOver;
+  auto& q = urgent_.empty() || starved ? speculative_ : urgent_;
+  if (&q == &speculative_) {
+    passed_over_ = 0;
+  } else if (!speculative_.empty()) {
+    ++passed_over_;
+  }
+  auto task = std::move(q.front());
+  q.pop_front();
+  return task;
 }
 
 void FillPool::Loop() {
@@ -44,11 +57,10 @@ void FillPool::Loop() {
   (void)SetBulkThreadSched();
   std::unique_lock lock(mu_);
   for (;;) {
-    cv_.wait(lock, [this] { return stopping_ || !tasks_.empty(); });
-    // Drains what was queued before stopping: a submitted fill always completes.
-    if (tasks_.empty()) return;
-    auto task = std::move(tasks_.front());
-    tasks_.pop_front();
+    cv_.wait(lock, [this] { return stopping_ || !urgent_.empty() || !speculative_.empty(); });
+    // Drains both queues before stopping: a submitted fill always completes.
+    if (urgent_.empty() && speculative_.empty()) return;
+    auto task = Take();
     lock.unlock();
     task();
     lock.lock();
