@@ -24,6 +24,23 @@ const kChunks = 256;
 const kDepth = 4;
 const kGroup = 16;
 
+/**
+ * NYDUS_BENCH_LOOP_TICKS=DIR: also writes, per rep, the CLOCK_MONOTONIC time (ns) of every turn of
+ * a 1 ms interval timer during the window, to line each late turn up with a scheduler trace
+ * (`perf record -k CLOCK_MONOTONIC`). Off by default: the timer is one more callback per ms.
+ */
+const kTickDir = process.env['NYDUS_BENCH_LOOP_TICKS'];
+
+class LoopTicks {
+  private readonly _t: bigint[] = [process.hrtime.bigint()];
+  private readonly _timer = setInterval(() => this._t.push(process.hrtime.bigint()), 1);
+
+  save(path: string): void {
+    clearInterval(this._timer);
+    writeFileSync(path, JSON.stringify({ pid: process.pid, ticks_ns: this._t.map(String) }));
+  }
+}
+
 /** The worst delay of an idle event loop over `ms` on this machine right now (scheduling noise). */
 async function idleLoopMaxMs(ms: number): Promise<number> {
   const h = monitorEventLoopDelay({ resolution: 1 });
@@ -76,6 +93,7 @@ export async function measureValidatedColdLoop(workDir: string, reps: number, ra
         });
         gcObserver.observe({ entryTypes: ['gc'] });
         const s0 = threadSchedMs();
+        const ticks = kTickDir === undefined ? undefined : new LoopTicks();
         h.enable();
         const t0 = performance.now();
         // CLOCK_MONOTONIC, for lining the window up with a trace (`perf record -k mono`).
@@ -84,6 +102,7 @@ export async function measureValidatedColdLoop(workDir: string, reps: number, ra
         const mono1 = process.hrtime.bigint();
         const ms = performance.now() - t0;
         h.disable();
+        if (ticks && kTickDir !== undefined) ticks.save(join(kTickDir, `cold-validated-${process.pid}-${rep}.json`));
         const s1 = threadSchedMs();
         const peer = await probe.end();
         gcObserver.disconnect();
