@@ -129,11 +129,13 @@ class WakeQueue {
  public:
   // Any thread.
   void Push(T item, LoopWake* wake) {
-    {
-      std::lock_guard lock(mu_);
-      items_.push_back(std::move(item));
-    }
+    Enqueue(std::move(item));
     wake->Send();
+  }
+  // Any thread: queues without waking (the caller sends the wake itself, after its own locks).
+  void Enqueue(T item) {
+    std::lock_guard lock(mu_);
+    items_.push_back(std::move(item));
   }
   // JS thread: everything queued so far, oldest first. The returned vector is reused by the next
   // call (callers consume it before then).

@@ -152,6 +152,8 @@ export interface NativeAddon {
   setLogHandler(handler: ((level: number, module: string, message: string) => void) | null): void;
   setLogLevel(level: number): void;
   nativeLog(level: number, module: string, message: string): void;
+  /** Tests only: `threads` native threads each log `count` info records "<thread> <seq>" (joined before it returns). */
+  nativeLogBurst(threads: number, count: number, module: string): void;
 
   compress(algo: number, src: Buffer, level?: number): Buffer;
   decompress(algo: number, src: Buffer, uncompressedSize: number): Buffer;
