@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <cstddef>
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
@@ -26,9 +27,11 @@
 #include "common/thread_sched.h"
 #include "testing.h"
 
+using nydus::BulkYieldPoint;
 using nydus::GetThreadSched;
 using nydus::kBulkIoStep;
 using nydus::kBulkSliceNs;
+using nydus::kBulkYieldNs;
 using nydus::SetBulkThreadSched;
 using nydus::ThreadSched;
 
@@ -103,6 +106,43 @@ NTEST(ThreadSched, NiceAndBatchAreKept) {
   got = UnderPolicy(SCHED_BATCH);
   NEXPECT_EQ(got.policy, SCHED_BATCH);
   if (KernelHasSlices()) NEXPECT_EQ(got.slice_ns, kBulkSliceNs);
+}
+
+NTEST(ThreadSched, OnlyBulkThreadsYieldAndAtMostOncePerInterval) {
+  // Threads that are not bulk (the JS thread, FUSE workers: they share exact_io.h with the fill
+  // threads) never yield at a step boundary.
+  int plain = 0;
+  std::thread([&] {
+    for (int i = 0; i < 1000; ++i) plain += BulkYieldPoint() ? 1 : 0;
+  }).join();
+  NEXPECT_EQ(plain, 0);
+  // A bulk thread yields at its first boundary, again once the interval passed since, and never
+  // twice within one interval.
+  bool first = false, later = false;
+  uint64_t count = 0, ns = 0;
+  std::thread([&] {
+    NEXPECT_EQ(SetBulkThreadSched(), 0);
+    first = BulkYieldPoint();
+    std::this_thread::sleep_for(std::chrono::nanoseconds(kBulkYieldNs));
+    later = BulkYieldPoint();
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < 200000; ++i) count += BulkYieldPoint() ? 1 : 0;
+    ns = static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0)
+            .count());
+  }).join();
+  NEXPECT_TRUE(first);
+  NEXPECT_TRUE(later);
+  NEXPECT_LE(count, ns / kBulkYieldNs + 1);
+  // Under a policy the bulk policy leaves alone, no yields either.
+  int idle = 0;
+  std::thread([&] {
+    sched_param p{};
+    NEXPECT_EQ(sched_setscheduler(0, SCHED_IDLE, &p), 0);
+    NEXPECT_EQ(SetBulkThreadSched(), 0);
+    for (int i = 0; i < 1000; ++i) idle += BulkYieldPoint() ? 1 : 0;
+  }).join();
+  NEXPECT_EQ(idle, 0);
 }
 
 NTEST(ThreadSched, IdleThreadsAreLeftAlone) {
