@@ -28,6 +28,8 @@ int Exact(Io io, int fd, Buf* buf, size_t len, uint64_t off) {
     }
     if (n == 0) return -EIO;
     done += static_cast<size_t>(n);
+    // A step boundary: a loop waiting behind this thread gets the CPU (thread_sched.h).
+    BulkYieldPoint();
   }
   return 0;
 }

@@ -7,6 +7,7 @@
 
 #include "cache/exact_io.h"
 #include "common/log.h"
+#include "common/thread_sched.h"
 
 namespace nydus::cache {
 
@@ -75,6 +76,7 @@ int LayoutStore::StoreEncrypted(std::span<const FillChunk* const> run, const uin
     ChunkCryptKey(o.key, o.convergent, c->digest, key);
     const uint64_t at = c->file_offset - base;
     if (EncryptUnits(key, decoded + at, c->size, sealed.get() + at) != 0) return -EIO;
+    BulkYieldPoint();  // a step boundary (thread_sched.h)
   }
   return PwriteAll(fd_, sealed.get(), len, base);
 }
