@@ -23,6 +23,14 @@ export function effectiveBatch(batchSize: number): number {
   return Math.max(batchSize, kMinBatchSize);
 }
 
+/** The request that spans `chunks` exactly (ordered by compressed offset, at least one). */
+export function rangeOf(chunks: ChunkInfo[]): FetchRange {
+  const offset = (chunks[0] as ChunkInfo).compressedOffset;
+  let end = 0;
+  for (const c of chunks) end = Math.max(end, c.compressedOffset + c.compressedSize);
+  return { offset, length: end - offset, chunks };
+}
+
 /**
  * Merges chunks (any order, unique chunk indexes) into ranges of at most `maxLength` bytes
  * (default: the larger of batch and kMaxMergedRequest; a single larger chunk is a range alone).

@@ -18,7 +18,7 @@
  * chunks: known, safe to fill, not cached, not in flight). Pure planning: no I/O.
  */
 import type { FetchRange } from './fetch-plan.js';
-import { effectiveBatch, mergeChunks } from './fetch-plan.js';
+import { effectiveBatch, mergeChunks, rangeOf } from './fetch-plan.js';
 import type { ChunkInfo } from './types.js';
 
 export interface ReadaheadOptions {
@@ -233,9 +233,7 @@ export function splitUncompressed(ranges: FetchRange[], cap: number): FetchRange
     let bytes = 0;
     const flush = (): void => {
       if (cur.length === 0) return;
-      const first = cur[0] as ChunkInfo;
-      const last = cur[cur.length - 1] as ChunkInfo;
-      out.push(cur.length === r.chunks.length ? r : { offset: first.compressedOffset, length: last.compressedOffset + last.compressedSize - first.compressedOffset, chunks: cur });
+      out.push(cur.length === r.chunks.length ? r : rangeOf(cur));
       cur = [];
       bytes = 0;
     };

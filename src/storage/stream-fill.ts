@@ -9,6 +9,7 @@
 import type { FillHost } from './cache-fill.js';
 import { fillRange } from './cache-fill.js';
 import type { FetchRange } from './fetch-plan.js';
+import { rangeOf } from './fetch-plan.js';
 import type { ChunkInfo } from './types.js';
 
 export class StreamFill {
@@ -54,10 +55,7 @@ export class StreamFill {
   }
 
   private _fill(chunks: ChunkInfo[], buf: Buffer): Promise<void> {
-    const first = chunks[0] as ChunkInfo;
-    let end = 0;
-    for (const c of chunks) end = Math.max(end, c.compressedOffset + c.compressedSize);
-    const sub: FetchRange = { offset: first.compressedOffset, length: end - first.compressedOffset, chunks };
+    const sub = rangeOf(chunks);
     const at = sub.offset - this._r.offset;
     return fillRange(this._h, sub, buf.subarray(at, at + sub.length), this._speculative);
   }
