@@ -86,24 +86,16 @@ export function dropBitsOverHoles(files: CacheFiles, range: ChunkRange | ChunkRa
   if (ready.length === 0) return 0;
   const ext = dataExtents(files.fh.fd);
   const n = ext.length / 2;
-  const bulk = typeof range === 'function' ? undefined : range.of(ready);
+  const ranges = typeof range === 'function' ? perChunk(ready, range) : range.of(ready);
   // A data file that is one extent (a warm cache whose chunks were all fetched): a tight loop
   // over the ranges finds every chunk inside it in the common case, where the general loop
   // below costs a start several milliseconds more.
-  if (bulk !== undefined && n === 1 && allInside(bulk, ext[0] as number, ext[1] as number)) return 0;
+  if (n === 1 && allInside(ranges, ext[0] as number, ext[1] as number)) return 0;
   let cleared = 0;
   for (let k = 0; k < ready.length; k++) {
     const i = ready[k] as number;
-    let offset: number;
-    let size: number;
-    if (bulk !== undefined) {
-      offset = bulk[2 * k] as number;
-      size = bulk[2 * k + 1] as number;
-    } else {
-      const r = (range as ChunkRange)(i);
-      offset = r?.offset ?? Number.NaN;
-      size = r?.size ?? Number.NaN;
-    }
+    const offset = ranges[2 * k] as number;
+    const size = ranges[2 * k + 1] as number;
     // Without the chunk's range only a data file with no data at all is known to have lost it.
     if (Number.isNaN(offset)) {
       if (n === 0 && files.map.clearReady(i)) cleared++;
@@ -126,6 +118,19 @@ export function dropBitsOverHoles(files: CacheFiles, range: ChunkRange | ChunkRa
     if (!covered && files.map.clearReady(i)) cleared++;
   }
   return cleared;
+}
+
+/** The ranges of `indexes`, one call of `range` each, as ChunkRanges gives them (NaN: none). */
+function perChunk(indexes: Uint32Array, range: ChunkRange): Float64Array {
+  const out = new Float64Array(indexes.length * 2).fill(Number.NaN);
+  indexes.forEach((i, k) => {
+    const r = range(i);
+    if (r) {
+      out[2 * k] = r.offset;
+      out[2 * k + 1] = r.size;
+    }
+  });
+  return out;
 }
 
 /** Whether every `[offset, size]` pair of `ranges` lies within [start, end). */
