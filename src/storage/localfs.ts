@@ -3,13 +3,13 @@
  * with `alt_dirs` searched when the primary file is missing or empty (upstream
  * storage/src/backend/localfs.rs). Reads are positional on a cached file handle per blob.
  */
-import { statSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import { open, realpath, stat } from 'node:fs/promises';
+import { open, realpath } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import type { LocalFsConfig } from '../config/index.js';
 import { ConfigError } from '../config/index.js';
+import { fsCalls } from '../util/fs-calls.js';
 import type { FileRange, RawBackend, ReadOptions } from './backend.js';
 import { checkBlobId } from './blob-id.js';
 import { errnoCode, StorageError } from './contract/errors.js';
@@ -22,7 +22,7 @@ interface OpenBlob {
 
 async function isDir(path: string, blocking: boolean): Promise<boolean> {
   try {
-    return (blocking ? statSync(path) : await stat(path)).isDirectory();
+    return (await fsCalls(blocking).stat(path)).isDirectory();
   } catch {
     return false;
   }
@@ -42,7 +42,7 @@ export class LocalFsBackend implements RawBackend {
   static async create(cfg: LocalFsConfig, at = 'backend.localfs', blocking = false): Promise<LocalFsBackend> {
     if (cfg.blob_file !== '') {
       try {
-        if (!(blocking ? statSync(cfg.blob_file) : await stat(cfg.blob_file)).isFile()) throw new Error('not a regular file');
+        if (!(await fsCalls(blocking).stat(cfg.blob_file)).isFile()) throw new Error('not a regular file');
       } catch (err) {
         throw new ConfigError(`${at}.blob_file ${cfg.blob_file}: ${errnoCode(err)}`);
       }

@@ -3,13 +3,12 @@
  * directory, shared counters, and per-image blob sources. Construction does every check that
  * can fail before serving starts (backend paths, cache dir creatable and writable).
  */
-import { mkdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
-import { mkdir, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { ConfigError, kUserAgent } from '../config/index.js';
 import { kBlobFeatures } from '../rafs/layout/constants.js';
 import { NotSupportedError } from '../util/errors.js';
+import { fsCalls } from '../util/fs-calls.js';
 import type { Logger } from '../util/logger.js';
 import { nullLogger } from '../util/logger.js';
 import type { BackendStats, RawBackend } from './backend.js';
@@ -33,15 +32,12 @@ import type { AuthUpdate } from './registry/auth.js';
 import type { StorageSettings } from './settings.js';
 import type { BlobInfo } from './types.js';
 
-const kAsyncFs = { mkdir, stat, writeFile, unlink };
-const kSyncFs = { mkdir: mkdirSync, stat: statSync, writeFile: writeFileSync, unlink: unlinkSync };
-
 /**
  * Creates the cache directory if needed and proves it is a writable directory. `blocking`: with
  * synchronous calls, for a daemon's start (CreateBackendOptions.startup), same checks and errors.
  */
 export async function prepareCacheDir(dir: string, key: string, blocking = false): Promise<void> {
-  const fs = blocking ? kSyncFs : kAsyncFs;
+  const fs = fsCalls(blocking);
   try {
     await fs.mkdir(dir, { recursive: true });
   } catch (err) {
